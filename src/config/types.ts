@@ -1,0 +1,101 @@
+// The validated, defaulted configuration as the rest of Postern sees it.
+// Durations are milliseconds, sizes are bytes, addresses are parsed.
+// YAML keys are in ../shared/CONTRACT.md; this file is the in-memory form.
+
+export interface HostPort {
+  host: string; // IPv6 without brackets
+  port: number;
+  /** As written in the config, `HOST:PORT` or `[v6]:PORT`; used in logs and metrics. */
+  text: string;
+}
+
+export type TlsMode = 'none' | 'starttls' | 'implicit';
+
+export interface ListenerConfig {
+  name: string;
+  listen: HostPort;
+  tls: TlsMode;
+  proxy_protocol: 'off' | 'on';
+  /** CIDR strings as written, e.g. `10.0.0.0/8`, `::1/128`. */
+  trusted_proxies: string[];
+  proxy_protocol_timeout: number;
+}
+
+export interface CertificateConfig {
+  cert: string;
+  key: string;
+  ocsp?: string;
+}
+
+export interface TlsConfig {
+  certificates: CertificateConfig[];
+  min_version: 'TLSv1.2' | 'TLSv1.3';
+  session_tickets: boolean;
+  ticket_keys: { file: string | null; rotate: number; lifetime: number };
+  session_cache: { size: number; lifetime: number };
+}
+
+export type Identity = 'xclient' | 'proxy-v2' | 'proxy-v1' | 'none';
+export type Strategy = 'round-robin' | 'least-connections' | 'client-hash';
+
+export interface ServerConfig {
+  address: HostPort;
+  weight: number;
+  drain: boolean;
+}
+
+export interface BackendsConfig {
+  identity: Identity;
+  strategy: Strategy;
+  servers: ServerConfig[];
+  connect_timeout: number;
+  /** Timeout for each reply during the backend handshake (greeting, EHLO, XCLIENT). */
+  reply_timeout: number;
+  health_check: { interval: number; timeout: number; rise: number; fall: number };
+  tls: {
+    starttls: 'off' | 'optional' | 'required';
+    verify: boolean;
+    servername: string | null;
+    ca: string | null;
+  };
+  /** Look up the client's PTR name for XCLIENT NAME (otherwise `[UNAVAILABLE]`). */
+  reverse_lookup: boolean;
+}
+
+export interface LimitsConfig {
+  max_connections: number;
+  per_ip: { connections: number; rate: { count: number; window: number } };
+  mailmax: number | null;
+  rcptmax: number | null;
+  rcptdomainmax: number | null;
+  message_size: number;
+  line_length: number;
+  timeouts: { command: number; data: number; greeting: number };
+}
+
+export interface SmtpConfig {
+  /** `reject`: a body with a bare LF or CR is never relayed (SMTP smuggling defence). */
+  bare_lf: 'reject' | 'normalize';
+  /** VRFY/EXPN are answered `252`/`502` by Postern unless `relay`. */
+  vrfy: 'refuse' | 'relay';
+  expn: 'refuse' | 'relay';
+}
+
+export interface LogConfig {
+  level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  format: 'json' | 'text';
+  anomalies: 'all' | 'none' | string[];
+}
+
+export interface Config {
+  hostname: string;
+  listeners: ListenerConfig[];
+  tls: TlsConfig | null;
+  backends: BackendsConfig;
+  limits: LimitsConfig;
+  smtp: SmtpConfig;
+  log: LogConfig;
+  metrics: { listen: HostPort } | null;
+  received_header: boolean;
+  shutdown_grace: number;
+}
