@@ -1,0 +1,143 @@
+// One SMTP connection to a backend server. During the handshake replies are awaited one
+// at a time (`expect`); in relay mode every reply goes to the session's handler.
+
+import net from 'node:net';
+import type { HostPort } from '../config/types.js';
+import { ReplyParser, ReplyParseError, type Reply } from '../smtp/reply.js';
+import { BackendError } from './errors.js';
+
+export interface RelayHandlers {
+  onReply(reply: Reply): void;
+  /** The connection ended without us asking for it; `err` for resets and parse failures. */
+  onClose(err: Error | null): void;
+}
+
+export class BackendConnection {
+  readonly #parser = new ReplyParser();
+  #replies: Reply[] = [];
+  #waiter: { resolve(r: Reply): void; reject(e: Error): void; timer: NodeJS.Timeout } | null = null;
+  #relay: RelayHandlers | null = null;
+  #closed: Error | null = null;
+  #ending = false;
+  bytesOut = 0;
+
+  private constructor(
+    readonly socket: net.Socket,
+    readonly server: HostPort,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', (err) => this.#onEnd(err));
+    socket.on('close', () => this.#onEnd(null));
+  }
+
+  static connect(server: HostPort, timeoutMs: number): Promise<BackendConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: server.host, port: server.port, noDelay: true });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new BackendError('BACKEND_CONNECT', `connect to ${server.text} timed out`));
+      }, timeoutMs);
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new BackendError('BACKEND_CONNECT', `connect to ${server.text}: ${err.message}`));
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(new BackendConnection(socket, server));
+      });
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed !== null || this.socket.destroyed;
+  }
+
+  /** The next reply, within `timeoutMs`. Handshake mode only. */
+  expect(timeoutMs: number): Promise<Reply> {
+    const queued = this.#replies.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.#closed) return Promise.reject(this.#closed);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiter = null;
+        reject(new BackendError('BACKEND_TIMEOUT', `no reply from ${this.server.text} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#waiter = { resolve, reject, timer };
+    });
+  }
+
+  /** Sends a command and waits for its reply. */
+  async command(line: string, timeoutMs: number): Promise<Reply> {
+    this.write(line + '\r\n');
+    return this.expect(timeoutMs);
+  }
+
+  write(data: string | Buffer): boolean {
+    this.bytesOut += data.length;
+    return this.socket.write(data);
+  }
+
+  /** Switches to relay mode: from now on replies go to `handlers`. */
+  relay(handlers: RelayHandlers): void {
+    this.#relay = handlers;
+    const early = this.#replies;
+    this.#replies = [];
+    for (const r of early) handlers.onReply(r);
+  }
+
+  /** Polite end: QUIT, then close once the server answers or after `graceMs`. */
+  quit(graceMs = 2000): void {
+    if (this.#ending || this.closed) return;
+    this.#ending = true;
+    this.#relay = null;
+    this.socket.write('QUIT\r\n');
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), graceMs).unref();
+  }
+
+  /** Abort: the server sees the connection drop (and so discards any open transaction). */
+  destroy(): void {
+    this.#ending = true;
+    this.#relay = null;
+    this.socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    let replies: Reply[];
+    try {
+      replies = this.#parser.push(chunk);
+    } catch (err) {
+      const e =
+        err instanceof ReplyParseError
+          ? new BackendError('BACKEND_PROTOCOL', `${this.server.text} sent a malformed reply: ${err.message}: ${JSON.stringify(err.line)}`)
+          : (err as Error);
+      this.socket.destroy();
+      this.#onEnd(e);
+      return;
+    }
+    for (const r of replies) {
+      if (this.#relay) this.#relay.onReply(r);
+      else if (this.#waiter) {
+        const w = this.#waiter;
+        this.#waiter = null;
+        clearTimeout(w.timer);
+        w.resolve(r);
+      } else if (!this.#ending) this.#replies.push(r);
+    }
+  }
+
+  #onEnd(err: Error | null): void {
+    if (this.#closed) return;
+    this.#closed = err ?? new BackendError('BACKEND_CLOSED', `${this.server.text} closed the connection`);
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = null;
+      clearTimeout(w.timer);
+      w.reject(this.#closed);
+    }
+    const relay = this.#relay;
+    this.#relay = null;
+    if (relay && !this.#ending) relay.onClose(err);
+  }
+}

@@ -1,0 +1,40 @@
+// Active SMTP health check: connect, 220, EHLO (recording capabilities), QUIT and wait for
+// 221. Never pipelined and never a bare drop: checks that skip QUIT fill MTA logs with errors.
+
+import type { Identity, HostPort } from '../config/types.js';
+import type { Capabilities } from '../smtp/ehlo.js';
+import { BackendConnection } from './connection.js';
+import { BackendError } from './errors.js';
+import { ehlo } from './handshake.js';
+
+export async function checkServer(
+  server: HostPort,
+  opts: { identity: Identity; hostname: string; timeout: number },
+): Promise<Capabilities> {
+  const deadline = Date.now() + opts.timeout;
+  const left = () => Math.max(1, deadline - Date.now());
+  const conn = await BackendConnection.connect(server, opts.timeout);
+  try {
+    const greeting = await conn.expect(left());
+    if (greeting.code !== 220) {
+      throw new BackendError('BACKEND_REPLY', `greeting: ${greeting.code} ${greeting.lines[0] ?? ''}`, greeting);
+    }
+    const caps = await ehlo(conn, opts.hostname, left());
+    if (opts.identity === 'xclient') {
+      const attrs = new Set((caps.get('XCLIENT') ?? []).map((a) => a.toUpperCase()));
+      if (!attrs.has('ADDR') || !attrs.has('PORT')) {
+        throw new BackendError(
+          'BACKEND_NO_XCLIENT',
+          caps.has('XCLIENT')
+            ? 'XCLIENT offered without ADDR and PORT'
+            : 'XCLIENT not offered to us (check smtpd_authorized_xclient_hosts / hosts_xclient)',
+        );
+      }
+    }
+    const bye = await conn.command('QUIT', left()).catch(() => null);
+    if (bye && bye.code !== 221) throw new BackendError('BACKEND_REPLY', `QUIT: ${bye.code}`, bye);
+    return caps;
+  } finally {
+    conn.destroy();
+  }
+}

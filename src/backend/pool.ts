@@ -1,0 +1,160 @@
+// The configured backend servers, their health and load, and which of them a session
+// should try. Active checks run every `interval`; failures in real sessions count too.
+
+import type { BackendsConfig, ServerConfig } from '../config/types.js';
+import type { Logger } from '../observe/logger.js';
+import type { Metrics } from '../observe/metrics.js';
+import { capSize, type Capabilities } from '../smtp/ehlo.js';
+import { order, type Balanced } from './balancer.js';
+import { BackendError } from './errors.js';
+import { checkServer } from './health.js';
+
+export class ServerState implements Balanced {
+  readonly key: string;
+  readonly weight: number;
+  active = 0;
+  current = 0;
+  /** null until the first check has finished. */
+  up: boolean | null = null;
+  reason = 'not checked yet';
+  caps: Capabilities | null = null;
+  okStreak = 0;
+  failStreak = 0;
+
+  constructor(readonly cfg: ServerConfig) {
+    this.key = cfg.address.text;
+    this.weight = cfg.weight;
+  }
+}
+
+/** Extensions Postern passes through when every live server offers them. */
+const PASSTHROUGH = ['8BITMIME', 'SMTPUTF8', 'DSN', 'ENHANCEDSTATUSCODES', 'CHUNKING', 'BINARYMIME'] as const;
+
+export interface Offered {
+  extensions: Set<string>;
+  /** Smallest SIZE a live server announces; null when none announces one. */
+  size: number | null;
+}
+
+export class BackendPool {
+  readonly servers: ServerState[];
+  #timer: NodeJS.Timeout | null = null;
+  #checking = new Set<ServerState>();
+  #stopped = false;
+
+  constructor(
+    readonly cfg: BackendsConfig,
+    private readonly opts: { hostname: string; logger: Logger; metrics: Metrics },
+  ) {
+    this.servers = cfg.servers.map((s) => new ServerState(s));
+  }
+
+  /** Runs the first round of checks (so the first EHLO offers the right extensions), then keeps checking. */
+  async start(): Promise<void> {
+    await Promise.all(this.servers.map((s) => this.#check(s)));
+    this.#schedule();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      for (const s of this.servers) void this.#check(s);
+      this.#schedule();
+    }, this.cfg.health_check.interval);
+    this.#timer.unref();
+  }
+
+  async #check(s: ServerState): Promise<void> {
+    if (this.#checking.has(s) || this.#stopped) return;
+    this.#checking.add(s);
+    try {
+      const caps = await checkServer(s.cfg.address, {
+        identity: this.cfg.identity,
+        hostname: this.opts.hostname,
+        timeout: this.cfg.health_check.timeout,
+      });
+      s.caps = caps;
+      this.#success(s, 'health check passed');
+    } catch (err) {
+      this.#failure(s, err as Error, 'health check');
+    } finally {
+      this.#checking.delete(s);
+    }
+  }
+
+  /** Usable servers in the order a session should try them. */
+  candidates(clientKey: string): ServerState[] {
+    const live = this.servers.filter((s) => s.up !== false && !s.cfg.drain);
+    return order(this.cfg.strategy, live, clientKey);
+  }
+
+  anyUp(): boolean {
+    return this.servers.some((s) => s.up !== false && !s.cfg.drain);
+  }
+
+  acquire(s: ServerState): void {
+    s.active++;
+    this.opts.metrics.backendSessions.set({ backend: s.key }, s.active);
+  }
+
+  release(s: ServerState): void {
+    s.active--;
+    this.opts.metrics.backendSessions.set({ backend: s.key }, s.active);
+  }
+
+  /** A session's handshake with `s` worked. */
+  reportSuccess(s: ServerState, caps: Capabilities): void {
+    s.caps = caps;
+    s.failStreak = 0;
+    if (s.up === null) this.#setState(s, true, 'session handshake succeeded');
+  }
+
+  /** A session's connect or handshake with `s` failed (passive health detection). */
+  reportFailure(s: ServerState, err: Error): void {
+    this.#failure(s, err, 'session');
+  }
+
+  #success(s: ServerState, reason: string): void {
+    s.failStreak = 0;
+    s.okStreak++;
+    if (s.up === null || (s.up === false && s.okStreak >= this.cfg.health_check.rise)) this.#setState(s, true, reason);
+  }
+
+  #failure(s: ServerState, err: Error, where: string): void {
+    s.okStreak = 0;
+    s.failStreak++;
+    const reason = `${where}: ${err.message}`;
+    const now = err instanceof BackendError && err.unusable;
+    if (s.up !== false && (now || s.up === null || s.failStreak >= this.cfg.health_check.fall)) this.#setState(s, false, reason);
+    else if (s.up === false) s.reason = reason;
+  }
+
+  #setState(s: ServerState, up: boolean, reason: string): void {
+    s.up = up;
+    s.reason = reason;
+    this.opts.metrics.backendUp.set({ backend: s.key }, up ? 1 : 0);
+    const rec = { event: 'backend', address: s.key, state: up ? 'up' : 'down', reason };
+    if (up) this.opts.logger.info(rec, `backend ${s.key} up`);
+    else this.opts.logger.warn(rec, `backend ${s.key} down`);
+  }
+
+  /** What Postern may offer clients: extensions every live server offers, the smallest SIZE. */
+  offered(): Offered {
+    const live = this.servers.filter((s) => s.up === true && s.caps);
+    const extensions = new Set<string>();
+    if (live.length === 0) return { extensions, size: null };
+    for (const ext of PASSTHROUGH) if (live.every((s) => s.caps!.has(ext))) extensions.add(ext);
+    let size: number | null = null;
+    for (const s of live) {
+      const n = capSize(s.caps!);
+      if (n !== null && (size === null || n < size)) size = n;
+    }
+    return { extensions, size };
+  }
+}

@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+// argv -> run | check | demo | sink (../shared/CONTRACT.md "Commands").
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError, checkConfigFile, loadConfig, type Config } from './config/index.js';
+import { createLogger } from './observe/logger.js';
+import { Postern } from './server/postern.js';
+import { sinkMain, startSink } from './sink/index.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const DEFAULT_CONFIG = 'conf/postern.yaml';
+
+const HELP = `Usage: postern <command> [options]
+
+Commands:
+  run [-c FILE]       run the proxy (FILE defaults to ${DEFAULT_CONFIG})
+  check [-c FILE]     validate a config and print every problem with its YAML path
+  demo                proxy on 127.0.0.1:2525 relaying to the built-in backend on 127.0.0.1:2526
+  sink [--listen ADDR:PORT] [--xclient] [--proxy-protocol]
+                      the built-in development backend: prints one JSON line per message
+Options:
+  -c, --config FILE   config file
+  -h, --help          this text
+  -v, --version       the version
+Signals (run): SIGHUP reloads the config, SIGTERM/SIGINT drain and stop.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function fail(message: string): number {
+  process.stderr.write(`postern: ${message}\n`);
+  return 1;
+}
+
+function configFlag(argv: string[]): string {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  return values.config ?? DEFAULT_CONFIG;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof ConfigError) {
+    return `invalid config ${err.file}: ${err.problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; ')}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function run(argv: string[]): Promise<number> {
+  const file = configFlag(argv);
+  let config: Config;
+  try {
+    config = loadConfig(file);
+  } catch (err) {
+    return fail(describe(err));
+  }
+  return serve(config, file);
+}
+
+/** Runs until SIGTERM/SIGINT; SIGHUP reloads from `file` when there is one. */
+async function serve(config: Config, file: string | null, onStarted?: (p: Postern) => void): Promise<number> {
+  const logger = createLogger(config.log);
+  const postern = new Postern(config, { logger });
+  try {
+    await postern.start();
+  } catch (err) {
+    return fail(describe(err));
+  }
+  onStarted?.(postern);
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'draining');
+      void postern.stop().then(() => {
+        logger.info('stopped');
+        logger.flush();
+        resolve(0);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      if (!file) return;
+      try {
+        const next = loadConfig(file);
+        void postern.reload(next).catch((err: unknown) => logger.error({ event: 'reload_failed', err: describe(err) }, 'reload failed'));
+      } catch (err) {
+        // An invalid new config is refused; the old one stays in force.
+        logger.error({ event: 'reload_failed', err: describe(err) }, 'reload refused: invalid config');
+      }
+    });
+  });
+}
+
+function check(argv: string[]): number {
+  const file = configFlag(argv);
+  const problems = checkConfigFile(file);
+  if (problems.length === 0) {
+    process.stdout.write(`${file}: OK\n`);
+    return 0;
+  }
+  for (const p of problems) process.stderr.write(`${file}: ${p.path ? p.path + ': ' : ''}${p.message}\n`);
+  return 1;
+}
+
+async function demo(): Promise<number> {
+  const file = path.join(ROOT, DEFAULT_CONFIG);
+  let config: Config;
+  try {
+    config = loadConfig(file);
+  } catch (err) {
+    return fail(describe(err));
+  }
+  const backend = config.backends.servers[0]!.address;
+  let sink;
+  try {
+    sink = await startSink({ host: backend.host, port: backend.port, xclient: true, print: true });
+  } catch (err) {
+    return fail(`demo backend on ${backend.text}: ${describe(err)}`);
+  }
+  const code = await serve(config, file, (p) => {
+    const a = p.addresses()[config.listeners[0]!.name]!;
+    process.stderr.write(
+      `Postern demo: proxy on ${a.host}:${a.port}, built-in backend on ${backend.text} (identity ${config.backends.identity}).\n` +
+        `Send a test message from another address with:\n` +
+        `  swaks --server ${a.host}:${a.port} --local-interface 127.0.0.2 --from you@example.org --to them@example.net\n` +
+        `The backend prints one JSON line per message with the client address it was told; Ctrl-C stops.\n`,
+    );
+  });
+  await sink.close();
+  return code;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'run':
+        return await run(rest);
+      case 'check':
+        return check(rest);
+      case 'demo':
+        return await demo();
+      case 'sink':
+        return await sinkMain(rest);
+      case '-v':
+      case '--version':
+        process.stdout.write(version() + '\n');
+        return 0;
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(HELP);
+        return cmd === undefined ? 1 : 0;
+      default:
+        return fail(`unknown command ${JSON.stringify(cmd)} (see postern --help)`);
+    }
+  } catch (err) {
+    return fail(describe(err));
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Signal handlers and timers may hold the loop; a finished command exits.
+    setTimeout(() => process.exit(code), 200).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`postern: ${describe(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,91 @@
+// Admission before the greeting: total connections, per-client concurrency and rate.
+// IPv6 clients are grouped by /64 (one customer usually holds a whole /64).
+
+import net from 'node:net';
+import type { LimitsConfig } from '../config/types.js';
+
+export type Refusal = { limit: 'max_connections' | 'per_ip_connections' | 'per_ip_rate'; text: string };
+
+export class Admission {
+  #total = 0;
+  readonly #active = new Map<string, number>();
+  /** Per client key: timestamps of recent connections (sliding window). */
+  readonly #recent = new Map<string, number[]>();
+  #sweep: NodeJS.Timeout;
+
+  constructor(private limits: LimitsConfig) {
+    this.#sweep = setInterval(() => this.#prune(Date.now()), 60_000);
+    this.#sweep.unref();
+  }
+
+  update(limits: LimitsConfig): void {
+    this.limits = limits;
+  }
+
+  get total(): number {
+    return this.#total;
+  }
+
+  /** Admits a connection (returns null) or says which limit refuses it. */
+  admit(ip: string, now = Date.now()): Refusal | null {
+    const key = clientKey(ip);
+    if (this.#total >= this.limits.max_connections) {
+      return { limit: 'max_connections', text: 'Too many connections, try again later' };
+    }
+    const active = this.#active.get(key) ?? 0;
+    if (active >= this.limits.per_ip.connections) {
+      return { limit: 'per_ip_connections', text: 'Too many connections from your address' };
+    }
+    const { count, window } = this.limits.per_ip.rate;
+    let times = this.#recent.get(key);
+    if (!times) this.#recent.set(key, (times = []));
+    while (times.length && times[0]! <= now - window) times.shift();
+    if (times.length >= count) {
+      return { limit: 'per_ip_rate', text: 'Connection rate limit exceeded for your address' };
+    }
+    times.push(now);
+    this.#total++;
+    this.#active.set(key, active + 1);
+    return null;
+  }
+
+  release(ip: string): void {
+    const key = clientKey(ip);
+    this.#total--;
+    const n = (this.#active.get(key) ?? 1) - 1;
+    if (n <= 0) this.#active.delete(key);
+    else this.#active.set(key, n);
+  }
+
+  #prune(now: number): void {
+    const window = this.limits.per_ip.rate.window;
+    for (const [key, times] of this.#recent) {
+      if (!times.length || times[times.length - 1]! <= now - window) this.#recent.delete(key);
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#sweep);
+  }
+}
+
+/** IPv4 as is; IPv6 by its /64 prefix. */
+export function clientKey(ip: string): string {
+  if (!net.isIPv6(ip)) return ip;
+  const groups = expandV6(ip);
+  return groups.slice(0, 4).join(':') + '::/64';
+}
+
+function expandV6(ip: string): string[] {
+  const [head, tail] = ip.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
+  return [...h, ...fill, ...t].map((g) => (g.includes('.') ? g : g.toLowerCase().replace(/^0+(?=.)/, '')));
+}
+
+/** `::ffff:1.2.3.4` (a v4 client on a dual-stack socket) -> `1.2.3.4`. */
+export function normalizeAddress(ip: string | undefined): string {
+  if (!ip) return '';
+  return ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
+}

@@ -1,0 +1,190 @@
+// The running proxy: listeners, admission, backend pool, live sessions, drain and reload.
+
+import type net from 'node:net';
+import type { Config } from '../config/types.js';
+import { BackendPool } from '../backend/pool.js';
+import { anomalyFilter } from '../observe/anomalies.js';
+import { nextConnId } from '../observe/ids.js';
+import type { Logger } from '../observe/logger.js';
+import { Metrics } from '../observe/metrics.js';
+import { Session } from '../session/session.js';
+import { Admission, normalizeAddress } from './admission.js';
+import { Listener } from './listener.js';
+
+export interface PosternOptions {
+  logger: Logger;
+  metrics?: Metrics;
+}
+
+export class Postern {
+  #config: Config;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  #pool: BackendPool;
+  readonly #admission: Admission;
+  #listeners: Listener[] = [];
+  readonly sessions = new Set<Session>();
+  #draining = false;
+
+  constructor(config: Config, opts: PosternOptions) {
+    this.#config = config;
+    this.logger = opts.logger;
+    this.metrics = opts.metrics ?? new Metrics({ processMetrics: true });
+    this.#pool = this.#newPool(config);
+    this.#admission = new Admission(config.limits);
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  get pool(): BackendPool {
+    return this.#pool;
+  }
+
+  #newPool(config: Config): BackendPool {
+    return new BackendPool(config.backends, { hostname: config.hostname, logger: this.logger, metrics: this.metrics });
+  }
+
+  /** Checks the backends once, then opens the listeners. Throws ListenError on a bind failure. */
+  async start(): Promise<void> {
+    await this.#pool.start();
+    try {
+      for (const cfg of this.#config.listeners) {
+        const l = new Listener(cfg, (s, l) => this.#accept(s, l));
+        await l.listen();
+        this.#listeners.push(l);
+        this.logger.info({ listener: cfg.name, address: l.address() }, `listening on ${cfg.listen.text}`);
+      }
+    } catch (err) {
+      await this.#closeListeners();
+      this.#pool.stop();
+      throw err;
+    }
+  }
+
+  /** Bound addresses by listener name (tests use port 0). */
+  addresses(): Record<string, { host: string; port: number }> {
+    return Object.fromEntries(this.#listeners.map((l) => [l.cfg.name, l.address()]));
+  }
+
+  #accept(socket: net.Socket, listener: Listener): void {
+    const cfg = this.#config;
+    const client = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
+    const local = { address: normalizeAddress(socket.localAddress), port: socket.localPort ?? 0 };
+    const id = nextConnId();
+    const name = listener.cfg.name;
+    this.metrics.connectionsTotal.inc({ listener: name });
+    if (this.#draining) {
+      socket.end(`421 4.3.2 ${cfg.hostname} Service shutting down\r\n`);
+      return;
+    }
+    const refused = this.#admission.admit(client.address);
+    if (refused) {
+      this.metrics.limitRejections.inc({ limit: refused.limit });
+      socket.on('error', () => undefined);
+      socket.end(`421 4.7.0 ${cfg.hostname} ${refused.text}\r\n`);
+      this.logger.info(
+        {
+          event: 'session',
+          conn: id,
+          client,
+          listener: name,
+          proxy: null,
+          tls: null,
+          helo: null,
+          auth: null,
+          backend: null,
+          transactions: 0,
+          rcpts: 0,
+          bytes_in: 0,
+          bytes_out: 0,
+          duration_ms: 0,
+          close: 'limit',
+          limit: refused.limit,
+          anomalies: [],
+        },
+        'session',
+      );
+      return;
+    }
+    this.metrics.connectionsActive.inc({ listener: name });
+    const session = new Session(socket, {
+      id,
+      config: cfg,
+      listener: listener.cfg,
+      pool: this.#pool,
+      logger: this.logger,
+      metrics: this.metrics,
+      logAnomaly: anomalyFilter(cfg.log.anomalies),
+      client,
+      local,
+      proxy: null,
+      onEnd: (s) => {
+        this.sessions.delete(s);
+        this.#admission.release(client.address);
+        this.metrics.connectionsActive.dec({ listener: name });
+      },
+    });
+    this.sessions.add(session);
+    session.start();
+    socket.resume();
+  }
+
+  /**
+   * SIGHUP: a new config for new sessions; running sessions keep what they have.
+   * Listeners whose address changed are reopened.
+   */
+  async reload(next: Config): Promise<void> {
+    const old = this.#config;
+    this.#config = next;
+    this.#admission.update(next.limits);
+    if (JSON.stringify(old.backends) !== JSON.stringify(next.backends) || old.hostname !== next.hostname) {
+      const pool = this.#newPool(next);
+      await pool.start();
+      this.#pool.stop();
+      this.#pool = pool;
+    }
+    const keep: Listener[] = [];
+    for (const l of this.#listeners) {
+      const cfg = next.listeners.find((c) => c.name === l.cfg.name && c.listen.text === l.cfg.listen.text);
+      if (cfg) {
+        l.cfg = cfg;
+        keep.push(l);
+      } else await l.close();
+    }
+    for (const cfg of next.listeners) {
+      if (keep.some((l) => l.cfg.name === cfg.name)) continue;
+      const l = new Listener(cfg, (s, l) => this.#accept(s, l));
+      await l.listen();
+      keep.push(l);
+    }
+    this.#listeners = keep;
+    this.logger.info({ event: 'reload' }, 'configuration reloaded');
+  }
+
+  /**
+   * Stops accepting, lets sessions finish for up to `graceMs`, then tells the rest
+   * `421 4.3.2` and closes them.
+   */
+  async stop(graceMs = this.#config.shutdown_grace): Promise<void> {
+    this.#draining = true;
+    await this.#closeListeners();
+    this.#pool.stop();
+    const deadline = Date.now() + graceMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
+    }
+    for (const s of this.sessions) s.shutdown();
+    const hard = Date.now() + 2000;
+    while (this.sessions.size > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
+    this.#admission.close();
+  }
+
+  async #closeListeners(): Promise<void> {
+    const ls = this.#listeners;
+    this.#listeners = [];
+    // server.close() waits for open connections; sessions are drained separately.
+    await Promise.all(ls.map((l) => Promise.race([l.close(), new Promise((r) => setTimeout(r, 0))])));
+  }
+}

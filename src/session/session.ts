@@ -1,0 +1,842 @@
+// One client connection, from greeting to session record. Postern answers the front
+// phase itself (RFC 5321 §4.1.1), binds a backend at the first command that needs one,
+// then relays while still parsing both directions: every command has a slot in the
+// ordered reply queue, so Postern's own refusals and the backend's replies reach the
+// client in command order even when the client pipelines (RFC 2920).
+
+import type net from 'node:net';
+import type { Config, ListenerConfig } from '../config/types.js';
+import type { BackendConnection } from '../backend/connection.js';
+import { BackendError } from '../backend/errors.js';
+import { handshake } from '../backend/handshake.js';
+import type { BackendPool, ServerState } from '../backend/pool.js';
+import type { XclientIdentity } from '../backend/xclient.js';
+import type { AnomalyKind } from '../observe/anomalies.js';
+import type { Logger } from '../observe/logger.js';
+import type { Metrics } from '../observe/metrics.js';
+import { parseBdat } from '../smtp/bdat.js';
+import { ENDS_GROUP, parseCommand, parsePathCommand } from '../smtp/command.js';
+import { DataScanner } from '../smtp/data.js';
+import { capSize, renderEhlo, type Capabilities } from '../smtp/ehlo.js';
+import { SmtpError } from '../smtp/errors.js';
+import { LineReader, type Line } from '../smtp/lines.js';
+import { replyText, type Reply } from '../smtp/reply.js';
+import { ReplyQueue, type Slot } from './reply-queue.js';
+import { isNonSmtp } from './non-smtp.js';
+
+export type CloseReason = 'quit' | 'client_closed' | 'client_reset' | 'timeout' | 'limit' | 'backend_failed' | 'shutdown' | 'error';
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export interface SessionContext {
+  id: string;
+  config: Config;
+  listener: ListenerConfig;
+  pool: BackendPool;
+  logger: Logger;
+  metrics: Metrics;
+  /** Whether an anomaly kind gets its own log record (`log.anomalies`). */
+  logAnomaly: (kind: AnomalyKind) => boolean;
+  /** The real client (after PROXY / XCLIENT from a trusted upstream). */
+  client: Endpoint;
+  /** Where the client connected to. */
+  local: Endpoint;
+  /** The upstream proxy that vouched for `client`, or null. */
+  proxy: string | null;
+  onEnd?: (s: Session) => void;
+}
+
+type Mode = 'command' | 'data' | 'bdat' | 'closed';
+
+interface Transaction {
+  from: string;
+  /** Recipients the backend accepted. */
+  rcpts: number;
+  /** Body bytes (DATA: as on the wire; BDAT: chunk sizes). */
+  size: number;
+}
+
+interface Bound {
+  conn: BackendConnection;
+  server: ServerState;
+  caps: Capabilities;
+}
+
+/** Postfix's smtpd_hard_error_limit default. */
+const MAX_ERRORS = 20;
+/** While input processing waits (binding, DATA reply), stop reading past this much. */
+const MAX_BUFFERED = 256 * 1024;
+
+export class Session {
+  readonly id: string;
+  readonly started = Date.now();
+  readonly #ctx: SessionContext;
+  readonly #cfg: Config;
+  #socket: net.Socket;
+  readonly #reader = new LineReader();
+  readonly #queue: ReplyQueue;
+  readonly #scanner = new DataScanner();
+
+  #mode: Mode = 'command';
+  /** Input processing waits for an asynchronous step (bind, DATA's reply). */
+  #waiting = false;
+  #readPaused = false;
+  #helo: string | null = null;
+  #esmtp = false;
+  #bound: Bound | null = null;
+  #lastBackend: string | null = null;
+  #tx: Transaction | null = null;
+  /** Why the body being received will not be relayed; it is answered after its terminator. */
+  #poisoned: SmtpError | null = null;
+  #bdatLeft = 0;
+  #bdatLast = false;
+  #bdatSkip = false;
+
+  #transactions = 0;
+  #rcpts = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  #errors = 0;
+  readonly #anomalies = new Set<AnomalyKind>();
+
+  #prevVerb: string | null = null;
+  #pipelinedNext = false;
+  #quitSeen = false;
+  #quitFlushed = false;
+  #close: CloseReason | null = null;
+  /** The client vanished while sending a body: the backend must see a drop, never a terminator. */
+  #midBody = false;
+  #finished = false;
+  #timer: NodeJS.Timeout | null = null;
+  #timerMs = 0;
+
+  constructor(socket: net.Socket, ctx: SessionContext) {
+    this.id = ctx.id;
+    this.#ctx = ctx;
+    this.#cfg = ctx.config;
+    this.#socket = socket;
+    this.#queue = new ReplyQueue({ write: (chunks, done) => this.#write(chunks, done) });
+  }
+
+  /** Public view for /sessions and the shutdown path. */
+  get state(): string {
+    if (this.#finished) return 'closed';
+    if (this.#mode !== 'command') return this.#mode;
+    return this.#bound ? 'relay' : this.#helo ? 'front' : 'greeting';
+  }
+
+  start(): void {
+    const s = this.#socket;
+    s.setNoDelay(true);
+    s.on('data', (chunk: Buffer) => this.#onData(chunk));
+    s.on('end', () => this.#onClientEnd());
+    s.on('error', (err: NodeJS.ErrnoException) => this.#onClientError(err));
+    s.on('close', () => {
+      if (this.#close === null && !this.#quitSeen) this.#clientGone('client_closed');
+      this.#finish(this.#quitSeen ? 'quit' : 'client_closed');
+    });
+    this.#setTimer(this.#cfg.limits.timeouts.greeting);
+    this.#queue.reply(`220 ${this.#cfg.hostname} ESMTP Postern\r\n`);
+  }
+
+  /** Shutdown: tell the client and close (SIGTERM after the grace period). */
+  shutdown(): void {
+    if (this.#finished) return;
+    this.#close ??= 'shutdown';
+    this.#abortBackend();
+    this.#mode = 'closed';
+    this.#writeNow(`421 4.3.2 ${this.#cfg.hostname} Service shutting down\r\n`);
+    this.#socket.end();
+  }
+
+  // ---- client input -------------------------------------------------------------------
+
+  #onData(chunk: Buffer): void {
+    this.#bytesIn += chunk.length;
+    switch (this.#mode) {
+      case 'closed':
+        return;
+      case 'data':
+        this.#setTimer(this.#cfg.limits.timeouts.data);
+        this.#dataChunk(chunk);
+        return;
+      case 'bdat':
+        this.#setTimer(this.#cfg.limits.timeouts.data);
+        this.#bdatChunk(chunk);
+        return;
+      case 'command':
+        // Sent while a reply was still owed: the client did not wait for it.
+        if (this.#queue.size > 0 || this.#waiting) this.#pipelinedNext = true;
+        this.#reader.push(chunk);
+        this.#processInput();
+    }
+  }
+
+  #processInput(): void {
+    const backend = this.#bound?.conn.socket;
+    // One write to the backend per pipelined group (RFC 2920 §3.1).
+    backend?.cork();
+    try {
+      while (!this.#waiting && this.#mode !== 'closed') {
+        if (this.#mode === 'data') {
+          const rest = this.#reader.takeAll();
+          if (rest.length) this.#dataChunk(rest);
+          break;
+        }
+        if (this.#mode === 'bdat') {
+          const bytes = this.#reader.readBytes(this.#bdatLeft);
+          if (!bytes) break;
+          this.#bdatChunk(bytes);
+          continue;
+        }
+        const line = this.#reader.readLine(this.#cfg.limits.line_length);
+        if (!line) break;
+        this.#setTimer(this.#cfg.limits.timeouts.command);
+        this.#handleLine(line);
+        if (this.#reader.length > 0) this.#pipelinedNext = true;
+      }
+    } finally {
+      backend?.uncork();
+    }
+    this.#flowControl();
+  }
+
+  /** Stop reading from the client while input piles up behind an asynchronous step. */
+  #flowControl(): void {
+    const pile = this.#waiting && this.#reader.length > MAX_BUFFERED;
+    if (pile && !this.#readPaused) {
+      this.#readPaused = true;
+      this.#socket.pause();
+    } else if (!pile && this.#readPaused) {
+      this.#readPaused = false;
+      this.#socket.resume();
+    }
+  }
+
+  #wait(): void {
+    this.#waiting = true;
+  }
+
+  #resume(): void {
+    if (!this.#waiting) return;
+    this.#waiting = false;
+    // After the current reply handler has returned and its reply is queued.
+    queueMicrotask(() => this.#processInput());
+  }
+
+  #handleLine(line: Line): void {
+    const pipelined = this.#pipelinedNext;
+    this.#pipelinedNext = false;
+    if (line.tooLong) {
+      this.#anomaly('line_too_long', `command line over ${this.#cfg.limits.line_length} bytes`);
+      this.#refuse(new SmtpError(500, '5.5.2', 'Line too long'));
+      return;
+    }
+    if (line.bareLf) this.#anomaly('bare_lf', 'command line ended by bare LF or containing bare CR');
+    const text = line.text.toString('utf8');
+    const cmd = parseCommand(text);
+    const prev = this.#prevVerb;
+    this.#prevVerb = cmd.verb;
+    if (pipelined && prev !== null && (!this.#esmtp || ENDS_GROUP.has(prev))) {
+      this.#anomaly(
+        'pipelining_violation',
+        this.#esmtp ? `${cmd.verb} sent before the reply to ${prev}` : `${cmd.verb} pipelined without PIPELINING`,
+      );
+    }
+    try {
+      this.#dispatch(cmd.verb, cmd.args, text);
+    } catch (err) {
+      if (!(err instanceof SmtpError)) throw err;
+      this.#refuse(err);
+    }
+  }
+
+  #dispatch(verb: string, args: string, line: string): void {
+    switch (verb) {
+      case 'EHLO':
+      case 'HELO':
+        return this.#hello(verb, args);
+      case 'MAIL':
+        return this.#mail(args, line);
+      case 'RCPT':
+        return this.#rcpt(args, line);
+      case 'DATA':
+        return this.#data(args);
+      case 'BDAT':
+        return this.#bdat(args, line);
+      case 'RSET':
+        return this.#rset();
+      case 'NOOP':
+        return this.#queue.reply('250 2.0.0 Ok\r\n');
+      case 'QUIT':
+        return this.#quit();
+      case 'HELP':
+        return this.#queue.reply('214 2.0.0 Postern SMTP proxy; see RFC 5321\r\n');
+      case 'VRFY':
+      case 'EXPN':
+        return this.#vrfy(verb, line);
+      case 'XCLIENT':
+        // Never passed on: a backend trusting us would take the client's word for its identity.
+        this.#anomaly('xclient_untrusted', `XCLIENT from ${this.#ctx.client.address}`);
+        throw new SmtpError(550, '5.7.0', 'XCLIENT not allowed');
+      case 'PROXY':
+        throw new SmtpError(550, '5.7.0', 'PROXY header not allowed here');
+      case 'STARTTLS':
+      case 'AUTH':
+        throw new SmtpError(502, '5.5.1', `${verb} not available`);
+      default:
+        if (isNonSmtp(verb, line)) this.#anomaly('non_smtp', line.slice(0, 80));
+        throw new SmtpError(500, '5.5.2', 'Command not recognized');
+    }
+  }
+
+  #refuse(err: SmtpError): void {
+    if (err.smtpCode >= 500 && ++this.#errors >= MAX_ERRORS) {
+      this.#close ??= 'error';
+      this.#mode = 'closed';
+      this.#queue.reply(err.reply);
+      this.#queue.reply(`421 4.7.0 ${this.#cfg.hostname} Too many errors\r\n`, () => this.#socket.end());
+      return;
+    }
+    this.#queue.reply(err.reply);
+  }
+
+  // ---- commands ----------------------------------------------------------------------
+
+  #hello(verb: string, args: string): void {
+    const name = args.trim();
+    if (!name) throw new SmtpError(501, '5.5.4', `Syntax: ${verb} hostname`);
+    this.#helo = name;
+    this.#esmtp = verb === 'EHLO';
+    // EHLO/HELO reset any transaction (RFC 5321 §4.1.4); the backend must forget it too.
+    const resetBackend = this.#tx !== null && this.#bound !== null;
+    this.#tx = null;
+    if (verb === 'HELO') this.#queue.reply(`250 ${this.#cfg.hostname}\r\n`);
+    else this.#queue.reply(renderEhlo(`${this.#cfg.hostname} greets ${name}`, this.#capabilities()));
+    if (resetBackend) this.#forward('RSET', () => null);
+  }
+
+  /** What Postern offers: its own extensions plus what every live backend (or the bound one) supports. */
+  #capabilities(): Capabilities {
+    const caps: Capabilities = new Map();
+    caps.set('PIPELINING', []);
+    caps.set('SIZE', [String(this.#sizeLimit())]);
+    const offered = this.#bound ? new Set(this.#bound.caps.keys()) : this.#ctx.pool.offered().extensions;
+    for (const ext of ['8BITMIME', 'SMTPUTF8', 'DSN', 'ENHANCEDSTATUSCODES', 'CHUNKING'] as const) {
+      if (offered.has(ext)) caps.set(ext, []);
+    }
+    return caps;
+  }
+
+  /** SIZE: ours, lowered to what the backend announces. */
+  #sizeLimit(): number {
+    const own = this.#cfg.limits.message_size;
+    const theirs = this.#bound ? capSize(this.#bound.caps) : this.#ctx.pool.offered().size;
+    return theirs !== null && theirs < own ? theirs : own;
+  }
+
+  #mail(args: string, line: string): void {
+    if (!this.#helo) throw new SmtpError(503, '5.5.1', 'Send HELO/EHLO first');
+    const path = parsePathCommand(args, 'FROM');
+    const size = path.params.get('SIZE');
+    if (size !== undefined && size !== null) {
+      const n = Number(size);
+      if (!/^\d{1,20}$/.test(size)) throw new SmtpError(501, '5.5.4', 'Bad SIZE parameter');
+      // RFC 1870 §6.1: a declared size over the limit is refused before any data moves.
+      if (n > this.#sizeLimit()) throw new SmtpError(552, '5.3.4', 'Message size exceeds fixed limit');
+    }
+    const from = path.address;
+    this.#toBackend(line, (r) => {
+      this.#tx = r.code >= 200 && r.code < 300 ? { from, rcpts: 0, size: 0 } : null;
+      return r.raw;
+    });
+  }
+
+  #rcpt(args: string, line: string): void {
+    if (!this.#bound) throw new SmtpError(503, '5.5.1', 'Need MAIL command');
+    parsePathCommand(args, 'TO');
+    this.#forward(line, (r) => {
+      if (r.code >= 200 && r.code < 300) {
+        if (this.#tx) this.#tx.rcpts++;
+        this.#rcpts++;
+      }
+      return r.raw;
+    });
+  }
+
+  #data(args: string): void {
+    if (args.trim()) throw new SmtpError(501, '5.5.4', 'Syntax: DATA');
+    if (!this.#bound) throw new SmtpError(503, '5.5.1', 'Need MAIL command');
+    // The client may not send the body before 354 (RFC 2920 §3.1): wait for the reply
+    // to know whether what follows is body or commands.
+    this.#wait();
+    this.#forward('DATA', (r) => {
+      if (r.code === 354) {
+        this.#mode = 'data';
+        this.#scanner.reset();
+        this.#poisoned = null;
+        this.#setTimer(this.#cfg.limits.timeouts.data);
+      }
+      this.#resume();
+      return r.raw;
+    });
+  }
+
+  #bdat(args: string, line: string): void {
+    // Parse errors leave us unable to know where the chunk ends: close, as Postfix does.
+    let cmd;
+    try {
+      cmd = parseBdat(args);
+    } catch (err) {
+      this.#mode = 'closed';
+      this.#close ??= 'error';
+      this.#queue.reply((err as SmtpError).reply, () => this.#socket.end());
+      return;
+    }
+    this.#bdatLeft = cmd.size;
+    this.#bdatLast = cmd.last;
+    this.#bdatSkip = false;
+    this.#mode = cmd.size > 0 ? 'bdat' : 'command';
+    const refuse =
+      this.#poisoned ??
+      (!this.#bound
+        ? new SmtpError(503, '5.5.1', 'Need MAIL command')
+        : !this.#bound.caps.has('CHUNKING')
+          ? new SmtpError(502, '5.5.1', 'BDAT not available')
+          : null);
+    if (refuse) {
+      // The chunk still has to be read past (RFC 3030 §2).
+      this.#refuseBdat(refuse, cmd.last, cmd.size);
+      return;
+    }
+    if (this.#tx) this.#tx.size += cmd.size;
+    if (this.#tx && this.#tx.size > this.#sizeLimit()) {
+      const err = new SmtpError(552, '5.3.4', 'Message size exceeds fixed limit');
+      this.#poison(err);
+      this.#refuseBdat(err, cmd.last, cmd.size);
+      return;
+    }
+    const last = cmd.last;
+    this.#forward(line, (r) => {
+      if (last || r.code >= 400) this.#endTransaction(r, null);
+      return r.raw;
+    });
+    if (cmd.size === 0) this.#bdatDone();
+  }
+
+  #refuseBdat(err: SmtpError, last: boolean, size: number): void {
+    this.#bdatSkip = true;
+    this.#queue.reply(err.reply);
+    if (last) this.#endTransaction(null, err);
+    if (size === 0) this.#bdatDone();
+  }
+
+  #bdatChunk(chunk: Buffer): void {
+    let rest: Buffer | null = null;
+    let part = chunk;
+    if (chunk.length > this.#bdatLeft) {
+      part = chunk.subarray(0, this.#bdatLeft);
+      rest = chunk.subarray(this.#bdatLeft);
+    }
+    this.#bdatLeft -= part.length;
+    if (!this.#bdatSkip && this.#bound) this.#toBackendBody(part);
+    if (this.#bdatLeft === 0) {
+      this.#bdatDone();
+      if (rest) {
+        this.#reader.push(rest);
+        this.#pipelinedNext = true;
+        this.#processInput();
+      }
+    }
+  }
+
+  #bdatDone(): void {
+    this.#mode = this.#mode === 'closed' ? 'closed' : 'command';
+    if (this.#bdatLast) this.#poisoned = null;
+    this.#setTimer(this.#cfg.limits.timeouts.command);
+  }
+
+  #rset(): void {
+    this.#tx = null;
+    this.#poisoned = null;
+    if (this.#bound) this.#forward('RSET', (r) => r.raw);
+    else this.#queue.reply('250 2.0.0 Ok\r\n');
+  }
+
+  #vrfy(verb: string, line: string): void {
+    const mode = verb === 'VRFY' ? this.#cfg.smtp.vrfy : this.#cfg.smtp.expn;
+    if (mode !== 'relay') throw new SmtpError(502, '5.5.1', `${verb} command is disabled`);
+    if (!this.#helo) throw new SmtpError(503, '5.5.1', 'Send HELO/EHLO first');
+    this.#toBackend(line, (r) => r.raw);
+  }
+
+  #quit(): void {
+    this.#quitSeen = true;
+    this.#close ??= 'quit';
+    this.#mode = 'closed';
+    const flushed = () => {
+      this.#quitFlushed = true;
+      this.#socket.end();
+    };
+    if (this.#bound && !this.#bound.conn.closed) {
+      const bound = this.#bound;
+      // Relay the backend's own 221, then let it close its side.
+      this.#forward('QUIT', (r) => {
+        this.#release(bound, 'quit');
+        return r.code === 221 ? r.raw : `221 2.0.0 Bye\r\n`;
+      }, flushed);
+    } else {
+      this.#queue.reply('221 2.0.0 Bye\r\n', flushed);
+    }
+  }
+
+  // ---- DATA body -----------------------------------------------------------------------
+
+  #dataChunk(chunk: Buffer): void {
+    const res = this.#scanner.scan(chunk);
+    const body = res.end === -1 ? chunk : chunk.subarray(0, res.end);
+    if (!this.#poisoned) {
+      if (res.bare && this.#cfg.smtp.bare_lf === 'reject') {
+        // Never relay a body with a bare CR or LF: backends disagree on what ends DATA
+        // (SMTP smuggling). Drop the backend so it never sees a terminator.
+        this.#anomaly('bare_lf', 'bare CR or LF in message body');
+        this.#poison(new SmtpError(550, '5.5.2', 'Message contains bare CR or LF, refused (see SMTP smuggling)'));
+      } else if (this.#scanner.bytes > this.#sizeLimit()) {
+        this.#poison(new SmtpError(552, '5.3.4', 'Message size exceeds fixed limit'));
+      } else {
+        this.#toBackendBody(body);
+      }
+    }
+    if (res.end === -1) return;
+    // End of data.
+    this.#mode = 'command';
+    this.#prevVerb = '.';
+    this.#setTimer(this.#cfg.limits.timeouts.command);
+    if (this.#poisoned) {
+      const err = this.#poisoned;
+      this.#poisoned = null;
+      this.#queue.reply(err.reply);
+      this.#endTransaction(null, err);
+    } else {
+      if (this.#tx) this.#tx.size = this.#scanner.bytes;
+      this.#forwardReply((r) => {
+        this.#endTransaction(r, null);
+        return r.raw;
+      });
+    }
+    if (res.end < chunk.length) {
+      this.#reader.push(chunk.subarray(res.end));
+      this.#pipelinedNext = true;
+      this.#processInput();
+    }
+  }
+
+  /** This body will not be relayed: abort the backend transaction by dropping the connection. */
+  #poison(err: SmtpError): void {
+    this.#poisoned = err;
+    if (err.smtpCode === 552) this.#ctx.metrics.limitRejections.inc({ limit: 'message_size' });
+    if (this.#bound) this.#release(this.#bound, 'abort');
+  }
+
+  #endTransaction(r: Reply | null, refused: SmtpError | null): void {
+    const tx = this.#tx;
+    this.#tx = null;
+    if (!tx) return;
+    this.#transactions++;
+    const code = r ? r.code : refused!.smtpCode;
+    const result = code < 300 ? 'accepted' : code < 500 ? 'tempfail' : 'rejected';
+    this.#ctx.metrics.messages.inc({ result });
+    this.#ctx.logger.info(
+      {
+        event: 'transaction',
+        conn: this.id,
+        from: tx.from,
+        rcpts: tx.rcpts,
+        size: tx.size,
+        reply: r ? replyText(r) : `${refused!.smtpCode} ${refused!.enhanced} ${refused!.text}`,
+        backend: this.#lastBackend,
+      },
+      'transaction',
+    );
+  }
+
+  // ---- backend -----------------------------------------------------------------------
+
+  /** Forward a command that needs a backend, binding one first if needed. */
+  #toBackend(line: string, handler: (r: Reply) => string | Buffer | null): void {
+    if (this.#bound) {
+      this.#forward(line, handler);
+      return;
+    }
+    const slot = this.#queue.reserve();
+    this.#wait();
+    void this.#bind().then((ok) => {
+      if (this.#finished) return;
+      if (!ok) {
+        this.#queue.fill(slot, `451 4.4.1 ${this.#cfg.hostname} No backend available, try again later\r\n`);
+      } else {
+        this.#forward(line, handler, slot);
+      }
+      this.#resume();
+    });
+  }
+
+  /** Sends a command to the bound backend; its reply fills `slot` (or a new one). */
+  #forward(line: string, handler: (r: Reply) => string | Buffer | null, flushedOrSlot?: Slot | (() => void)): void {
+    const bound = this.#bound!;
+    const slot = typeof flushedOrSlot === 'object' ? flushedOrSlot : undefined;
+    const flushed = typeof flushedOrSlot === 'function' ? flushedOrSlot : null;
+    this.#queue.expect(handler, slot, flushed);
+    bound.conn.write(line + '\r\n');
+  }
+
+  /** The reply to something already sent (the end of DATA). */
+  #forwardReply(handler: (r: Reply) => string | Buffer | null): void {
+    this.#queue.expect(handler);
+  }
+
+  #toBackendBody(data: Buffer): void {
+    const conn = this.#bound?.conn;
+    if (!conn || data.length === 0) return;
+    if (!conn.write(data) && !this.#readPaused) {
+      // A slow backend must not grow our memory: stop reading the client until it drains.
+      this.#readPaused = true;
+      this.#socket.pause();
+      conn.socket.once('drain', () => {
+        this.#readPaused = false;
+        if (!this.#finished) this.#socket.resume();
+      });
+    }
+  }
+
+  async #bind(): Promise<boolean> {
+    const cfg = this.#cfg.backends;
+    const client = this.#ctx.client;
+    const identity: XclientIdentity = {
+      address: client.address,
+      port: client.port,
+      destAddress: this.#ctx.local.address,
+      destPort: this.#ctx.local.port,
+      helo: this.#helo,
+      proto: this.#esmtp ? 'ESMTP' : 'SMTP',
+      name: null,
+      login: null,
+    };
+    const tried: string[] = [];
+    for (const server of this.#ctx.pool.candidates(client.address)) {
+      if (this.#finished) return false;
+      tried.push(server.key);
+      this.#ctx.pool.acquire(server);
+      try {
+        const b = await handshake(server.cfg.address, identity, {
+          identity: cfg.identity,
+          hostname: this.#cfg.hostname,
+          connectTimeout: cfg.connect_timeout,
+          replyTimeout: cfg.reply_timeout,
+        });
+        this.#ctx.pool.reportSuccess(server, b.caps);
+        if (this.#finished) {
+          b.conn.quit();
+          this.#ctx.pool.release(server);
+          return false;
+        }
+        const bound: Bound = { conn: b.conn, server, caps: b.caps };
+        this.#bound = bound;
+        this.#lastBackend = server.key;
+        b.conn.relay({
+          onReply: (r) => this.#onBackendReply(bound, r),
+          onClose: (err) => this.#onBackendClose(bound, err),
+        });
+        return true;
+      } catch (err) {
+        this.#ctx.pool.release(server);
+        this.#ctx.pool.reportFailure(server, err as Error);
+        this.#ctx.logger.warn(
+          { conn: this.id, backend: server.key, err: (err as Error).message, code: err instanceof BackendError ? err.code : undefined },
+          'backend handshake failed',
+        );
+      }
+    }
+    this.#ctx.logger.warn({ event: 'bind_failed', conn: this.id, tried }, tried.length ? 'every backend failed' : 'no backend is up');
+    return false;
+  }
+
+  #onBackendReply(bound: Bound, r: Reply): void {
+    if (bound !== this.#bound) return;
+    if (!this.#queue.backendReply(r)) {
+      // Nothing was asked: a server closing on us (421) or talking out of turn.
+      if (r.code !== 421) this.#anomaly('backend_protocol_error', `unsolicited reply from ${bound.server.key}: ${replyText(r)}`);
+      this.#backendLost(bound, `unsolicited ${r.code}`);
+      return;
+    }
+    if (r.code === 421 && this.#mode !== 'closed') {
+      // The backend is closing the session (RFC 5321 §3.8): so do we, after this reply.
+      this.#close ??= 'backend_failed';
+      this.#mode = 'closed';
+      this.#release(bound, 'abort');
+      this.#queue.failBackend('', () => this.#socket.end());
+    }
+  }
+
+  #onBackendClose(bound: Bound, err: Error | null): void {
+    if (bound !== this.#bound) return;
+    this.#backendLost(bound, err ? err.message : 'connection closed');
+  }
+
+  /** The bound backend went away without being asked to. */
+  #backendLost(bound: Bound, why: string): void {
+    this.#release(bound, 'abort');
+    const busy = this.#queue.pendingBackend > 0 || this.#tx !== null || this.#mode === 'data' || this.#mode === 'bdat';
+    if (!busy) {
+      // Idle between transactions (e.g. the backend's own timeout): bind anew at the next MAIL.
+      this.#ctx.logger.info({ conn: this.id, backend: bound.server.key, reason: why }, 'backend closed an idle session');
+      return;
+    }
+    this.#ctx.logger.warn({ conn: this.id, backend: bound.server.key, reason: why }, 'backend lost mid-session');
+    this.#close ??= 'backend_failed';
+    this.#mode = 'closed';
+    // Never a 250 the backend did not give: what it owed becomes a temporary failure.
+    this.#queue.failBackend(`421 4.4.2 ${this.#cfg.hostname} Backend connection lost, try again later\r\n`, () =>
+      this.#socket.end(),
+    );
+  }
+
+  #release(bound: Bound, how: 'quit' | 'abort'): void {
+    if (this.#bound !== bound) return;
+    this.#bound = null;
+    if (how === 'abort') bound.conn.destroy();
+    else {
+      // QUIT was forwarded already; the backend closes after its 221.
+      setTimeout(() => bound.conn.destroy(), 2000).unref();
+    }
+    this.#ctx.pool.release(bound.server);
+  }
+
+  #abortBackend(): void {
+    if (this.#bound) this.#release(this.#bound, 'abort');
+  }
+
+  // ---- client output and end ------------------------------------------------------------
+
+  #write(chunks: (string | Buffer)[], done: (() => void) | null): void {
+    const s = this.#socket;
+    if (s.destroyed || !s.writable) return;
+    s.cork();
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i]!;
+      this.#bytesOut += c.length;
+      if (i === chunks.length - 1 && done) s.write(c, (err) => (err ? undefined : done()));
+      else s.write(c);
+    }
+    s.uncork();
+  }
+
+  #writeNow(data: string): void {
+    this.#write([data], null);
+  }
+
+  #setTimer(ms: number): void {
+    if (this.#timer && this.#timerMs === ms) {
+      this.#timer.refresh();
+      return;
+    }
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerMs = ms;
+    this.#timer = setTimeout(() => this.#onTimeout(), ms);
+  }
+
+  #onTimeout(): void {
+    if (this.#finished || (this.#mode === 'closed' && this.#quitSeen)) return;
+    const phase = this.#mode === 'data' || this.#mode === 'bdat' ? 'data' : this.#helo ? 'command' : 'greeting';
+    this.#anomaly('timeout', `${phase} timeout after ${this.#timerMs} ms`);
+    this.#close ??= 'timeout';
+    this.#mode = 'closed';
+    this.#abortBackend();
+    this.#writeNow(`421 4.4.2 ${this.#cfg.hostname} Error: timeout exceeded\r\n`);
+    this.#socket.end();
+    setTimeout(() => this.#socket.destroy(), 5000).unref();
+  }
+
+  #onClientEnd(): void {
+    if (this.#quitSeen) {
+      if (!this.#quitFlushed) this.#anomaly('quit_no_wait', 'client closed after QUIT before the 221 was written');
+    } else if (this.#close === null) {
+      this.#clientGone('client_closed');
+    }
+    this.#socket.end();
+  }
+
+  #onClientError(err: NodeJS.ErrnoException): void {
+    if (this.#quitSeen && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+      this.#anomaly('rst_after_quit', `${err.code} (${err.syscall ?? '?'}) after QUIT`);
+    } else if (this.#close === null) {
+      this.#clientGone(err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'client_reset' : 'error');
+      if (this.#close === 'error') this.#ctx.logger.info({ conn: this.id, err: err.message }, 'client socket error');
+    }
+    this.#finish(this.#close ?? 'error');
+  }
+
+  /** The client left without QUIT. */
+  #clientGone(reason: CloseReason): void {
+    this.#close = reason;
+    if (this.#mode === 'data' || this.#mode === 'bdat') {
+      this.#midBody = true;
+      this.#anomaly('disconnect_in_data', `after ${this.#mode === 'data' ? this.#scanner.bytes : 'some'} body bytes`);
+    } else {
+      this.#anomaly('no_quit', 'closed without QUIT');
+    }
+    this.#mode = 'closed';
+  }
+
+  #anomaly(kind: AnomalyKind, detail: string): void {
+    if (this.#anomalies.has(kind)) return;
+    this.#anomalies.add(kind);
+    this.#ctx.metrics.anomalies.inc({ kind });
+    if (this.#ctx.logAnomaly(kind)) this.#ctx.logger.info({ event: 'anomaly', conn: this.id, kind, detail }, `anomaly ${kind}`);
+  }
+
+  #finish(reason: CloseReason): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#close ??= reason;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#bound) {
+      const bound = this.#bound;
+      if (this.#midBody || this.#mode === 'data' || this.#mode === 'bdat') this.#release(bound, 'abort');
+      else {
+        // Otherwise say goodbye politely, so the backend's log shows no lost connection.
+        this.#bound = null;
+        bound.conn.quit();
+        this.#ctx.pool.release(bound.server);
+      }
+    }
+    this.#socket.destroy();
+    this.#ctx.logger.info(this.record(), 'session');
+    this.#ctx.onEnd?.(this);
+  }
+
+  /** The `session` log record (CONTRACT.md). */
+  record(): Record<string, unknown> {
+    return {
+      event: 'session',
+      conn: this.id,
+      client: { address: this.#ctx.client.address, port: this.#ctx.client.port },
+      listener: this.#ctx.listener.name,
+      proxy: this.#ctx.proxy,
+      tls: null,
+      helo: this.#helo,
+      auth: null,
+      backend: this.#lastBackend ? { address: this.#lastBackend, identity: this.#cfg.backends.identity } : null,
+      transactions: this.#transactions,
+      rcpts: this.#rcpts,
+      bytes_in: this.#bytesIn,
+      bytes_out: this.#bytesOut,
+      duration_ms: Date.now() - this.started,
+      close: this.#close,
+      anomalies: [...this.#anomalies],
+    };
+  }
+}

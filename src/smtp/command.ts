@@ -1,0 +1,101 @@
+// Command lines, RFC 5321 §4.1: `VERB [SP args]`, verbs case-insensitive (§2.4).
+
+import { SmtpError } from './errors.js';
+
+export interface Command {
+  /** Upper-cased verb. */
+  verb: string;
+  /** Everything after the verb and one space, as sent. */
+  args: string;
+}
+
+export function parseCommand(line: string): Command {
+  const sp = line.indexOf(' ');
+  if (sp === -1) return { verb: asciiUpper(line), args: '' };
+  return { verb: asciiUpper(line.slice(0, sp)), args: line.slice(sp + 1) };
+}
+
+/**
+ * Upper-cases a-z only. String#toUpperCase maps e.g. U+017F `ſ` to `S` and U+0131 `ı` to
+ * `I`, so `ſtarttls` would pass for STARTTLS here while the backend sees an unknown verb.
+ */
+function asciiUpper(s: string): string {
+  return s.replace(/[a-z]+/g, (m) => m.toUpperCase());
+}
+
+/** Commands after which a client must wait for the reply, RFC 2920 §3.1 (plus RFC 3207, 4954). */
+export const ENDS_GROUP: ReadonlySet<string> = new Set([
+  'EHLO',
+  'HELO',
+  'DATA',
+  'VRFY',
+  'EXPN',
+  'TURN',
+  'QUIT',
+  'NOOP',
+  'STARTTLS',
+  'AUTH',
+  'XCLIENT',
+]);
+
+export interface PathCommand {
+  /** The address inside `<>`, '' for the null path. */
+  address: string;
+  /** ESMTP parameters, keys upper-cased; value null for a bare keyword (§4.1.2 esmtp-param). */
+  params: Map<string, string | null>;
+}
+
+/**
+ * `MAIL FROM:<path> [params]` / `RCPT TO:<path> [params]` (§4.1.1.2, §4.1.1.3).
+ * `keyword` is `FROM` or `TO`. Addresses may be UTF-8 (RFC 6531); a space is tolerated
+ * after the colon as many clients send one.
+ */
+export function parsePathCommand(args: string, keyword: 'FROM' | 'TO'): PathCommand {
+  const prefix = keyword + ':';
+  if (args.length < prefix.length || asciiUpper(args.slice(0, prefix.length)) !== prefix) {
+    throw new SmtpError(501, '5.5.4', `Syntax: ${keyword === 'FROM' ? 'MAIL FROM:<address>' : 'RCPT TO:<address>'}`);
+  }
+  let rest = args.slice(prefix.length).trimStart();
+  if (rest[0] !== '<') throw new SmtpError(501, '5.1.7', 'Bad address syntax: angle brackets required');
+  const close = findPathEnd(rest);
+  if (close === -1) throw new SmtpError(501, '5.1.7', 'Bad address syntax: missing >');
+  let address = rest.slice(1, close);
+  // Source routes are to be ignored, RFC 5321 §4.1.1.3 / Appendix C.
+  const colon = address.startsWith('@') ? address.indexOf(':') : -1;
+  if (colon !== -1) address = address.slice(colon + 1);
+  if (keyword === 'TO' && address === '') throw new SmtpError(501, '5.1.3', 'Bad recipient address syntax');
+  if (/[\x00-\x1f\x7f]/.test(address)) throw new SmtpError(501, '5.1.7', 'Bad address syntax: control character');
+  rest = rest.slice(close + 1);
+  const params = new Map<string, string | null>();
+  if (rest.length > 0) {
+    if (rest[0] !== ' ') throw new SmtpError(501, '5.5.4', 'Syntax error in parameters');
+    for (const p of rest.trim().split(/ +/)) {
+      if (p === '') continue;
+      const eq = p.indexOf('=');
+      const key = asciiUpper(eq === -1 ? p : p.slice(0, eq));
+      if (!/^[A-Z0-9][A-Z0-9-]*$/.test(key)) throw new SmtpError(501, '5.5.4', `Bad parameter: ${p}`);
+      params.set(key, eq === -1 ? null : p.slice(eq + 1));
+    }
+  }
+  return { address, params };
+}
+
+/** Index of the `>` closing the path, honouring quoted local parts (`<"a>b"@x>`). */
+function findPathEnd(s: string): number {
+  let quoted = false;
+  for (let i = 1; i < s.length; i++) {
+    const c = s[i];
+    if (quoted) {
+      if (c === '\\') i++;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === '>') return i;
+  }
+  return -1;
+}
+
+/** The domain of an address (after the last `@`), lower-cased; '' if none. */
+export function addressDomain(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at === -1 ? '' : address.slice(at + 1).toLowerCase();
+}

@@ -1,0 +1,39 @@
+// xtext, RFC 3461 §4: printable ASCII `!`..`~` except `+` and `=` stands for itself;
+// every other octet is `+` and two upper-case hex digits. XCLIENT values use it, so a
+// client-chosen HELO name or login can never inject spaces, `=` or line breaks.
+
+const HEX = '0123456789ABCDEF';
+
+export function xtextEncode(value: string | Uint8Array): string {
+  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  let out = '';
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b >= 0x21 && b <= 0x7e && b !== 0x2b && b !== 0x3d) out += String.fromCharCode(b);
+    else out += '+' + HEX[b >> 4] + HEX[b & 15];
+  }
+  return out;
+}
+
+export class XtextError extends Error {
+  readonly code = 'XTEXT_SYNTAX';
+}
+
+/** Decodes xtext to bytes; throws XtextError on a malformed `+XX` or a character xtext forbids. */
+export function xtextDecode(text: string): Buffer {
+  const out: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2b) {
+      const hex = text.slice(i + 1, i + 3);
+      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) throw new XtextError(`bad xtext escape at ${i}`);
+      out.push(parseInt(hex, 16));
+      i += 2;
+    } else if (c >= 0x21 && c <= 0x7e && c !== 0x3d) {
+      out.push(c);
+    } else {
+      throw new XtextError(`character not allowed in xtext at ${i}`);
+    }
+  }
+  return Buffer.from(out);
+}
