@@ -1,0 +1,143 @@
+// `postern check`: the schema, plus the files the config names (certificates, keys, CA,
+// OCSP responses, ticket keys) checked the way the TLS layer will load them.
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { ConfigError, type ConfigProblem } from './errors.js';
+import { readConfigFile, resolvePath, validateConfigText } from './load.js';
+import { formatPath, type PathSegment } from './yamlpath.js';
+
+type Rec = Record<string, unknown>;
+const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+interface FileProblem {
+  path: PathSegment[];
+  message: string;
+}
+
+/** Every problem `postern check` reports; [] when the config is good. Never throws. */
+export function checkConfigFile(file: string): ConfigProblem[] {
+  try {
+    const text = readConfigFile(file);
+    const v = validateConfigText(text);
+    if (v.raw === null) return v.problems;
+    const located = checkFiles(v.raw, dirname(resolve(file))).map((p): ConfigProblem => {
+      const out: ConfigProblem = { path: formatPath(p.path), message: p.message };
+      const line = v.lineOf(p.path);
+      if (line !== undefined) out.line = line;
+      return out;
+    });
+    return [...v.problems, ...located].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    return [{ path: '', message: `unexpected error while checking ${file}: ${(e as Error).message}` }];
+  }
+}
+
+/** File checks on the raw data, so they run even when the schema found other problems. */
+export function checkFiles(raw: Rec, baseDir: string): FileProblem[] {
+  const out: FileProblem[] = [];
+  const tls = isRec(raw.tls) ? raw.tls : {};
+  const certs = Array.isArray(tls.certificates) ? tls.certificates : [];
+  certs.forEach((c, i) => {
+    if (!isRec(c)) return;
+    const at = (k: string): PathSegment[] => ['tls', 'certificates', i, k];
+    const cert = typeof c.cert === 'string' ? loadCert(resolvePath(baseDir, c.cert), at('cert'), out) : null;
+    const key = typeof c.key === 'string' ? loadKey(resolvePath(baseDir, c.key), at('key'), out) : null;
+    if (cert !== null && key !== null && !cert.checkPrivateKey(key)) {
+      out.push({ path: at('key'), message: `the key in ${resolvePath(baseDir, c.key as string)} does not match the certificate in ${resolvePath(baseDir, c.cert as string)}` });
+    }
+    if (typeof c.ocsp === 'string') {
+      const data = read(resolvePath(baseDir, c.ocsp), at('ocsp'), out);
+      if (data !== null && data.length === 0) out.push({ path: at('ocsp'), message: `${resolvePath(baseDir, c.ocsp)} is empty (expected a DER OCSP response)` });
+    }
+  });
+
+  const tk = isRec(tls.ticket_keys) ? tls.ticket_keys : {};
+  if (typeof tk.file === 'string') checkTicketFile(resolvePath(baseDir, tk.file), ['tls', 'ticket_keys', 'file'], out);
+
+  const btls = isRec(raw.backends) && isRec(raw.backends.tls) ? raw.backends.tls : {};
+  if (typeof btls.ca === 'string') {
+    const p = resolvePath(baseDir, btls.ca);
+    const data = read(p, ['backends', 'tls', 'ca'], out);
+    if (data !== null) {
+      try {
+        new X509Certificate(data);
+      } catch (e) {
+        out.push({ path: ['backends', 'tls', 'ca'], message: `${p} holds no PEM certificate: ${reason(e)}` });
+      }
+    }
+  }
+  return out;
+}
+
+function read(path: string, at: PathSegment[], out: FileProblem[]): Buffer | null {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    out.push({ path: at, message: `cannot read ${path}: ${errnoText(e)}` });
+    return null;
+  }
+}
+
+function loadCert(path: string, at: PathSegment[], out: FileProblem[]): X509Certificate | null {
+  const data = read(path, at, out);
+  if (data === null) return null;
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(data);
+  } catch (e) {
+    out.push({ path: at, message: `${path} is not a PEM certificate: ${reason(e)}` });
+    return null;
+  }
+  const now = Date.now();
+  if (Date.parse(cert.validTo) < now) out.push({ path: at, message: `the certificate in ${path} expired on ${cert.validTo}` });
+  else if (Date.parse(cert.validFrom) > now) out.push({ path: at, message: `the certificate in ${path} is not valid until ${cert.validFrom}` });
+  return cert;
+}
+
+function loadKey(path: string, at: PathSegment[], out: FileProblem[]): KeyObject | null {
+  const data = read(path, at, out);
+  if (data === null) return null;
+  try {
+    return createPrivateKey(data);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ERR_MISSING_PASSPHRASE' ? 'the key is encrypted; Postern needs it unencrypted' : reason(e);
+    out.push({ path: at, message: `${path} is not a PEM private key: ${why}` });
+    return null;
+  }
+}
+
+// The file may not exist yet (Postern creates it), but its directory must.
+function checkTicketFile(path: string, at: PathSegment[], out: FileProblem[]): void {
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) out.push({ path: at, message: `${path} is not a regular file` });
+    else read(path, at, out);
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+      out.push({ path: at, message: `cannot read ${path}: ${errnoText(e)}` });
+      return;
+    }
+  }
+  const dir = dirname(path);
+  try {
+    if (!statSync(dir).isDirectory()) out.push({ path: at, message: `${dir} is not a directory, so ${path} cannot be created there` });
+  } catch (e) {
+    out.push({ path: at, message: `directory ${dir} for the ticket key file does not exist (${errnoText(e)})` });
+  }
+}
+
+function errnoText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  return reason(e);
+}
+
+function reason(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

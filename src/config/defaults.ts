@@ -1,0 +1,48 @@
+// Defaults, written as an operator would write them in YAML (conf/examples/reference.yaml
+// shows the same values; a unit test keeps the two in step).
+
+export const DEFAULTS = {
+  listener: {
+    tls: 'none',
+    proxy_protocol: 'off',
+    trusted_proxies: [] as string[],
+    proxy_protocol_timeout: '3s',
+  },
+  tls: {
+    min_version: 'TLSv1.2',
+    session_tickets: true,
+    ticket_keys: { file: null, rotate: '1h', lifetime: '2h' },
+    session_cache: { size: 20000, lifetime: '2h' },
+  },
+  backends: {
+    identity: 'xclient',
+    strategy: 'least-connections',
+    server: { weight: 1, drain: false },
+    connect_timeout: '5s',
+    reply_timeout: '30s',
+    health_check: { interval: '5s', timeout: '3s', rise: 2, fall: 3 },
+    tls: { starttls: 'off', verify: true, servername: null, ca: null },
+    reverse_lookup: false,
+  },
+  limits: {
+    max_connections: 10000,
+    per_ip: { connections: 20, rate: '100/1m' },
+    mailmax: 20,
+    rcptmax: 100,
+    rcptdomainmax: 50,
+    message_size: '50MB',
+    line_length: 4096,
+    timeouts: { command: '5m', data: '10m', greeting: '5m' },
+  },
+  smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse' },
+  log: { level: 'info', format: 'json', anomalies: 'all' },
+  metrics: { listen: '127.0.0.1:9325' },
+  received_header: false,
+  shutdown_grace: '30s',
+} as const;
+
+/** RFC 5321 4.5.3.1.4: a text line is at least 1000 octets; 512 is the command-line floor. */
+export const LINE_LENGTH_MIN = 512;
+export const LINE_LENGTH_MAX = 65536;
+/** Bounds for LIMITS MAILMAX / RCPTMAX / RCPTDOMAINMAX values. */
+export const LIMIT_MAX = 999999;

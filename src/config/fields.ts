@@ -1,0 +1,225 @@
+// Field schemas for the config: each wraps a parser that throws ConfigValueError with an
+// operator-facing message, so every message names the expected form and what was written.
+import { z } from 'zod';
+import { HOST_PORT_FORM, isHostname, parseHostPort } from './address.js';
+import { ANOMALY_KINDS, isAnomalyKind } from './anomalies.js';
+import { parseCidr } from './cidr.js';
+import { DURATION_FORM, parseDuration } from './duration.js';
+import { ConfigValueError, show } from './errors.js';
+import { RATE_FORM, parseRate } from './rate.js';
+import { SIZE_FORM, parseSize } from './size.js';
+import type { HostPort } from './types.js';
+
+/** A field from a parse function; `undefined` reaches it only when the key is missing. */
+export function field<T>(parse: (v: unknown) => T) {
+  return z.unknown().transform((v, ctx): T => {
+    try {
+      return parse(v);
+    } catch (e) {
+      if (!(e instanceof ConfigValueError)) throw e;
+      ctx.addIssue({ code: 'custom', message: e.message, input: v });
+      return z.NEVER;
+    }
+  });
+}
+
+// A declaration (not an arrow) so TypeScript narrows after `if (...) fail(...)`.
+function fail(message: string): never {
+  throw new ConfigValueError(message);
+}
+
+/** Missing keys that have no default. */
+function present(v: unknown, form: string): void {
+  if (v === undefined) fail(`required key is missing: expected ${form}`);
+}
+
+export function duration(opts: { allowZero?: boolean } = {}) {
+  return field((v) => {
+    present(v, DURATION_FORM);
+    // Bare numbers are ambiguous (seconds? ms?); only 0 means the same either way.
+    if (v === 0) return opts.allowZero === true ? 0 : fail('must be longer than 0, got 0');
+    if (typeof v !== 'string') {
+      return fail(`expected ${DURATION_FORM}, got ${show(v)}${typeof v === 'number' ? ' (add a unit: ms, s, m, h or d)' : ''}`);
+    }
+    const ms = parseDuration(v);
+    if (ms === 0 && opts.allowZero !== true) fail(`must be longer than 0, got ${show(v)}`);
+    return ms;
+  });
+}
+
+export function size(min = 1) {
+  return field((v) => {
+    present(v, SIZE_FORM);
+    if (typeof v !== 'string' && typeof v !== 'number') fail(`expected ${SIZE_FORM}, got ${show(v)}`);
+    const bytes = parseSize(v);
+    if (bytes < min) fail(`must be at least ${min} bytes, got ${show(v)}`);
+    return bytes;
+  });
+}
+
+function intRange(min: number, max: number): string {
+  return max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+}
+
+export function int(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return field((v) => {
+    present(v, intRange(min, max));
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      fail(`expected ${intRange(min, max)}, got ${show(v)}`);
+    }
+    return v;
+  });
+}
+
+/** An integer, or null to switch the limit off. */
+export function intOrNull(min: number, max: number) {
+  return field((v): number | null => {
+    const form = `${intRange(min, max)}, or null to disable`;
+    present(v, form);
+    if (v === null) return null;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(`expected ${form}, got ${show(v)}`);
+    return v;
+  });
+}
+
+export function bool() {
+  return field((v) => {
+    present(v, 'true or false');
+    if (typeof v !== 'boolean') fail(`expected true or false, got ${show(v)}`);
+    return v;
+  });
+}
+
+/** One of fixed words; `aliases` maps other YAML values (e.g. booleans) onto them. */
+export function oneOf<const T extends string>(values: readonly T[], aliases: ReadonlyArray<[unknown, T]> = []) {
+  return field((v): T => {
+    const form = `one of ${values.join(', ')}`;
+    present(v, form);
+    for (const [from, to] of aliases) if (v === from) return to;
+    if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v as T;
+    return fail(`expected ${form}, got ${show(v)}`);
+  });
+}
+
+export function hostPort(minPort = 0) {
+  return field((v): HostPort => {
+    present(v, HOST_PORT_FORM);
+    if (typeof v !== 'string') return fail(`expected ${HOST_PORT_FORM}, got ${show(v)}`);
+    const hp = parseHostPort(v);
+    if (hp.port < minPort) fail(`port must be ${minPort}-65535, got ${show(v)}`);
+    return hp;
+  });
+}
+
+const HOSTNAME_FORM = 'a host name such as mx.example.net';
+
+export function hostname(fallback?: () => string) {
+  return field((v): string => {
+    if (v === undefined && fallback !== undefined) return fallback();
+    present(v, HOSTNAME_FORM);
+    if (typeof v !== 'string' || !isHostname(v)) return fail(`expected ${HOSTNAME_FORM}, got ${show(v)}`);
+    return v;
+  });
+}
+
+export function hostnameOrNull() {
+  return field((v): string | null => {
+    present(v, `${HOSTNAME_FORM}, or null`);
+    if (v === null) return null;
+    if (typeof v !== 'string' || !isHostname(v)) return fail(`expected ${HOSTNAME_FORM}, or null, got ${show(v)}`);
+    return v;
+  });
+}
+
+const PATH_FORM = 'a file path';
+
+export function filePath() {
+  return field((v): string => {
+    present(v, PATH_FORM);
+    if (typeof v !== 'string' || v.trim() === '') return fail(`expected ${PATH_FORM}, got ${show(v)}`);
+    return v;
+  });
+}
+
+export function filePathOrNull() {
+  return field((v): string | null => {
+    present(v, `${PATH_FORM}, or null`);
+    if (v === null) return null;
+    if (typeof v !== 'string' || v.trim() === '') return fail(`expected ${PATH_FORM}, or null, got ${show(v)}`);
+    return v;
+  });
+}
+
+/** Optional path: absent or null means none. */
+export function optionalFilePath() {
+  return field((v): string | undefined => {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string' || v.trim() === '') return fail(`expected ${PATH_FORM}, got ${show(v)}`);
+    return v;
+  });
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Listener names end up in log records and metric labels: keep them plain. */
+export function listenerName() {
+  return field((v): string => {
+    const form = 'a name of letters, digits, ".", "_" or "-" (e.g. smtp, submissions)';
+    present(v, form);
+    if (typeof v !== 'string' || !NAME.test(v)) return fail(`expected ${form}, got ${show(v)}`);
+    return v;
+  });
+}
+
+/** A list of CIDRs or IPs, kept as written (trimmed); each bad entry is reported at its index. */
+export function cidrList() {
+  return field((v): unknown[] => {
+    const form = 'a list of IP addresses or CIDR networks, e.g. [10.0.0.0/8, "::1"]';
+    present(v, form);
+    if (!Array.isArray(v)) fail(`expected ${form}, got ${show(v)}`);
+    return v as unknown[];
+  }).transform((list, ctx): string[] => {
+    const out: string[] = [];
+    list.forEach((item, i) => {
+      if (typeof item !== 'string') {
+        ctx.addIssue({ code: 'custom', path: [i], input: item, message: `expected an IP address or CIDR network, got ${show(item)}` });
+        return;
+      }
+      try {
+        parseCidr(item);
+        out.push(item.trim());
+      } catch (e) {
+        if (!(e instanceof ConfigValueError)) throw e;
+        ctx.addIssue({ code: 'custom', path: [i], input: item, message: e.message });
+      }
+    });
+    return out;
+  });
+}
+
+export function rate() {
+  return field((v) => {
+    present(v, RATE_FORM);
+    if (typeof v !== 'string') return fail(`expected ${RATE_FORM}, got ${show(v)}`);
+    return parseRate(v);
+  });
+}
+
+/** `all`, `none`, or a list of anomaly kinds (each checked against the catalogue). */
+export function anomalies() {
+  const form = 'all, none, or a list of anomaly kinds';
+  return field((v): 'all' | 'none' | unknown[] => {
+    present(v, form);
+    if (v === 'all' || v === 'none') return v;
+    if (!Array.isArray(v)) return fail(`expected ${form}, got ${show(v)}`);
+    return v as unknown[];
+  }).transform((v, ctx): 'all' | 'none' | string[] => {
+    if (!Array.isArray(v)) return v;
+    const out: string[] = [];
+    v.forEach((kind, i) => {
+      if (typeof kind === 'string' && isAnomalyKind(kind)) out.push(kind);
+      else ctx.addIssue({ code: 'custom', path: [i], input: kind, message: `unknown anomaly kind ${show(kind)} (known kinds: ${ANOMALY_KINDS.join(', ')})` });
+    });
+    return out;
+  });
+}

@@ -1,0 +1,13 @@
+// Postern configuration: load, validate, defaults, and the checks behind `postern check`.
+export * from './types.js';
+export { ConfigError, ConfigValueError, formatProblem, type ConfigErrorCode, type ConfigProblem } from './errors.js';
+export { parseConfig, loadConfig, validateConfigText, resolveConfigPaths, type Validation } from './load.js';
+export { checkConfigFile } from './check.js';
+export { parseDuration, MAX_DURATION_MS } from './duration.js';
+export { parseSize } from './size.js';
+export { parseHostPort } from './address.js';
+export { CidrList, parseCidr, type Cidr } from './cidr.js';
+export { parseRate } from './rate.js';
+export { parseIp } from './ip.js';
+export { ANOMALY_KINDS, isAnomalyKind, type AnomalyKind } from './anomalies.js';
+export { DEFAULTS } from './defaults.js';

@@ -1,0 +1,178 @@
+// Parse YAML, validate against the schema and cross-field rules, apply defaults.
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { DEFAULTS } from './defaults.js';
+import { ConfigError, show, type ConfigProblem } from './errors.js';
+import { crossFieldProblems } from './rules.js';
+import { configSchema } from './schema.js';
+import type { Config } from './types.js';
+import { formatPath, locate, type PathSegment } from './yamlpath.js';
+
+export interface Validation {
+  config: Config | null;
+  problems: ConfigProblem[];
+  /** The YAML as plain data, when it parsed (for `check`, which looks at files even in an invalid config). */
+  raw: Record<string, unknown> | null;
+  /** The line a YAML path refers to (undefined when it cannot be found). */
+  lineOf: (path: PathSegment[]) => number | undefined;
+}
+
+type Raw = Record<string, unknown>;
+
+/** Validate config text; never throws. */
+export function validateConfigText(text: string): Validation {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: true, uniqueKeys: true });
+  const lineOf = (path: PathSegment[]): number | undefined => locate(doc, lines, path);
+  const fail = (problems: ConfigProblem[]): Validation => ({ config: null, raw: null, problems, lineOf });
+  if (doc.errors.length > 0) return fail(doc.errors.map((e) => syntaxProblem(e.message, e.linePos?.[0])));
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    return fail([{ path: '', message: `YAML error: ${(e as Error).message}` }]);
+  }
+  if (raw === null || raw === undefined) {
+    return fail([{ path: '', message: 'the config is empty: expected a mapping with at least listeners and backends' }]);
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    return fail([{ path: '', message: `expected a mapping (key: value) at the top level, got ${show(raw)}` }]);
+  }
+  const data = raw as Raw;
+  const hints = new Map<string, string>();
+  const result = configSchema.safeParse(data, { error: (iss) => issueMessage(iss, hints) });
+  const problems: Array<ConfigProblem & { order: number }> = [];
+  const add = (path: PathSegment[], message: string, atKey = false): void => {
+    const p: ConfigProblem & { order: number } = { path: formatPath(path), message, order: problems.length };
+    const line = locate(doc, lines, path, atKey);
+    if (line !== undefined) p.line = line;
+    problems.push(p);
+  };
+  if (!result.success) {
+    for (const iss of result.error.issues) {
+      const path = iss.path.filter((s): s is PathSegment => typeof s !== 'symbol');
+      if (iss.code === 'unrecognized_keys') {
+        for (const key of iss.keys) add([...path, key], hints.get(hintKey(path, key)) ?? 'unknown key', true);
+      } else {
+        add(path, iss.message);
+      }
+    }
+  }
+  for (const p of crossFieldProblems(data, DEFAULTS.tls.ticket_keys)) add(p.path, p.message);
+  const unique = dedupe(problems).sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || a.order - b.order);
+  const cleaned = unique.map(({ order: _order, ...p }) => p);
+  return { config: cleaned.length === 0 && result.success ? result.data : null, raw: data, problems: cleaned, lineOf };
+}
+
+/** Parse + validate + apply defaults. Throws ConfigError (CONFIG_INVALID) listing every problem. */
+export function parseConfig(text: string, file = '<config>'): Config {
+  const v = validateConfigText(text);
+  if (v.config === null) throw new ConfigError('CONFIG_INVALID', file, v.problems);
+  return v.config;
+}
+
+/**
+ * Read and parse a config file. Relative file paths inside it (certificates, keys, ticket
+ * key file, CA) are resolved against the config file's directory, so it works from any cwd.
+ */
+export function loadConfig(file: string): Config {
+  return resolveConfigPaths(parseConfig(readConfigFile(file), file), dirname(resolve(file)));
+}
+
+export function readConfigFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'is a directory' : err.message;
+    throw new ConfigError('CONFIG_UNREADABLE', file, [{ path: '', message: `cannot read ${file}: ${why}` }]);
+  }
+}
+
+export function resolvePath(baseDir: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(baseDir, p);
+}
+
+export function resolveConfigPaths(c: Config, baseDir: string): Config {
+  if (c.tls === null && c.backends.tls.ca === null) return c;
+  const r = (p: string): string => resolvePath(baseDir, p);
+  const tls = c.tls === null ? null : {
+    ...c.tls,
+    certificates: c.tls.certificates.map((cert) => ({ ...cert, cert: r(cert.cert), key: r(cert.key), ...(cert.ocsp === undefined ? {} : { ocsp: r(cert.ocsp) }) })),
+    ticket_keys: { ...c.tls.ticket_keys, file: c.tls.ticket_keys.file === null ? null : r(c.tls.ticket_keys.file) },
+  };
+  const ca = c.backends.tls.ca === null ? null : r(c.backends.tls.ca);
+  return { ...c, tls, backends: { ...c.backends, tls: { ...c.backends.tls, ca } } };
+}
+
+function syntaxProblem(message: string, pos: { line: number; col: number } | undefined): ConfigProblem {
+  const first = (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
+  if (pos === undefined) return { path: '', message: `YAML syntax error: ${first}` };
+  return { path: '', message: `YAML syntax error at line ${pos.line}, column ${pos.col}: ${first}`, line: pos.line };
+}
+
+function dedupe<T extends ConfigProblem>(ps: T[]): T[] {
+  const seen = new Set<string>();
+  return ps.filter((p) => {
+    const k = `${p.path}\u0000${p.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+const hintKey = (path: readonly PathSegment[], key: string): string => JSON.stringify([...path, key]);
+
+type RawIssue = Parameters<z.core.$ZodErrorMap>[0];
+
+// Messages for the issues zod raises itself (field parsers bring their own).
+function issueMessage(iss: RawIssue, hints: Map<string, string>): string | undefined {
+  switch (iss.code) {
+    case 'invalid_type': {
+      if (iss.input === undefined) return 'required key is missing';
+      const want = iss.expected === 'object' ? 'a mapping (key: value)' : iss.expected === 'array' ? 'a list' : iss.expected;
+      return `expected ${want}, got ${show(iss.input)}`;
+    }
+    case 'too_small':
+      if (iss.origin === 'array') return iss.minimum === 1 ? 'needs at least one entry' : `needs at least ${String(iss.minimum)} entries`;
+      return undefined;
+    case 'unrecognized_keys': {
+      const allowed = shapeKeys(iss.inst);
+      const path = (iss.path ?? []).filter((s): s is PathSegment => typeof s !== 'symbol');
+      for (const key of iss.keys) hints.set(hintKey(path, key), unknownKeyMessage(key, allowed));
+      return 'unknown key';
+    }
+    default:
+      return undefined;
+  }
+}
+
+function shapeKeys(inst: unknown): string[] {
+  const shape = (inst as { _zod?: { def?: { shape?: unknown } } } | undefined)?._zod?.def?.shape;
+  return typeof shape === 'object' && shape !== null ? Object.keys(shape) : [];
+}
+
+function unknownKeyMessage(key: string, allowed: string[]): string {
+  if (allowed.length === 0) return 'unknown key';
+  const close = allowed
+    .map((k) => ({ k, d: editDistance(key.toLowerCase(), k) }))
+    .filter(({ k, d }) => d <= Math.max(1, Math.floor(k.length / 3)))
+    .sort((a, b) => a.d - b.d)[0];
+  if (close !== undefined) return `unknown key (did you mean "${close.k}"?)`;
+  return `unknown key (allowed here: ${allowed.join(', ')})`;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
+    }
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}

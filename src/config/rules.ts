@@ -1,0 +1,102 @@
+// Rules that span several fields, checked on the raw YAML data so they are reported even
+// when other parts of the file fail the schema (the operator sees every problem at once).
+import { parseHostPort } from './address.js';
+import { parseDuration } from './duration.js';
+import { parseIp } from './ip.js';
+import type { PathSegment } from './yamlpath.js';
+
+export interface RawProblem {
+  path: PathSegment[];
+  message: string;
+}
+
+type Rec = Record<string, unknown>;
+
+const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const rec = (v: unknown): Rec => (isRec(v) ? v : {});
+
+function ms(v: unknown): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  try {
+    return parseDuration(v);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A key for "same address": IPs compared by value, names case-insensitively. */
+function addressKey(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  try {
+    const hp = parseHostPort(v);
+    const ip = parseIp(hp.host);
+    const host = ip === null ? hp.host.toLowerCase().replace(/\.$/, '') : `${ip.family}:${ip.words.join(',')}`;
+    return `${host}|${hp.port}`;
+  } catch {
+    return undefined;
+  }
+}
+
+export function crossFieldProblems(raw: Rec, tlsDefaults: { rotate: string; lifetime: string }): RawProblem[] {
+  const out: RawProblem[] = [];
+  const listeners = list(raw.listeners);
+  const tls = rec(raw.tls);
+  const haveCerts = Array.isArray(tls.certificates) && tls.certificates.length > 0;
+
+  const names = new Map<string, number>();
+  const listens = new Map<string, PathSegment[]>();
+  listeners.forEach((l, i) => {
+    if (!isRec(l)) return;
+    if (typeof l.name === 'string') {
+      const first = names.get(l.name);
+      if (first === undefined) names.set(l.name, i);
+      else out.push({ path: ['listeners', i, 'name'], message: `duplicate listener name "${l.name}" (also listeners[${first}].name)` });
+    }
+    const key = addressKey(l.listen);
+    if (key !== undefined && !key.endsWith('|0')) {
+      const first = listens.get(key);
+      if (first === undefined) listens.set(key, ['listeners', i, 'listen']);
+      else out.push({ path: ['listeners', i, 'listen'], message: `address ${String(l.listen)} is also listeners[${String(first[1])}].listen` });
+    }
+    if ((l.tls === 'starttls' || l.tls === 'implicit') && !haveCerts) {
+      out.push({ path: ['listeners', i, 'tls'], message: `tls: ${l.tls} needs a certificate: add tls.certificates (a list of {cert, key})` });
+    }
+    const proxyOn = l.proxy_protocol === 'on' || l.proxy_protocol === true;
+    if (proxyOn && list(l.trusted_proxies).length === 0) {
+      out.push({
+        path: ['listeners', i, 'proxy_protocol'],
+        message: 'proxy_protocol: on accepts PROXY headers only from trusted_proxies, which is empty: list the load balancers that send them',
+      });
+    }
+  });
+
+  if (isRec(raw.metrics)) {
+    const key = addressKey(raw.metrics.listen);
+    const clash = key === undefined ? undefined : listens.get(key);
+    if (clash !== undefined) {
+      out.push({ path: ['metrics', 'listen'], message: `address ${String(raw.metrics.listen)} is also listeners[${String(clash[1])}].listen` });
+    }
+  }
+
+  const tk = rec(tls.ticket_keys);
+  const rotate = ms(tk.rotate ?? tlsDefaults.rotate);
+  const lifetime = ms(tk.lifetime ?? tlsDefaults.lifetime);
+  if (isRec(raw.tls) && rotate !== undefined && lifetime !== undefined && lifetime < rotate) {
+    out.push({
+      path: ['tls', 'ticket_keys', tk.lifetime === undefined ? 'rotate' : 'lifetime'],
+      message: `ticket key lifetime (${String(tk.lifetime ?? tlsDefaults.lifetime)}) must be at least rotate (${String(tk.rotate ?? tlsDefaults.rotate)}), or tickets issued just before a rotation stop working`,
+    });
+  }
+
+  const seen = new Map<string, number>();
+  list(rec(raw.backends).servers).forEach((s, i) => {
+    if (!isRec(s)) return;
+    const key = addressKey(s.address);
+    if (key === undefined) return;
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, i);
+    else out.push({ path: ['backends', 'servers', i, 'address'], message: `duplicate server ${String(s.address)} (also backends.servers[${first}].address)` });
+  });
+  return out;
+}

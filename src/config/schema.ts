@@ -1,0 +1,121 @@
+// The config schema: structure (unknown keys are errors), field forms and defaults.
+// Cross-field rules (unique names, TLS listeners need certificates, ...) live in rules.ts.
+import { hostname as osHostname } from 'node:os';
+import { z } from 'zod';
+import { DEFAULTS, LIMIT_MAX, LINE_LENGTH_MAX, LINE_LENGTH_MIN } from './defaults.js';
+import {
+  anomalies, bool, cidrList, duration, filePath, filePathOrNull, hostPort, hostname, hostnameOrNull,
+  int, intOrNull, listenerName, oneOf, optionalFilePath, rate, size,
+} from './fields.js';
+import type { CertificateConfig, Config } from './types.js';
+
+/** A mapping whose every key has a default: absent or empty (`limits:`) means all defaults. */
+function section<S extends z.core.$ZodLooseShape>(shape: S) {
+  return z.preprocess((v) => (v === null ? {} : v), z.strictObject(shape)).prefault({});
+}
+
+const D = DEFAULTS;
+
+const listener = z.strictObject({
+  name: listenerName(),
+  listen: hostPort(0),
+  tls: oneOf(['none', 'starttls', 'implicit'] as const).prefault(D.listener.tls),
+  proxy_protocol: oneOf(['off', 'on'] as const, [[false, 'off'], [true, 'on']]).prefault(D.listener.proxy_protocol),
+  trusted_proxies: cidrList().prefault([]),
+  proxy_protocol_timeout: duration().prefault(D.listener.proxy_protocol_timeout),
+});
+
+const certificate = z
+  .strictObject({ cert: filePath(), key: filePath(), ocsp: optionalFilePath().optional() })
+  // `ocsp: null` should look the same as no `ocsp` key at all.
+  .transform(({ cert, key, ocsp }): CertificateConfig => (ocsp === undefined ? { cert, key } : { cert, key, ocsp }));
+
+const tls = z.strictObject({
+  certificates: z.array(certificate).prefault([]),
+  min_version: oneOf(['TLSv1.2', 'TLSv1.3'] as const).prefault(D.tls.min_version),
+  session_tickets: bool().prefault(D.tls.session_tickets),
+  ticket_keys: section({
+    file: filePathOrNull().prefault(D.tls.ticket_keys.file),
+    rotate: duration().prefault(D.tls.ticket_keys.rotate),
+    lifetime: duration().prefault(D.tls.ticket_keys.lifetime),
+  }),
+  session_cache: section({
+    size: int(0).prefault(D.tls.session_cache.size),
+    lifetime: duration().prefault(D.tls.session_cache.lifetime),
+  }),
+});
+
+const server = z.strictObject({
+  address: hostPort(1),
+  weight: int(1, 1000).prefault(D.backends.server.weight),
+  drain: bool().prefault(D.backends.server.drain),
+});
+
+const backends = z.strictObject({
+  identity: oneOf(['xclient', 'proxy-v2', 'proxy-v1', 'none'] as const).prefault(D.backends.identity),
+  strategy: oneOf(['round-robin', 'least-connections', 'client-hash'] as const).prefault(D.backends.strategy),
+  servers: z.array(server).min(1),
+  connect_timeout: duration().prefault(D.backends.connect_timeout),
+  reply_timeout: duration().prefault(D.backends.reply_timeout),
+  health_check: section({
+    interval: duration().prefault(D.backends.health_check.interval),
+    timeout: duration().prefault(D.backends.health_check.timeout),
+    rise: int(1, 100).prefault(D.backends.health_check.rise),
+    fall: int(1, 100).prefault(D.backends.health_check.fall),
+  }),
+  tls: section({
+    starttls: oneOf(['off', 'optional', 'required'] as const, [[false, 'off']]).prefault(D.backends.tls.starttls),
+    verify: bool().prefault(D.backends.tls.verify),
+    servername: hostnameOrNull().prefault(D.backends.tls.servername),
+    ca: filePathOrNull().prefault(D.backends.tls.ca),
+  }),
+  reverse_lookup: bool().prefault(D.backends.reverse_lookup),
+});
+
+const limits = section({
+  max_connections: int(1).prefault(D.limits.max_connections),
+  per_ip: section({
+    connections: int(1).prefault(D.limits.per_ip.connections),
+    rate: rate().prefault(D.limits.per_ip.rate),
+  }),
+  mailmax: intOrNull(1, LIMIT_MAX).prefault(D.limits.mailmax),
+  rcptmax: intOrNull(1, LIMIT_MAX).prefault(D.limits.rcptmax),
+  rcptdomainmax: intOrNull(1, LIMIT_MAX).prefault(D.limits.rcptdomainmax),
+  message_size: size(1).prefault(D.limits.message_size),
+  line_length: int(LINE_LENGTH_MIN, LINE_LENGTH_MAX).prefault(D.limits.line_length),
+  timeouts: section({
+    command: duration().prefault(D.limits.timeouts.command),
+    data: duration().prefault(D.limits.timeouts.data),
+    greeting: duration().prefault(D.limits.timeouts.greeting),
+  }),
+});
+
+const smtp = section({
+  bare_lf: oneOf(['reject', 'normalize'] as const).prefault(D.smtp.bare_lf),
+  vrfy: oneOf(['refuse', 'relay'] as const).prefault(D.smtp.vrfy),
+  expn: oneOf(['refuse', 'relay'] as const).prefault(D.smtp.expn),
+});
+
+const log = section({
+  level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const).prefault(D.log.level),
+  format: oneOf(['json', 'text'] as const).prefault(D.log.format),
+  anomalies: anomalies().prefault(D.log.anomalies),
+});
+
+const metrics = z.strictObject({ listen: hostPort(0).prefault(D.metrics.listen) });
+
+export const configSchema = z.strictObject({
+  // The fallback runs inside the field, so the machine's name is not held to the schema.
+  hostname: hostname(osHostname).prefault(undefined),
+  listeners: z.array(listener).min(1),
+  // Absent, empty (null) or false: no inbound TLS.
+  tls: z.preprocess((v) => (v === false || v === undefined ? null : v), tls.nullable()).prefault(null),
+  backends,
+  limits,
+  smtp,
+  log,
+  // Absent or false: off. Present but empty (`metrics:` or `metrics: {}`): on, default address.
+  metrics: z.preprocess((v) => (v === null ? {} : v === false || v === undefined ? null : v), metrics.nullable()).prefault(false),
+  received_header: bool().prefault(D.received_header),
+  shutdown_grace: duration({ allowZero: true }).prefault(D.shutdown_grace),
+}) satisfies z.ZodType<Config>;

@@ -1,0 +1,27 @@
+// Sizes in bytes. Units are binary: KB = KiB = 1024, MB = MiB = 1024^2, GB = GiB = 1024^3,
+// as mail software traditionally means them (Postfix, Exim); case does not matter.
+import { ConfigValueError, show } from './errors.js';
+
+const UNIT_BYTES: Record<string, number> = {
+  '': 1, b: 1,
+  k: 1024, kb: 1024, kib: 1024,
+  m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2,
+  g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3,
+};
+const FORM = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i;
+
+export const SIZE_FORM = 'a size such as 100B, 512KB, 50MB or 1GB (or a whole number of bytes)';
+
+/** Size to bytes: `512KB`, `50MB`, `1GB`, `100B`; a bare integer is bytes. Fractions round down. */
+export function parseSize(s: string | number): number {
+  if (typeof s === 'number') {
+    if (!Number.isSafeInteger(s) || s < 0) throw new ConfigValueError(`expected ${SIZE_FORM}, got ${show(s)}`);
+    return s;
+  }
+  const m = FORM.exec(s.trim());
+  const unit = m ? UNIT_BYTES[(m[2] as string).toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new ConfigValueError(`expected ${SIZE_FORM}, got ${show(s)}`);
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(bytes)) throw new ConfigValueError(`size ${show(s)} is too large`);
+  return bytes;
+}
