@@ -1,0 +1,111 @@
+// Strict IP text <-> bytes. node:net validates; we add what it allows but the spec does not
+// (zone ids) and produce one canonical text form so addresses compare as strings.
+
+import { isIPv4, isIPv6 } from 'node:net';
+
+const DEC_OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+/** proxy-protocol.txt §2.1: four decimal octets 0–255, no leading zeros. */
+export function parseIPv4(text: string): Uint8Array | null {
+  if (!isIPv4(text)) return null;
+  const parts = text.split('.');
+  if (parts.length !== 4) return null;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    const p = parts[i];
+    if (!DEC_OCTET.test(p)) return null;
+    const v = Number(p);
+    if (v > 255) return null;
+    out[i] = v;
+  }
+  return out;
+}
+
+function parseGroups(text: string, allowV4Tail: boolean): number[] | null {
+  if (text === '') return [];
+  const parts = text.split(':');
+  const words: number[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (allowV4Tail && i === parts.length - 1 && p.includes('.')) {
+      const v4 = parseIPv4(p);
+      if (!v4) return null;
+      words.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+    } else if (HEX_GROUP.test(p)) {
+      words.push(parseInt(p, 16));
+    } else {
+      return null;
+    }
+  }
+  return words;
+}
+
+/** IPv6 text (any valid RFC 4291 form, embedded IPv4 allowed, no zone id) to 16 bytes. */
+export function parseIPv6(text: string): Uint8Array | null {
+  // Zone ids name a local interface; meaningless to the receiver (and node:net accepts them).
+  if (text.includes('%') || !isIPv6(text)) return null;
+  const dbl = text.indexOf('::');
+  let words: number[];
+  if (dbl === -1) {
+    const all = parseGroups(text, true);
+    if (!all || all.length !== 8) return null;
+    words = all;
+  } else {
+    if (text.indexOf('::', dbl + 1) !== -1) return null;
+    const left = parseGroups(text.slice(0, dbl), false);
+    const right = parseGroups(text.slice(dbl + 2), true);
+    if (!left || !right || left.length + right.length > 7) return null;
+    words = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  }
+  const out = new Uint8Array(16);
+  words.forEach((w, i) => {
+    out[2 * i] = w >> 8;
+    out[2 * i + 1] = w & 0xff;
+  });
+  return out;
+}
+
+export function formatIPv4(b: Uint8Array): string {
+  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+}
+
+/**
+ * RFC 5952 §4: lowercase, no leading zeros, the longest run (first on ties) of two or more
+ * zero groups as "::". §5: IPv4-mapped addresses as ::ffff:a.b.c.d, which is also how
+ * Node reports v4 peers on dual-stack sockets.
+ */
+export function formatIPv6(b: Uint8Array): string {
+  const w: number[] = [];
+  for (let i = 0; i < 8; i++) w.push((b[2 * i] << 8) | b[2 * i + 1]);
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0xffff) {
+    return `::ffff:${formatIPv4(b.subarray(12, 16))}`;
+  }
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (w[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (ws: number[]): string => ws.map((x) => x.toString(16)).join(':');
+  if (bestLen < 2) return hex(w);
+  return `${hex(w.slice(0, bestStart))}::${hex(w.slice(bestStart + bestLen))}`;
+}
+
+/** ::ffff:a.b.c.d as 16 bytes. */
+export function mapIPv4(v4: Uint8Array): Uint8Array {
+  const out = new Uint8Array(16);
+  out[10] = 0xff;
+  out[11] = 0xff;
+  out.set(v4, 12);
+  return out;
+}
