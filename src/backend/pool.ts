@@ -4,7 +4,7 @@
 import type { BackendsConfig, ServerConfig } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
-import { capSize, type Capabilities } from '../smtp/ehlo.js';
+import { capSize, lowerLimits, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import { order, type Balanced } from './balancer.js';
 import { BackendError } from './errors.js';
 import { checkServer } from './health.js';
@@ -34,6 +34,8 @@ export interface Offered {
   extensions: Set<string>;
   /** Smallest SIZE a live server announces; null when none announces one. */
   size: number | null;
+  /** LIMITS lowered to the smallest any live server announces. */
+  limits: Limits;
 }
 
 export class BackendPool {
@@ -148,13 +150,15 @@ export class BackendPool {
   offered(): Offered {
     const live = this.servers.filter((s) => s.up === true && s.caps);
     const extensions = new Set<string>();
-    if (live.length === 0) return { extensions, size: null };
+    let limits: Limits = { mailmax: null, rcptmax: null, rcptdomainmax: null };
+    if (live.length === 0) return { extensions, size: null, limits };
     for (const ext of PASSTHROUGH) if (live.every((s) => s.caps!.has(ext))) extensions.add(ext);
     let size: number | null = null;
     for (const s of live) {
       const n = capSize(s.caps!);
       if (n !== null && (size === null || n < size)) size = n;
+      limits = lowerLimits(limits, parseLimits(s.caps!));
     }
-    return { extensions, size };
+    return { extensions, size, limits };
   }
 }

@@ -5,6 +5,7 @@
 // client in command order even when the client pipelines (RFC 2920).
 
 import type net from 'node:net';
+import { domainToASCII } from 'node:url';
 import type { Config, ListenerConfig } from '../config/types.js';
 import type { BackendConnection } from '../backend/connection.js';
 import { BackendError } from '../backend/errors.js';
@@ -15,9 +16,9 @@ import type { AnomalyKind } from '../observe/anomalies.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
 import { parseBdat } from '../smtp/bdat.js';
-import { ENDS_GROUP, parseCommand, parsePathCommand } from '../smtp/command.js';
+import { ENDS_GROUP, addressDomain, parseCommand, parsePathCommand } from '../smtp/command.js';
 import { DataScanner } from '../smtp/data.js';
-import { capSize, renderEhlo, type Capabilities } from '../smtp/ehlo.js';
+import { capSize, lowerLimits, parseLimits, renderEhlo, renderLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import { SmtpError } from '../smtp/errors.js';
 import { LineReader, type Line } from '../smtp/lines.js';
 import { replyText, type Reply } from '../smtp/reply.js';
@@ -95,6 +96,13 @@ export class Session {
   #bdatLast = false;
   #bdatSkip = false;
 
+  /** MAIL commands this session, failed ones included (RFC 9422 §4.1 MAILMAX). */
+  #mailCommands = 0;
+  /** RCPT commands in the current transaction (RCPTMAX counts commands, §4.2). */
+  #txRcptCommands = 0;
+  /** Distinct recipient domains in the current transaction (RCPTDOMAINMAX, §4.3). */
+  readonly #txDomains = new Set<string>();
+  readonly #limitRejections: Record<string, number> = {};
   #transactions = 0;
   #rcpts = 0;
   #bytesIn = 0;
@@ -314,6 +322,7 @@ export class Session {
     // EHLO/HELO reset any transaction (RFC 5321 §4.1.4); the backend must forget it too.
     const resetBackend = this.#tx !== null && this.#bound !== null;
     this.#tx = null;
+    this.#newTransaction();
     if (verb === 'HELO') this.#queue.reply(`250 ${this.#cfg.hostname}\r\n`);
     else this.#queue.reply(renderEhlo(`${this.#cfg.hostname} greets ${name}`, this.#capabilities()));
     if (resetBackend) this.#forward('RSET', () => null);
@@ -328,7 +337,25 @@ export class Session {
     for (const ext of ['8BITMIME', 'SMTPUTF8', 'DSN', 'ENHANCEDSTATUSCODES', 'CHUNKING'] as const) {
       if (offered.has(ext)) caps.set(ext, []);
     }
+    const limits = renderLimits(this.#limits());
+    if (limits) caps.set('LIMITS', limits); // RFC 9422 §3
     return caps;
+  }
+
+  /** LIMITS in force: ours, lowered to what the bound backend (or every live one) announces. */
+  #limits(): Limits {
+    const own: Limits = { mailmax: this.#cfg.limits.mailmax, rcptmax: this.#cfg.limits.rcptmax, rcptdomainmax: this.#cfg.limits.rcptdomainmax };
+    return lowerLimits(own, this.#bound ? parseLimits(this.#bound.caps) : this.#ctx.pool.offered().limits);
+  }
+
+  #limitHit(limit: 'mailmax' | 'rcptmax' | 'rcptdomainmax'): void {
+    this.#limitRejections[limit] = (this.#limitRejections[limit] ?? 0) + 1;
+    this.#ctx.metrics.limitRejections.inc({ limit });
+  }
+
+  #newTransaction(): void {
+    this.#txRcptCommands = 0;
+    this.#txDomains.clear();
   }
 
   /** SIZE: ours, lowered to what the backend announces. */
@@ -339,7 +366,19 @@ export class Session {
   }
 
   #mail(args: string, line: string): void {
+    this.#mailCommands++;
+    const { mailmax } = this.#limits();
+    if (mailmax !== null && this.#mailCommands > mailmax) {
+      // MAILMAX (RFC 9422 §4.1) has no standard reply; Exim's practice is 421 and close.
+      // Replies owed for earlier commands still go out first; then QUIT to the backend.
+      this.#limitHit('mailmax');
+      this.#close ??= 'limit';
+      this.#mode = 'closed';
+      this.#queue.reply(`421 4.7.0 Too many transactions in this session\r\n`, () => this.#socket.end());
+      return;
+    }
     if (!this.#helo) throw new SmtpError(503, '5.5.1', 'Send HELO/EHLO first');
+    this.#newTransaction();
     const path = parsePathCommand(args, 'FROM');
     const size = path.params.get('SIZE');
     if (size !== undefined && size !== null) {
@@ -357,7 +396,25 @@ export class Session {
 
   #rcpt(args: string, line: string): void {
     if (!this.#bound) throw new SmtpError(503, '5.5.1', 'Need MAIL command');
-    parsePathCommand(args, 'TO');
+    const path = parsePathCommand(args, 'TO');
+    const limits = this.#limits();
+    if (limits.rcptmax !== null && ++this.#txRcptCommands > limits.rcptmax) {
+      // RFC 5321 §4.5.3.1.10: 452 is the reply for too many recipients.
+      this.#limitHit('rcptmax');
+      throw new SmtpError(452, '4.5.3', 'Too many recipients');
+    }
+    if (limits.rcptdomainmax !== null) {
+      const raw = addressDomain(path.address);
+      // Compare A-labels, so a U-label and its punycode form are one domain.
+      const domain = (domainToASCII(raw) || raw).toLowerCase();
+      if (!this.#txDomains.has(domain)) {
+        if (this.#txDomains.size >= limits.rcptdomainmax) {
+          this.#limitHit('rcptdomainmax');
+          throw new SmtpError(452, '4.5.3', 'Too many recipient domains');
+        }
+        this.#txDomains.add(domain);
+      }
+    }
     this.#forward(line, (r) => {
       if (r.code >= 200 && r.code < 300) {
         if (this.#tx) this.#tx.rcpts++;
@@ -461,6 +518,7 @@ export class Session {
 
   #rset(): void {
     this.#tx = null;
+    this.#newTransaction();
     this.#poisoned = null;
     if (this.#bound) this.#forward('RSET', (r) => r.raw);
     else this.#queue.reply('250 2.0.0 Ok\r\n');
@@ -837,6 +895,7 @@ export class Session {
       duration_ms: Date.now() - this.started,
       close: this.#close,
       anomalies: [...this.#anomalies],
+      limit_rejections: this.#limitRejections,
     };
   }
 }

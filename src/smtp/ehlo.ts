@@ -36,3 +36,47 @@ export function capSize(caps: Capabilities): number | null {
   const n = Number(v);
   return Number.isSafeInteger(n) && n > 0 ? n : null;
 }
+
+export interface Limits {
+  mailmax: number | null;
+  rcptmax: number | null;
+  rcptdomainmax: number | null;
+}
+
+const LIMIT_NAMES = { MAILMAX: 'mailmax', RCPTMAX: 'rcptmax', RCPTDOMAINMAX: 'rcptdomainmax' } as const;
+
+/**
+ * LIMITS parameters (RFC 9422 §3): `NAME=value` pairs. A malformed list is ignored as a
+ * whole (§3.7); an unknown name or a bad value ignores just that limit. Values are
+ * 1..999999 with no leading zero (§4).
+ */
+export function parseLimits(caps: Capabilities): Limits {
+  const out: Limits = { mailmax: null, rcptmax: null, rcptdomainmax: null };
+  const params = caps.get('LIMITS');
+  if (!params) return out;
+  for (const p of params) {
+    if (!/^[A-Za-z0-9_-]+(=[\x21-\x3a\x3c-\x7e]+)?$/.test(p)) return { mailmax: null, rcptmax: null, rcptdomainmax: null };
+  }
+  for (const p of params) {
+    const [name, value] = p.split('=') as [string, string | undefined];
+    const key = LIMIT_NAMES[name.toUpperCase() as keyof typeof LIMIT_NAMES];
+    if (!key || value === undefined || !/^[1-9]\d{0,5}$/.test(value)) continue;
+    out[key] = Number(value);
+  }
+  return out;
+}
+
+/** `LIMITS` parameters for the configured values, or null when none is set (RFC 9422 §3). */
+export function renderLimits(l: Limits): string[] | null {
+  const out: string[] = [];
+  if (l.mailmax !== null) out.push(`MAILMAX=${l.mailmax}`);
+  if (l.rcptmax !== null) out.push(`RCPTMAX=${l.rcptmax}`);
+  if (l.rcptdomainmax !== null) out.push(`RCPTDOMAINMAX=${l.rcptdomainmax}`);
+  return out.length ? out : null;
+}
+
+/** The stricter of two limit sets (null: no limit). */
+export function lowerLimits(a: Limits, b: Limits): Limits {
+  const min = (x: number | null, y: number | null) => (x === null ? y : y === null ? x : Math.min(x, y));
+  return { mailmax: min(a.mailmax, b.mailmax), rcptmax: min(a.rcptmax, b.rcptmax), rcptdomainmax: min(a.rcptdomainmax, b.rcptdomainmax) };
+}
