@@ -49,6 +49,13 @@ export class Admission {
     return null;
   }
 
+  /** Counts a connection without checking limits (to restore a count that was released). */
+  force(ip: string): void {
+    const key = clientKey(ip);
+    this.#total++;
+    this.#active.set(key, (this.#active.get(key) ?? 0) + 1);
+  }
+
   release(ip: string): void {
     const key = clientKey(ip);
     this.#total--;

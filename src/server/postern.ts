@@ -1,7 +1,8 @@
 // The running proxy: listeners, admission, backend pool, live sessions, drain and reload.
 
 import type net from 'node:net';
-import type { Config } from '../config/types.js';
+import { CidrList } from '../config/cidr.js';
+import type { Config, ListenerConfig } from '../config/types.js';
 import { BackendPool } from '../backend/pool.js';
 import { anomalyFilter } from '../observe/anomalies.js';
 import { nextConnId } from '../observe/ids.js';
@@ -10,6 +11,7 @@ import { Metrics } from '../observe/metrics.js';
 import { Session } from '../session/session.js';
 import { Admission, normalizeAddress } from './admission.js';
 import { Listener } from './listener.js';
+import { readProxyHeader, resolveClient } from './proxy-in.js';
 
 export interface PosternOptions {
   logger: Logger;
@@ -25,6 +27,7 @@ export class Postern {
   #listeners: Listener[] = [];
   readonly sessions = new Set<Session>();
   #draining = false;
+  readonly #trusted = new WeakMap<ListenerConfig, CidrList>();
 
   constructor(config: Config, opts: PosternOptions) {
     this.#config = config;
@@ -68,17 +71,69 @@ export class Postern {
     return Object.fromEntries(this.#listeners.map((l) => [l.cfg.name, l.address()]));
   }
 
+  /** Peers allowed to vouch for clients on this listener (PROXY header or XCLIENT). */
+  #trustedOn(cfg: ListenerConfig): CidrList {
+    let list = this.#trusted.get(cfg);
+    if (!list) this.#trusted.set(cfg, (list = new CidrList(cfg.trusted_proxies)));
+    return list;
+  }
+
   #accept(socket: net.Socket, listener: Listener): void {
-    const cfg = this.#config;
-    const client = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
+    const peer = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
     const local = { address: normalizeAddress(socket.localAddress), port: socket.localPort ?? 0 };
     const id = nextConnId();
-    const name = listener.cfg.name;
-    this.metrics.connectionsTotal.inc({ listener: name });
+    const lcfg = listener.cfg;
+    this.metrics.connectionsTotal.inc({ listener: lcfg.name });
     if (this.#draining) {
-      socket.end(`421 4.3.2 ${cfg.hostname} Service shutting down\r\n`);
+      socket.on('error', () => undefined);
+      socket.end(`421 4.3.2 ${this.#config.hostname} Service shutting down\r\n`);
       return;
     }
+    const trusted = this.#trustedOn(lcfg).contains(peer.address);
+    if (lcfg.proxy_protocol !== 'on' || !trusted) {
+      this.#admit(socket, listener, id, { client: peer, local, proxy: null, trusted, initial: null, proxyFailure: null });
+      return;
+    }
+    // A trusted balancer MUST open with a header (the spec forbids guessing whether one comes).
+    socket.on('error', () => undefined);
+    readProxyHeader(socket, lcfg.proxy_protocol_timeout).then(
+      ({ header, rest }) => {
+        socket.removeAllListeners('error');
+        const r = resolveClient(header, socket);
+        this.#admit(socket, listener, id, {
+          client: r.client,
+          local: r.local,
+          proxy: `${peer.address}:${peer.port}`,
+          trusted,
+          initial: rest.length ? rest : null,
+          proxyFailure: null,
+        });
+      },
+      (err: Error) => {
+        socket.removeAllListeners('error');
+        if (socket.destroyed) return;
+        this.#admit(socket, listener, id, { client: peer, local, proxy: null, trusted, initial: null, proxyFailure: err.message });
+      },
+    );
+  }
+
+  #admit(
+    socket: net.Socket,
+    listener: Listener,
+    id: string,
+    who: {
+      client: { address: string; port: number };
+      local: { address: string; port: number };
+      proxy: string | null;
+      trusted: boolean;
+      initial: Buffer | null;
+      proxyFailure: string | null;
+    },
+  ): void {
+    const cfg = this.#config;
+    const name = listener.cfg.name;
+    const { client } = who;
+    // Limits count the real client, after PROXY resolution.
     const refused = this.#admission.admit(client.address);
     if (refused) {
       this.metrics.limitRejections.inc({ limit: refused.limit });
@@ -90,7 +145,7 @@ export class Postern {
           conn: id,
           client,
           listener: name,
-          proxy: null,
+          proxy: who.proxy,
           tls: null,
           helo: null,
           auth: null,
@@ -109,6 +164,7 @@ export class Postern {
       return;
     }
     this.metrics.connectionsActive.inc({ listener: name });
+    let admitted = client.address;
     const session = new Session(socket, {
       id,
       config: cfg,
@@ -118,11 +174,26 @@ export class Postern {
       metrics: this.metrics,
       logAnomaly: anomalyFilter(cfg.log.anomalies),
       client,
-      local,
-      proxy: null,
+      local: who.local,
+      proxy: who.proxy,
+      trusted: who.trusted,
+      initial: who.initial,
+      proxyFailure: who.proxyFailure,
+      readmit: (address) => {
+        // XCLIENT from a trusted upstream named another client: count that one instead.
+        this.#admission.release(admitted);
+        const r = this.#admission.admit(address);
+        if (r) {
+          this.metrics.limitRejections.inc({ limit: r.limit });
+          this.#admission.force(admitted);
+          return r.text;
+        }
+        admitted = address;
+        return null;
+      },
       onEnd: (s) => {
         this.sessions.delete(s);
-        this.#admission.release(client.address);
+        this.#admission.release(admitted);
         this.metrics.connectionsActive.dec({ listener: name });
       },
     });

@@ -13,6 +13,8 @@ export interface Slot {
   handler: BackendHandler | null;
   /** Runs once this slot's bytes have been handed to the socket and flushed. */
   flushed: (() => void) | null;
+  /** A command Postern sent on its own (no client reply owed for it). */
+  internal?: boolean;
 }
 
 export interface ReplySink {
@@ -29,6 +31,13 @@ export class ReplyQueue {
   /** Slots not yet written to the client. */
   get size(): number {
     return this.#slots.length;
+  }
+
+  /** Replies the client is still owed (Postern's internal commands excluded). */
+  get owed(): number {
+    let n = 0;
+    for (const s of this.#slots) if (!s.internal) n++;
+    return n;
   }
 
   /** Backend replies still owed. */
@@ -56,10 +65,11 @@ export class ReplyQueue {
   }
 
   /** A slot the backend's next unclaimed reply will fill (`slot`: one reserved earlier). */
-  expect(handler: BackendHandler, slot?: Slot, flushed: (() => void) | null = null): Slot {
+  expect(handler: BackendHandler, slot?: Slot, flushed: (() => void) | null = null, internal = false): Slot {
     const s = slot ?? this.reserve();
     s.handler = handler;
     s.flushed = flushed;
+    s.internal = internal;
     this.#backend.push(s);
     return s;
   }

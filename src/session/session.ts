@@ -4,6 +4,7 @@
 // ordered reply queue, so Postern's own refusals and the backend's replies reach the
 // client in command order even when the client pipelines (RFC 2920).
 
+import { isIP } from 'node:net';
 import type net from 'node:net';
 import { domainToASCII } from 'node:url';
 import type { Config, ListenerConfig } from '../config/types.js';
@@ -18,10 +19,11 @@ import type { Metrics } from '../observe/metrics.js';
 import { parseBdat } from '../smtp/bdat.js';
 import { ENDS_GROUP, addressDomain, parseCommand, parsePathCommand } from '../smtp/command.js';
 import { DataScanner } from '../smtp/data.js';
-import { capSize, lowerLimits, parseLimits, renderEhlo, renderLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
+import { capSize, lowerLimits, parseEhlo, parseLimits, renderEhlo, renderLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import { SmtpError } from '../smtp/errors.js';
 import { LineReader, type Line } from '../smtp/lines.js';
 import { replyText, type Reply } from '../smtp/reply.js';
+import { xtextDecode } from '../smtp/xtext.js';
 import { ReplyQueue, type Slot } from './reply-queue.js';
 import { isNonSmtp } from './non-smtp.js';
 
@@ -47,6 +49,14 @@ export interface SessionContext {
   local: Endpoint;
   /** The upstream proxy that vouched for `client`, or null. */
   proxy: string | null;
+  /** The peer is in the listener's trusted_proxies: it may send XCLIENT. */
+  trusted?: boolean;
+  /** Bytes that arrived with the PROXY header, before our greeting. */
+  initial?: Buffer | null;
+  /** A trusted peer's PROXY header failed: refuse everything but QUIT (as Exim does). */
+  proxyFailure?: string | null;
+  /** XCLIENT named another client: count it for the per-IP limits; a refusal text if over. */
+  readmit?: (address: string) => string | null;
   onEnd?: (s: Session) => void;
 }
 
@@ -66,6 +76,22 @@ interface Bound {
   caps: Capabilities;
 }
 
+/** What a trusted upstream may tell us with XCLIENT (Postfix's XCLIENT_README set). */
+const XCLIENT_ATTRS = ['ADDR', 'PORT', 'NAME', 'HELO', 'PROTO', 'LOGIN', 'DESTADDR', 'DESTPORT'] as const;
+
+/**
+ * The HELO name the backend is given (XCLIENT HELO and the EHLO made as the client).
+ * Whatever the client sent must not make the backend refuse the handshake, or one client
+ * could get a server marked down: one token of printable ASCII, else the address literal
+ * (RFC 5321 §4.1.3).
+ */
+export function backendHelo(helo: string | null, address: string): string | null {
+  if (helo === null) return null;
+  const first = helo.split(/\s+/)[0] ?? '';
+  if (/^[\x21-\x7e]{1,255}$/.test(first)) return first;
+  return address.includes(':') ? `[IPv6:${address}]` : `[${address}]`;
+}
+
 /** Postfix's smtpd_hard_error_limit default. */
 const MAX_ERRORS = 20;
 /** While input processing waits (binding, DATA reply), stop reading past this much. */
@@ -82,6 +108,13 @@ export class Session {
   readonly #scanner = new DataScanner();
 
   #mode: Mode = 'command';
+  #client: Endpoint;
+  #local: Endpoint;
+  #proxy: string | null;
+  /** PTR name told by a trusted upstream's XCLIENT NAME. */
+  #clientName: string | null = null;
+  #auth: string | null = null;
+  #refuseAll = false;
   /** Input processing waits for an asynchronous step (bind, DATA's reply). */
   #waiting = false;
   #readPaused = false;
@@ -126,6 +159,9 @@ export class Session {
     this.#ctx = ctx;
     this.#cfg = ctx.config;
     this.#socket = socket;
+    this.#client = ctx.client;
+    this.#local = ctx.local;
+    this.#proxy = ctx.proxy;
     this.#queue = new ReplyQueue({ write: (chunks, done) => this.#write(chunks, done) });
   }
 
@@ -147,7 +183,16 @@ export class Session {
       this.#finish(this.#quitSeen ? 'quit' : 'client_closed');
     });
     this.#setTimer(this.#cfg.limits.timeouts.greeting);
-    this.#queue.reply(`220 ${this.#cfg.hostname} ESMTP Postern\r\n`);
+    this.#queue.reply(this.#greeting());
+    if (this.#ctx.proxyFailure) {
+      this.#anomaly('proxy_header_invalid', this.#ctx.proxyFailure);
+      this.#refuseAll = true;
+    }
+    if (this.#ctx.initial) this.#onData(this.#ctx.initial);
+  }
+
+  #greeting(): string {
+    return `220 ${this.#cfg.hostname} ESMTP Postern\r\n`;
   }
 
   /** Shutdown: tell the client and close (SIGTERM after the grace period). */
@@ -177,7 +222,7 @@ export class Session {
         return;
       case 'command':
         // Sent while a reply was still owed: the client did not wait for it.
-        if (this.#queue.size > 0 || this.#waiting) this.#pipelinedNext = true;
+        if (this.#queue.owed > 0 || this.#waiting) this.#pipelinedNext = true;
         this.#reader.push(chunk);
         this.#processInput();
     }
@@ -263,6 +308,9 @@ export class Session {
   }
 
   #dispatch(verb: string, args: string, line: string): void {
+    if (this.#refuseAll && verb !== 'QUIT') {
+      throw new SmtpError(503, '5.7.0', 'Command refused, required Proxy negotiation failed');
+    }
     switch (verb) {
       case 'EHLO':
       case 'HELO':
@@ -287,10 +335,16 @@ export class Session {
       case 'EXPN':
         return this.#vrfy(verb, line);
       case 'XCLIENT':
+        if (this.#ctx.trusted) return this.#xclient(args);
         // Never passed on: a backend trusting us would take the client's word for its identity.
-        this.#anomaly('xclient_untrusted', `XCLIENT from ${this.#ctx.client.address}`);
+        this.#anomaly('xclient_untrusted', `XCLIENT from ${this.#client.address}`);
         throw new SmtpError(550, '5.7.0', 'XCLIENT not allowed');
       case 'PROXY':
+        if (this.#ctx.listener.proxy_protocol === 'on') {
+          // A header from a peer not in trusted_proxies, or a second one: never believed.
+          this.#anomaly('proxy_header_invalid', `PROXY line from untrusted peer ${this.#client.address}`);
+          throw new SmtpError(503, '5.5.1', 'PROXY header not accepted from your address');
+        }
         throw new SmtpError(550, '5.7.0', 'PROXY header not allowed here');
       case 'STARTTLS':
       case 'AUTH':
@@ -319,13 +373,24 @@ export class Session {
     if (!name) throw new SmtpError(501, '5.5.4', `Syntax: ${verb} hostname`);
     this.#helo = name;
     this.#esmtp = verb === 'EHLO';
-    // EHLO/HELO reset any transaction (RFC 5321 §4.1.4); the backend must forget it too.
-    const resetBackend = this.#tx !== null && this.#bound !== null;
     this.#tx = null;
     this.#newTransaction();
     if (verb === 'HELO') this.#queue.reply(`250 ${this.#cfg.hostname}\r\n`);
     else this.#queue.reply(renderEhlo(`${this.#cfg.hostname} greets ${name}`, this.#capabilities()));
-    if (resetBackend) this.#forward('RSET', () => null);
+    // EHLO resets any transaction (RFC 5321 §4.1.4): pass it on, so the backend forgets
+    // the transaction too and knows the name the client gives now. Its reply is ours to read.
+    const bound = this.#bound;
+    if (bound) {
+      this.#forward(
+        `EHLO ${backendHelo(name, this.#client.address)}`,
+        (r) => {
+          if (r.code === 250) bound.caps = parseEhlo(r);
+          return null;
+        },
+        undefined,
+        true,
+      );
+    }
   }
 
   /** What Postern offers: its own extensions plus what every live backend (or the bound one) supports. */
@@ -339,6 +404,7 @@ export class Session {
     }
     const limits = renderLimits(this.#limits());
     if (limits) caps.set('LIMITS', limits); // RFC 9422 §3
+    if (this.#ctx.trusted) caps.set('XCLIENT', [...XCLIENT_ATTRS]);
     return caps;
   }
 
@@ -531,6 +597,77 @@ export class Session {
     this.#toBackend(line, (r) => r.raw);
   }
 
+  /**
+   * XCLIENT from a trusted upstream (another Postern, nginx's mail proxy): Postfix's
+   * semantics (XCLIENT_README): not inside a transaction, xtext values, `[UNAVAILABLE]`
+   * leaves an attribute unset, success is the greeting again and the client must EHLO anew.
+   */
+  #xclient(args: string): void {
+    if (this.#tx !== null) throw new SmtpError(503, '5.5.1', 'Error: MAIL transaction in progress');
+    const attrs = args.trim().split(/ +/).filter(Boolean);
+    if (attrs.length === 0) throw new SmtpError(501, '5.5.4', 'Syntax: XCLIENT attribute=value...');
+    const told = new Map<string, string | null>();
+    for (const a of attrs) {
+      const eq = a.indexOf('=');
+      const name = (eq === -1 ? a : a.slice(0, eq)).toUpperCase();
+      if (eq === -1 || !(XCLIENT_ATTRS as readonly string[]).includes(name)) {
+        throw new SmtpError(501, '5.5.4', `Bad XCLIENT attribute name: ${name.slice(0, 40)}`);
+      }
+      let value: string;
+      try {
+        value = xtextDecode(a.slice(eq + 1)).toString('utf8');
+      } catch {
+        throw new SmtpError(501, '5.5.4', `Bad XCLIENT ${name} value`);
+      }
+      const unset = /^\[(UNAVAILABLE|TEMPUNAVAIL)\]$/i.test(value);
+      told.set(name, unset ? null : value);
+    }
+    const addr = (v: string | null | undefined, what: string): string | null | undefined => {
+      if (v === undefined || v === null) return v;
+      const ip = v.replace(/^IPV6:/i, '');
+      if (!isIP(ip)) throw new SmtpError(501, '5.5.4', `Bad ${what} syntax: ${v.slice(0, 60)}`);
+      return ip.toLowerCase();
+    };
+    const port = (v: string | null | undefined, what: string): number | null | undefined => {
+      if (v === undefined || v === null) return v;
+      if (!/^\d{1,5}$/.test(v) || Number(v) > 65535) throw new SmtpError(501, '5.5.4', `Bad ${what} syntax: ${v.slice(0, 20)}`);
+      return Number(v);
+    };
+    const newAddr = addr(told.get('ADDR'), 'ADDR');
+    const newPort = port(told.get('PORT'), 'PORT');
+    const destAddr = addr(told.get('DESTADDR'), 'DESTADDR');
+    const destPort = port(told.get('DESTPORT'), 'DESTPORT');
+    const proto = told.get('PROTO');
+    if (proto && !/^E?SMTP$/i.test(proto)) throw new SmtpError(501, '5.5.4', 'Bad PROTO syntax');
+    if (newAddr && newAddr !== this.#client.address && this.#ctx.readmit) {
+      const refused = this.#ctx.readmit(newAddr);
+      if (refused) {
+        this.#close ??= 'limit';
+        this.#mode = 'closed';
+        this.#queue.reply(`421 4.7.0 ${this.#cfg.hostname} ${refused}\r\n`, () => this.#socket.end());
+        return;
+      }
+    }
+    const upstream = this.#proxy ?? `${this.#ctx.client.address}:${this.#ctx.client.port}`;
+    this.#client = { address: newAddr ?? this.#client.address, port: newPort ?? this.#client.port };
+    this.#local = { address: destAddr ?? this.#local.address, port: destPort ?? this.#local.port };
+    this.#proxy = upstream;
+    if (told.has('NAME')) this.#clientName = told.get('NAME') ?? null;
+    if (told.has('LOGIN')) this.#auth = told.get('LOGIN') ?? null;
+    // HELO and PROTO are reset unless supplied; the client must say EHLO again.
+    this.#helo = told.get('HELO') ?? null;
+    this.#esmtp = (proto ?? '').toUpperCase() === 'ESMTP';
+    this.#newTransaction();
+    // A backend already bound was told the old identity: the next MAIL binds anew.
+    if (this.#bound) {
+      const bound = this.#bound;
+      this.#bound = null;
+      bound.conn.quit();
+      this.#ctx.pool.release(bound.server);
+    }
+    this.#queue.reply(this.#greeting());
+  }
+
   #quit(): void {
     this.#quitSeen = true;
     this.#close ??= 'quit';
@@ -643,11 +780,11 @@ export class Session {
   }
 
   /** Sends a command to the bound backend; its reply fills `slot` (or a new one). */
-  #forward(line: string, handler: (r: Reply) => string | Buffer | null, flushedOrSlot?: Slot | (() => void)): void {
+  #forward(line: string, handler: (r: Reply) => string | Buffer | null, flushedOrSlot?: Slot | (() => void), internal = false): void {
     const bound = this.#bound!;
     const slot = typeof flushedOrSlot === 'object' ? flushedOrSlot : undefined;
     const flushed = typeof flushedOrSlot === 'function' ? flushedOrSlot : null;
-    this.#queue.expect(handler, slot, flushed);
+    this.#queue.expect(handler, slot, flushed, internal);
     bound.conn.write(line + '\r\n');
   }
 
@@ -672,16 +809,16 @@ export class Session {
 
   async #bind(): Promise<boolean> {
     const cfg = this.#cfg.backends;
-    const client = this.#ctx.client;
+    const client = this.#client;
     const identity: XclientIdentity = {
       address: client.address,
       port: client.port,
-      destAddress: this.#ctx.local.address,
-      destPort: this.#ctx.local.port,
-      helo: this.#helo,
+      destAddress: this.#local.address,
+      destPort: this.#local.port,
+      helo: backendHelo(this.#helo, client.address),
       proto: this.#esmtp ? 'ESMTP' : 'SMTP',
-      name: null,
-      login: null,
+      name: this.#clientName,
+      login: this.#auth,
     };
     const tried: string[] = [];
     for (const server of this.#ctx.pool.candidates(client.address)) {
@@ -881,12 +1018,12 @@ export class Session {
     return {
       event: 'session',
       conn: this.id,
-      client: { address: this.#ctx.client.address, port: this.#ctx.client.port },
+      client: { address: this.#client.address, port: this.#client.port },
       listener: this.#ctx.listener.name,
-      proxy: this.#ctx.proxy,
+      proxy: this.#proxy,
       tls: null,
       helo: this.#helo,
-      auth: null,
+      auth: this.#auth,
       backend: this.#lastBackend ? { address: this.#lastBackend, identity: this.#cfg.backends.identity } : null,
       transactions: this.#transactions,
       rcpts: this.#rcpts,
