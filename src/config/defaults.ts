@@ -34,7 +34,7 @@ export const DEFAULTS = {
     line_length: 4096,
     timeouts: { command: '5m', data: '10m', greeting: '5m' },
   },
-  smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse' },
+  smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse', pregreet: { wait: '0s', action: 'log' }, non_smtp: { action: 'log' } },
   log: { level: 'info', format: 'json', anomalies: 'all' },
   metrics: { listen: '127.0.0.1:9325' },
   received_header: false,

@@ -94,6 +94,13 @@ const smtp = section({
   bare_lf: oneOf(['reject', 'normalize'] as const).prefault(D.smtp.bare_lf),
   vrfy: oneOf(['refuse', 'relay'] as const).prefault(D.smtp.vrfy),
   expn: oneOf(['refuse', 'relay'] as const).prefault(D.smtp.expn),
+  pregreet: section({
+    wait: duration({ allowZero: true }).prefault(D.smtp.pregreet.wait),
+    action: oneOf(['log', 'reject'] as const).prefault(D.smtp.pregreet.action),
+  }),
+  non_smtp: section({
+    action: oneOf(['log', 'disconnect'] as const).prefault(D.smtp.non_smtp.action),
+  }),
 });
 
 const log = section({

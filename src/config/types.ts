@@ -79,6 +79,14 @@ export interface SmtpConfig {
   /** VRFY/EXPN are answered `252`/`502` by Postern unless `relay`. */
   vrfy: 'refuse' | 'relay';
   expn: 'refuse' | 'relay';
+  /**
+   * Early talkers (postscreen's greet wait): with `wait` > 0 Postern sends `220-` first and
+   * holds the final `220` that long; anything the client sends before it is `pregreet`.
+   * `reject` answers such a client `554 5.5.0` and closes.
+   */
+  pregreet: { wait: number; action: 'log' | 'reject' };
+  /** HTTP requests, POP3/IMAP commands and the like: `disconnect` answers `521` and closes. */
+  non_smtp: { action: 'log' | 'disconnect' };
 }
 
 export interface LogConfig {

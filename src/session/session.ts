@@ -22,6 +22,7 @@ import { DataScanner } from '../smtp/data.js';
 import { capSize, lowerLimits, parseEhlo, parseLimits, renderEhlo, renderLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import { SmtpError } from '../smtp/errors.js';
 import { LineReader, type Line } from '../smtp/lines.js';
+import { BareLineNormalizer } from '../smtp/normalize.js';
 import { replyText, type Reply } from '../smtp/reply.js';
 import { xtextDecode } from '../smtp/xtext.js';
 import { ReplyQueue, type Slot } from './reply-queue.js';
@@ -92,6 +93,11 @@ export function backendHelo(helo: string | null, address: string): string | null
   return address.includes(':') ? `[IPv6:${address}]` : `[${address}]`;
 }
 
+/** Anomaly detail for early bytes: printable, short. */
+function describeBytes(b: Buffer): string {
+  return JSON.stringify(b.subarray(0, 60).toString('latin1'));
+}
+
 /** Postfix's smtpd_hard_error_limit default. */
 const MAX_ERRORS = 20;
 /** While input processing waits (binding, DATA reply), stop reading past this much. */
@@ -106,6 +112,8 @@ export class Session {
   readonly #reader = new LineReader();
   readonly #queue: ReplyQueue;
   readonly #scanner = new DataScanner();
+  /** `smtp.bare_lf: normalize`: rewrites each body so that only CRLF line ends reach the backend. */
+  #normalizer: BareLineNormalizer | null = null;
 
   #mode: Mode = 'command';
   #client: Endpoint;
@@ -115,6 +123,9 @@ export class Session {
   #clientName: string | null = null;
   #auth: string | null = null;
   #refuseAll = false;
+  /** The final 220 has gone out (at once unless smtp.pregreet.wait). */
+  #greeted = true;
+  #greetTimer: NodeJS.Timeout | null = null;
   /** Input processing waits for an asynchronous step (bind, DATA's reply). */
   #waiting = false;
   #readPaused = false;
@@ -183,12 +194,40 @@ export class Session {
       this.#finish(this.#quitSeen ? 'quit' : 'client_closed');
     });
     this.#setTimer(this.#cfg.limits.timeouts.greeting);
-    this.#queue.reply(this.#greeting());
     if (this.#ctx.proxyFailure) {
       this.#anomaly('proxy_header_invalid', this.#ctx.proxyFailure);
       this.#refuseAll = true;
     }
-    if (this.#ctx.initial) this.#onData(this.#ctx.initial);
+    const wait = this.#cfg.smtp.pregreet.wait;
+    if (wait > 0) {
+      // postscreen's greet wait: a `220-` line, then the final 220 later; a client that
+      // talks in between did not wait for the greeting (RFC 5321 §3.1, §4.3.1).
+      this.#greeted = false;
+      this.#wait();
+      this.#writeNow(`220-${this.#cfg.hostname} ESMTP Postern\r\n`);
+      this.#greetTimer = setTimeout(() => this.#greet(), wait);
+    } else {
+      this.#queue.reply(this.#greeting());
+    }
+    if (this.#ctx.initial) {
+      // Arrived with the PROXY header, so before any greeting could have been seen.
+      this.#anomaly('pregreet', describeBytes(this.#ctx.initial));
+      this.#onData(this.#ctx.initial);
+    }
+  }
+
+  #greet(): void {
+    this.#greetTimer = null;
+    if (this.#finished || this.#mode === 'closed') return;
+    this.#greeted = true;
+    if (this.#anomalies.has('pregreet') && this.#cfg.smtp.pregreet.action === 'reject') {
+      this.#close ??= 'error';
+      this.#mode = 'closed';
+      this.#queue.reply(`554 5.5.0 ${this.#cfg.hostname} Protocol error: talked before the greeting\r\n`, () => this.#socket.end());
+      return;
+    }
+    this.#queue.reply(this.#greeting());
+    this.#resume();
   }
 
   #greeting(): string {
@@ -221,6 +260,7 @@ export class Session {
         this.#bdatChunk(chunk);
         return;
       case 'command':
+        if (!this.#greeted) this.#anomaly('pregreet', describeBytes(chunk));
         // Sent while a reply was still owed: the client did not wait for it.
         if (this.#queue.owed > 0 || this.#waiting) this.#pipelinedNext = true;
         this.#reader.push(chunk);
@@ -293,7 +333,8 @@ export class Session {
     const cmd = parseCommand(text);
     const prev = this.#prevVerb;
     this.#prevVerb = cmd.verb;
-    if (pipelined && prev !== null && (!this.#esmtp || ENDS_GROUP.has(prev))) {
+    // A client that is not speaking SMTP at all is named for that alone.
+    if (pipelined && prev !== null && (!this.#esmtp || ENDS_GROUP.has(prev)) && !this.#anomalies.has('non_smtp')) {
       this.#anomaly(
         'pipelining_violation',
         this.#esmtp ? `${cmd.verb} sent before the reply to ${prev}` : `${cmd.verb} pipelined without PIPELINING`,
@@ -350,7 +391,15 @@ export class Session {
       case 'AUTH':
         throw new SmtpError(502, '5.5.1', `${verb} not available`);
       default:
-        if (isNonSmtp(verb, line)) this.#anomaly('non_smtp', line.slice(0, 80));
+        if (isNonSmtp(verb, line)) {
+          this.#anomaly('non_smtp', line.slice(0, 80));
+          if (this.#cfg.smtp.non_smtp.action === 'disconnect') {
+            this.#close ??= 'error';
+            this.#mode = 'closed';
+            this.#queue.reply(`521 5.5.1 ${this.#cfg.hostname} Non-SMTP command, closing\r\n`, () => this.#socket.end());
+            return;
+          }
+        }
         throw new SmtpError(500, '5.5.2', 'Command not recognized');
     }
   }
@@ -500,6 +549,7 @@ export class Session {
       if (r.code === 354) {
         this.#mode = 'data';
         this.#scanner.reset();
+        this.#normalizer = this.#cfg.smtp.bare_lf === 'normalize' ? new BareLineNormalizer() : null;
         this.#poisoned = null;
         this.#setTimer(this.#cfg.limits.timeouts.data);
       }
@@ -694,13 +744,17 @@ export class Session {
     const res = this.#scanner.scan(chunk);
     const body = res.end === -1 ? chunk : chunk.subarray(0, res.end);
     if (!this.#poisoned) {
-      if (res.bare && this.#cfg.smtp.bare_lf === 'reject') {
+      const normalizer = this.#normalizer;
+      if (res.bare && !normalizer) {
         // Never relay a body with a bare CR or LF: backends disagree on what ends DATA
         // (SMTP smuggling). Drop the backend so it never sees a terminator.
         this.#anomaly('bare_lf', 'bare CR or LF in message body');
         this.#poison(new SmtpError(550, '5.5.2', 'Message contains bare CR or LF, refused (see SMTP smuggling)'));
       } else if (this.#scanner.bytes > this.#sizeLimit()) {
         this.#poison(new SmtpError(552, '5.3.4', 'Message size exceeds fixed limit'));
+      } else if (normalizer) {
+        if (res.bare) this.#anomaly('bare_lf', 'bare CR or LF in message body (normalized to CRLF)');
+        this.#toBackendBody(normalizer.transform(body));
       } else {
         this.#toBackendBody(body);
       }
@@ -980,8 +1034,11 @@ export class Session {
     if (this.#mode === 'data' || this.#mode === 'bdat') {
       this.#midBody = true;
       this.#anomaly('disconnect_in_data', `after ${this.#mode === 'data' ? this.#scanner.bytes : 'some'} body bytes`);
-    } else {
-      this.#anomaly('no_quit', 'closed without QUIT');
+    } else if (this.#transactions === 0 || this.#tx !== null || this.#queue.owed > 0) {
+      // Hanging up after delivering its mail is what many senders do (nodemailer, for
+      // one); Postfix counts it a normal disconnect. Leaving before any work was done,
+      // mid-transaction or with replies still owed is what deserves a name.
+      this.#anomaly('no_quit', this.#tx !== null ? 'closed without QUIT inside a transaction' : 'closed without QUIT');
     }
     this.#mode = 'closed';
   }
@@ -998,6 +1055,7 @@ export class Session {
     this.#finished = true;
     this.#close ??= reason;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#greetTimer) clearTimeout(this.#greetTimer);
     if (this.#bound) {
       const bound = this.#bound;
       if (this.#midBody || this.#mode === 'data' || this.#mode === 'bdat') this.#release(bound, 'abort');

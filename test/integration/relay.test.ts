@@ -324,3 +324,30 @@ describe('backend failures', () => {
     }
   });
 });
+
+describe('bare_lf: normalize', () => {
+  it('relays the body with CRLF line ends and never lets <LF>.<LF> end it', async () => {
+    const sink = await startSink({ xclient: true, keepBodies: true });
+    const p = await startPostern(basicYaml([`127.0.0.1:${sink.address().port}`], 'smtp: { bare_lf: normalize }\n'));
+    try {
+      const c = await SmtpClient.connect(p.port);
+      await c.waitReplies(1);
+      await c.cmd('EHLO normalize.test');
+      await c.cmd('MAIL FROM:<n@example.org>');
+      await c.cmd('RCPT TO:<b@example.net>');
+      await c.cmd('DATA');
+      const [r] = await c.send('Subject: n\r\n\r\nline one\nline two\r.\nMAIL FROM:<evil@example.org>\r\n.\r\n');
+      assert.equal(r!.code, 250);
+      await c.cmd('QUIT');
+      const msgs = await sink.waitFor(1);
+      assert.equal(msgs.length, 1);
+      // The strict receiver unstuffs the dot Postern doubled: the client's text, CRLF-terminated.
+      assert.equal(msgs[0]!.body!.toString(), 'Subject: n\r\n\r\nline one\r\nline two\r\n.\r\nMAIL FROM:<evil@example.org>\r\n');
+      const rec = await p.waitFor((x) => x.event === 'session' && x.helo === 'normalize.test');
+      assert.deepEqual(rec.anomalies, ['bare_lf']);
+    } finally {
+      await p.stop();
+      await sink.close();
+    }
+  });
+});

@@ -50,7 +50,7 @@ const EXPECTED_DEFAULTS: Config = {
     line_length: 4096,
     timeouts: { command: 300_000, data: 600_000, greeting: 300_000 },
   },
-  smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse' },
+  smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse', pregreet: { wait: 0, action: 'log' }, non_smtp: { action: 'log' } },
   log: { level: 'info', format: 'json', anomalies: 'all' },
   metrics: null,
   received_header: false,
