@@ -23,6 +23,7 @@ export const DEFAULTS = {
     health_check: { interval: '5s', timeout: '3s', rise: 2, fall: 3 },
     tls: { starttls: 'off', verify: true, servername: null, ca: null },
     reverse_lookup: false,
+    reject_when_down: 'mail',
   },
   limits: {
     max_connections: 10000,

@@ -70,6 +70,7 @@ const backends = z.strictObject({
     ca: filePathOrNull().prefault(D.backends.tls.ca),
   }),
   reverse_lookup: bool().prefault(D.backends.reverse_lookup),
+  reject_when_down: oneOf(['mail', 'connect'] as const).prefault(D.backends.reject_when_down),
 });
 
 const limits = section({

@@ -60,6 +60,8 @@ export interface BackendsConfig {
   };
   /** Look up the client's PTR name for XCLIENT NAME (otherwise `[UNAVAILABLE]`). */
   reverse_lookup: boolean;
+  /** With every server down: `mail` answers MAIL with 451 4.4.1; `connect` answers 421 4.3.2 at once. */
+  reject_when_down: 'mail' | 'connect';
 }
 
 export interface LimitsConfig {

@@ -133,34 +133,20 @@ export class Postern {
     const cfg = this.#config;
     const name = listener.cfg.name;
     const { client } = who;
+    if (cfg.backends.reject_when_down === 'connect' && !this.#pool.anyUp()) {
+      // Every backend is down and the operator prefers clients to retry elsewhere now.
+      socket.on('error', () => undefined);
+      socket.end(`421 4.3.2 ${cfg.hostname} Service not available, try again later\r\n`);
+      this.logger.info({ ...refusedRecord(id, client, name, who.proxy), close: 'backend_failed' }, 'session');
+      return;
+    }
     // Limits count the real client, after PROXY resolution.
     const refused = this.#admission.admit(client.address);
     if (refused) {
       this.metrics.limitRejections.inc({ limit: refused.limit });
       socket.on('error', () => undefined);
       socket.end(`421 4.7.0 ${cfg.hostname} ${refused.text}\r\n`);
-      this.logger.info(
-        {
-          event: 'session',
-          conn: id,
-          client,
-          listener: name,
-          proxy: who.proxy,
-          tls: null,
-          helo: null,
-          auth: null,
-          backend: null,
-          transactions: 0,
-          rcpts: 0,
-          bytes_in: 0,
-          bytes_out: 0,
-          duration_ms: 0,
-          close: 'limit',
-          limit: refused.limit,
-          anomalies: [],
-        },
-        'session',
-      );
+      this.logger.info({ ...refusedRecord(id, client, name, who.proxy), limit: refused.limit }, 'session');
       return;
     }
     this.metrics.connectionsActive.inc({ listener: name });
@@ -258,4 +244,26 @@ export class Postern {
     // server.close() waits for open connections; sessions are drained separately.
     await Promise.all(ls.map((l) => Promise.race([l.close(), new Promise((r) => setTimeout(r, 0))])));
   }
+}
+
+/** The session record of a connection refused before the greeting (CONTRACT.md fields). */
+function refusedRecord(id: string, client: { address: string; port: number }, listener: string, proxy: string | null) {
+  return {
+    event: 'session',
+    conn: id,
+    client,
+    listener,
+    proxy,
+    tls: null,
+    helo: null,
+    auth: null,
+    backend: null,
+    transactions: 0,
+    rcpts: 0,
+    bytes_in: 0,
+    bytes_out: 0,
+    duration_ms: 0,
+    close: 'limit',
+    anomalies: [],
+  };
 }

@@ -13,7 +13,7 @@ export interface TcpCut {
   close(): Promise<void>;
 }
 
-export async function startTcpCut(target: { host: string; port: number }): Promise<TcpCut> {
+export async function startTcpCut(target: { host: string; port: number }, listenPort = 0): Promise<TcpCut> {
   const pairs: [net.Socket, net.Socket][] = [];
   const toBackend: Buffer[] = [];
   let total = 0;
@@ -36,7 +36,7 @@ export async function startTcpCut(target: { host: string; port: number }): Promi
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(listenPort, '127.0.0.1', r));
   return {
     port: (server.address() as net.AddressInfo).port,
     toBackend,

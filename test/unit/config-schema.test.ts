@@ -39,6 +39,7 @@ const EXPECTED_DEFAULTS: Config = {
     health_check: { interval: 5000, timeout: 3000, rise: 2, fall: 3 },
     tls: { starttls: 'off', verify: true, servername: null, ca: null },
     reverse_lookup: false,
+    reject_when_down: 'mail',
   },
   limits: {
     max_connections: 10_000,
