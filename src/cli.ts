@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, checkConfigFile, loadConfig, type Config } from './config/index.js';
 import { createLogger } from './observe/logger.js';
+import { reportMain } from './observe/report.js';
+import { statusMain } from './observe/status-client.js';
+import { proxySources, startStatusServer, type StatusServer } from './observe/status-server.js';
 import { Postern } from './server/postern.js';
 import { sinkMain, startSink } from './sink/index.js';
 
@@ -21,6 +24,10 @@ Commands:
   demo                proxy on 127.0.0.1:2525 relaying to the built-in backend on 127.0.0.1:2526
   sink [--listen ADDR:PORT] [--xclient] [--proxy-protocol]
                       the built-in development backend: prints one JSON line per message
+  status [--metrics ADDR] [--watch [SECONDS]]
+                      live sessions and backend states from a running proxy's metrics listener
+  report [FILE...] [--json] [--top N]
+                      a summary of Postern's JSON log (stdin without FILE), like pflogsumm
 Options:
   -c, --config FILE   config file
   -h, --help          this text
@@ -70,6 +77,18 @@ async function serve(config: Config, file: string | null, onStarted?: (p: Poster
   } catch (err) {
     return fail(describe(err));
   }
+  let status: StatusServer | null = null;
+  const startStatus = async (c: Config): Promise<void> => {
+    if (!c.metrics) return;
+    status = await startStatusServer({ host: c.metrics.listen.host, port: c.metrics.listen.port }, proxySources(postern));
+    logger.info({ address: status.address() }, `metrics on ${c.metrics.listen.text}`);
+  };
+  try {
+    await startStatus(config);
+  } catch (err) {
+    await postern.stop(0);
+    return fail(`metrics listener ${config.metrics!.listen.text}: ${describe(err)}`);
+  }
   onStarted?.(postern);
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -77,7 +96,8 @@ async function serve(config: Config, file: string | null, onStarted?: (p: Poster
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'draining');
-      void postern.stop().then(() => {
+      void postern.stop().then(async () => {
+        await (status as StatusServer | null)?.close();
         logger.info('stopped');
         logger.flush();
         resolve(0);
@@ -89,7 +109,16 @@ async function serve(config: Config, file: string | null, onStarted?: (p: Poster
       if (!file) return;
       try {
         const next = loadConfig(file);
-        void postern.reload(next).catch((err: unknown) => logger.error({ event: 'reload_failed', err: describe(err) }, 'reload failed'));
+        const before = postern.config.metrics?.listen.text;
+        void postern
+          .reload(next)
+          .then(async () => {
+            if (next.metrics?.listen.text === before) return;
+            await (status as StatusServer | null)?.close();
+            status = null;
+            await startStatus(next);
+          })
+          .catch((err: unknown) => logger.error({ event: 'reload_failed', err: describe(err) }, 'reload failed'));
       } catch (err) {
         // An invalid new config is refused; the old one stays in force.
         logger.error({ event: 'reload_failed', err: describe(err) }, 'reload refused: invalid config');
@@ -149,6 +178,10 @@ export async function main(argv: string[]): Promise<number> {
         return await demo();
       case 'sink':
         return await sinkMain(rest);
+      case 'status':
+        return await statusMain(rest);
+      case 'report':
+        return await reportMain(rest);
       case '-v':
       case '--version':
         process.stdout.write(version() + '\n');

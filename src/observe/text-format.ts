@@ -1,48 +1,123 @@
-// `log.format: text`: one line per record. The session line follows Exim's mainlog
-// and Haraka's disconnect summary: H=(helo) [addr]:port, X=cipher (* when resumed), ...
+// `log.format: text`: one line per record. The session line follows Exim's mainlog and
+// Haraka's disconnect summary:
+//   <time> <level> [conn] session H=(helo) [addr]:port L=listener PRX=.. X=cipher* B=backend T= R= in= out= D= close= anomalies=
+// Values a client chose (HELO, sender, details) are quoted and escaped when they hold
+// spaces, quotes or control characters, so a record can never spill onto a second line.
 
 type Rec = Record<string, unknown>;
 
 export function formatTextRecord(json: string): string {
-  let r: Rec;
+  let parsed: unknown;
   try {
-    r = JSON.parse(json) as Rec;
+    parsed = JSON.parse(json);
   } catch {
-    return json.trimEnd();
+    return controls(json.trimEnd());
   }
-  const head = `${String(r.time ?? '')} ${String(r.level ?? '')}`;
-  const conn = r.conn ? ` [${String(r.conn)}]` : '';
-  switch (r.event) {
-    case 'session':
-      return `${head}${conn} session ${sessionLine(r)}`;
-    case 'anomaly':
-      return `${head}${conn} anomaly ${String(r.kind)}: ${String(r.detail ?? '')}`;
-    case 'transaction':
-      return `${head}${conn} transaction F=<${String(r.from ?? '')}> R=${String(r.rcpts)} S=${String(r.size)} reply="${String(r.reply ?? '')}"`;
-    case 'backend':
-      return `${head} backend ${String(r.address)} ${String(r.state)}: ${String(r.reason ?? '')}`;
-    default: {
-      const { time: _t, level: _l, msg, conn: _c, ...rest } = r;
-      const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
-      return `${head}${conn} ${String(msg ?? '')}${extra}`;
-    }
-  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return controls(json.trimEnd());
+  const { time, level, conn, msg, event, ...r } = parsed as Rec;
+  const head = `${controls(str(time))} ${controls(str(level))}${conn !== undefined && conn !== null ? ` [${controls(str(conn))}]` : ''}`;
+  const body =
+    event === 'session'
+      ? `session ${sessionLine(r)}`
+      : event === 'transaction'
+        ? `transaction ${transactionLine(r)}`
+        : event === 'anomaly'
+          ? `anomaly ${take(r, 'kind', qs)} ${kv(r)}`
+          : event === 'backend'
+            ? `backend ${take(r, 'address', qs)} ${take(r, 'state', qs)} ${kv(r)}`
+            : `${event !== undefined ? `${qs(event)}: ` : ''}${msg !== undefined ? controls(str(msg)) : ''} ${kv(r)}`;
+  return `${head} ${body.trimEnd()}`;
 }
 
 function sessionLine(r: Rec): string {
-  const client = (r.client ?? {}) as Rec;
-  const parts = [`H=(${String(r.helo ?? '')}) [${String(client.address ?? '')}]:${String(client.port ?? '')}`];
-  if (r.proxy) parts.push(`PRX=${String(r.proxy)}`);
-  const tls = r.tls as Rec | null;
-  if (tls) parts.push(`X=${String(tls.cipher)}${tls.resumed ? '*' : ''}`);
-  if (r.auth) parts.push(`A=${String(r.auth)}`);
-  const backend = r.backend as Rec | null;
-  if (backend) parts.push(`B=${String(backend.address)}`);
-  parts.push(`L=${String(r.listener)}`);
-  parts.push(`T=${String(r.transactions)}`, `R=${String(r.rcpts)}`);
-  parts.push(`in=${String(r.bytes_in)}`, `out=${String(r.bytes_out)}`, `D=${String(r.duration_ms)}ms`);
-  parts.push(`close=${String(r.close)}`);
-  const anomalies = r.anomalies as string[] | undefined;
-  if (anomalies && anomalies.length) parts.push(`anomalies=${anomalies.join(',')}`);
-  return parts.join(' ');
+  const client = rec(take(r, 'client'));
+  const helo = take(r, 'helo');
+  // Exim brackets every address, IPv6 included: [::1]:25.
+  const host = `[${str(client?.address ?? '')}]`;
+  const parts = [`H=${helo !== null && helo !== undefined ? `(${q(str(helo))}) ` : ''}${q(host)}:${q(str(client?.port ?? ''))}`];
+  parts.push(`L=${q(str(take(r, 'listener')))}`);
+  const proxy = take(r, 'proxy');
+  if (proxy !== null && proxy !== undefined) parts.push(`PRX=${q(endpoint(proxy))}`);
+  const tls = rec(take(r, 'tls'));
+  if (tls) {
+    parts.push(`X=${q(str(tls.cipher))}${tls.resumed === true ? '*' : ''}`);
+    if (tls.version) parts.push(`TLS=${q(str(tls.version))}`);
+    if (tls.sni) parts.push(`SNI=${q(str(tls.sni))}`);
+  }
+  const auth = take(r, 'auth');
+  if (auth !== null && auth !== undefined) parts.push(`A=${q(str(auth))}`);
+  const backend = take(r, 'backend');
+  const b = rec(backend);
+  if (b) parts.push(`B=${q(str(b.address))}`);
+  else if (typeof backend === 'string') parts.push(`B=${q(backend)}`);
+  parts.push(`T=${str(take(r, 'transactions'))}`, `R=${str(take(r, 'rcpts'))}`);
+  parts.push(`in=${str(take(r, 'bytes_in'))}`, `out=${str(take(r, 'bytes_out'))}`);
+  parts.push(`D=${duration(take(r, 'duration_ms'))}`);
+  parts.push(`close=${q(str(take(r, 'close')))}`);
+  const anomalies = take(r, 'anomalies');
+  if (Array.isArray(anomalies) && anomalies.length > 0) parts.push(`anomalies=${anomalies.map((a) => q(str(a))).join(',')}`);
+  const rest = kv(r);
+  return rest ? `${parts.join(' ')} ${rest}` : parts.join(' ');
 }
+
+function transactionLine(r: Rec): string {
+  const parts = [`F=<${q(str(take(r, 'from') ?? ''), true)}>`, `R=${str(take(r, 'rcpts'))}`, `S=${str(take(r, 'size'))}`];
+  const backend = take(r, 'backend');
+  if (backend !== undefined && backend !== null) parts.push(`B=${q(typeof backend === 'string' ? backend : str(rec(backend)?.address))}`);
+  // Exim's C="..." is the confirmation the next hop gave.
+  const reply = take(r, 'reply');
+  if (reply !== undefined) parts.push(`C=${quote(str(reply))}`);
+  const rest = kv(r);
+  return rest ? `${parts.join(' ')} ${rest}` : parts.join(' ');
+}
+
+/** Removes and returns r[key], so what is left can be printed as key=value. */
+function take(r: Rec, key: string): unknown;
+function take<T>(r: Rec, key: string, f: (v: unknown) => T): T;
+function take<T>(r: Rec, key: string, f?: (v: unknown) => T): unknown {
+  const v = r[key];
+  delete r[key];
+  return f ? f(v) : v;
+}
+
+/** The fields no formatter claimed, as key=value (objects as compact JSON). */
+function kv(r: Rec): string {
+  return Object.entries(r)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${typeof v === 'object' && v !== null ? escapeJson(JSON.stringify(v)) : q(str(v))}`)
+    .join(' ');
+}
+
+function endpoint(v: unknown): string {
+  const o = rec(v);
+  if (!o) return str(v);
+  if (o.address !== undefined) return o.port !== undefined ? `${str(o.address)}:${str(o.port)}` : str(o.address);
+  return JSON.stringify(o);
+}
+
+function duration(v: unknown): string {
+  if (typeof v !== 'number') return str(v);
+  return v < 1000 ? `${Math.round(v)}ms` : `${(v / 1000).toFixed(3)}s`;
+}
+
+const rec = (v: unknown): Rec | null => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Rec) : null);
+const str = (v: unknown): string => (v === undefined ? '' : v === null ? '-' : typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v));
+
+/** Bare when plain printable ASCII (or, in an address, no space/quote), else a JSON string. */
+function q(s: string, inAddress = false): string {
+  if (s !== '' && (inAddress ? /^[^\s"\\<>\x00-\x1f\x7f-\x9f\u2028\u2029]+$/ : /^[\x21-\x7e]+$/).test(s) && !/["\\]/.test(s)) return s;
+  if (s === '' && inAddress) return s;
+  return quote(s);
+}
+
+const qs = (v: unknown): string => q(str(v));
+
+const quote = (s: string): string => escapeJson(JSON.stringify(s));
+
+/** JSON.stringify leaves C1 controls and the Unicode line separators raw; escape them too. */
+const escapeJson = (s: string): string =>
+  s.replace(/[\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/** Free text (msg, a non-JSON line) kept readable, with controls escaped. */
+const controls = (s: string): string =>
+  s.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);

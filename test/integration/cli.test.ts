@@ -179,6 +179,29 @@ describe('postern CLI', { skip: !existsSync(CLI) && 'dist/cli.js missing: run `n
     }
   });
 
+  it('run with a metrics listener: /metrics, /readyz, and `postern status` read it', async () => {
+    const port = await freePort();
+    const mport = await freePort();
+    const file = join(dir, 'metrics.yaml');
+    await writeFile(file, config(port, sink.address().port, `metrics: { listen: 127.0.0.1:${mport} }\n`));
+    const p = start(['run', '-c', file]);
+    try {
+      await p.waitOut(/metrics on/);
+      const c = await SmtpClient.connect(port);
+      assert.equal((await sendMessage(c, { helo: 'metrics.test' })).code, 250);
+      const metrics = await (await fetch(`http://127.0.0.1:${mport}/metrics`)).text();
+      assert.match(metrics, /postern_messages_total\{result="accepted"\} 1/);
+      assert.match(metrics, /postern_backend_up\{backend="127\.0\.0\.1:\d+"\} 1/);
+      assert.equal((await fetch(`http://127.0.0.1:${mport}/readyz`)).status, 200);
+      const st = start(['status', '--metrics', `127.0.0.1:${mport}`]);
+      assert.equal(await st.exit, 0, st.err);
+      assert.match(st.out, new RegExp(`127\\.0\\.0\\.1:${sink.address().port}`));
+    } finally {
+      p.child.kill('SIGTERM');
+      assert.equal(await p.exit, 0);
+    }
+  });
+
   it('demo: the printed swaks line delivers, and the backend prints the client address', { skip: !swaksAvailable() && 'swaks not installed' }, async () => {
     const p = start(['demo']);
     try {

@@ -1,0 +1,103 @@
+// The report's shape: what `postern report --json` prints (one object).
+
+import type { TopList } from './report-topk.js';
+
+export type { TopItem, TopList } from './report-topk.js';
+
+export interface Traffic {
+  sessions: number;
+  messages: number;
+  accepted: number;
+}
+
+export interface MessageCounts {
+  accepted: number;
+  tempfail: number;
+  rejected: number;
+  /** A reply without a readable code. */
+  unknown: number;
+}
+
+export interface AnomalyReport {
+  /** Sessions whose record lists the kind (every anomaly counts, whatever log.anomalies says). */
+  sessions: number;
+  /** `anomaly` records of the kind (only those log.anomalies selects). */
+  records: number;
+  example: string | null;
+  top_offenders: TopList;
+}
+
+export interface TlsReport {
+  sessions: number;
+  tls: number;
+  resumed: number;
+  /** tls / sessions */
+  tls_share: number;
+  /** resumed / tls */
+  resumption_rate: number;
+  versions: Record<string, number>;
+}
+
+export interface BackendReport {
+  sessions: number;
+  transactions: number;
+  accepted: number;
+  tempfail: number;
+  rejected: number;
+  /** Sessions that closed `backend_failed` while bound to (or last tried on) this backend. */
+  failed_sessions: number;
+  down_events: number;
+  up_events: number;
+  /** From each `down` record to the next `up` (or the end of the log). */
+  down_ms: number;
+  down_at_end: boolean;
+  last_down_reason: string | null;
+}
+
+export interface LimitReport {
+  /** Session records with close=limit. */
+  sessions_closed: number;
+  /** Other records naming the limit (anomaly, limit, transaction, or sessions that carried on). */
+  records: number;
+  /** Commands refused by the limit, from session records' `limit_rejections` (RCPTMAX, MAILMAX...). */
+  rejections?: number;
+}
+
+export interface Report {
+  period: { first: string | null; last: string | null };
+  input: {
+    lines: number;
+    records: number;
+    skipped: { not_json: number; not_postern: number; too_long: number; blank: number };
+    /** Postern records of other kinds (start-up, reload, ...). */
+    other_records: number;
+  };
+  totals: {
+    sessions: number;
+    /** Sum of `transactions` over session records. */
+    session_transactions: number;
+    messages: MessageCounts & { total: number };
+    /** Recipients over session records. */
+    recipients: number;
+    /** Recipients and size of accepted messages. */
+    accepted_recipients: number;
+    accepted_bytes: number;
+    bytes_in: number;
+    bytes_out: number;
+    avg_duration_ms: number;
+    max_duration_ms: number;
+    sessions_with_anomalies: number;
+    sessions_without_helo: number;
+  };
+  close: Record<string, number>;
+  per_hour: ({ hour: string } & Traffic)[];
+  per_hour_truncated: boolean;
+  per_day: ({ day: string } & Traffic)[];
+  hour_of_day: ({ hour: number } & Traffic)[];
+  top_clients: TopList;
+  top_helo: TopList;
+  anomalies: Record<string, AnomalyReport>;
+  tls: Record<string, TlsReport>;
+  backends: Record<string, BackendReport>;
+  limits: Record<string, LimitReport>;
+}

@@ -1,0 +1,108 @@
+// `postern report [FILE...] [--json] [--top N]`: a pflogsumm/eximstats-style summary of
+// Postern's JSON log, read as a stream (files, `.gz` files, or stdin) in bounded memory.
+
+import { createReadStream } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
+import { ReportAggregator, type Report } from './report-aggregate.js';
+import { eachLine } from './report-lines.js';
+import { renderReport } from './report-text.js';
+
+export type { Report } from './report-aggregate.js';
+export { ReportAggregator } from './report-aggregate.js';
+export { renderReport } from './report-text.js';
+
+interface Out {
+  write(s: string): unknown;
+}
+
+const USAGE = 'usage: postern report [FILE...] [--json] [--top N]   (reads stdin without FILE or with -)\n';
+
+interface ReportArgs {
+  files: string[];
+  json: boolean;
+  top: number;
+}
+
+export function parseReportArgs(argv: string[]): ReportArgs | string {
+  const args: ReportArgs = { files: [], json: false, top: 10 };
+  let onlyFiles = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (onlyFiles || a === '-' || !a.startsWith('-')) args.files.push(a);
+    else if (a === '--') onlyFiles = true;
+    else if (a === '--json') args.json = true;
+    else if (a === '--top' || a.startsWith('--top=')) {
+      const v = a.includes('=') ? a.slice(6) : argv[++i];
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 1000) return `--top wants a number from 1 to 1000, not ${String(v)}`;
+      args.top = n;
+    } else return `unknown option ${a}`;
+  }
+  return args;
+}
+
+type Source = AsyncIterable<Buffer | string>;
+
+/** Aggregates every line of `sources` (in order; each opened only when its turn comes) into a report. */
+export async function buildReport(sources: (Source | (() => Source))[], top = 10): Promise<Report> {
+  const agg = new ReportAggregator();
+  for (const s of sources) {
+    const src = typeof s === 'function' ? s() : s;
+    const { tooLong } = await eachLine(src, (l) => agg.line(l));
+    agg.tooLong(tooLong);
+  }
+  return agg.result({ top });
+}
+
+export async function reportMain(
+  argv: string[],
+  stdin: NodeJS.ReadableStream = process.stdin,
+  io: { out?: Out; err?: Out } = {},
+): Promise<number> {
+  const out = io.out ?? process.stdout;
+  const err = io.err ?? process.stderr;
+  const args = parseReportArgs(argv);
+  if (typeof args === 'string') {
+    err.write(`postern report: ${args}\n${USAGE}`);
+    return 1;
+  }
+  const files = args.files.length > 0 ? args.files : ['-'];
+  // Every file must be readable before the first is read: no half report.
+  for (const f of files) {
+    if (f === '-') continue;
+    try {
+      await access(f);
+    } catch (e) {
+      err.write(`postern report: ${f}: ${(e as NodeJS.ErrnoException).code ?? String(e)}\n`);
+      return 1;
+    }
+  }
+  if (files.includes('-') && (stdin as { isTTY?: boolean }).isTTY) err.write('postern report: reading the log from stdin (Ctrl-D ends it)\n');
+  let stdinUsed = false;
+  let current = '';
+  const sources = files.map((f) => (): Source => {
+    current = f === '-' ? 'stdin' : f;
+    if (f === '-') {
+      if (stdinUsed) return emptySource();
+      stdinUsed = true;
+      return stdin as Source;
+    }
+    const s = createReadStream(f, { highWaterMark: 1 << 16 });
+    if (!f.endsWith('.gz')) return s;
+    const gz = createGunzip();
+    s.on('error', (e) => gz.destroy(e));
+    return s.pipe(gz);
+  });
+  let report: Report;
+  try {
+    report = await buildReport(sources, args.top);
+  } catch (e) {
+    err.write(`postern report: ${current}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+  out.write(args.json ? JSON.stringify(report) + '\n' : renderReport(report));
+  return 0;
+}
+
+async function* emptySource(): AsyncGenerator<Buffer> {}

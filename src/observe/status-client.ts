@@ -1,0 +1,235 @@
+// `postern status [--metrics ADDR] [--watch [SECONDS]]`: the live sessions and backend
+// states from the metrics listener's /sessions, as a terminal table.
+
+import type { BackendSnapshot, SessionSnapshot } from './status-server.js';
+
+export const DEFAULT_STATUS_ADDR = '127.0.0.1:9325';
+const FETCH_TIMEOUT_MS = 3000;
+
+export interface StatusData {
+  sessions: SessionSnapshot[];
+  backends: BackendSnapshot[];
+}
+
+interface Out {
+  write(s: string): unknown;
+}
+
+/** Test seams; the CLI passes none. */
+export interface StatusIo {
+  out?: Out;
+  err?: Out;
+  /** Stops --watch (the CLI stops on SIGINT). */
+  signal?: AbortSignal;
+  /** Line width to cut rows at; defaults to the terminal's. */
+  columns?: number;
+}
+
+const USAGE = 'usage: postern status [--metrics HOST:PORT] [--watch [SECONDS]]\n';
+
+interface StatusArgs {
+  url: string;
+  label: string;
+  watch: number | null;
+}
+
+export function parseStatusArgs(argv: string[]): StatusArgs | string {
+  let addr = DEFAULT_STATUS_ADDR;
+  let watch: number | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    if (flag === '--metrics' || flag === '-m') {
+      const v = inline ?? argv[++i];
+      if (v === undefined) return '--metrics needs HOST:PORT';
+      addr = v;
+    } else if (flag === '--watch' || flag === '-w') {
+      // The interval is optional: take the next argument only when it is a number.
+      let v = inline;
+      if (v === undefined && argv[i + 1] !== undefined && /^\d+(\.\d+)?$/.test(argv[i + 1]!)) v = argv[++i];
+      const n = v === undefined ? 2 : Number(v);
+      if (!Number.isFinite(n) || n < 0.1 || n > 86_400) return `--watch: bad interval ${String(v)}`;
+      watch = n;
+    } else {
+      return `unknown argument ${a}`;
+    }
+  }
+  const base = baseUrl(addr);
+  if (!base) return `--metrics: bad address ${addr} (want HOST:PORT, [IPv6]:PORT or http://HOST:PORT)`;
+  return { url: `${base}/sessions`, label: addr, watch };
+}
+
+/** `HOST:PORT`, `[v6]:PORT`, `:PORT`, `PORT` or an http URL -> base URL without a trailing slash. */
+function baseUrl(addr: string): string | null {
+  if (/^https?:\/\//.test(addr)) {
+    try {
+      const u = new URL(addr);
+      return `${u.protocol}//${u.host}`;
+    } catch {
+      return null;
+    }
+  }
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(addr) ?? /^()()(\d{1,5})$/.exec(addr);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return null;
+  const host = m[1] !== undefined && m[1] !== '' ? `[${m[1]}]` : m[2] || '127.0.0.1';
+  return `http://${host}:${port}`;
+}
+
+export async function fetchStatus(url: string): Promise<StatusData> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  const body = (await res.json()) as unknown;
+  if (typeof body !== 'object' || body === null) throw new Error(`${url}: not a Postern /sessions reply`);
+  const { sessions, backends } = body as Partial<StatusData>;
+  if (!Array.isArray(sessions) || !Array.isArray(backends)) throw new Error(`${url}: not a Postern /sessions reply`);
+  return { sessions, backends };
+}
+
+export async function statusMain(argv: string[], io: StatusIo = {}): Promise<number> {
+  const out = io.out ?? process.stdout;
+  const err = io.err ?? process.stderr;
+  const args = parseStatusArgs(argv);
+  if (typeof args === 'string') {
+    err.write(`postern status: ${args}\n${USAGE}`);
+    return 1;
+  }
+  const columns = (): number | undefined => io.columns ?? (process.stdout.isTTY ? process.stdout.columns : undefined);
+  let first: StatusData;
+  try {
+    first = await fetchStatus(args.url);
+  } catch (e) {
+    err.write(`postern status: cannot read ${args.url}: ${reason(e)}\n(is Postern running with metrics.listen set to ${args.label}?)\n`);
+    return 1;
+  }
+  if (args.watch === null) {
+    out.write(renderStatus(first, { source: args.label, columns: columns() }));
+    return 0;
+  }
+  // Watch: redraw until stopped; a failed refresh shows the error and keeps trying.
+  const ctl = new AbortController();
+  const onSigint = () => ctl.abort();
+  if (!io.signal) process.once('SIGINT', onSigint);
+  const signal = io.signal ?? ctl.signal;
+  let frame = renderStatus(first, { source: args.label, columns: columns() });
+  try {
+    while (!signal.aborted) {
+      out.write(`\x1b[H\x1b[2J${frame}\nevery ${args.watch}s; Ctrl-C to stop\n`);
+      await sleep(args.watch * 1000, signal);
+      if (signal.aborted) break;
+      try {
+        frame = renderStatus(await fetchStatus(args.url), { source: args.label, columns: columns() });
+      } catch (e) {
+        frame = `postern status: ${args.label}: ${reason(e)} (${clock(new Date())})\n`;
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  return 0;
+}
+
+function reason(e: unknown): string {
+  if (e instanceof Error) {
+    const cause = (e as Error & { cause?: unknown }).cause;
+    if (cause instanceof Error) return (cause as NodeJS.ErrnoException).code ?? cause.message;
+    return e.name === 'TimeoutError' ? `no answer within ${FETCH_TIMEOUT_MS} ms` : e.message;
+  }
+  return String(e);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+// ---- rendering ---------------------------------------------------------------------------
+
+export function renderStatus(d: StatusData, opts: { source?: string; columns?: number; now?: Date } = {}): string {
+  const up = d.backends.filter((b) => b.up === true).length;
+  const lines: string[] = [];
+  lines.push(
+    `postern status${opts.source ? ` from ${opts.source}` : ''} at ${clock(opts.now ?? new Date())}: ` +
+      `${d.sessions.length} session${d.sessions.length === 1 ? '' : 's'}, ${up}/${d.backends.length} backends up`,
+  );
+  lines.push('');
+  lines.push(
+    ...table(
+      ['BACKEND', 'STATE', 'ACTIVE', 'REASON'],
+      d.backends.map((b) => [b.address, b.up === null ? 'unknown' : b.up ? 'up' : 'DOWN', String(b.active), b.reason]),
+    ),
+  );
+  lines.push('');
+  const sessions = [...d.sessions].sort((a, b) => b.age_ms - a.age_ms);
+  if (sessions.length === 0) lines.push('no live sessions');
+  else
+    lines.push(
+      ...table(
+        ['CONN', 'CLIENT', 'LISTENER', 'STATE', 'HELO', 'TLS', 'BACKEND', 'AGE', 'IN', 'OUT'],
+        sessions.map((s) => [
+          s.conn,
+          hostPort(s.client.address, s.client.port),
+          s.listener,
+          s.state,
+          s.helo ?? '-',
+          s.tls ? `${s.tls.cipher}${s.tls.resumed ? '*' : ''}` : '-',
+          s.backend ?? '-',
+          duration(s.age_ms),
+          bytes(s.bytes_in),
+          bytes(s.bytes_out),
+        ]),
+        new Set([7, 8, 9]),
+      ),
+    );
+  const cut = opts.columns;
+  return lines.map((l) => (cut && l.length > cut ? l.slice(0, cut - 1) + '…' : l)).join('\n') + '\n';
+}
+
+/** Left-aligned columns, right-aligned where `right` says (numbers). */
+function table(head: string[], rows: string[][], right = new Set<number>()): string[] {
+  const clean = rows.map((r) => r.map(printable));
+  const width = head.map((h, i) => Math.max(h.length, ...clean.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => (right.has(i) ? c.padStart(width[i]!) : c.padEnd(width[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [fmt(head), ...clean.map(fmt)];
+}
+
+// Client-supplied text (HELO) must not move the cursor or break the table.
+const printable = (s: string): string => s.replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
+
+const hostPort = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
+
+export function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return s < 10 ? `${(ms / 1000).toFixed(1)}s` : `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  return `${Math.floor(h / 24)}d${String(h % 24).padStart(2, '0')}h`;
+}
+
+export function bytes(n: number): string {
+  if (n < 1024) return `${n}B`;
+  const units = ['K', 'M', 'G', 'T'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)}${units[u]}`;
+}
+
+const clock = (d: Date) => d.toISOString().replace('T', ' ').slice(0, 19) + 'Z';

@@ -1,0 +1,181 @@
+// The metrics listener (`metrics.listen`): Prometheus text, liveness, readiness and
+// the live sessions as JSON. GET only; request bodies are never read.
+
+import http from 'node:http';
+import type { Metrics } from './metrics.js';
+
+export interface SessionSnapshot {
+  conn: string;
+  client: { address: string; port: number };
+  listener: string;
+  tls: { version: string; cipher: string; resumed: boolean; sni: string | null } | null;
+  backend: string | null;
+  state: string;
+  helo: string | null;
+  age_ms: number;
+  bytes_in: number;
+  bytes_out: number;
+}
+
+export interface BackendSnapshot {
+  address: string;
+  /** null until the first health check has finished. */
+  up: boolean | null;
+  reason: string;
+  active: number;
+}
+
+export interface StatusSources {
+  metrics: Metrics;
+  sessions(): SessionSnapshot[];
+  backends(): BackendSnapshot[];
+  ready(): boolean;
+  /** Why the process is not ready; by default derived from backends(). */
+  unreadyReason?(): string;
+}
+
+export interface StatusServer {
+  address(): { host: string; port: number };
+  close(): Promise<void>;
+}
+
+/** The shape of the running proxy the sources are read from (structural, so observe/ imports no server code). */
+export interface LiveProxy {
+  metrics: Metrics;
+  sessions: Iterable<{ readonly started: number; readonly state: string; record(): Record<string, unknown> }>;
+  pool: {
+    servers: readonly { key: string; up: boolean | null; reason: string; active: number }[];
+    anyUp(): boolean;
+  };
+  /** Bound listener addresses; none while starting or draining. */
+  addresses(): Record<string, unknown>;
+}
+
+/** StatusSources for a running Postern: ready = listeners bound and at least one backend usable. */
+export function proxySources(p: LiveProxy): StatusSources {
+  return {
+    metrics: p.metrics,
+    sessions: () => [...p.sessions].map((s) => sessionSnapshot(s.record(), s.state, s.started)),
+    backends: () => p.pool.servers.map((s) => ({ address: s.key, up: s.up, reason: s.reason, active: s.active })),
+    ready: () => Object.keys(p.addresses()).length > 0 && p.pool.anyUp(),
+    unreadyReason: () => {
+      if (Object.keys(p.addresses()).length === 0) return 'no listener bound';
+      return backendsDown(p.pool.servers.map((s) => ({ address: s.key, up: s.up, reason: s.reason, active: s.active })));
+    },
+  };
+}
+
+/** A live session from its (CONTRACT.md) session record. */
+export function sessionSnapshot(rec: Record<string, unknown>, state: string, started: number, now = Date.now()): SessionSnapshot {
+  const client = obj(rec.client);
+  const tls = obj(rec.tls);
+  const backend = rec.backend;
+  return {
+    conn: str(rec.conn) ?? '',
+    client: { address: str(client?.address) ?? '', port: num(client?.port) },
+    listener: str(rec.listener) ?? '',
+    tls: tls
+      ? { version: str(tls.version) ?? '', cipher: str(tls.cipher) ?? '', resumed: tls.resumed === true, sni: str(tls.sni) }
+      : null,
+    backend: typeof backend === 'string' ? backend : (str(obj(backend)?.address) ?? null),
+    state,
+    helo: str(rec.helo),
+    age_ms: Math.max(0, now - started),
+    bytes_in: num(rec.bytes_in),
+    bytes_out: num(rec.bytes_out),
+  };
+}
+
+const obj = (v: unknown): Record<string, unknown> | null =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+function backendsDown(bs: BackendSnapshot[]): string {
+  if (bs.length === 0) return 'no backend configured';
+  if (bs.every((b) => b.up === false)) return `no backend up: ${bs.map((b) => `${b.address} (${b.reason})`).join('; ')}`;
+  return 'no usable backend (all down or draining)';
+}
+
+// Loopback admin port: a handful of scrapers and operators, never a crowd.
+const MAX_CONNECTIONS = 128;
+
+export function startStatusServer(listen: { host: string; port: number }, src: StatusSources): Promise<StatusServer> {
+  const server = http.createServer({ maxHeaderSize: 8192 }, (req, res) => {
+    handle(req, res, src).catch((err: unknown) => {
+      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', `error: ${err instanceof Error ? err.message : String(err)}\n`);
+      else res.destroy();
+    });
+  });
+  server.maxConnections = MAX_CONNECTIONS;
+  server.headersTimeout = 5000;
+  server.requestTimeout = 10_000;
+  server.keepAliveTimeout = 5000;
+  // Malformed request lines, oversized headers, timeouts: answer if the socket still can, never throw.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    // Swallow what the client still sends: closing with unread input would reset the connection and lose the answer.
+    socket.on('data', () => undefined);
+    socket.resume();
+    setTimeout(() => socket.destroy(), 2000).unref();
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      server.on('error', () => undefined);
+      resolve({
+        address() {
+          const a = server.address();
+          if (a === null || typeof a === 'string') return { host: listen.host, port: listen.port };
+          return { host: a.address, port: a.port };
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
+
+async function handle(req: http.IncomingMessage, res: http.ServerResponse, src: StatusSources): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  // HEAD is GET without a body (RFC 9110 §9.3.2); anything else may carry a body we won't read.
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD');
+    res.setHeader('Connection', 'close');
+    send(res, 405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    return;
+  }
+  switch (path) {
+    case '/metrics': {
+      const text = await src.metrics.registry.metrics();
+      send(res, 200, src.metrics.registry.contentType, text);
+      return;
+    }
+    case '/healthz':
+      send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
+      return;
+    case '/readyz':
+      if (src.ready()) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
+      else send(res, 503, 'text/plain; charset=utf-8', `not ready: ${src.unreadyReason?.() ?? backendsDown(src.backends())}\n`);
+      return;
+    case '/sessions':
+      send(res, 200, 'application/json', JSON.stringify({ sessions: src.sessions(), backends: src.backends() }) + '\n');
+      return;
+    default:
+      send(res, 404, 'text/plain; charset=utf-8', 'not found: try /metrics, /healthz, /readyz, /sessions\n');
+  }
+}
+
+function send(res: http.ServerResponse, code: number, type: string, body: string): void {
+  res.writeHead(code, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+  res.end(body);
+}

@@ -1,0 +1,296 @@
+// `postern report`: bounded counters, the line reader, and exact counts on a generated log.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { ReportAggregator, type Report } from '../../src/observe/report-aggregate.js';
+import { eachLine } from '../../src/observe/report-lines.js';
+import { CappedMap, OTHER, SpaceSaving } from '../../src/observe/report-topk.js';
+import { reportMain } from '../../src/observe/report.js';
+import { topOf, writeLog, type LogExpect } from '../helpers/loggen.js';
+
+function sink(): { write(s: string): boolean; text: () => string } {
+  let s = '';
+  return {
+    write: (x: string) => ((s += x), true),
+    text: () => s,
+  };
+}
+
+async function runReport(argv: string[], stdin?: NodeJS.ReadableStream): Promise<{ code: number; out: string; err: string }> {
+  const out = sink();
+  const err = sink();
+  const code = await reportMain(argv, stdin ?? Readable.from([]), { out, err });
+  return { code, out: out.text(), err: err.text() };
+}
+
+describe('SpaceSaving', () => {
+  it('counts exactly while the distinct keys fit', () => {
+    const s = new SpaceSaving(10);
+    for (let i = 0; i < 10; i++) for (let j = 0; j <= i; j++) s.add(`k${i}`);
+    const t = s.top(3);
+    assert.equal(t.approximate, false);
+    assert.deepEqual(t.items, [
+      { name: 'k9', count: 10, error: 0 },
+      { name: 'k8', count: 9, error: 0 },
+      { name: 'k7', count: 8, error: 0 },
+    ]);
+  });
+
+  it('keeps heavy hitters among a flood of one-off keys, with honest error bounds', () => {
+    const s = new SpaceSaving(100);
+    const truth = new Map<string, number>();
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    for (let i = 0; i < 200_000; i++) {
+      const k = rnd() < 0.2 ? `heavy${Math.floor(rnd() * 5)}` : `noise${i}`;
+      truth.set(k, (truth.get(k) ?? 0) + 1);
+      s.add(k);
+    }
+    assert.equal(s.size, 100);
+    const t = s.top(5);
+    assert.equal(t.approximate, true);
+    assert.deepEqual(t.items.map((x) => x.name).sort(), ['heavy0', 'heavy1', 'heavy2', 'heavy3', 'heavy4']);
+    for (const x of t.items) {
+      const real = truth.get(x.name)!;
+      assert.ok(x.count >= real && x.count - x.error <= real, `${x.name}: ${x.count}-${x.error} vs ${real}`);
+    }
+  });
+
+  it('cuts long keys so the cap bounds bytes too', () => {
+    const s = new SpaceSaving(2);
+    s.add('x'.repeat(100_000));
+    assert.equal(s.top(1).items[0]!.name.length, 256);
+  });
+
+  it('CappedMap sends labels past the cap to (other)', () => {
+    const m = new CappedMap<{ n: number }>(3, () => ({ n: 0 }));
+    for (let i = 0; i < 10; i++) m.get(`l${i}`).n++;
+    assert.equal(m.map.size, 4);
+    assert.equal(m.peek(OTHER)!.n, 7);
+  });
+});
+
+describe('eachLine', () => {
+  async function lines(chunks: (string | Buffer)[], max?: number) {
+    const got: string[] = [];
+    const r = await eachLine(Readable.from(chunks), (l) => got.push(l), max);
+    return { got, tooLong: r.tooLong };
+  }
+
+  it('splits across chunks, strips CR, keeps a last line without newline', async () => {
+    const { got, tooLong } = await lines(['a\r\nb', 'c\n', '\nd', 'é', Buffer.from([0xc3]), Buffer.from([0xa9, 0x0a]), 'tail']);
+    assert.deepEqual(got, ['a', 'bc', '', 'déé', 'tail']);
+    assert.equal(tooLong, 0);
+  });
+
+  it('drops lines over the limit, wherever the chunks break them', async () => {
+    const { got, tooLong } = await lines(['ok\n' + 'x'.repeat(5), 'x'.repeat(10), 'x\nfine\n', 'y'.repeat(20)], 8);
+    assert.deepEqual(got, ['ok', 'fine']);
+    assert.equal(tooLong, 2);
+  });
+});
+
+describe('ReportAggregator on hand-made records', () => {
+  const at = (s: string) => `2026-03-01T${s}Z`;
+  const recs = [
+    { level: 'warn', time: at('10:00:00.000'), event: 'backend', address: 'b1:25', state: 'down', reason: 'refused' },
+    { level: 'warn', time: at('10:00:05.000'), event: 'backend', address: 'b1:25', state: 'down', reason: 'still refused' },
+    { level: 'info', time: at('10:01:00.000'), event: 'backend', address: 'b1:25', state: 'up', reason: 'ok' },
+    { level: 'warn', time: at('10:30:00.000'), event: 'backend', address: 'b2:25', state: 'down', reason: 'timeout' },
+    { level: 'info', time: at('10:40:00.000'), event: 'session', conn: 'x', client: { address: '::1', port: 5 }, listener: 'smtp', tls: null, helo: null, backend: null, close: 'limit', limit: 'per_ip_rate', anomalies: [] },
+    { level: 'info', time: at('10:41:00.000'), event: 'anomaly', conn: 'y', kind: 'line_too_long', detail: 'over 4096', limit: 'line_length' },
+    { level: 'info', time: at('10:42:00.000'), event: 'transaction', conn: 'z', from: '', rcpts: 2, size: 10, reply: 'garbled', backend: 'b1:25' },
+    { level: 30, time: at('11:00:00.000'), event: 'session', conn: 'z', client: { address: '10.0.0.1', port: 5 }, listener: 'smtp', tls: { version: 'TLSv1.3', cipher: 'C', resumed: true, sni: null }, helo: 'h', backend: { address: 'b1:25', identity: 'xclient' }, transactions: 1, rcpts: 2, close: 'backend_failed', anomalies: ['no_quit', 'no_quit', 7] },
+  ];
+
+  it('pairs down/up records into time down and counts limits, failures and odd records', () => {
+    const agg = new ReportAggregator();
+    for (const r of recs) agg.line(JSON.stringify(r));
+    agg.line('[1,2]');
+    agg.line('{"time":"not a time","level":"info"}');
+    agg.line('{broken');
+    const rep = agg.result({ top: 5 });
+    assert.deepEqual(rep.period, { first: '2026-03-01T10:00:00.000Z', last: '2026-03-01T11:00:00.000Z' });
+    assert.deepEqual(rep.input.skipped, { not_json: 1, not_postern: 2, too_long: 0, blank: 0 });
+    const b1 = rep.backends['b1:25']!;
+    assert.equal(b1.down_ms, 60_000);
+    assert.equal(b1.down_events, 2);
+    assert.equal(b1.last_down_reason, 'still refused');
+    assert.equal(b1.failed_sessions, 1);
+    assert.equal(b1.transactions, 1);
+    assert.equal(b1.down_at_end, false);
+    const b2 = rep.backends['b2:25']!;
+    assert.equal(b2.down_ms, 30 * 60_000, 'still down: counted to the last record');
+    assert.equal(b2.down_at_end, true);
+    assert.deepEqual(rep.limits, { line_length: { sessions_closed: 0, records: 1 }, per_ip_rate: { sessions_closed: 1, records: 0 } });
+    assert.deepEqual(rep.totals.messages, { accepted: 0, tempfail: 0, rejected: 0, unknown: 1, total: 1 });
+    assert.equal(rep.anomalies['no_quit']!.sessions, 1);
+    assert.equal(rep.anomalies['line_too_long']!.example, 'over 4096');
+    assert.deepEqual(rep.tls['smtp'], { sessions: 2, tls: 1, resumed: 1, tls_share: 0.5, resumption_rate: 1, versions: { 'TLSv1.3': 1 } });
+    assert.equal(rep.totals.sessions_without_helo, 1);
+    assert.deepEqual(rep.top_clients.items.map((i) => i.name), ['10.0.0.1', '::1']);
+  });
+});
+
+describe('postern report on a generated log of 100,000 sessions', () => {
+  let dir: string;
+  let file: string;
+  let expect: LogExpect;
+  let rep: Report;
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'postern-report-'));
+    file = path.join(dir, 'postern.log');
+    expect = await writeLog(file, { sessions: 100_000, seed: 42 });
+    const r = await runReport([file, '--json', '--top', '10']);
+    assert.equal(r.code, 0, r.err);
+    rep = JSON.parse(r.out) as Report;
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads every line and skips exactly the foreign ones', () => {
+    assert.equal(rep.input.lines, expect.lines);
+    assert.equal(rep.input.records, expect.records);
+    assert.deepEqual(rep.input.skipped, { not_json: expect.not_json, not_postern: expect.not_postern, too_long: 0, blank: 0 });
+    assert.ok(expect.not_json > 0 && expect.not_postern > 0);
+    assert.equal(rep.input.other_records, expect.other_records);
+    assert.equal(rep.period.first, new Date(expect.first).toISOString());
+    assert.equal(rep.period.last, new Date(expect.last).toISOString());
+  });
+
+  it('totals', () => {
+    assert.equal(rep.totals.sessions, 100_000);
+    assert.equal(rep.totals.sessions, expect.sessions);
+    assert.equal(rep.totals.session_transactions, expect.session_transactions);
+    assert.deepEqual(rep.totals.messages, {
+      ...expect.messages,
+      unknown: 0,
+      total: expect.messages.accepted + expect.messages.tempfail + expect.messages.rejected,
+    });
+    assert.equal(rep.totals.recipients, expect.recipients);
+    assert.equal(rep.totals.accepted_recipients, expect.accepted_recipients);
+    assert.equal(rep.totals.accepted_bytes, expect.accepted_bytes);
+    assert.equal(rep.totals.bytes_in, expect.bytes_in);
+    assert.equal(rep.totals.bytes_out, expect.bytes_out);
+    assert.equal(rep.totals.max_duration_ms, expect.max_duration_ms);
+    assert.equal(rep.totals.sessions_with_anomalies, expect.sessions_with_anomalies);
+    assert.equal(rep.totals.sessions_without_helo, expect.sessions_without_helo);
+    assert.deepEqual(rep.close, expect.close);
+  });
+
+  it('per hour', () => {
+    assert.equal(rep.per_hour_truncated, false);
+    const want = [...expect.per_hour.entries()].sort().map(([hour, t]) => ({ hour, ...t }));
+    assert.deepEqual(rep.per_hour, want);
+    assert.ok(want.length > 24, 'the log spans more than a day');
+    const sum = rep.hour_of_day.reduce((a, h) => a + h.sessions, 0);
+    assert.equal(sum, expect.sessions);
+    assert.equal(rep.per_day.reduce((a, d) => a + d.messages, 0), rep.totals.messages.total);
+  });
+
+  it('top clients and HELO names, exactly', () => {
+    assert.equal(rep.top_clients.approximate, false);
+    assert.deepEqual(rep.top_clients.items, topOf(expect.clients, 10));
+    assert.equal(rep.top_helo.approximate, false);
+    assert.deepEqual(rep.top_helo.items, topOf(expect.helos, 10));
+  });
+
+  it('anomalies by kind with their top offenders', () => {
+    assert.deepEqual(Object.keys(rep.anomalies).sort(), Object.keys(expect.anomalies).sort());
+    for (const [kind, a] of Object.entries(expect.anomalies)) {
+      const got = rep.anomalies[kind]!;
+      assert.equal(got.sessions, a.sessions, kind);
+      assert.equal(got.records, a.records, kind);
+      assert.deepEqual(got.top_offenders.items, topOf(expect.offenders[kind]!, 10), kind);
+    }
+  });
+
+  it('TLS share and resumption per listener', () => {
+    for (const [l, x] of Object.entries(expect.tls)) {
+      const got = rep.tls[l]!;
+      assert.deepEqual({ sessions: got.sessions, tls: got.tls, resumed: got.resumed, versions: got.versions }, x, l);
+      assert.equal(got.tls_share, Math.round((x.tls / x.sessions) * 10_000) / 10_000);
+      assert.equal(got.resumption_rate, Math.round((x.resumed / x.tls) * 10_000) / 10_000);
+    }
+    assert.equal(rep.tls['smtps']!.tls_share, 1);
+  });
+
+  it('backends: sessions, failures and time down', () => {
+    assert.deepEqual(rep.backends, Object.fromEntries(Object.entries(expect.backends).map(([a, b]) => [a, { ...b, last_down_reason: b.down_events ? 'health check: connect ECONNREFUSED' : null }])));
+    assert.ok(Object.values(expect.backends).some((b) => b.down_ms > 0));
+  });
+
+  it('LIMITS rejections', () => {
+    assert.deepEqual(rep.limits, expect.limits);
+  });
+
+  it('the text report carries the same numbers', async () => {
+    const r = await runReport([file]);
+    assert.equal(r.code, 0);
+    assert.match(r.out, /^Postern log report: 2026-01-01 00:00:00Z \.\. /);
+    assert.match(r.out, new RegExp(`sessions\\s+100,000\\n`));
+    assert.match(r.out, new RegExp(`accepted\\s+${expect.messages.accepted.toLocaleString('en-US')}  `));
+    for (const h of ['Grand totals', 'Per-hour traffic', 'Top clients by sessions', 'Top HELO names', 'Anomalies', 'TLS by listener', 'Backends', 'LIMITS rejections']) assert.ok(r.out.includes(h), h);
+    assert.ok(r.out.includes(topOf(expect.clients, 1)[0]!.name));
+  });
+
+  it('reads stdin, and gzip files, to the same result', async () => {
+    const r = await runReport(['--json'], createReadStream(file));
+    assert.equal(r.code, 0);
+    assert.deepEqual(JSON.parse(r.out), rep);
+  });
+});
+
+describe('postern report input handling', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'postern-report-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('sums several files, plain and gzip', async () => {
+    const a = path.join(dir, 'a.log');
+    const b = path.join(dir, 'b.log.gz');
+    const ea = await writeLog(a, { sessions: 300, seed: 1 });
+    const eb = await writeLog(path.join(dir, 'b.log'), { sessions: 200, seed: 2, start: Date.UTC(2026, 1, 1) });
+    const { readFileSync } = await import('node:fs');
+    writeFileSync(b, gzipSync(readFileSync(path.join(dir, 'b.log'))));
+    const r = await runReport([a, b, '--json']);
+    assert.equal(r.code, 0, r.err);
+    const rep = JSON.parse(r.out) as Report;
+    assert.equal(rep.totals.sessions, 500);
+    assert.equal(rep.input.lines, ea.lines + eb.lines);
+  });
+
+  it('exits 1 with a clear line for a missing file or a bad option', async () => {
+    const r = await runReport([path.join(dir, 'nope.log')]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /nope\.log: ENOENT/);
+    const o = await runReport(['--frobnicate']);
+    assert.equal(o.code, 1);
+    assert.match(o.err, /unknown option --frobnicate/);
+    assert.equal((await runReport(['--top', '0'])).code, 1);
+  });
+
+  it('a log over three days long is shown per day and per hour of day', async () => {
+    const f = path.join(dir, 'long.log');
+    const e = await writeLog(f, { sessions: 400, seed: 3, meanGapMs: 1_800_000 });
+    const r = await runReport([f, '--top', '3']);
+    assert.equal(r.code, 0, r.err);
+    assert.ok(!r.out.includes('Per-hour traffic (UTC)\n'));
+    assert.match(r.out, /Per-day traffic \(UTC\)\n-+\n  day +sessions +messages +accepted\n  2026-01-01 /);
+    assert.match(r.out, /Per-hour-of-day traffic \(UTC, all days\)\n-+\n  hour +sessions +messages +accepted\n  00:00 /);
+    const top = r.out.split('Top clients by sessions\n')[1]!.split('\n').slice(1, 5);
+    assert.equal(top.filter((l) => /^ +\d+  \S+$/.test(l)).length, 3, top.join('|'));
+    assert.match(top[0]!, new RegExp(`^ +${topOf(e.clients, 1)[0]!.count}  ${topOf(e.clients, 1)[0]!.name.replace(/\./g, '\\.')}$`));
+  });
+
+  it('an empty input gives an empty report, not an error', async () => {
+    const r = await runReport([], Readable.from(['']));
+    assert.equal(r.code, 0);
+    assert.match(r.out, /Postern log report: - \.\. -/);
+  });
+});
