@@ -71,6 +71,10 @@ const backends = z.strictObject({
   }),
   reverse_lookup: bool().prefault(D.backends.reverse_lookup),
   reject_when_down: oneOf(['mail', 'connect'] as const).prefault(D.backends.reject_when_down),
+  pool: section({
+    idle: int(0, 1000).prefault(D.backends.pool.idle),
+    max_age: duration().prefault(D.backends.pool.max_age),
+  }),
 });
 
 const limits = section({

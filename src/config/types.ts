@@ -60,6 +60,12 @@ export interface BackendsConfig {
   };
   /** Look up the client's PTR name for XCLIENT NAME (otherwise `[UNAVAILABLE]`). */
   reverse_lookup: boolean;
+  /**
+   * Pre-greeted connections: per server, `idle` connections that have already connected,
+   * read the greeting and sent EHLO, ready for XCLIENT. Each serves one session; idle ones
+   * are replaced after `max_age` (before the backend's own timeout). Identities xclient/none.
+   */
+  pool: { idle: number; max_age: number };
   /** With every server down: `mail` answers MAIL with 451 4.4.1; `connect` answers 421 4.3.2 at once. */
   reject_when_down: 'mail' | 'connect';
 }

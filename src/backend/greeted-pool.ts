@@ -1,0 +1,135 @@
+// Pre-greeted backend connections: per server, a few connections that have already
+// connected, read the 220 and sent our EHLO, so a session's bind skips those round trips.
+// Each one serves a single session: after XCLIENT ADDR=client, Postfix re-checks XCLIENT
+// rights against the client's address, so a second XCLIENT on it would be refused.
+
+import type { HostPort } from '../config/types.js';
+import type { Capabilities } from '../smtp/ehlo.js';
+import { BackendConnection } from './connection.js';
+import { BackendError } from './errors.js';
+import { ehlo } from './handshake.js';
+
+export interface Greeted {
+  conn: BackendConnection;
+  /** Capabilities from our own EHLO. */
+  caps: Capabilities;
+  born: number;
+}
+
+export interface GreetedPoolOptions {
+  /** Connections kept ready per server. */
+  idle: number;
+  /** Replace an idle connection after this long (before the backend's idle timeout). */
+  maxAge: number;
+  hostname: string;
+  connectTimeout: number;
+  replyTimeout: number;
+}
+
+/** Connects, reads the greeting and sends EHLO: the part of a handshake that names no client. */
+export async function greet(server: HostPort, opts: Pick<GreetedPoolOptions, 'hostname' | 'connectTimeout' | 'replyTimeout'>): Promise<Greeted> {
+  const conn = await BackendConnection.connect(server, opts.connectTimeout);
+  try {
+    const greeting = await conn.expect(opts.replyTimeout);
+    if (greeting.code !== 220) {
+      throw new BackendError('BACKEND_REPLY', `greeting refused: ${greeting.code} ${greeting.lines[0] ?? ''}`, greeting);
+    }
+    const caps = await ehlo(conn, opts.hostname, opts.replyTimeout);
+    return { conn, caps, born: Date.now() };
+  } catch (err) {
+    conn.destroy();
+    throw err;
+  }
+}
+
+/** The ready connections for one server. */
+export class GreetedPool {
+  readonly #ready: Greeted[] = [];
+  #filling = 0;
+  #closed = false;
+  #sweep: NodeJS.Timeout;
+  /** Consecutive failures to fill: back off so a dead server is not hammered. */
+  #failures = 0;
+  #retry: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly server: HostPort,
+    private readonly opts: GreetedPoolOptions,
+    /** Whether the server is usable now (health); a pool for a down server stays empty. */
+    private readonly usable: () => boolean,
+  ) {
+    this.#sweep = setInterval(() => this.#recycle(), Math.max(250, Math.floor(opts.maxAge / 4)));
+    this.#sweep.unref();
+    this.fill();
+  }
+
+  get size(): number {
+    return this.#ready.length;
+  }
+
+  /** A ready connection, or null (then the caller greets one itself). Refills in the background. */
+  take(): Greeted | null {
+    const now = Date.now();
+    let g: Greeted | undefined;
+    while ((g = this.#ready.shift())) {
+      if (!g.conn.closed && now - g.born < this.opts.maxAge) break;
+      g.conn.destroy();
+    }
+    this.fill();
+    return g ?? null;
+  }
+
+  /** Brings the pool back to `idle` ready connections. */
+  fill(): void {
+    if (this.#closed || this.#retry || !this.usable()) return;
+    while (this.#ready.length + this.#filling < this.opts.idle) {
+      this.#filling++;
+      greet(this.server, this.opts).then(
+        (g) => {
+          this.#filling--;
+          this.#failures = 0;
+          if (this.#closed) {
+            g.conn.quit();
+            return;
+          }
+          // The backend closing an idle connection (its timeout, a restart) drops it here.
+          g.conn.socket.once('close', () => {
+            const i = this.#ready.indexOf(g);
+            if (i !== -1) this.#ready.splice(i, 1);
+          });
+          this.#ready.push(g);
+        },
+        () => {
+          this.#filling--;
+          this.#failures++;
+          // Health checks decide whether the server is down; here we only slow down.
+          const delay = Math.min(30_000, 100 * 2 ** Math.min(this.#failures, 8));
+          this.#retry = setTimeout(() => {
+            this.#retry = null;
+            this.fill();
+          }, delay);
+          this.#retry.unref();
+        },
+      );
+    }
+  }
+
+  #recycle(): void {
+    const now = Date.now();
+    for (let i = this.#ready.length - 1; i >= 0; i--) {
+      const g = this.#ready[i]!;
+      if (g.conn.closed || now - g.born >= this.opts.maxAge) {
+        this.#ready.splice(i, 1);
+        g.conn.quit(); // never just drop it: the MTA would log a lost connection
+      }
+    }
+    this.fill();
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    if (this.#retry) clearTimeout(this.#retry);
+    for (const g of this.#ready.splice(0)) g.conn.quit();
+  }
+}
