@@ -23,6 +23,7 @@ import { capSize, lowerLimits, parseEhlo, parseLimits, renderEhlo, renderLimits,
 import { SmtpError } from '../smtp/errors.js';
 import { LineReader, type Line } from '../smtp/lines.js';
 import { BareLineNormalizer } from '../smtp/normalize.js';
+import { receivedHeader } from '../smtp/received.js';
 import { replyText, type Reply } from '../smtp/reply.js';
 import { xtextDecode } from '../smtp/xtext.js';
 import { ReplyQueue, type Slot } from './reply-queue.js';
@@ -65,6 +66,10 @@ type Mode = 'command' | 'data' | 'bdat' | 'closed';
 
 interface Transaction {
   from: string;
+  /** The first recipient the backend accepted (for Received: ... for <rcpt>). */
+  firstRcpt: string | null;
+  /** Postern's Received: header already went into this transaction's body. */
+  traced: boolean;
   /** Recipients the backend accepted. */
   rcpts: number;
   /** Body bytes (DATA: as on the wire; BDAT: chunk sizes). */
@@ -123,6 +128,8 @@ export class Session {
   #clientName: string | null = null;
   #auth: string | null = null;
   #refuseAll = false;
+  /** Set once the client's TLS handshake is done (implicit TLS or STARTTLS). */
+  #tls: { version: string; cipher: string; resumed: boolean; sni: string | null } | null = null;
   /** The final 220 has gone out (at once unless smtp.pregreet.wait). */
   #greeted = true;
   #greetTimer: NodeJS.Timeout | null = null;
@@ -504,7 +511,7 @@ export class Session {
     }
     const from = path.address;
     this.#toBackend(line, (r) => {
-      this.#tx = r.code >= 200 && r.code < 300 ? { from, rcpts: 0, size: 0 } : null;
+      this.#tx = r.code >= 200 && r.code < 300 ? { from, rcpts: 0, size: 0, firstRcpt: null, traced: false } : null;
       return r.raw;
     });
   }
@@ -512,6 +519,7 @@ export class Session {
   #rcpt(args: string, line: string): void {
     if (!this.#bound) throw new SmtpError(503, '5.5.1', 'Need MAIL command');
     const path = parsePathCommand(args, 'TO');
+    const rcptAddress = path.address;
     const limits = this.#limits();
     if (limits.rcptmax !== null && ++this.#txRcptCommands > limits.rcptmax) {
       // RFC 5321 §4.5.3.1.10: 452 is the reply for too many recipients.
@@ -532,7 +540,10 @@ export class Session {
     }
     this.#forward(line, (r) => {
       if (r.code >= 200 && r.code < 300) {
-        if (this.#tx) this.#tx.rcpts++;
+        if (this.#tx) {
+          this.#tx.rcpts++;
+          this.#tx.firstRcpt ??= rcptAddress;
+        }
         this.#rcpts++;
       }
       return r.raw;
@@ -550,6 +561,8 @@ export class Session {
         this.#mode = 'data';
         this.#scanner.reset();
         this.#normalizer = this.#cfg.smtp.bare_lf === 'normalize' ? new BareLineNormalizer() : null;
+        // Before any body byte, so the header leads the message.
+        if (this.#cfg.received_header) this.#toBackendBody(this.#trace());
         this.#poisoned = null;
         this.#setTimer(this.#cfg.limits.timeouts.data);
       }
@@ -593,11 +606,36 @@ export class Session {
       return;
     }
     const last = cmd.last;
+    let trace: Buffer | null = null;
+    if (this.#cfg.received_header && this.#tx && !this.#tx.traced) {
+      // BDAT counts octets exactly (RFC 3030 §2): the first chunk grows by the header.
+      trace = this.#trace();
+      line = `BDAT ${cmd.size + trace.length}${cmd.last ? ' LAST' : ''}`;
+    }
     this.#forward(line, (r) => {
       if (last || r.code >= 400) this.#endTransaction(r, null);
       return r.raw;
     });
+    if (trace) this.#toBackendBody(trace);
     if (cmd.size === 0) this.#bdatDone();
+  }
+
+  /** Postern's Received: header for the current transaction. */
+  #trace(): Buffer {
+    if (this.#tx) this.#tx.traced = true;
+    return receivedHeader({
+      helo: this.#helo,
+      address: this.#client.address,
+      port: this.#client.port,
+      name: this.#clientName,
+      by: this.#cfg.hostname,
+      esmtp: this.#esmtp,
+      tls: this.#tls,
+      auth: this.#auth !== null,
+      id: this.id,
+      rcpt: this.#tx && this.#tx.rcpts === 1 ? this.#tx.firstRcpt : null,
+      date: new Date(),
+    });
   }
 
   #refuseBdat(err: SmtpError, last: boolean, size: number): void {
@@ -1079,7 +1117,7 @@ export class Session {
       client: { address: this.#client.address, port: this.#client.port },
       listener: this.#ctx.listener.name,
       proxy: this.#proxy,
-      tls: null,
+      tls: this.#tls,
       helo: this.#helo,
       auth: this.#auth,
       backend: this.#lastBackend ? { address: this.#lastBackend, identity: this.#cfg.backends.identity } : null,

@@ -150,6 +150,30 @@ describe('Postern in front of real Postfix (identity xclient)', { skip }, () => 
   });
 });
 
+describe('received_header with BDAT to real Postfix', { skip }, () => {
+  it('the first BDAT chunk grows by the header and Postfix accepts the message', async () => {
+    const pf = await startPostfix();
+    const p = await startPostern(basicYaml([`127.0.0.1:${pf.port}`], 'received_header: true\n'));
+    try {
+      const c = await SmtpClient.connect(p.port);
+      await c.waitReplies(1);
+      await c.cmd('EHLO bdat-trace.test');
+      await c.cmd('MAIL FROM:<bdat-trace@example.org>');
+      await c.cmd('RCPT TO:<b@example.net>');
+      const a = 'Subject: chunked\r\n\r\nfirst\r\n';
+      const b = 'second\r\n';
+      const rs = await c.send(`BDAT ${a.length}\r\n${a}BDAT ${b.length} LAST\r\n${b}`, 2);
+      assert.deepEqual(rs.map((r) => r.code), [250, 250]);
+      assert.equal((await c.cmd('NOOP')).code, 250, 'still in step with Postfix after the chunks');
+      await c.cmd('QUIT');
+      await pf.waitForLog(/: from=<bdat-trace@example\.org>, size=\d+, nrcpt=1/);
+    } finally {
+      await p.stop();
+      await pf.stop();
+    }
+  });
+});
+
 describe('failover to real Postfix', { skip }, () => {
   it('a first server that refuses connections or greets 421 is skipped; Postfix gets the session', async () => {
     const pf = await startPostfix();

@@ -351,3 +351,25 @@ describe('bare_lf: normalize', () => {
     }
   });
 });
+
+describe('received_header: true', () => {
+  it("prepends Postern's Received: header to the relayed body", async () => {
+    const sink = await startSink({ xclient: true, keepBodies: true });
+    const p = await startPostern(basicYaml([`127.0.0.1:${sink.address().port}`], 'received_header: true\n'));
+    try {
+      const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.6' });
+      const port = c.socket.localPort!;
+      const r = await sendMessage(c, { helo: 'traced.test', to: ['only@example.net'], body: 'Subject: traced\r\n\r\nbody\r\n' });
+      assert.equal(r.code, 250);
+      const rec = await p.waitFor((x) => x.event === 'session' && x.helo === 'traced.test');
+      const body = sink.messages.find((m) => m.helo === 'traced.test')!.body!.toString();
+      const re = new RegExp(
+        `^Received: from traced\\.test \\(unknown \\[127\\.0\\.0\\.6\\]:${port}\\)\\r\\n\\tby postern\\.test \\(Postern\\) with ESMTP id ${rec.conn}\\r\\n\\tfor <only@example\\.net>; \\w{3}, \\d+ \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000\\r\\nSubject: traced\\r\\n\\r\\nbody\\r\\n$`,
+      );
+      assert.match(body, re);
+    } finally {
+      await p.stop();
+      await sink.close();
+    }
+  });
+});
