@@ -5,12 +5,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConfigError, checkConfigFile, loadConfig, type Config } from './config/index.js';
-import { createLogger } from './observe/logger.js';
+import { checkConfigFile, loadConfig, type Config } from './config/index.js';
 import { reportMain } from './observe/report.js';
 import { statusMain } from './observe/status-client.js';
-import { proxySources, startStatusServer, type StatusServer } from './observe/status-server.js';
-import { Postern } from './server/postern.js';
+import { describeError as describe } from './server/describe.js';
+import { serve, servePrimary, type ServeResult } from './server/serve.js';
 import { sinkMain, startSink } from './sink/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -50,13 +49,6 @@ function configFlag(argv: string[]): string {
   return values.config ?? DEFAULT_CONFIG;
 }
 
-function describe(err: unknown): string {
-  if (err instanceof ConfigError) {
-    return `invalid config ${err.file}: ${err.problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; ')}`;
-  }
-  return err instanceof Error ? err.message : String(err);
-}
-
 async function run(argv: string[]): Promise<number> {
   const file = configFlag(argv);
   let config: Config;
@@ -65,66 +57,14 @@ async function run(argv: string[]): Promise<number> {
   } catch (err) {
     return fail(describe(err));
   }
-  return serve(config, file);
+  if (config.workers > 1 && process.env.POSTERN_WORKER !== '1') return finish(await servePrimary(config, file));
+  return finish(await serve(config, { file }));
 }
 
-/** Runs until SIGTERM/SIGINT; SIGHUP reloads from `file` when there is one. */
-async function serve(config: Config, file: string | null, onStarted?: (p: Postern) => void): Promise<number> {
-  const logger = createLogger(config.log);
-  const postern = new Postern(config, { logger });
-  try {
-    await postern.start();
-  } catch (err) {
-    return fail(describe(err));
-  }
-  let status: StatusServer | null = null;
-  const startStatus = async (c: Config): Promise<void> => {
-    if (!c.metrics) return;
-    status = await startStatusServer({ host: c.metrics.listen.host, port: c.metrics.listen.port }, proxySources(postern));
-    logger.info({ address: status.address() }, `metrics on ${c.metrics.listen.text}`);
-  };
-  try {
-    await startStatus(config);
-  } catch (err) {
-    await postern.stop(0);
-    return fail(`metrics listener ${config.metrics!.listen.text}: ${describe(err)}`);
-  }
-  onStarted?.(postern);
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'draining');
-      void postern.stop().then(async () => {
-        await (status as StatusServer | null)?.close();
-        logger.info('stopped');
-        logger.flush();
-        resolve(0);
-      });
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      if (!file) return;
-      try {
-        const next = loadConfig(file);
-        const before = postern.config.metrics?.listen.text;
-        void postern
-          .reload(next)
-          .then(async () => {
-            if (next.metrics?.listen.text === before) return;
-            await (status as StatusServer | null)?.close();
-            status = null;
-            await startStatus(next);
-          })
-          .catch((err: unknown) => logger.error({ event: 'reload_failed', err: describe(err) }, 'reload failed'));
-      } catch (err) {
-        // An invalid new config is refused; the old one stays in force.
-        logger.error({ event: 'reload_failed', err: describe(err) }, 'reload refused: invalid config');
-      }
-    });
-  });
+function finish(r: ServeResult): number {
+  // A worker's start-up error is reported once, by its primary.
+  if (r.error && process.env.POSTERN_WORKER !== '1') return fail(r.error);
+  return r.code;
 }
 
 function check(argv: string[]): number {
@@ -153,7 +93,7 @@ async function demo(): Promise<number> {
   } catch (err) {
     return fail(`demo backend on ${backend.text}: ${describe(err)}`);
   }
-  const code = await serve(config, file, (p) => {
+  const code = finish(await serve(config, { file, onStarted: (p) => {
     const a = p.addresses()[config.listeners[0]!.name]!;
     process.stderr.write(
       `Postern demo: proxy on ${a.host}:${a.port}, built-in backend on ${backend.text} (identity ${config.backends.identity}).\n` +
@@ -161,7 +101,7 @@ async function demo(): Promise<number> {
         `  swaks --server ${a.host}:${a.port} --local-interface 127.0.0.2 --from you@example.org --to them@example.net\n` +
         `The backend prints one JSON line per message with the client address it was told; Ctrl-C stops.\n`,
     );
-  });
+  } }));
   await sink.close();
   return code;
 }

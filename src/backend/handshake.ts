@@ -1,13 +1,28 @@
 // Connects a session to one backend server: greeting, EHLO, then the identity step
-// (XCLIENT, or nothing), then EHLO again as the client. Returns the connection ready
-// for the client's first relayed command, or throws BackendError.
+// (XCLIENT, or nothing), then EHLO again as the client. With a PROXY identity the
+// header goes first instead and there is a single EHLO, as the client. Returns the
+// connection ready for the client's first relayed command, or throws BackendError.
 
 import type { Identity, HostPort } from '../config/types.js';
 import { parseEhlo, type Capabilities } from '../smtp/ehlo.js';
 import { replyText } from '../smtp/reply.js';
 import { BackendConnection } from './connection.js';
 import { BackendError } from './errors.js';
+import { buildProxyHeader, type ClientTls } from './proxy-out.js';
 import { buildXclient, type XclientIdentity } from './xclient.js';
+
+/** Who the session speaks for: the XCLIENT attributes, plus what only a PROXY v2 header carries. */
+export interface BackendClient extends XclientIdentity {
+  /** The client's TLS with Postern (v2 SSL TLV: version, cipher; AUTHORITY from the SNI); null = plaintext. */
+  tls?: ClientTls | null;
+  /** Postern's connection id (v2 UNIQUE_ID, so backend logs join Postern's). Omitted from the header when absent. */
+  connId?: string;
+}
+
+/** 1 or 2 for the PROXY identities, null otherwise. */
+export function proxyVersion(identity: Identity): 1 | 2 | null {
+  return identity === 'proxy-v2' ? 2 : identity === 'proxy-v1' ? 1 : null;
+}
 
 export interface HandshakeOptions {
   identity: Identity;
@@ -23,9 +38,22 @@ export interface BoundBackend {
   caps: Capabilities;
 }
 
-export async function handshake(server: HostPort, client: XclientIdentity, opts: HandshakeOptions): Promise<BoundBackend> {
+export async function handshake(server: HostPort, client: BackendClient, opts: HandshakeOptions): Promise<BoundBackend> {
   const conn = await BackendConnection.connect(server, opts.connectTimeout);
   try {
+    const pp = proxyVersion(opts.identity);
+    if (pp !== null) {
+      // proxy-protocol.txt §2: the header comes first, before the greeting is read, and in
+      // one write (Postfix peeks once and wants the whole header in that segment).
+      conn.write(
+        buildProxyHeader(pp, {
+          client: { address: client.address, port: client.port },
+          local: { address: client.destAddress, port: client.destPort },
+          tls: client.tls ?? null,
+          connId: client.connId ?? '',
+        }),
+      );
+    }
     const greeting = await conn.expect(opts.replyTimeout);
     if (greeting.code !== 220) throw refused('greeting', greeting);
     const clientHelo = client.helo ?? opts.hostname;

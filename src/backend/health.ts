@@ -1,11 +1,15 @@
 // Active SMTP health check: connect, 220, EHLO (recording capabilities), QUIT and wait for
 // 221. Never pipelined and never a bare drop: checks that skip QUIT fill MTA logs with errors.
+// Backends that expect PROXY refuse a connection without a header, so for the PROXY
+// identities one comes first: v2 LOCAL, v1 a line naming the check's own connection
+// (Postfix refuses v1 UNKNOWN on purpose; see proxy-out.ts).
 
 import type { Identity, HostPort } from '../config/types.js';
 import type { Capabilities } from '../smtp/ehlo.js';
 import { BackendConnection } from './connection.js';
 import { BackendError } from './errors.js';
-import { ehlo } from './handshake.js';
+import { ehlo, proxyVersion } from './handshake.js';
+import { healthHeader } from './proxy-out.js';
 
 export async function checkServer(
   server: HostPort,
@@ -15,6 +19,16 @@ export async function checkServer(
   const left = () => Math.max(1, deadline - Date.now());
   const conn = await BackendConnection.connect(server, opts.timeout);
   try {
+    const pp = proxyVersion(opts.identity);
+    if (pp !== null) {
+      const s = conn.socket;
+      conn.write(
+        healthHeader(pp, {
+          local: { address: s.localAddress ?? '', port: s.localPort ?? 0 },
+          remote: { address: s.remoteAddress ?? '', port: s.remotePort ?? 0 },
+        }),
+      );
+    }
     const greeting = await conn.expect(left());
     if (greeting.code !== 220) {
       throw new BackendError('BACKEND_REPLY', `greeting: ${greeting.code} ${greeting.lines[0] ?? ''}`, greeting);

@@ -40,6 +40,8 @@ export const DEFAULTS = {
   log: { level: 'info', format: 'json', anomalies: 'all' },
   metrics: { listen: '127.0.0.1:9325' },
   received_header: false,
+  /** `auto`: os.availableParallelism(). */
+  workers: 'auto',
   shutdown_grace: '30s',
 } as const;
 

@@ -1,12 +1,13 @@
 // The config schema: structure (unknown keys are errors), field forms and defaults.
 // Cross-field rules (unique names, TLS listeners need certificates, ...) live in rules.ts.
-import { hostname as osHostname } from 'node:os';
+import { availableParallelism, hostname as osHostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULTS, LIMIT_MAX, LINE_LENGTH_MAX, LINE_LENGTH_MIN } from './defaults.js';
 import {
-  anomalies, bool, cidrList, duration, filePath, filePathOrNull, hostPort, hostname, hostnameOrNull,
+  anomalies, bool, cidrList, duration, field, filePath, filePathOrNull, hostPort, hostname, hostnameOrNull,
   int, intOrNull, listenerName, oneOf, optionalFilePath, rate, size,
 } from './fields.js';
+import { ConfigValueError } from './errors.js';
 import type { CertificateConfig, Config } from './types.js';
 
 /** A mapping whose every key has a default: absent or empty (`limits:`) means all defaults. */
@@ -129,5 +130,10 @@ export const configSchema = z.strictObject({
   // Absent or false: off. Present but empty (`metrics:` or `metrics: {}`): on, default address.
   metrics: z.preprocess((v) => (v === null ? {} : v === false || v === undefined ? null : v), metrics.nullable()).prefault(false),
   received_header: bool().prefault(D.received_header),
+  workers: field((v) => {
+    if (v === 'auto' || v === undefined) return availableParallelism();
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 64) return v;
+    throw new ConfigValueError(`expected a whole number of processes from 1 to 64, or auto, got ${JSON.stringify(v)}`);
+  }).prefault(D.workers),
   shutdown_grace: duration({ allowZero: true }).prefault(D.shutdown_grace),
 }) satisfies z.ZodType<Config>;

@@ -114,4 +114,9 @@ export interface Config {
   metrics: { listen: HostPort } | null;
   received_header: boolean;
   shutdown_grace: number;
+  /**
+   * Processes for `postern run`: 1 runs in one process; more fork a cluster sharing the
+   * listeners, with per-IP limits held by the primary. Default: the number of cores.
+   */
+  workers: number;
 }

@@ -43,6 +43,8 @@ export class Metrics {
     name: 'postern_backend_up',
     help: '1 when the backend server is usable',
     labelNames: ['backend'] as const,
+    // Across cluster workers: up if any worker finds it up (not the sum of their views).
+    aggregator: 'max',
     registers: [this.registry],
   });
   readonly backendSessions = new Gauge({

@@ -25,8 +25,13 @@ export interface BackendSnapshot {
   active: number;
 }
 
+/** What /metrics needs: a Metrics instance, or a cluster's aggregated registry. */
+export interface MetricsSource {
+  registry: { metrics(): Promise<string>; readonly contentType: string };
+}
+
 export interface StatusSources {
-  metrics: Metrics;
+  metrics: MetricsSource;
   sessions(): SessionSnapshot[];
   backends(): BackendSnapshot[];
   ready(): boolean;

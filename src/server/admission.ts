@@ -6,7 +6,17 @@ import type { LimitsConfig } from '../config/types.js';
 
 export type Refusal = { limit: 'max_connections' | 'per_ip_connections' | 'per_ip_rate'; text: string };
 
-export class Admission {
+/** Admission as a listener sees it: decided here, or by the cluster primary (asynchronously). */
+export interface AdmissionControl {
+  admit(ip: string): Refusal | null | Promise<Refusal | null>;
+  release(ip: string): void;
+  /** Counts a connection without checking limits (to restore a count that was released). */
+  force(ip: string): void;
+  update(limits: LimitsConfig): void;
+  close(): void;
+}
+
+export class Admission implements AdmissionControl {
   #total = 0;
   readonly #active = new Map<string, number>();
   /** Per client key: timestamps of recent connections (sliding window). */

@@ -9,13 +9,15 @@ import { nextConnId } from '../observe/ids.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
 import { Session } from '../session/session.js';
-import { Admission, normalizeAddress } from './admission.js';
+import { Admission, normalizeAddress, type AdmissionControl, type Refusal } from './admission.js';
 import { Listener } from './listener.js';
 import { readProxyHeader, resolveClient } from './proxy-in.js';
 
 export interface PosternOptions {
   logger: Logger;
   metrics?: Metrics;
+  /** Per-IP and total limits decided elsewhere (the cluster primary); local by default. */
+  admission?: AdmissionControl;
 }
 
 export class Postern {
@@ -23,7 +25,7 @@ export class Postern {
   readonly logger: Logger;
   readonly metrics: Metrics;
   #pool: BackendPool;
-  readonly #admission: Admission;
+  readonly #admission: AdmissionControl;
   #listeners: Listener[] = [];
   readonly sessions = new Set<Session>();
   #draining = false;
@@ -34,7 +36,7 @@ export class Postern {
     this.logger = opts.logger;
     this.metrics = opts.metrics ?? new Metrics({ processMetrics: true });
     this.#pool = this.#newPool(config);
-    this.#admission = new Admission(config.limits);
+    this.#admission = opts.admission ?? new Admission(config.limits);
   }
 
   get config(): Config {
@@ -142,6 +144,41 @@ export class Postern {
     }
     // Limits count the real client, after PROXY resolution.
     const refused = this.#admission.admit(client.address);
+    if (refused instanceof Promise) {
+      socket.on('error', () => undefined);
+      refused.then(
+        (r) => {
+          socket.removeAllListeners('error');
+          if (socket.destroyed) {
+            if (!r) this.#admission.release(client.address);
+            return;
+          }
+          this.#admitted(socket, listener, id, who, r);
+        },
+        () => socket.destroy(),
+      );
+      return;
+    }
+    this.#admitted(socket, listener, id, who, refused);
+  }
+
+  #admitted(
+    socket: net.Socket,
+    listener: Listener,
+    id: string,
+    who: {
+      client: { address: string; port: number };
+      local: { address: string; port: number };
+      proxy: string | null;
+      trusted: boolean;
+      initial: Buffer | null;
+      proxyFailure: string | null;
+    },
+    refused: Refusal | null,
+  ): void {
+    const cfg = this.#config;
+    const name = listener.cfg.name;
+    const { client } = who;
     if (refused) {
       this.metrics.limitRejections.inc({ limit: refused.limit });
       socket.on('error', () => undefined);
@@ -168,14 +205,17 @@ export class Postern {
       readmit: (address) => {
         // XCLIENT from a trusted upstream named another client: count that one instead.
         this.#admission.release(admitted);
+        const settle = (r: Refusal | null): string | null => {
+          if (r) {
+            this.metrics.limitRejections.inc({ limit: r.limit });
+            this.#admission.force(admitted);
+            return r.text;
+          }
+          admitted = address;
+          return null;
+        };
         const r = this.#admission.admit(address);
-        if (r) {
-          this.metrics.limitRejections.inc({ limit: r.limit });
-          this.#admission.force(admitted);
-          return r.text;
-        }
-        admitted = address;
-        return null;
+        return r instanceof Promise ? r.then(settle) : settle(r);
       },
       onEnd: (s) => {
         this.sessions.delete(s);

@@ -58,7 +58,7 @@ export interface SessionContext {
   /** A trusted peer's PROXY header failed: refuse everything but QUIT (as Exim does). */
   proxyFailure?: string | null;
   /** XCLIENT named another client: count it for the per-IP limits; a refusal text if over. */
-  readmit?: (address: string) => string | null;
+  readmit?: (address: string) => string | null | Promise<string | null>;
   onEnd?: (s: Session) => void;
 }
 
@@ -727,15 +727,40 @@ export class Session {
     const destPort = port(told.get('DESTPORT'), 'DESTPORT');
     const proto = told.get('PROTO');
     if (proto && !/^E?SMTP$/i.test(proto)) throw new SmtpError(501, '5.5.4', 'Bad PROTO syntax');
+    const apply = () => this.#xclientApply(told, newAddr, newPort, destAddr, destPort, proto);
     if (newAddr && newAddr !== this.#client.address && this.#ctx.readmit) {
-      const refused = this.#ctx.readmit(newAddr);
-      if (refused) {
+      const refuse = (refused: string) => {
         this.#close ??= 'limit';
         this.#mode = 'closed';
         this.#queue.reply(`421 4.7.0 ${this.#cfg.hostname} ${refused}\r\n`, () => this.#socket.end());
+      };
+      const r = this.#ctx.readmit(newAddr);
+      if (r instanceof Promise) {
+        // The cluster primary decides: hold later commands until it has.
+        const slot = this.#queue.reserve();
+        this.#wait();
+        void r.then((refused) => {
+          if (this.#finished) return;
+          this.#queue.fill(slot, null);
+          if (refused) refuse(refused);
+          else apply();
+          this.#resume();
+        });
         return;
       }
+      if (r) return refuse(r);
     }
+    apply();
+  }
+
+  #xclientApply(
+    told: Map<string, string | null>,
+    newAddr: string | null | undefined,
+    newPort: number | null | undefined,
+    destAddr: string | null | undefined,
+    destPort: number | null | undefined,
+    proto: string | null | undefined,
+  ): void {
     const upstream = this.#proxy ?? `${this.#ctx.client.address}:${this.#ctx.client.port}`;
     this.#client = { address: newAddr ?? this.#client.address, port: newPort ?? this.#client.port };
     this.#local = { address: destAddr ?? this.#local.address, port: destPort ?? this.#local.port };

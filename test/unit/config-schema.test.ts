@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -57,6 +58,7 @@ const EXPECTED_DEFAULTS: Config = {
   metrics: null,
   received_header: false,
   shutdown_grace: 30_000,
+  workers: availableParallelism(),
 };
 
 /** The problems parseConfig throws for `text` (fails the test if it doesn't throw). */

@@ -1,0 +1,60 @@
+// Server-side session-ID cache for TLS 1.2 clients that send no ticket, via the sink server's
+// newSession/resumeSession events. Those events also fire for every TLS 1.3 handshake, where they
+// can never resume anything (Node looks sessions up by legacy_session_id, which TLS 1.3 clients fill
+// with random bytes): both listeners answer synchronously, so the handshake never waits for a turn
+// of the event loop, and TLS 1.3 sessions are not stored, so they cannot push out useful entries.
+import type tls from 'node:tls';
+import { LRUCache } from 'lru-cache';
+import { readTlv, smallInt, TAG } from './der.js';
+
+const TLS1_3_VERSION = 0x0304;
+
+/** The protocol version inside an ASN.1 SSL_SESSION (SEQUENCE { version 1, ssl_version, ... }), or null. */
+export function sessionProtocol(der: Buffer): number | null {
+  try {
+    const top = readTlv(der);
+    if (top.tag !== TAG.SEQUENCE) return null;
+    const ver = readTlv(top.body, readTlv(top.body).end);
+    return ver.tag === TAG.INTEGER ? smallInt(ver) : null;
+  } catch {
+    return null;
+  }
+}
+
+export interface SessionCacheStats {
+  stored: number;
+  hits: number;
+  misses: number;
+  skippedTls13: number;
+}
+
+export class ServerSessionCache {
+  readonly stats: SessionCacheStats = { stored: 0, hits: 0, misses: 0, skippedTls13: 0 };
+  private readonly cache: LRUCache<string, Buffer>;
+
+  constructor(size: number, ttlMs: number) {
+    this.cache = new LRUCache<string, Buffer>({ max: size, ttl: ttlMs, ttlAutopurge: false });
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /** Registers the listeners; sockets created with `server` afterwards get the session callbacks. */
+  attach(server: tls.Server): void {
+    server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+      if (sessionProtocol(data) === TLS1_3_VERSION) this.stats.skippedTls13++;
+      else {
+        this.cache.set(id.toString('hex'), data);
+        this.stats.stored++;
+      }
+      done();
+    });
+    server.on('resumeSession', (id: Buffer, cb: (err: Error | null, data: Buffer | null) => void) => {
+      const data = this.cache.get(id.toString('hex'));
+      if (data) this.stats.hits++;
+      else this.stats.misses++;
+      cb(null, data ?? null);
+    });
+  }
+}

@@ -1,0 +1,118 @@
+// `workers: 2`: a cluster behind one listener. Per-IP caps are held by the primary, so
+// they hold however the kernel spreads connections over the workers.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startSink, type Sink } from '../../src/sink/index.js';
+import { SmtpClient, sendMessage } from '../helpers/smtp-client.js';
+
+const CLI = join(process.cwd(), 'dist', 'cli.js');
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** conn ids start with a random per-process prefix: which worker holds each session. */
+async function liveWorkers(metricsPort: number): Promise<Map<string, number>> {
+  const body = (await (await fetch(`http://127.0.0.1:${metricsPort}/sessions`)).json()) as { sessions: { conn: string; client: { address: string } }[] };
+  const byWorker = new Map<string, number>();
+  for (const s of body.sessions) byWorker.set(s.conn.slice(0, 6), (byWorker.get(s.conn.slice(0, 6)) ?? 0) + 1);
+  return byWorker;
+}
+
+describe('cluster (workers: 2)', { skip: !existsSync(CLI) && 'dist/cli.js missing: run `npm run build`' }, () => {
+  let sink: Sink;
+  let dir: string;
+  before(async () => {
+    sink = await startSink({ xclient: true });
+    dir = await mkdtemp(join(tmpdir(), 'postern-cluster-'));
+  });
+  after(async () => {
+    await sink.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('per-IP connection caps hold across workers; metrics are summed over workers', async () => {
+    const port = await freePort();
+    const mport = await freePort();
+    const file = join(dir, 'cluster.yaml');
+    await writeFile(
+      file,
+      `hostname: cluster.test
+workers: 2
+listeners:
+  - name: smtp
+    listen: 127.0.0.1:${port}
+backends:
+  servers:
+    - address: 127.0.0.1:${sink.address().port}
+limits: { per_ip: { connections: 4, rate: 10000/1m } }
+metrics: { listen: 127.0.0.1:${mport} }
+`,
+    );
+    const child = spawn(process.execPath, [CLI, 'run', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exit = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!out.includes('2 workers running')) {
+        assert.ok(Date.now() < deadline, `cluster did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Open the four allowed connections from one address until they sit on both workers.
+      let spread = false;
+      for (let attempt = 0; attempt < 12 && !spread; attempt++) {
+        const open: SmtpClient[] = [];
+        for (let i = 0; i < 4; i++) {
+          const c = await SmtpClient.connect(port, { localAddress: '127.0.0.2' });
+          assert.equal((await c.waitReplies(1))[0]!.code, 220);
+          open.push(c);
+        }
+        await new Promise((r) => setTimeout(r, 1100)); // workers report every second
+        const workers = await liveWorkers(mport);
+        spread = workers.size === 2;
+        if (spread) {
+          // A fifth from the same address is refused, whichever worker takes it.
+          for (let i = 0; i < 3; i++) {
+            const extra = await SmtpClient.connect(port, { localAddress: '127.0.0.2' });
+            const [r] = await extra.waitReplies(1);
+            assert.equal(r!.code, 421, 'the cap counts connections on both workers');
+            await extra.waitClose();
+          }
+          const other = await SmtpClient.connect(port, { localAddress: '127.0.0.3' });
+          assert.equal((await sendMessage(other, { helo: 'other.test' })).code, 250);
+        }
+        for (const c of open) {
+          await c.cmd('QUIT');
+          await c.waitClose();
+        }
+      }
+      assert.ok(spread, 'connections never landed on both workers');
+      await new Promise((r) => setTimeout(r, 300));
+      const metrics = await (await fetch(`http://127.0.0.1:${mport}/metrics`)).text();
+      const total = Number(/postern_connections_total\{listener="smtp"\} (\d+)/.exec(metrics)?.[1]);
+      const refusedCount = Number(/postern_limit_rejections_total\{limit="per_ip_connections"\} (\d+)/.exec(metrics)?.[1]);
+      assert.ok(total >= 8, `connections summed over workers: ${total}`);
+      assert.equal(refusedCount, 3);
+      assert.match(metrics, /postern_messages_total\{result="accepted"\} 1/);
+      // After the clients left, their slots are free again on every worker.
+      const again = await SmtpClient.connect(port, { localAddress: '127.0.0.2' });
+      assert.equal((await again.waitReplies(1))[0]!.code, 220);
+      again.destroy();
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exit, 0);
+    }
+  });
+});
