@@ -39,21 +39,24 @@ export interface BoundBackend {
 }
 
 export async function handshake(server: HostPort, client: BackendClient, opts: HandshakeOptions): Promise<BoundBackend> {
-  const conn = await BackendConnection.connect(server, opts.connectTimeout);
-  try {
-    const pp = proxyVersion(opts.identity);
-    if (pp !== null) {
-      // proxy-protocol.txt §2: the header comes first, before the greeting is read, and in
-      // one write (Postfix peeks once and wants the whole header in that segment).
-      conn.write(
-        buildProxyHeader(pp, {
+  // Built before connecting: a client without an IP address and port (which the header
+  // cannot name) throws ProxyProtocolError here, without touching the backend. Never
+  // replaced by LOCAL: the backend would take Postern itself for the client.
+  const pp = proxyVersion(opts.identity);
+  const header =
+    pp === null
+      ? null
+      : buildProxyHeader(pp, {
           client: { address: client.address, port: client.port },
           local: { address: client.destAddress, port: client.destPort },
           tls: client.tls ?? null,
           connId: client.connId ?? '',
-        }),
-      );
-    }
+        });
+  const conn = await BackendConnection.connect(server, opts.connectTimeout);
+  try {
+    // proxy-protocol.txt §2: the header comes first, before the greeting is read, and in
+    // one write (Postfix peeks once and wants the whole header in that segment).
+    if (header) conn.write(header);
     const greeting = await conn.expect(opts.replyTimeout);
     if (greeting.code !== 220) throw refused('greeting', greeting);
     const clientHelo = client.helo ?? opts.hostname;

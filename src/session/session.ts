@@ -10,9 +10,8 @@ import { domainToASCII } from 'node:url';
 import type { Config, ListenerConfig } from '../config/types.js';
 import type { BackendConnection } from '../backend/connection.js';
 import { BackendError } from '../backend/errors.js';
-import { handshake } from '../backend/handshake.js';
+import { handshake, type BackendClient } from '../backend/handshake.js';
 import type { BackendPool, ServerState } from '../backend/pool.js';
-import type { XclientIdentity } from '../backend/xclient.js';
 import type { AnomalyKind } from '../observe/anomalies.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -927,7 +926,9 @@ export class Session {
   async #bind(): Promise<boolean> {
     const cfg = this.#cfg.backends;
     const client = this.#client;
-    const identity: XclientIdentity = {
+    const identity: BackendClient = {
+      connId: this.id,
+      tls: this.#tls ? { version: this.#tls.version, cipher: this.#tls.cipher, sni: this.#tls.sni } : null,
       address: client.address,
       port: client.port,
       destAddress: this.#local.address,
@@ -965,7 +966,13 @@ export class Session {
         return true;
       } catch (err) {
         this.#ctx.pool.release(server);
-        this.#ctx.pool.reportFailure(server, err as Error);
+        if (!(err instanceof BackendError)) {
+          // Not the server's fault (e.g. a PROXY header cannot name this client): no
+          // other server would do better, and none should be marked down for it.
+          this.#ctx.logger.warn({ conn: this.id, backend: server.key, err: (err as Error).message }, 'cannot bind this client');
+          break;
+        }
+        this.#ctx.pool.reportFailure(server, err);
         this.#ctx.logger.warn(
           { conn: this.id, backend: server.key, err: (err as Error).message, code: err instanceof BackendError ? err.code : undefined },
           'backend handshake failed',
