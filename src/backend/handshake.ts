@@ -9,6 +9,7 @@ import { replyText } from '../smtp/reply.js';
 import { BackendConnection } from './connection.js';
 import { BackendError } from './errors.js';
 import { buildProxyHeader, type ClientTls } from './proxy-out.js';
+import type { Greeted } from './greeted-pool.js';
 import { buildXclient, type XclientIdentity } from './xclient.js';
 
 /** Who the session speaks for: the XCLIENT attributes, plus what only a PROXY v2 header carries. */
@@ -38,7 +39,30 @@ export interface BoundBackend {
   caps: Capabilities;
 }
 
-export async function handshake(server: HostPort, client: BackendClient, opts: HandshakeOptions): Promise<BoundBackend> {
+/**
+ * `greeted`: a pre-greeted connection from the pool (identities xclient and none only),
+ * which skips connect, greeting and our EHLO. If it turns out dead (the backend closed it
+ * and we have not noticed yet), a fresh connection is made instead, once.
+ */
+export async function handshake(
+  server: HostPort,
+  client: BackendClient,
+  opts: HandshakeOptions,
+  greeted: Greeted | null = null,
+): Promise<BoundBackend> {
+  if (greeted && proxyVersion(opts.identity) === null) {
+    try {
+      return await identify(server, greeted.conn, greeted.caps, client, opts);
+    } catch (err) {
+      greeted.conn.destroy();
+      const stale = err instanceof BackendError && (err.code === 'BACKEND_CLOSED' || err.code === 'BACKEND_TIMEOUT');
+      if (!stale) throw err;
+    }
+  }
+  return fresh(server, client, opts);
+}
+
+async function fresh(server: HostPort, client: BackendClient, opts: HandshakeOptions): Promise<BoundBackend> {
   // Built before connecting: a client without an IP address and port (which the header
   // cannot name) throws ProxyProtocolError here, without touching the backend. Never
   // replaced by LOCAL: the backend would take Postern itself for the client.
@@ -59,32 +83,50 @@ export async function handshake(server: HostPort, client: BackendClient, opts: H
     if (header) conn.write(header);
     const greeting = await conn.expect(opts.replyTimeout);
     if (greeting.code !== 220) throw refused('greeting', greeting);
-    const clientHelo = client.helo ?? opts.hostname;
-    let caps: Capabilities;
-    if (opts.identity === 'xclient') {
-      caps = await ehlo(conn, opts.hostname, opts.replyTimeout);
-      const attrs = caps.get('XCLIENT');
-      const offered = new Set((attrs ?? []).map((a) => a.toUpperCase()));
-      if (!attrs || !offered.has('ADDR') || !offered.has('PORT')) {
-        throw new BackendError(
-          'BACKEND_NO_XCLIENT',
-          attrs
-            ? `${server.text} offers XCLIENT without ADDR and PORT`
-            : `${server.text} does not offer XCLIENT to us (check smtpd_authorized_xclient_hosts / hosts_xclient)`,
-        );
-      }
-      for (const line of buildXclient(attrs, client)) {
-        const r = await conn.command(line, opts.replyTimeout);
-        // Postfix repeats its banner, Exim says `220 XCLIENT success`: any 220 will do.
-        if (r.code !== 220) throw refused('XCLIENT', r);
-      }
-    }
-    caps = await ehlo(conn, clientHelo, opts.replyTimeout);
-    return { conn, caps };
+    return await identify(server, conn, null, client, opts);
   } catch (err) {
     conn.destroy();
     throw err;
   }
+}
+
+/**
+ * After the greeting: XCLIENT (after our own EHLO, which says which attributes the backend
+ * takes) and EHLO as the client. `ours`: our EHLO's capabilities, when already known.
+ */
+async function identify(
+  server: HostPort,
+  conn: BackendConnection,
+  ours: Capabilities | null,
+  client: BackendClient,
+  opts: HandshakeOptions,
+): Promise<BoundBackend> {
+  const clientHelo = client.helo ?? opts.hostname;
+  let caps: Capabilities;
+  if (opts.identity === 'none' && ours) {
+    // A plain relay tells the backend nothing about the client: our EHLO will do.
+    return { conn, caps: ours };
+  }
+  if (opts.identity === 'xclient') {
+    caps = ours ?? (await ehlo(conn, opts.hostname, opts.replyTimeout));
+    const attrs = caps.get('XCLIENT');
+    const offered = new Set((attrs ?? []).map((a) => a.toUpperCase()));
+    if (!attrs || !offered.has('ADDR') || !offered.has('PORT')) {
+      throw new BackendError(
+        'BACKEND_NO_XCLIENT',
+        attrs
+          ? `${server.text} offers XCLIENT without ADDR and PORT`
+          : `${server.text} does not offer XCLIENT to us (check smtpd_authorized_xclient_hosts / hosts_xclient)`,
+      );
+    }
+    for (const line of buildXclient(attrs, client)) {
+      const r = await conn.command(line, opts.replyTimeout);
+      // Postfix repeats its banner, Exim says `220 XCLIENT success`: any 220 will do.
+      if (r.code !== 220) throw refused('XCLIENT', r);
+    }
+  }
+  caps = await ehlo(conn, clientHelo, opts.replyTimeout);
+  return { conn, caps };
 }
 
 export async function ehlo(conn: BackendConnection, name: string, timeoutMs: number): Promise<Capabilities> {

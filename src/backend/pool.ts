@@ -6,6 +6,7 @@ import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
 import { capSize, lowerLimits, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import { order, type Balanced } from './balancer.js';
+import { GreetedPool } from './greeted-pool.js';
 import { BackendError } from './errors.js';
 import { checkServer } from './health.js';
 
@@ -20,6 +21,8 @@ export class ServerState implements Balanced {
   caps: Capabilities | null = null;
   okStreak = 0;
   failStreak = 0;
+  /** Pre-greeted connections (backends.pool), or null. */
+  greeted: GreetedPool | null = null;
 
   constructor(readonly cfg: ServerConfig) {
     this.key = cfg.address.text;
@@ -51,14 +54,29 @@ export class BackendPool {
     this.servers = cfg.servers.map((s) => new ServerState(s));
   }
 
+  /** Pre-greeted connections only where no client identity has to go first (no PROXY header). */
+  #startGreeted(): void {
+    const { idle, max_age } = this.cfg.pool;
+    if (idle <= 0 || (this.cfg.identity !== 'xclient' && this.cfg.identity !== 'none')) return;
+    for (const s of this.servers) {
+      s.greeted = new GreetedPool(
+        s.cfg.address,
+        { idle, maxAge: max_age, hostname: this.opts.hostname, connectTimeout: this.cfg.connect_timeout, replyTimeout: this.cfg.reply_timeout },
+        () => s.up === true && !s.cfg.drain,
+      );
+    }
+  }
+
   /** Runs the first round of checks (so the first EHLO offers the right extensions), then keeps checking. */
   async start(): Promise<void> {
     await Promise.all(this.servers.map((s) => this.#check(s)));
+    this.#startGreeted();
     this.#schedule();
   }
 
   stop(): void {
     this.#stopped = true;
+    for (const s of this.servers) s.greeted?.close();
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
   }
@@ -140,6 +158,7 @@ export class BackendPool {
   #setState(s: ServerState, up: boolean, reason: string): void {
     s.up = up;
     s.reason = reason;
+    if (up) s.greeted?.fill();
     this.opts.metrics.backendUp.set({ backend: s.key }, up ? 1 : 0);
     const rec = { event: 'backend', address: s.key, state: up ? 'up' : 'down', reason };
     if (up) this.opts.logger.info(rec, `backend ${s.key} up`);

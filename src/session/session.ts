@@ -944,12 +944,12 @@ export class Session {
       tried.push(server.key);
       this.#ctx.pool.acquire(server);
       try {
-        const b = await handshake(server.cfg.address, identity, {
-          identity: cfg.identity,
-          hostname: this.#cfg.hostname,
-          connectTimeout: cfg.connect_timeout,
-          replyTimeout: cfg.reply_timeout,
-        });
+        const b = await handshake(
+          server.cfg.address,
+          identity,
+          { identity: cfg.identity, hostname: this.#cfg.hostname, connectTimeout: cfg.connect_timeout, replyTimeout: cfg.reply_timeout },
+          server.greeted?.take() ?? null,
+        );
         this.#ctx.pool.reportSuccess(server, b.caps);
         if (this.#finished) {
           b.conn.quit();
