@@ -10,6 +10,7 @@ import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
 import { Session } from '../session/session.js';
 import { Admission, normalizeAddress, type AdmissionControl, type Refusal } from './admission.js';
+import { TlsTerminator, type TlsInfo } from '../tls/index.js';
 import { Listener } from './listener.js';
 import { readProxyHeader, resolveClient } from './proxy-in.js';
 
@@ -30,6 +31,7 @@ export class Postern {
   readonly sessions = new Set<Session>();
   #draining = false;
   readonly #trusted = new WeakMap<ListenerConfig, CidrList>();
+  #tls: TlsTerminator | null = null;
 
   constructor(config: Config, opts: PosternOptions) {
     this.#config = config;
@@ -53,6 +55,7 @@ export class Postern {
 
   /** Checks the backends once, then opens the listeners. Throws ListenError on a bind failure. */
   async start(): Promise<void> {
+    if (this.#config.tls) this.#tls = await TlsTerminator.create(this.#config.tls, { logger: this.logger });
     await this.#pool.start();
     try {
       for (const cfg of this.#config.listeners) {
@@ -64,6 +67,7 @@ export class Postern {
     } catch (err) {
       await this.#closeListeners();
       this.#pool.stop();
+      this.#tls?.close();
       throw err;
     }
   }
@@ -182,13 +186,65 @@ export class Postern {
     if (refused) {
       this.metrics.limitRejections.inc({ limit: refused.limit });
       socket.on('error', () => undefined);
-      socket.end(`421 4.7.0 ${cfg.hostname} ${refused.text}\r\n`);
+      // A TLS client could not read a plaintext 421: it just sees the connection close.
+      if (listener.cfg.tls === 'implicit') socket.destroy();
+      else socket.end(`421 4.7.0 ${cfg.hostname} ${refused.text}\r\n`);
       this.logger.info({ ...refusedRecord(id, client, name, who.proxy), limit: refused.limit }, 'session');
       return;
     }
+    if (listener.cfg.tls === 'implicit') {
+      // Port 465 (RFC 8314): the handshake comes before the greeting. Bytes that came with
+      // a PROXY header are the start of the client's ClientHello.
+      const started = Date.now();
+      this.#tls!.accept(socket, { timeoutMs: cfg.limits.timeouts.greeting, head: who.initial ?? undefined }).then(
+        ({ socket: secure, info }) => {
+          this.metrics.tlsHandshakes.inc({ listener: name, resumed: String(info.resumed) });
+          this.#startSession(secure, listener, id, { ...who, initial: null }, info);
+        },
+        (err: Error & { reason?: string }) => {
+          this.#admission.release(client.address);
+          this.#tlsFailed(id, who, name, err.reason ?? err.message, Date.now() - started);
+        },
+      );
+      return;
+    }
+    this.#startSession(socket, listener, id, who, null);
+  }
+
+  /** A client whose implicit-TLS handshake failed: the anomaly and its session record. */
+  #tlsFailed(id: string, who: { client: { address: string; port: number }; proxy: string | null }, listener: string, reason: string, ms: number): void {
+    this.metrics.anomalies.inc({ kind: 'tls_handshake_failed' });
+    if (anomalyFilter(this.#config.log.anomalies)('tls_handshake_failed')) {
+      this.logger.info({ event: 'anomaly', conn: id, kind: 'tls_handshake_failed', detail: reason }, 'anomaly tls_handshake_failed');
+    }
+    this.logger.info(
+      { ...refusedRecord(id, who.client, listener, who.proxy), close: 'error', duration_ms: ms, anomalies: ['tls_handshake_failed'] },
+      'session',
+    );
+  }
+
+  #startSession(
+    socket: net.Socket,
+    listener: Listener,
+    id: string,
+    who: {
+      client: { address: string; port: number };
+      local: { address: string; port: number };
+      proxy: string | null;
+      trusted: boolean;
+      initial: Buffer | null;
+      proxyFailure: string | null;
+    },
+    tls: TlsInfo | null,
+  ): void {
+    const cfg = this.#config;
+    const name = listener.cfg.name;
+    const { client } = who;
     this.metrics.connectionsActive.inc({ listener: name });
     let admitted = client.address;
     const session = new Session(socket, {
+      tls,
+      terminator: this.#tls,
       id,
       config: cfg,
       listener: listener.cfg,
@@ -234,6 +290,9 @@ export class Postern {
    */
   async reload(next: Config): Promise<void> {
     const old = this.#config;
+    // Certificates first: if they do not load, nothing changes (the error reaches the caller).
+    if (next.tls && this.#tls) await this.#tls.reload(next.tls);
+    else if (next.tls && !this.#tls) this.#tls = await TlsTerminator.create(next.tls, { logger: this.logger });
     this.#config = next;
     this.#admission.update(next.limits);
     if (JSON.stringify(old.backends) !== JSON.stringify(next.backends) || old.hostname !== next.hostname) {
@@ -276,6 +335,7 @@ export class Postern {
     const hard = Date.now() + 2000;
     while (this.sessions.size > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
     this.#admission.close();
+    this.#tls?.close();
   }
 
   async #closeListeners(): Promise<void> {

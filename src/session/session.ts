@@ -25,6 +25,7 @@ import { BareLineNormalizer } from '../smtp/normalize.js';
 import { receivedHeader } from '../smtp/received.js';
 import { replyText, type Reply } from '../smtp/reply.js';
 import { xtextDecode } from '../smtp/xtext.js';
+import type { TlsInfo, TlsTerminator } from '../tls/index.js';
 import { ReplyQueue, type Slot } from './reply-queue.js';
 import { isNonSmtp } from './non-smtp.js';
 
@@ -56,12 +57,16 @@ export interface SessionContext {
   initial?: Buffer | null;
   /** A trusted peer's PROXY header failed: refuse everything but QUIT (as Exim does). */
   proxyFailure?: string | null;
+  /** The handshake already done on this socket (implicit TLS). */
+  tls?: TlsInfo | null;
+  /** Does STARTTLS handshakes for `tls: starttls` listeners. */
+  terminator?: TlsTerminator | null;
   /** XCLIENT named another client: count it for the per-IP limits; a refusal text if over. */
   readmit?: (address: string) => string | null | Promise<string | null>;
   onEnd?: (s: Session) => void;
 }
 
-type Mode = 'command' | 'data' | 'bdat' | 'closed';
+type Mode = 'command' | 'data' | 'bdat' | 'starttls' | 'closed';
 
 interface Transaction {
   from: string;
@@ -128,7 +133,7 @@ export class Session {
   #auth: string | null = null;
   #refuseAll = false;
   /** Set once the client's TLS handshake is done (implicit TLS or STARTTLS). */
-  #tls: { version: string; cipher: string; resumed: boolean; sni: string | null } | null = null;
+  #tls: TlsInfo | null = null;
   /** The final 220 has gone out (at once unless smtp.pregreet.wait). */
   #greeted = true;
   #greetTimer: NodeJS.Timeout | null = null;
@@ -189,16 +194,36 @@ export class Session {
     return this.#bound ? 'relay' : this.#helo ? 'front' : 'greeting';
   }
 
-  start(): void {
-    const s = this.#socket;
-    s.setNoDelay(true);
-    s.on('data', (chunk: Buffer) => this.#onData(chunk));
-    s.on('end', () => this.#onClientEnd());
-    s.on('error', (err: NodeJS.ErrnoException) => this.#onClientError(err));
-    s.on('close', () => {
+  readonly #listeners = {
+    data: (chunk: Buffer) => this.#onData(chunk),
+    end: () => this.#onClientEnd(),
+    error: (err: NodeJS.ErrnoException) => this.#onClientError(err),
+    close: () => {
       if (this.#close === null && !this.#quitSeen) this.#clientGone('client_closed');
       this.#finish(this.#quitSeen ? 'quit' : 'client_closed');
-    });
+    },
+  };
+
+  #attach(s: net.Socket): void {
+    s.setNoDelay?.(true);
+    s.on('data', this.#listeners.data);
+    s.on('end', this.#listeners.end);
+    s.on('error', this.#listeners.error);
+    s.on('close', this.#listeners.close);
+  }
+
+  #detach(s: net.Socket): void {
+    s.off('data', this.#listeners.data);
+    s.off('end', this.#listeners.end);
+    s.off('error', this.#listeners.error);
+    s.off('close', this.#listeners.close);
+  }
+
+  start(): void {
+    if (this.#ctx.tls) {
+      this.#tls = this.#ctx.tls;
+    }
+    this.#attach(this.#socket);
     this.#setTimer(this.#cfg.limits.timeouts.greeting);
     if (this.#ctx.proxyFailure) {
       this.#anomaly('proxy_header_invalid', this.#ctx.proxyFailure);
@@ -256,6 +281,7 @@ export class Session {
     this.#bytesIn += chunk.length;
     switch (this.#mode) {
       case 'closed':
+      case 'starttls':
         return;
       case 'data':
         this.#setTimer(this.#cfg.limits.timeouts.data);
@@ -394,6 +420,7 @@ export class Session {
         }
         throw new SmtpError(550, '5.7.0', 'PROXY header not allowed here');
       case 'STARTTLS':
+        return this.#starttls(args);
       case 'AUTH':
         throw new SmtpError(502, '5.5.1', `${verb} not available`);
       default:
@@ -452,6 +479,7 @@ export class Session {
   #capabilities(): Capabilities {
     const caps: Capabilities = new Map();
     caps.set('PIPELINING', []);
+    if (this.#starttlsOffered()) caps.set('STARTTLS', []); // RFC 3207 §4: not after TLS is up
     caps.set('SIZE', [String(this.#sizeLimit())]);
     const offered = this.#bound ? new Set(this.#bound.caps.keys()) : this.#ctx.pool.offered().extensions;
     for (const ext of ['8BITMIME', 'SMTPUTF8', 'DSN', 'ENHANCEDSTATUSCODES', 'CHUNKING'] as const) {
@@ -780,6 +808,73 @@ export class Session {
     this.#queue.reply(this.#greeting());
   }
 
+  #starttlsOffered(): boolean {
+    return this.#ctx.listener.tls === 'starttls' && !!this.#ctx.terminator && this.#tls === null;
+  }
+
+  /** RFC 3207: `220 2.0.0 Ready to start TLS`, then the handshake on this connection. */
+  #starttls(args: string): void {
+    if (!this.#starttlsOffered()) {
+      throw this.#tls ? new SmtpError(503, '5.5.1', 'TLS already active') : new SmtpError(502, '5.5.1', 'STARTTLS not available');
+    }
+    if (args.trim()) throw new SmtpError(501, '5.5.4', 'Syntax: STARTTLS');
+    if (this.#tx !== null) throw new SmtpError(503, '5.5.1', 'MAIL transaction in progress');
+    const raw = this.#socket;
+    // Stop reading now, before the 220 leaves: whatever arrives from here on is the
+    // client's TLS handshake and waits in the socket for it. Anything already read after
+    // the STARTTLS line was sent before our reply and is discarded (RFC 3207 §4.2).
+    raw.pause();
+    this.#detach(raw);
+    raw.on('error', () => undefined);
+    this.#mode = 'starttls';
+    this.#wait();
+    const injected = this.#reader.clear();
+    if (injected > 0) this.#anomaly('starttls_injection', `${injected} bytes pipelined after STARTTLS, discarded`);
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#queue.reply('220 2.0.0 Ready to start TLS\r\n', () => this.#handshake(raw));
+  }
+
+  #handshake(raw: net.Socket): void {
+    const terminator = this.#ctx.terminator!;
+    terminator.accept(raw, { timeoutMs: this.#cfg.limits.timeouts.command }).then(
+      ({ socket, info }) => {
+        if (this.#finished) {
+          socket.destroy();
+          return;
+        }
+        this.#socket = socket;
+        this.#attach(socket);
+        this.#tls = info;
+        this.#ctx.metrics.tlsHandshakes.inc({ listener: this.#ctx.listener.name, resumed: String(info.resumed) });
+        // RFC 3207 §4.2: forget what the client said before TLS; it must EHLO again.
+        this.#helo = null;
+        this.#esmtp = false;
+        this.#prevVerb = null;
+        this.#pipelinedNext = false;
+        this.#newTransaction();
+        if (this.#bound) {
+          // Bound before TLS: the backend was told a plaintext client. Bind anew at MAIL.
+          const bound = this.#bound;
+          this.#bound = null;
+          bound.conn.quit();
+          this.#ctx.pool.release(bound.server);
+        }
+        this.#mode = 'command';
+        this.#setTimer(this.#cfg.limits.timeouts.command);
+        this.#resume();
+        socket.resume();
+      },
+      (err: Error & { reason?: string }) => {
+        this.#anomaly('tls_handshake_failed', err.reason ?? err.message);
+        this.#close ??= 'error';
+        this.#mode = 'closed';
+        raw.destroy();
+        this.#finish('error');
+      },
+    );
+  }
+
   #quit(): void {
     this.#quitSeen = true;
     this.#close ??= 'quit';
@@ -1090,7 +1185,14 @@ export class Session {
 
   #onClientError(err: NodeJS.ErrnoException): void {
     if (this.#quitSeen && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-      this.#anomaly('rst_after_quit', `${err.code} (${err.syscall ?? '?'}) after QUIT`);
+      // Our 221's own write hit the reset, or the reset came before it was out: the client
+      // did not wait for it (Outlook's QUIT+RST). A reset read after the 221 is how many
+      // clients close with our last bytes (the 221 they never read, a TLS close_notify)
+      // still unread: a normal close, not worth a name. (Under TLS the write callback fires
+      // once the 221 is encrypted, so the syscall is what tells.)
+      if (!this.#quitFlushed || err.syscall === 'write') {
+        this.#anomaly('rst_after_quit', `${err.code} (${err.syscall ?? '?'}) after QUIT, before the client read the 221`);
+      }
     } else if (this.#close === null) {
       this.#clientGone(err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'client_reset' : 'error');
       if (this.#close === 'error') this.#ctx.logger.info({ conn: this.id, err: err.message }, 'client socket error');

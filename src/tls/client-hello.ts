@@ -1,4 +1,4 @@
-// Reading the client's first flight before TLS starts, to learn the SNI name. Node's SNICallback can
+// Reading the client's first flight before TLS starts, to learn the SNI name (and whether it offers TLS 1.3). Node's SNICallback can
 // only copy ONE certificate into a connection whose initial context already holds others, so a name
 // served by RSA + ECDSA (or a default that is) would leak the wrong certificate: the context has to be
 // right from the start. The bytes read are put back with unshift(); TLSSocket feeds buffered bytes
@@ -10,14 +10,20 @@ import { reasonOf } from './handshake.js';
 /** Enough for any real ClientHello (post-quantum key shares included); beyond it OpenSSL decides. */
 const MAX_HELLO = 64 * 1024;
 
-export type HelloParse =
-  | { state: 'more' }
-  /** servername null: no SNI, or not a parseable ClientHello (OpenSSL will say what is wrong). */
-  | { state: 'done'; servername: string | null };
+export interface HelloInfo {
+  /** The SNI host name, lower-cased; null if none or not a parseable ClientHello (OpenSSL will say what is wrong). */
+  servername: string | null;
+  /** The client offers TLS 1.3 (supported_versions), so with our maximum of 1.3 it will get 1.3. */
+  tls13: boolean;
+}
 
-/** Looks at the TLS records received so far for a complete ClientHello and its server_name. */
+export type HelloParse = { state: 'more' } | ({ state: 'done' } & HelloInfo);
+
+const NOTHING: HelloInfo = { servername: null, tls13: false };
+
+/** Looks at the TLS records received so far for a complete ClientHello, its server_name and versions. */
 export function parseClientHello(buf: Buffer): HelloParse {
-  const done = (servername: string | null = null): HelloParse => ({ state: 'done', servername });
+  const done = (info: HelloInfo = NOTHING): HelloParse => ({ state: 'done', ...info });
   // Reassemble the handshake message from as many handshake records as it spans.
   const parts: Buffer[] = [];
   let have = 0;
@@ -38,39 +44,47 @@ export function parseClientHello(buf: Buffer): HelloParse {
     }
     if (len === 0) return done();
   }
-  return done(serverName(Buffer.concat(parts).subarray(4, need)));
+  return done(helloInfo(Buffer.concat(parts).subarray(4, need)));
 }
 
-function serverName(body: Buffer): string | null {
+function helloInfo(body: Buffer): HelloInfo {
+  const info = { servername: null as string | null, tls13: false };
   try {
     let p = 2 + 32; // legacy_version, random
     p += 1 + body.readUInt8(p); // session id
     p += 2 + body.readUInt16BE(p); // cipher suites
     p += 1 + body.readUInt8(p); // compression methods
-    const end = p + 2 + body.readUInt16BE(p);
+    const end = Math.min(p + 2 + body.readUInt16BE(p), body.length);
     p += 2;
-    while (p + 4 <= end && end <= body.length) {
+    while (p + 4 <= end) {
       const type = body.readUInt16BE(p);
       const len = body.readUInt16BE(p + 2);
       p += 4;
-      if (type === 0) {
-        // server_name_list: [len16] { name_type(0 = host_name) len16 name }
-        const listEnd = p + 2 + body.readUInt16BE(p);
-        let q = p + 2;
-        while (q + 3 <= listEnd) {
-          const nameLen = body.readUInt16BE(q + 1);
-          if (body[q] === 0) {
-            const name = body.subarray(q + 3, q + 3 + nameLen).toString('latin1');
-            return /^[A-Za-z0-9._-]+$/.test(name) ? name.toLowerCase() : null;
-          }
-          q += 3 + nameLen;
-        }
-        return null;
+      if (type === 0) info.servername = hostName(body.subarray(p, p + len));
+      else if (type === 43) {
+        // supported_versions: [len8] version16...
+        const list = body.subarray(p + 1, p + 1 + body.readUInt8(p));
+        for (let i = 0; i + 1 < list.length; i += 2) if (list.readUInt16BE(i) === 0x0304) info.tls13 = true;
       }
       p += len;
     }
   } catch {
-    // RangeError from a truncated field: no usable name
+    // RangeError from a truncated field: keep what was read
+  }
+  return info;
+}
+
+/** server_name_list: [len16] { name_type(0 = host_name) len16 name } */
+function hostName(ext: Buffer): string | null {
+  const listEnd = Math.min(2 + ext.readUInt16BE(0), ext.length);
+  let q = 2;
+  while (q + 3 <= listEnd) {
+    const nameLen = ext.readUInt16BE(q + 1);
+    if (ext[q] === 0) {
+      const name = ext.subarray(q + 3, q + 3 + nameLen).toString('latin1');
+      return /^[A-Za-z0-9._-]+$/.test(name) ? name.toLowerCase() : null;
+    }
+    q += 3 + nameLen;
   }
   return null;
 }
@@ -79,10 +93,14 @@ function serverName(body: Buffer): string | null {
  * Reads from `raw` until a ClientHello is complete (or clearly isn't coming), puts every byte
  * back, and leaves `raw` paused without our listeners. Rejects on close, error or timeout.
  */
-export function peekClientHello(raw: net.Socket, timeoutMs: number): Promise<string | null> {
+export function peekClientHello(raw: net.Socket, timeoutMs: number): Promise<HelloInfo> {
   return new Promise((resolve, reject) => {
+    if (raw.destroyed || !raw.readable) {
+      raw.destroy();
+      return reject(new TlsHandshakeError('connection closed', 'server'));
+    }
     let buf: Buffer = Buffer.alloc(0);
-    const finish = (err: TlsHandshakeError | null, servername: string | null = null) => {
+    const finish = (err: TlsHandshakeError | null, info: HelloInfo = NOTHING) => {
       clearTimeout(timer);
       raw.off('data', onData);
       raw.off('end', onEnd);
@@ -100,12 +118,12 @@ export function peekClientHello(raw: net.Socket, timeoutMs: number): Promise<str
         raw.destroy();
         return reject(new TlsHandshakeError('connection closed', 'server', false, { cause: e }));
       }
-      resolve(servername);
+      resolve(info);
     };
     const onData = (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const r = parseClientHello(buf);
-      if (r.state === 'done') finish(null, r.servername);
+      if (r.state === 'done') finish(null, { servername: r.servername, tls13: r.tls13 });
     };
     const onEnd = () => finish(new TlsHandshakeError('connection closed', 'server'));
     const onError = (err: unknown) => finish(new TlsHandshakeError(reasonOf(err), 'server', false, { cause: err }));

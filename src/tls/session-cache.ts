@@ -1,8 +1,9 @@
-// Server-side session-ID cache for TLS 1.2 clients that send no ticket, via the sink server's
-// newSession/resumeSession events. Those events also fire for every TLS 1.3 handshake, where they
-// can never resume anything (Node looks sessions up by legacy_session_id, which TLS 1.3 clients fill
-// with random bytes): both listeners answer synchronously, so the handshake never waits for a turn
-// of the event loop, and TLS 1.3 sessions are not stored, so they cannot push out useful entries.
+// Server-side session-ID cache for TLS 1.2 clients that send no ticket, via newSession/resumeSession
+// on a sink server. Node looks sessions up by legacy_session_id, which TLS 1.3 clients fill with
+// random bytes, so the cache never helps TLS 1.3: the terminator gives clients offering TLS 1.3 a
+// sink without these listeners (no ClientHello parser, no extra calls). Both listeners answer
+// synchronously so a TLS 1.2 handshake never waits for a turn of the event loop, and TLS 1.3
+// sessions that still arrive are not stored, so they cannot push out useful entries.
 import type tls from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import { readTlv, smallInt, TAG } from './der.js';

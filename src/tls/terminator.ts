@@ -1,10 +1,12 @@
 // Server-side TLS for every listener: one set of contexts, one ticket key set, one session cache
-// and one never-listening tls.Server, so implicit TLS and STARTTLS resume identically.
+// and never-listening tls.Servers for Node's server-only events, so implicit TLS and STARTTLS
+// resume identically.
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { TlsConfig } from '../config/types.js';
 import { loadCertificates, lookupSni, planSni, type CertGroup, type LoadedCertificate, type SniPlan } from './certificates.js';
 import { buildContext, type ContextSettings } from './contexts.js';
+import { TlsHandshakeError } from './errors.js';
 import { awaitHandshake } from './handshake.js';
 import { serverNameOf, tlsInfo, type TlsInfo } from './info.js';
 import { OcspStaple } from './ocsp.js';
@@ -52,8 +54,14 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 20_000;
 export class TlsTerminator {
   private gen: Generation;
   private closed = false;
-  /** A tls.Server that never listens: upgraded sockets get SNI-independent features (session cache, OCSP) from it. */
-  private readonly sink: tls.Server;
+  /**
+   * tls.Servers that never listen: sockets given one as `server:` get its OCSPRequest and session
+   * events. Node arms the session-ID cache machinery (a ClientHello parser and two JS calls per
+   * handshake) whenever the server has those listeners, and it never helps TLS 1.3; so clients that
+   * offer TLS 1.3 get a sink without them, and only TLS 1.2-only clients pay for the cache.
+   */
+  private readonly sinkTls13: tls.Server;
+  private readonly sinkCache: tls.Server;
 
   private constructor(
     private readonly cfg: TlsConfig,
@@ -64,10 +72,14 @@ export class TlsTerminator {
     gen: Generation,
   ) {
     this.gen = gen;
-    // No certificate of its own: OCSPRequest then gets `null` for "no SNI", i.e. the default context.
-    this.sink = new tls.Server({});
-    cache?.attach(this.sink);
-    this.sink.on('OCSPRequest', this.onOcspRequest);
+    // No certificate of their own: OCSPRequest then gets `null` for "no SNI", i.e. the default context.
+    this.sinkTls13 = new tls.Server({});
+    this.sinkTls13.on('OCSPRequest', this.onOcspRequest);
+    if (cache) {
+      this.sinkCache = new tls.Server({});
+      this.sinkCache.on('OCSPRequest', this.onOcspRequest);
+      cache.attach(this.sinkCache);
+    } else this.sinkCache = this.sinkTls13;
     keys?.onCurrentChange((k) => {
       if (this.ticketMode !== 'single-key') return;
       for (const ctx of this.gen.contexts.values()) setSingleTicketKey(ctx, k);
@@ -121,13 +133,21 @@ export class TlsTerminator {
   async accept(raw: net.Socket, opts: AcceptOptions = {}): Promise<{ socket: tls.TLSSocket; info: TlsInfo }> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT;
     const started = Date.now();
-    if (opts.head && opts.head.length > 0) raw.unshift(opts.head);
+    if (opts.head && opts.head.length > 0 && !raw.destroyed) {
+      try {
+        raw.unshift(opts.head);
+      } catch (err) {
+        raw.destroy();
+        throw new TlsHandshakeError('connection closed', 'server', false, { cause: err });
+      }
+    }
     // The context must match the SNI name before OpenSSL starts (see client-hello.ts).
-    const servername = await peekClientHello(raw, timeoutMs);
+    const hello = await peekClientHello(raw, timeoutMs);
+    const servername = hello.servername;
     const ctx = this.contextFor(servername);
     const sock = new tls.TLSSocket(raw, {
       isServer: true,
-      server: this.sink,
+      server: hello.tls13 ? this.sinkTls13 : this.sinkCache,
       secureContext: ctx,
       // Same context again: Node then knows it for OCSPRequest; answered synchronously, no extra turn.
       SNICallback: (_name, cb) => cb(null, ctx),
@@ -140,7 +160,8 @@ export class TlsTerminator {
     (sock as unknown as { _releaseControl?: () => boolean })._releaseControl?.();
     // A safety net: never an unhandled 'error'. Callers attach their own listener for logging.
     sock.on('error', () => sock.destroy());
-    return { socket: sock, info: tlsInfo(sock, serverNameOf(sock)) };
+    // SNI as read from the ClientHello: Node's own view of it is empty after a TLS 1.2 resumption.
+    return { socket: sock, info: tlsInfo(sock, servername ?? serverNameOf(sock)) };
   }
 
   /** SIGHUP: new certificates and OCSP files; ticket keys and the session cache stay. Throws, keeping the old state, if they don't load. */

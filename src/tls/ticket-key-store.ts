@@ -96,7 +96,8 @@ export class TicketKeyStore {
     await withKeyFileLock(file, async () => {
       const r = await readKeyFile(file);
       // A deleted file is rewritten from memory, so its removal costs no ticket.
-      const next = maintain(r?.keys ?? this.ring.keys, now, this.opts);
+      const base = r?.keys ?? this.ring.keys;
+      const next = maintain(base, now, this.opts) ?? (r ? null : base);
       if (next) {
         await writeKeyFile(file, next);
         this.adopt(next, await checkKeyFile(file));
@@ -107,7 +108,7 @@ export class TicketKeyStore {
     });
   }
 
-  private adopt(keys: TicketKey[], version: KeyFileVersion | null): void {
+  private adopt(keys: readonly TicketKey[], version: KeyFileVersion | null): void {
     this.ring.set(keys);
     this.version = version;
   }

@@ -98,9 +98,18 @@ describe('misbehaving clients: exactly the expected anomalies', () => {
       await c.send('Subject: x\r\n\r\nsmuggle\n.\nRSET\r\n.\r\n');
       await c.cmd('QUIT');
     }],
-    ['a reset right after reading the 221', ['rst_after_quit'], async (c) => {
+    // Bound, the 221 comes from the backend a round trip later: the reset is already in,
+    // and Node reports it as a clean end (see the issue: ECONNRESET alone misses this).
+    ['QUIT and a reset while the 221 is still coming from the backend', ['quit_no_wait'], async (c) => {
       await c.waitReplies(1);
       await c.cmd('EHLO rst.test');
+      await c.cmd('MAIL FROM:<a@example.org>');
+      await c.cmd('RSET');
+      c.socket.write('QUIT\r\n', () => c.socket.resetAndDestroy());
+    }],
+    ['a reset after reading the 221: a normal close', [], async (c) => {
+      await c.waitReplies(1);
+      await c.cmd('EHLO rst-late.test');
       await c.cmd('QUIT');
       c.socket.resetAndDestroy();
     }],
@@ -113,7 +122,8 @@ describe('misbehaving clients: exactly the expected anomalies', () => {
     });
   }
 
-  it('QUIT and a reset at once: rst_after_quit or quit_no_wait, and close=quit', async () => {
+  it('QUIT and a reset at once (Outlook): rst_after_quit, close=quit', async () => {
+    // Unbound, Postern writes its 221 at once, into the reset: ECONNRESET on that write.
     const rec = await session(async (c) => {
       await c.waitReplies(1);
       await c.cmd('EHLO rst2.test');
@@ -121,9 +131,7 @@ describe('misbehaving clients: exactly the expected anomalies', () => {
       c.socket.resetAndDestroy();
     });
     assert.equal(rec.close, 'quit');
-    const a = rec.anomalies as string[];
-    assert.equal(a.length, 1);
-    assert.ok(a[0] === 'rst_after_quit' || a[0] === 'quit_no_wait', a[0]);
+    assert.deepEqual(rec.anomalies, ['rst_after_quit']);
   });
 });
 
@@ -206,9 +214,9 @@ describe('well-behaved clients: no anomalies', () => {
     }
   });
 
-  it("Postfix's smtp-source: clean apart from its reset after QUIT", { skip: !existsSync('/usr/sbin/smtp-source') && 'smtp-source not installed' }, async () => {
-    // smtp-source sends QUIT and closes without reading the 221, so its kernel answers the
-    // 221 with a RST: exactly what rst_after_quit names (logged at info, close=quit).
+  it("Postfix's smtp-source", { skip: !existsSync('/usr/sbin/smtp-source') && 'smtp-source not installed' }, async () => {
+    // smtp-source closes without reading the 221, so its kernel answers the 221 with a
+    // reset: after the 221 went out, which is a normal close, not rst_after_quit.
     const r = await run('/usr/sbin/smtp-source', ['-s', '2', '-m', '6', '-r', '3', '-l', '2048', '-S', 'smtp-source test', '-M', 'source.test', `127.0.0.1:${p.port}`]);
     assert.equal(r.code, 0, r.out);
     await p.waitFor((x) => x.event === 'session' && x.helo === 'source.test');
@@ -217,7 +225,7 @@ describe('well-behaved clients: no anomalies', () => {
     assert.equal(recs.length, 6);
     for (const rec of recs) {
       assert.equal(rec.close, 'quit');
-      for (const k of rec.anomalies as string[]) assert.equal(k, 'rst_after_quit', JSON.stringify(rec));
+      assert.deepEqual(rec.anomalies, [], JSON.stringify(rec));
     }
     assert.equal(recs.reduce((n, x) => n + (x.transactions as number), 0), 6);
   });
