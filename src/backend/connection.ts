@@ -23,14 +23,52 @@ export class BackendConnection {
   #closed: Error | null = null;
   #ending = false;
   bytesOut = 0;
+  /** Set once STARTTLS with the backend succeeded. */
+  tls: { version: string; cipher: string; resumed: boolean } | null = null;
+
+  #socket: net.Socket;
+  readonly #listeners = {
+    data: (chunk: Buffer) => this.#onData(chunk),
+    error: (err: Error) => this.#onEnd(err),
+    close: () => this.#onEnd(null),
+  };
 
   private constructor(
-    readonly socket: net.Socket,
+    socket: net.Socket,
     readonly server: HostPort,
   ) {
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', (err) => this.#onEnd(err));
-    socket.on('close', () => this.#onEnd(null));
+    this.#socket = socket;
+    this.#attach(socket);
+  }
+
+  get socket(): net.Socket {
+    return this.#socket;
+  }
+
+  #attach(s: net.Socket): void {
+    s.on('data', this.#listeners.data);
+    s.on('error', this.#listeners.error);
+    s.on('close', this.#listeners.close);
+  }
+
+  /**
+   * Hands the TCP socket to a TLS client (after the backend's 220 to STARTTLS): returns it
+   * with our listeners off, and takes the TLS socket that `secure` resolves to.
+   */
+  async upgrade(secure: (raw: net.Socket) => Promise<net.Socket>): Promise<void> {
+    const raw = this.#socket;
+    raw.off('data', this.#listeners.data);
+    raw.off('error', this.#listeners.error);
+    raw.off('close', this.#listeners.close);
+    raw.on('error', () => undefined);
+    try {
+      this.#socket = await secure(raw);
+    } catch (err) {
+      raw.destroy();
+      this.#onEnd(err as Error);
+      throw err;
+    }
+    this.#attach(this.#socket);
   }
 
   static connect(server: HostPort, timeoutMs: number): Promise<BackendConnection> {
@@ -57,7 +95,7 @@ export class BackendConnection {
   }
 
   get closed(): boolean {
-    return this.#closed !== null || this.socket.destroyed;
+    return this.#closed !== null || this.#socket.destroyed;
   }
 
   /** The next reply, within `timeoutMs`. Handshake mode only. */
@@ -82,7 +120,7 @@ export class BackendConnection {
 
   write(data: string | Buffer): boolean {
     this.bytesOut += data.length;
-    return this.socket.write(data);
+    return this.#socket.write(data);
   }
 
   /** Switches to relay mode: from now on replies go to `handlers`. */
@@ -98,16 +136,16 @@ export class BackendConnection {
     if (this.#ending || this.closed) return;
     this.#ending = true;
     this.#relay = null;
-    this.socket.write('QUIT\r\n');
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), graceMs).unref();
+    this.#socket.write('QUIT\r\n');
+    this.#socket.end();
+    setTimeout(() => this.#socket.destroy(), graceMs).unref();
   }
 
   /** Abort: the server sees the connection drop (and so discards any open transaction). */
   destroy(): void {
     this.#ending = true;
     this.#relay = null;
-    this.socket.destroy();
+    this.#socket.destroy();
   }
 
   #onData(chunk: Buffer): void {
@@ -119,7 +157,7 @@ export class BackendConnection {
         err instanceof ReplyParseError
           ? new BackendError('BACKEND_PROTOCOL', `${this.server.text} sent a malformed reply: ${err.message}: ${JSON.stringify(err.line)}`)
           : (err as Error);
-      this.socket.destroy();
+      this.#socket.destroy();
       this.#onEnd(e);
       return;
     }

@@ -6,7 +6,9 @@ export type BackendErrorCode =
   | 'BACKEND_CLOSED' //        the backend closed the connection
   | 'BACKEND_REPLY' //         a reply other than the one the handshake needs
   | 'BACKEND_PROTOCOL' //      not SMTP
-  | 'BACKEND_NO_XCLIENT'; //   identity xclient, but XCLIENT (with ADDR and PORT) not offered to us
+  | 'BACKEND_NO_XCLIENT' //    identity xclient, but XCLIENT (with ADDR and PORT) not offered to us
+  | 'BACKEND_NO_STARTTLS' //   backends.tls.starttls: required, but STARTTLS not offered
+  | 'BACKEND_TLS'; //          the STARTTLS handshake or certificate verification failed
 
 /** A failure talking to a backend server; `reply` when the server said something. */
 export class BackendError extends Error {
@@ -21,6 +23,6 @@ export class BackendError extends Error {
 
   /** Misconfiguration rather than a passing failure: the server must not be used until a check says otherwise. */
   get unusable(): boolean {
-    return this.code === 'BACKEND_NO_XCLIENT';
+    return this.code === 'BACKEND_NO_XCLIENT' || this.code === 'BACKEND_NO_STARTTLS';
   }
 }

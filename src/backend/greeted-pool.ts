@@ -8,6 +8,7 @@ import type { Capabilities } from '../smtp/ehlo.js';
 import { BackendConnection } from './connection.js';
 import { BackendError } from './errors.js';
 import { ehlo } from './handshake.js';
+import { secureBackend, type BackendTlsPolicy } from './starttls.js';
 
 export interface Greeted {
   conn: BackendConnection;
@@ -24,17 +25,19 @@ export interface GreetedPoolOptions {
   hostname: string;
   connectTimeout: number;
   replyTimeout: number;
+  tls?: BackendTlsPolicy;
 }
 
-/** Connects, reads the greeting and sends EHLO: the part of a handshake that names no client. */
-export async function greet(server: HostPort, opts: Pick<GreetedPoolOptions, 'hostname' | 'connectTimeout' | 'replyTimeout'>): Promise<Greeted> {
+/** Connects, reads the greeting, sends EHLO (and STARTTLS): the part of a handshake that names no client. */
+export async function greet(server: HostPort, opts: Pick<GreetedPoolOptions, 'hostname' | 'connectTimeout' | 'replyTimeout' | 'tls'>): Promise<Greeted> {
   const conn = await BackendConnection.connect(server, opts.connectTimeout);
   try {
     const greeting = await conn.expect(opts.replyTimeout);
     if (greeting.code !== 220) {
       throw new BackendError('BACKEND_REPLY', `greeting refused: ${greeting.code} ${greeting.lines[0] ?? ''}`, greeting);
     }
-    const caps = await ehlo(conn, opts.hostname, opts.replyTimeout);
+    let caps = await ehlo(conn, opts.hostname, opts.replyTimeout);
+    if (opts.tls) caps = await secureBackend(conn, server, caps, opts.hostname, opts.tls, opts.replyTimeout);
     return { conn, caps, born: Date.now() };
   } catch (err) {
     conn.destroy();

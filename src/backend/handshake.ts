@@ -10,6 +10,7 @@ import { BackendConnection } from './connection.js';
 import { BackendError } from './errors.js';
 import { buildProxyHeader, type ClientTls } from './proxy-out.js';
 import type { Greeted } from './greeted-pool.js';
+import { secureBackend, type BackendTlsPolicy } from './starttls.js';
 import { buildXclient, type XclientIdentity } from './xclient.js';
 
 /** Who the session speaks for: the XCLIENT attributes, plus what only a PROXY v2 header carries. */
@@ -31,6 +32,8 @@ export interface HandshakeOptions {
   hostname: string;
   connectTimeout: number;
   replyTimeout: number;
+  /** backends.tls: STARTTLS to the backend, with its client and session cache. */
+  tls?: BackendTlsPolicy;
 }
 
 export interface BoundBackend {
@@ -107,8 +110,10 @@ async function identify(
     // A plain relay tells the backend nothing about the client: our EHLO will do.
     return { conn, caps: ours };
   }
+  const policy = opts.tls ?? { mode: 'off', client: null };
   if (opts.identity === 'xclient') {
-    caps = ours ?? (await ehlo(conn, opts.hostname, opts.replyTimeout));
+    // A pre-greeted connection was secured when it was greeted.
+    caps = ours ?? (await secureBackend(conn, server, await ehlo(conn, opts.hostname, opts.replyTimeout), opts.hostname, policy, opts.replyTimeout));
     const attrs = caps.get('XCLIENT');
     const offered = new Set((attrs ?? []).map((a) => a.toUpperCase()));
     if (!attrs || !offered.has('ADDR') || !offered.has('PORT')) {
@@ -126,6 +131,7 @@ async function identify(
     }
   }
   caps = await ehlo(conn, clientHelo, opts.replyTimeout);
+  if (opts.identity !== 'xclient') caps = await secureBackend(conn, server, caps, clientHelo, policy, opts.replyTimeout);
   return { conn, caps };
 }
 

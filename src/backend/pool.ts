@@ -7,6 +7,8 @@ import type { Metrics } from '../observe/metrics.js';
 import { capSize, lowerLimits, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import { order, type Balanced } from './balancer.js';
 import { GreetedPool } from './greeted-pool.js';
+import type { BackendTlsPolicy } from './starttls.js';
+import { BackendTls } from '../tls/index.js';
 import { BackendError } from './errors.js';
 import { checkServer } from './health.js';
 
@@ -43,6 +45,8 @@ export interface Offered {
 
 export class BackendPool {
   readonly servers: ServerState[];
+  /** STARTTLS to the backends, with one client session cache for them all. */
+  readonly tlsPolicy: BackendTlsPolicy;
   #timer: NodeJS.Timeout | null = null;
   #checking = new Set<ServerState>();
   #stopped = false;
@@ -52,6 +56,8 @@ export class BackendPool {
     private readonly opts: { hostname: string; logger: Logger; metrics: Metrics },
   ) {
     this.servers = cfg.servers.map((s) => new ServerState(s));
+    const t = cfg.tls;
+    this.tlsPolicy = { mode: t.starttls, client: t.starttls === 'off' ? null : new BackendTls({ verify: t.verify, servername: t.servername, ca: t.ca }) };
   }
 
   /** Pre-greeted connections only where no client identity has to go first (no PROXY header). */
@@ -61,7 +67,7 @@ export class BackendPool {
     for (const s of this.servers) {
       s.greeted = new GreetedPool(
         s.cfg.address,
-        { idle, maxAge: max_age, hostname: this.opts.hostname, connectTimeout: this.cfg.connect_timeout, replyTimeout: this.cfg.reply_timeout },
+        { idle, maxAge: max_age, hostname: this.opts.hostname, connectTimeout: this.cfg.connect_timeout, replyTimeout: this.cfg.reply_timeout, tls: this.tlsPolicy },
         () => s.up === true && !s.cfg.drain,
       );
     }
@@ -99,6 +105,9 @@ export class BackendPool {
         hostname: this.opts.hostname,
         timeout: this.cfg.health_check.timeout,
       });
+      if (this.cfg.tls.starttls === 'required' && !caps.has('STARTTLS')) {
+        throw new BackendError('BACKEND_NO_STARTTLS', 'STARTTLS not offered (backends.tls.starttls: required)');
+      }
       s.caps = caps;
       this.#success(s, 'health check passed');
     } catch (err) {

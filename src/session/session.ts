@@ -144,6 +144,8 @@ export class Session {
   #esmtp = false;
   #bound: Bound | null = null;
   #lastBackend: string | null = null;
+  /** TLS with the last bound backend (STARTTLS), for the record. */
+  #lastBackendTls: { version: string; cipher: string; resumed: boolean } | null = null;
   #tx: Transaction | null = null;
   /** Why the body being received will not be relayed; it is answered after its terminator. */
   #poisoned: SmtpError | null = null;
@@ -1042,7 +1044,13 @@ export class Session {
         const b = await handshake(
           server.cfg.address,
           identity,
-          { identity: cfg.identity, hostname: this.#cfg.hostname, connectTimeout: cfg.connect_timeout, replyTimeout: cfg.reply_timeout },
+          {
+            identity: cfg.identity,
+            hostname: this.#cfg.hostname,
+            connectTimeout: cfg.connect_timeout,
+            replyTimeout: cfg.reply_timeout,
+            tls: this.#ctx.pool.tlsPolicy,
+          },
           server.greeted?.take() ?? null,
         );
         this.#ctx.pool.reportSuccess(server, b.caps);
@@ -1054,6 +1062,7 @@ export class Session {
         const bound: Bound = { conn: b.conn, server, caps: b.caps };
         this.#bound = bound;
         this.#lastBackend = server.key;
+        this.#lastBackendTls = b.conn.tls;
         b.conn.relay({
           onReply: (r) => this.#onBackendReply(bound, r),
           onClose: (err) => this.#onBackendClose(bound, err),
@@ -1254,7 +1263,9 @@ export class Session {
       tls: this.#tls,
       helo: this.#helo,
       auth: this.#auth,
-      backend: this.#lastBackend ? { address: this.#lastBackend, identity: this.#cfg.backends.identity } : null,
+      backend: this.#lastBackend
+        ? { address: this.#lastBackend, identity: this.#cfg.backends.identity, ...(this.#lastBackendTls ? { tls: this.#lastBackendTls } : {}) }
+        : null,
       transactions: this.#transactions,
       rcpts: this.#rcpts,
       bytes_in: this.#bytesIn,
