@@ -1,6 +1,9 @@
 // `postern run` (and `demo`): one process, a cluster worker, or the cluster primary.
 // Runs until SIGTERM/SIGINT (drain); SIGHUP reloads the config file.
 
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
 import { loadConfig, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../observe/logger.js';
@@ -86,6 +89,7 @@ class SignalGate {
 /** One process, or (with POSTERN_WORKER set by the primary) one cluster worker. */
 export async function serve(config: Config, opts: ServeOptions): Promise<ServeResult> {
   const worker = process.env.POSTERN_WORKER === '1';
+  config = withSharedTicketKeys(config);
   // Handlers first: a signal that arrives while starting must not hit Node's default
   // action (SIGHUP would kill the process). Early ones are acted on once started.
   const signals = new SignalGate(!worker);
@@ -109,7 +113,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
     if (!opts.file) return;
     let next: Config;
     try {
-      next = loadConfig(opts.file);
+      next = withSharedTicketKeys(loadConfig(opts.file));
     } catch (err) {
       // An invalid new config is refused; the old one stays in force.
       logger.error({ event: 'reload_failed', err: describeError(err) }, 'reload refused: invalid config');
@@ -158,8 +162,24 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
 }
 
 /** The cluster primary: forks `config.workers` workers and supervises them. */
+/**
+ * Cluster workers must issue and accept the same session tickets, or a client resuming on
+ * another worker gets a full handshake. With no ticket_keys.file configured, the primary
+ * makes a private one (0700 directory) that only its workers share.
+ */
+function withSharedTicketKeys(config: Config): Config {
+  const file = process.env.POSTERN_TICKET_KEY_FILE;
+  if (!file || !config.tls || config.tls.ticket_keys.file) return config;
+  return { ...config, tls: { ...config.tls, ticket_keys: { ...config.tls.ticket_keys, file } } };
+}
+
 export async function servePrimary(config: Config, file: string): Promise<ServeResult> {
   const signals = new SignalGate(true);
+  let keyDir: string | null = null;
+  if (config.tls?.session_tickets && !config.tls.ticket_keys.file) {
+    keyDir = await mkdtemp(join(tmpdir(), 'postern-tickets-'));
+    process.env.POSTERN_TICKET_KEY_FILE = join(keyDir, 'ticket-keys');
+  }
   const logger = createLogger(config.log);
   const primary = new Primary({
     workers: config.workers,
@@ -198,6 +218,7 @@ export async function servePrimary(config: Config, file: string): Promise<ServeR
         logger.info({ signal }, 'draining');
         void primary.stop().then(async () => {
           await status.close();
+          if (keyDir) await rm(keyDir, { recursive: true, force: true });
           logger.info('stopped');
           logger.flush();
           resolve({ code: 0 });

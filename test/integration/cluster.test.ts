@@ -5,10 +5,12 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSink, type Sink } from '../../src/sink/index.js';
+import { makePki } from '../helpers/certs.js';
 import { SmtpClient, sendMessage } from '../helpers/smtp-client.js';
 
 const CLI = join(process.cwd(), 'dist', 'cli.js');
@@ -113,6 +115,69 @@ metrics: { listen: 127.0.0.1:${mport} }
     } finally {
       child.kill('SIGTERM');
       assert.equal(await exit, 0);
+    }
+  });
+
+  it('a TLS session ticket issued by one worker resumes on the other', async () => {
+    const pki = await makePki();
+    const leaf = await pki.leaf('mx', 'ecdsa', ['mx.cluster.test']);
+    const port = await freePort();
+    const file = join(dir, 'cluster-tls.yaml');
+    await writeFile(
+      file,
+      `hostname: cluster.test
+workers: 2
+listeners:
+  - name: smtps
+    listen: 127.0.0.1:${port}
+    tls: implicit
+tls:
+  certificates:
+    - { cert: ${leaf.cert}, key: ${leaf.key} }
+backends:
+  servers:
+    - address: 127.0.0.1:${sink.address().port}
+limits: { per_ip: { connections: 100, rate: 10000/1m } }
+`,
+    );
+    const child = spawn(process.execPath, [CLI, 'run', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exit = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!out.includes('2 workers running')) {
+        assert.ok(Date.now() < deadline, `cluster did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // One ticket from a first full handshake, then offered again and again.
+      let session: Buffer | undefined;
+      for (let i = 0; i < 16; i++) {
+        const sock = tls.connect({ host: '127.0.0.1', port, servername: 'mx.cluster.test', ca: leaf.ca.pem, session, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
+        sock.on('session', (s: Buffer) => (session ??= s));
+        await new Promise<void>((r, j) => sock.once('secureConnect', r).once('error', j));
+        let got = '';
+        sock.on('data', (d: Buffer) => (got += d.toString()));
+        while (!/^220 /m.test(got)) await new Promise((r) => setTimeout(r, 5));
+        sock.end('QUIT\r\n');
+        await new Promise((r) => sock.once('close', r));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const recs = out
+        .split('\n')
+        .filter((l) => l.includes('"event":"session"'))
+        .map((l) => JSON.parse(l) as { conn: string; tls: { resumed: boolean } | null });
+      assert.equal(recs.length, 16);
+      const resumedBy = new Set(recs.filter((r) => r.tls?.resumed).map((r) => r.conn.slice(0, 6)));
+      const workers = new Set(recs.map((r) => r.conn.slice(0, 6)));
+      assert.equal(workers.size, 2, 'both workers served');
+      assert.equal(recs.filter((r) => r.tls?.resumed).length, 15, 'every handshake after the first resumed');
+      assert.equal(resumedBy.size, 2, 'including on the worker that did not issue the ticket');
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exit, 0);
+      await pki.cleanup();
     }
   });
 });
