@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { parseConfig } from '../../src/config/index.js';
 import { startSink, type Sink } from '../../src/sink/index.js';
 import { postfixAvailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { basicYaml, startPostern, type LogRecord, type TestPostern } from '../helpers/postern.js';
@@ -197,6 +198,49 @@ describe('failures during a run', () => {
     } finally {
       await p.stop();
       await pf.stop();
+    }
+  });
+});
+
+describe('draining a server', () => {
+  it('removing a server on reload (or drain: true) stops new sessions to it; a running one finishes', async () => {
+    const a = await startSink({ xclient: true });
+    const b = await startSink({ xclient: true });
+    const servers = (drainB: boolean) => [`127.0.0.1:${a.address().port}`, `127.0.0.1:${b.address().port}${drainB ? ', drain: true' : ''}`];
+    const yaml = (list: string[]) =>
+      basicYaml([], LOOSE).replace('  servers:\n', `  strategy: round-robin\n  servers:\n${list.map((s) => `    - { address: ${s} }`).join('\n')}\n`);
+    const p = await startPostern(yaml(servers(false)));
+    try {
+      // Bind one session to b (round-robin: the second session goes there), keep it open.
+      const first = await SmtpClient.connect(p.port);
+      assert.equal((await sendMessage(first, { helo: 'rr1.test' })).code, 250);
+      const onB = await SmtpClient.connect(p.port);
+      await onB.waitReplies(1);
+      await onB.cmd('EHLO running.test');
+      assert.equal((await onB.cmd('MAIL FROM:<running@example.org>')).code, 250);
+      const bKey = `127.0.0.1:${b.address().port}`;
+      assert.equal(p.postern.pool.servers.find((s) => s.key === bKey)!.active, 1, 'bound to b');
+      // Drain b by reload; new sessions avoid it, the running one completes there.
+      await p.postern.reload(parseConfig(yaml(servers(true)), 'reload.yaml'));
+      for (let i = 0; i < 4; i++) {
+        const c = await SmtpClient.connect(p.port);
+        assert.equal((await sendMessage(c, { helo: `after-drain-${i}.test` })).code, 250);
+      }
+      assert.equal((await onB.cmd('RCPT TO:<x@example.net>')).code, 250);
+      assert.equal((await onB.cmd('DATA')).code, 354);
+      assert.equal((await onB.send('Subject: finishing\r\n\r\n.\r\n'))[0]!.code, 250);
+      await onB.cmd('QUIT');
+      assert.ok(b.messages.some((m) => m.from === 'running@example.org'), 'the running session finished on b');
+      assert.ok(!b.messages.some((m) => /after-drain/.test(m.helo ?? '')), 'no new session went to b');
+      // Removing it from the config altogether works the same way.
+      await p.postern.reload(parseConfig(yaml([`127.0.0.1:${a.address().port}`]), 'reload2.yaml'));
+      const c = await SmtpClient.connect(p.port);
+      assert.equal((await sendMessage(c, { helo: 'after-remove.test' })).code, 250);
+      assert.ok(a.messages.some((m) => m.helo === 'after-remove.test'));
+    } finally {
+      await p.stop();
+      await a.close();
+      await b.close();
     }
   });
 });

@@ -156,6 +156,17 @@ describe('untrusted peers and XCLIENT from trusted upstreams', () => {
     assert.deepEqual([...(rec.anomalies as string[])].sort(), ['proxy_header_invalid', 'xclient_untrusted']);
   });
 
+  it('swaks --proxy-version 1 from an untrusted peer is refused and the client stays itself', { skip: !swaksAvailable() && 'swaks not installed' }, async () => {
+    const res = await swaks([
+      '--server', `127.0.0.1:${p.port}`, '--local-interface', '127.0.0.2', '--ehlo', 'swaks-untrusted.test', '--to', 'b@example.net',
+      '--proxy-version', '1', '--proxy-family', 'TCP4', '--proxy-source', '192.0.2.200', '--proxy-source-port', '1234',
+      '--proxy-dest', '127.0.0.1', '--proxy-dest-port', '25', '--quit-after', 'EHLO',
+    ]);
+    assert.match(res.transcript, /503 5\.5\.1/, res.transcript);
+    const rec = await p.waitFor((x) => x.event === 'session' && (x.client as { address: string }).address === '127.0.0.2' && x.helo === 'swaks-untrusted.test');
+    assert.ok((rec.anomalies as string[]).includes('proxy_header_invalid'));
+  });
+
   it('XCLIENT from a trusted upstream (after its PROXY LOCAL header) names the client to the backend', async () => {
     const c = await SmtpClient.connect(p.port);
     c.socket.write(encodeProxyV2({ command: 'local' }));
