@@ -14,6 +14,20 @@ import { TlsTerminator, type TlsInfo } from '../tls/index.js';
 import { Listener } from './listener.js';
 import { readProxyHeader, resolveClient } from './proxy-in.js';
 
+/** Who a new connection is, once any PROXY header from a trusted balancer has been read. */
+interface Arrival {
+  client: { address: string; port: number };
+  local: { address: string; port: number };
+  /** The balancer that vouched for `client`, or null. */
+  proxy: string | null;
+  /** The peer may vouch for clients (trusted_proxies): XCLIENT is offered to it. */
+  trusted: boolean;
+  /** Bytes that came with the header. */
+  initial: Buffer | null;
+  /** Why a trusted peer's header failed, or null. */
+  proxyFailure: string | null;
+}
+
 export interface PosternOptions {
   logger: Logger;
   metrics?: Metrics;
@@ -127,14 +141,7 @@ export class Postern {
     socket: net.Socket,
     listener: Listener,
     id: string,
-    who: {
-      client: { address: string; port: number };
-      local: { address: string; port: number };
-      proxy: string | null;
-      trusted: boolean;
-      initial: Buffer | null;
-      proxyFailure: string | null;
-    },
+    who: Arrival,
   ): void {
     const cfg = this.#config;
     const name = listener.cfg.name;
@@ -170,14 +177,7 @@ export class Postern {
     socket: net.Socket,
     listener: Listener,
     id: string,
-    who: {
-      client: { address: string; port: number };
-      local: { address: string; port: number };
-      proxy: string | null;
-      trusted: boolean;
-      initial: Buffer | null;
-      proxyFailure: string | null;
-    },
+    who: Arrival,
     refused: Refusal | null,
   ): void {
     const cfg = this.#config;
@@ -212,7 +212,7 @@ export class Postern {
   }
 
   /** A client whose implicit-TLS handshake failed: the anomaly and its session record. */
-  #tlsFailed(id: string, who: { client: { address: string; port: number }; proxy: string | null }, listener: string, reason: string, ms: number): void {
+  #tlsFailed(id: string, who: Arrival, listener: string, reason: string, ms: number): void {
     this.metrics.anomalies.inc({ kind: 'tls_handshake_failed' });
     if (anomalyFilter(this.#config.log.anomalies)('tls_handshake_failed')) {
       this.logger.info({ event: 'anomaly', conn: id, kind: 'tls_handshake_failed', detail: reason }, 'anomaly tls_handshake_failed');
@@ -227,14 +227,7 @@ export class Postern {
     socket: net.Socket,
     listener: Listener,
     id: string,
-    who: {
-      client: { address: string; port: number };
-      local: { address: string; port: number };
-      proxy: string | null;
-      trusted: boolean;
-      initial: Buffer | null;
-      proxyFailure: string | null;
-    },
+    who: Arrival,
     tls: TlsInfo | null,
   ): void {
     const cfg = this.#config;

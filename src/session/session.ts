@@ -801,12 +801,7 @@ export class Session {
     this.#esmtp = (proto ?? '').toUpperCase() === 'ESMTP';
     this.#newTransaction();
     // A backend already bound was told the old identity: the next MAIL binds anew.
-    if (this.#bound) {
-      const bound = this.#bound;
-      this.#bound = null;
-      bound.conn.quit();
-      this.#ctx.pool.release(bound.server);
-    }
+    this.#unbind();
     this.#queue.reply(this.#greeting());
   }
 
@@ -855,13 +850,8 @@ export class Session {
         this.#prevVerb = null;
         this.#pipelinedNext = false;
         this.#newTransaction();
-        if (this.#bound) {
-          // Bound before TLS: the backend was told a plaintext client. Bind anew at MAIL.
-          const bound = this.#bound;
-          this.#bound = null;
-          bound.conn.quit();
-          this.#ctx.pool.release(bound.server);
-        }
+        // Bound before TLS: the backend was told a plaintext client. Bind anew at MAIL.
+        this.#unbind();
         this.#mode = 'command';
         this.#setTimer(this.#cfg.limits.timeouts.command);
         this.#resume();
@@ -1138,6 +1128,15 @@ export class Session {
     this.#ctx.pool.release(bound.server);
   }
 
+  /** Ends the binding politely (QUIT): no transaction is open on it. */
+  #unbind(): void {
+    const bound = this.#bound;
+    if (!bound) return;
+    this.#bound = null;
+    bound.conn.quit();
+    this.#ctx.pool.release(bound.server);
+  }
+
   #abortBackend(): void {
     if (this.#bound) this.#release(this.#bound, 'abort');
   }
@@ -1240,12 +1239,8 @@ export class Session {
     if (this.#bound) {
       const bound = this.#bound;
       if (this.#midBody || this.#mode === 'data' || this.#mode === 'bdat') this.#release(bound, 'abort');
-      else {
-        // Otherwise say goodbye politely, so the backend's log shows no lost connection.
-        this.#bound = null;
-        bound.conn.quit();
-        this.#ctx.pool.release(bound.server);
-      }
+      // Otherwise say goodbye politely, so the backend's log shows no lost connection.
+      else this.#unbind();
     }
     this.#socket.destroy();
     this.#ctx.logger.info(this.record(), 'session');

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSink, type Sink } from '../../src/sink/index.js';
+import { freePort } from '../helpers/net.js';
 import { SmtpClient, sendMessage } from '../helpers/smtp-client.js';
 import { swaks, swaksAvailable } from '../helpers/swaks.js';
 
@@ -47,13 +48,6 @@ function start(args: string[]): Proc {
   return p;
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function config(listenPort: number, backendPort: number, extra = ''): string {
   return `hostname: cli.test

@@ -4,24 +4,17 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSink, type Sink } from '../../src/sink/index.js';
 import { makePki } from '../helpers/certs.js';
+import { freePort } from '../helpers/net.js';
 import { SmtpClient, sendMessage } from '../helpers/smtp-client.js';
 
 const CLI = join(process.cwd(), 'dist', 'cli.js');
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** conn ids start with a random per-process prefix: which worker holds each session. */
 async function liveWorkers(metricsPort: number): Promise<Map<string, number>> {
