@@ -1096,6 +1096,7 @@ export class Session {
 
   #onBackendClose(bound: Bound, err: Error | null): void {
     if (bound !== this.#bound) return;
+    if (err instanceof BackendError && err.code === 'BACKEND_PROTOCOL') this.#anomaly('backend_protocol_error', err.message);
     this.#backendLost(bound, err ? err.message : 'connection closed');
   }
 
