@@ -1,9 +1,8 @@
 // What pre-greeted backend connections (backends.pool) save: sessions/s and whole-session
-// latency through Postern with the pool off and on, in the same run,
-// alternating, median of 3. Backend (POOL_BACKEND): Postern's built-in sink with identity
-// xclient (it takes XCLIENT ADDR/PORT; its smtp-server greets after ~100 ms), or smtp-sink
-// with identity none (
-// Postfix's smtp-sink offers only `XCLIENT NAME HELO`, so Postern will not use it).
+// latency through Postern with the pool off and on, in the same run, alternating, median
+// of 3. Backend (POOL_BACKEND): `sink`, Postern's built-in one with identity xclient (it
+// takes XCLIENT ADDR/PORT; its smtp-server greets after ~100 ms), or `smtp-sink`, Postfix's,
+// with identity none (it offers only `XCLIENT NAME HELO`, so Postern will not XCLIENT it).
 // Run: npm run build && node --import tsx bench/pool.ts   (needs Postfix's smtp-source)
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
