@@ -176,7 +176,7 @@ export class BackendConnection {
     if (this.#closed) return;
     // Most connections end normally with nobody waiting: build the error only when needed
     // (an Error captures a stack, which shows up in profiles at thousands of sessions/s).
-    this.#closed = err ?? (this.#waiter || this.#relay ? this.#closedError() : CLOSED);
+    this.#closed = err ?? (this.#waiter ? this.#closedError() : CLOSED);
     if (this.#waiter) {
       const w = this.#waiter;
       this.#waiter = null;

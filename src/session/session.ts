@@ -557,8 +557,9 @@ export class Session {
     }
     if (limits.rcptdomainmax !== null) {
       const raw = addressDomain(path.address);
-      // Compare A-labels, so a U-label and its punycode form are one domain.
-      const domain = (domainToASCII(raw) || raw).toLowerCase();
+      // Compare A-labels, so a U-label and its punycode form are one domain (IDNA only
+      // when there is a non-ASCII character: the common case costs a lower-casing).
+      const domain = /^[\x00-\x7f]*$/.test(raw) ? raw.toLowerCase() : (domainToASCII(raw) || raw).toLowerCase();
       if (!this.#txDomains.has(domain)) {
         if (this.#txDomains.size >= limits.rcptdomainmax) {
           this.#limitHit('rcptdomainmax');
