@@ -11,6 +11,7 @@ import type { Config, ListenerConfig } from '../config/types.js';
 import type { BackendConnection } from '../backend/connection.js';
 import { BackendError } from '../backend/errors.js';
 import { handshake, type BackendClient } from '../backend/handshake.js';
+import { reverseName } from '../backend/reverse.js';
 import type { BackendPool, ServerState } from '../backend/pool.js';
 import type { AnomalyKind } from '../observe/anomalies.js';
 import type { Logger } from '../observe/logger.js';
@@ -131,6 +132,8 @@ export class Session {
   /** PTR name told by a trusted upstream's XCLIENT NAME. */
   #clientName: string | null = null;
   #auth: string | null = null;
+  /** backends.reverse_lookup done for this client (once per session). */
+  #nameLooked = false;
   #refuseAll = false;
   /** Set once the client's TLS handshake is done (implicit TLS or STARTTLS). */
   #tls: TlsInfo | null = null;
@@ -792,10 +795,16 @@ export class Session {
     proto: string | null | undefined,
   ): void {
     const upstream = this.#proxy ?? `${this.#ctx.client.address}:${this.#ctx.client.port}`;
+    const moved = !!newAddr && newAddr !== this.#client.address;
     this.#client = { address: newAddr ?? this.#client.address, port: newPort ?? this.#client.port };
     this.#local = { address: destAddr ?? this.#local.address, port: destPort ?? this.#local.port };
     this.#proxy = upstream;
     if (told.has('NAME')) this.#clientName = told.get('NAME') ?? null;
+    else if (moved) {
+      // Another client: its own PTR name, if looked up at all.
+      this.#clientName = null;
+      this.#nameLooked = false;
+    }
     if (told.has('LOGIN')) this.#auth = told.get('LOGIN') ?? null;
     // HELO and PROTO are reset unless supplied; the client must say EHLO again.
     this.#helo = told.get('HELO') ?? null;
@@ -1026,6 +1035,10 @@ export class Session {
       name: this.#clientName,
       login: this.#auth,
     };
+    if (cfg.reverse_lookup && this.#clientName === null && !this.#nameLooked) {
+      this.#nameLooked = true;
+      identity.name = this.#clientName = await reverseName(client.address, Math.min(cfg.reply_timeout, 5000));
+    }
     const tried: string[] = [];
     for (const server of this.#ctx.pool.candidates(client.address)) {
       if (this.#finished) return false;

@@ -373,3 +373,21 @@ describe('received_header: true', () => {
     }
   });
 });
+
+describe('backends.reverse_lookup', () => {
+  it('looks the client up once (bounded) and still delivers', async () => {
+    const sink = await startSink({ xclient: true });
+    const p = await startPostern(basicYaml([`127.0.0.1:${sink.address().port}`]).replace('identity: xclient', 'identity: xclient\n  reverse_lookup: true'));
+    try {
+      const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.9' });
+      const t = Date.now();
+      assert.equal((await sendMessage(c, { helo: 'rdns.test' })).code, 250);
+      assert.ok(Date.now() - t < 7000);
+      assert.equal(sink.messages.find((m) => m.helo === 'rdns.test')!.client.address, '127.0.0.9');
+    } finally {
+      await p.stop();
+      await sink.close();
+    }
+  });
+});
+
