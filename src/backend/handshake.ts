@@ -115,19 +115,14 @@ async function identify(
     // A pre-greeted connection was secured when it was greeted.
     caps = ours ?? (await secureBackend(conn, server, await ehlo(conn, opts.hostname, opts.replyTimeout), opts.hostname, policy, opts.replyTimeout));
     const attrs = caps.get('XCLIENT');
-    const offered = new Set((attrs ?? []).map((a) => a.toUpperCase()));
-    if (!attrs || !offered.has('ADDR') || !offered.has('PORT')) {
-      throw new BackendError(
-        'BACKEND_NO_XCLIENT',
-        attrs
-          ? `${server.text} offers XCLIENT without ADDR and PORT`
-          : `${server.text} does not offer XCLIENT to us (check smtpd_authorized_xclient_hosts / hosts_xclient)`,
-      );
+    if (!attrs) {
+      throw new BackendError('BACKEND_NO_XCLIENT', `${server.text} does not offer XCLIENT to us (check smtpd_authorized_xclient_hosts / hosts_xclient)`);
     }
     for (const line of buildXclient(attrs, client)) {
       const r = await conn.command(line, opts.replyTimeout);
-      // Postfix repeats its banner, Exim says `220 XCLIENT success`: any 220 will do.
-      if (r.code !== 220) throw refused('XCLIENT', r);
+      // Postfix repeats its banner, Exim says `220 XCLIENT success`, Postfix's smtp-sink
+      // says `250 2.0.0 Ok` (nginx also takes 220 or 250): anything else is a refusal.
+      if (r.code !== 220 && r.code !== 250) throw refused('XCLIENT', r);
     }
   }
   caps = await ehlo(conn, clientHelo, opts.replyTimeout);

@@ -34,16 +34,8 @@ export async function checkServer(
       throw new BackendError('BACKEND_REPLY', `greeting: ${greeting.code} ${greeting.lines[0] ?? ''}`, greeting);
     }
     const caps = await ehlo(conn, opts.hostname, left());
-    if (opts.identity === 'xclient') {
-      const attrs = new Set((caps.get('XCLIENT') ?? []).map((a) => a.toUpperCase()));
-      if (!attrs.has('ADDR') || !attrs.has('PORT')) {
-        throw new BackendError(
-          'BACKEND_NO_XCLIENT',
-          caps.has('XCLIENT')
-            ? 'XCLIENT offered without ADDR and PORT'
-            : 'XCLIENT not offered to us (check smtpd_authorized_xclient_hosts / hosts_xclient)',
-        );
-      }
+    if (opts.identity === 'xclient' && !caps.has('XCLIENT')) {
+      throw new BackendError('BACKEND_NO_XCLIENT', 'XCLIENT not offered to us (check smtpd_authorized_xclient_hosts / hosts_xclient)');
     }
     const bye = await conn.command('QUIT', left()).catch(() => null);
     if (bye && bye.code !== 221) throw new BackendError('BACKEND_REPLY', `QUIT: ${bye.code}`, bye);

@@ -1,6 +1,7 @@
 // XCLIENT lines for Postfix (XCLIENT_README) and Exim 4.97+ (hosts_xclient).
-// Only attributes the backend lists are sent; ADDR and PORT always (Exim refuses a first
-// XCLIENT without both). Values are xtext (RFC 3461) so client-chosen text cannot inject.
+// Attributes the backend lists are sent, and ADDR and PORT always, listed or not (Exim
+// refuses a first XCLIENT without both; Postfix's smtp-sink lists only NAME and HELO but
+// takes them). Values are xtext (RFC 3461) so client-chosen text cannot inject.
 
 import net from 'node:net';
 import { xtextEncode } from '../smtp/xtext.js';

@@ -1,10 +1,12 @@
 // Interop with real Postfix 3.7 through XCLIENT: Postfix's own log must name the real
 // client (address and port), for IPv4 clients on 127.0.0.x and for ::1.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { clientLines, fromLines, ipv6LoopbackAvailable, postfixAvailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { basicYaml, startPostern, type TestPostern } from '../helpers/postern.js';
+import { freePort } from '../helpers/net.js';
 import { SmtpClient, sendMessage } from '../helpers/smtp-client.js';
 import { swaks, swaksAvailable } from '../helpers/swaks.js';
 import { closedPort, startRefuser } from '../helpers/tcp-cut.js';
@@ -147,6 +149,24 @@ describe('Postern in front of real Postfix (identity xclient)', { skip }, () => 
     assert.match(afterData, /\r\n4\d\d /);
     assert.doesNotMatch(afterData, /\r\n250 /);
     assert.ok(!fromLines(pf.readLog()).some((l) => l.from === 'killed@example.org'));
+  });
+});
+
+describe("Postfix's smtp-sink as an xclient backend", { skip: (!existsSync('/usr/sbin/smtp-sink') || !postfixAvailable()) && 'smtp-sink not installed' }, () => {
+  it('lists only XCLIENT NAME HELO, yet takes ADDR and PORT (answering 250): sessions go through', async () => {
+    const port = await freePort();
+    const sinkProc = spawn('/usr/sbin/smtp-sink', ['-u', 'root', `127.0.0.1:${port}`, '100'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 300));
+    const p = await startPostern(basicYaml([`127.0.0.1:${port}`]));
+    try {
+      const up = await p.waitFor((x) => x.event === 'backend');
+      assert.equal(up.state, 'up', String(up.reason));
+      const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.12' });
+      assert.equal((await sendMessage(c, { helo: 'smtp-sink.test' })).code, 250);
+    } finally {
+      await p.stop();
+      sinkProc.kill();
+    }
   });
 });
 

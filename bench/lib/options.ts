@@ -1,0 +1,90 @@
+// Run options from the environment, and the counts each workload uses (full and quick).
+
+import os from 'node:os';
+
+export const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'] as const;
+export type WorkloadId = (typeof WORKLOADS)[number];
+
+export const CONTENDERS = ['direct', 'haproxy', 'nginx', 'postern-xclient', 'postern-none'] as const;
+export type ContenderId = (typeof CONTENDERS)[number];
+
+export interface Counts {
+  /** W1: smtp-source -s, -m, -l. */
+  w1: { sessions: number; messages: number; size: number };
+  /** W2: smtp-source -s, -m, -l. */
+  w2: { sessions: number; messages: number; size: number };
+  /** W3/W4: warm-up and measured window per cell, in ms; connections in flight per generator process. */
+  tlsWarmupMs: number;
+  tlsWindowMs: number;
+  tlsConcurrency: number;
+  /** W5: idle connections held open. */
+  idlePlain: number;
+  idleTls: number;
+  /** W6: sequential sessions. */
+  latencySessions: number;
+}
+
+export interface Options {
+  quick: boolean;
+  rounds: number;
+  only: Set<WorkloadId>;
+  contenders: Set<ContenderId>;
+  /** Load generator processes for W3, W4 and W5. */
+  genProcs: number;
+  cores: number;
+  counts: Counts;
+}
+
+const FULL: Counts = {
+  w1: { sessions: 20, messages: 20_000, size: 1024 },
+  w2: { sessions: 10, messages: 500, size: 1_048_576 },
+  tlsWarmupMs: 500,
+  tlsWindowMs: 2_500,
+  tlsConcurrency: 64,
+  idlePlain: 10_000,
+  idleTls: 5_000,
+  latencySessions: 1_000,
+};
+
+const QUICK: Counts = {
+  w1: { sessions: 20, messages: 2_000, size: 1024 },
+  w2: { sessions: 10, messages: 50, size: 1_048_576 },
+  tlsWarmupMs: 200,
+  tlsWindowMs: 700,
+  tlsConcurrency: 64,
+  idlePlain: 1_000,
+  idleTls: 500,
+  latencySessions: 200,
+};
+
+function list<T extends string>(raw: string | undefined, all: readonly T[], what: string): Set<T> {
+  if (raw === undefined || raw.trim() === '') return new Set(all);
+  const out = new Set<T>();
+  for (const item of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const hit = all.find((a) => a.toLowerCase() === item.toLowerCase());
+    if (!hit) throw new Error(`${what}: unknown "${item}" (one of ${all.join(', ')})`);
+    out.add(hit);
+  }
+  return out;
+}
+
+function positiveInt(raw: string | undefined, fallback: number, what: string): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${what}: expected a positive integer, got "${raw}"`);
+  return n;
+}
+
+export function readOptions(env: NodeJS.ProcessEnv = process.env): Options {
+  const quick = env.BENCH_QUICK === '1' || env.BENCH_QUICK === 'true';
+  const cores = os.availableParallelism();
+  return {
+    quick,
+    rounds: positiveInt(env.BENCH_ROUNDS, 3, 'BENCH_ROUNDS'),
+    only: list(env.BENCH_ONLY, WORKLOADS, 'BENCH_ONLY'),
+    contenders: list(env.BENCH_CONTENDERS, CONTENDERS, 'BENCH_CONTENDERS'),
+    genProcs: positiveInt(env.BENCH_GEN_PROCS, Math.max(2, cores), 'BENCH_GEN_PROCS'),
+    cores,
+    counts: { ...(quick ? QUICK : FULL), ...(env.BENCH_CONCURRENCY ? { tlsConcurrency: positiveInt(env.BENCH_CONCURRENCY, 16, 'BENCH_CONCURRENCY') } : {}) },
+  };
+}

@@ -1,0 +1,55 @@
+// RESULTS.md: machine, run settings, one section per workload, target checks, raw runs.
+
+import { markdownTable } from './table.js';
+import { machineMarkdown, type Machine } from './machine.js';
+import type { Options } from './options.js';
+import type { Section, TargetCheck } from '../workloads/types.js';
+
+export function settingsMarkdown(o: Options, elapsedS: number): string {
+  const c = o.counts;
+  return [
+    `- **mode**: ${o.quick ? 'quick (BENCH_QUICK=1: smaller counts, not comparable with a full run)' : 'full'}`,
+    `- **runs per figure**: ${o.rounds}, alternating contenders (A B C A B C …); figures are medians`,
+    `- **workloads**: ${[...o.only].join(', ')}; contenders: ${[...o.contenders].join(', ')}`,
+    `- **counts**: W1 -s ${c.w1.sessions} -m ${c.w1.messages} -l ${c.w1.size}; W2 -s ${c.w2.sessions} -m ${c.w2.messages} -l ${c.w2.size}; ` +
+      `W3/W4 ${c.tlsWarmupMs} ms warm-up + ${c.tlsWindowMs} ms window, ${o.genProcs} generator processes × ${c.tlsConcurrency}; ` +
+      `W5 ${c.idlePlain} plain / ${c.idleTls} TLS idle connections; W6 ${c.latencySessions} sessions`,
+    `- **total run time**: ${(elapsedS / 60).toFixed(1)} min (${elapsedS.toFixed(0)} s)`,
+  ].join('\n');
+}
+
+export function targetsMarkdown(targets: TargetCheck[]): string {
+  if (targets.length === 0) return '';
+  const mark = (m: boolean | null) => (m === null ? 'n/a' : m ? 'met' : 'NOT met');
+  return markdownTable(['target (issue 7)', 'measured', 'status'], targets.map((t) => [t.target, t.actual, mark(t.met)]));
+}
+
+export function sectionMarkdown(s: Section): string {
+  return `## ${s.title}\n\n${s.method}\n\n${s.body}\n`;
+}
+
+export function resultsMarkdown(m: Machine, o: Options, elapsedS: number, sections: Section[], when: Date): string {
+  const targets = sections.flatMap((s) => s.targets);
+  return [
+    '# Postern benchmark results',
+    '',
+    `Written by \`npm run bench\` on ${when.toISOString()}. See bench/README.md for what each workload measures.`,
+    '',
+    '## Machine',
+    '',
+    machineMarkdown(m),
+    '',
+    '## Run',
+    '',
+    settingsMarkdown(o, elapsedS),
+    '',
+    ...(targets.length ? ['## Targets', '', targetsMarkdown(targets), ''] : []),
+    ...sections.map(sectionMarkdown),
+    '## Every run',
+    '',
+    '```',
+    ...sections.flatMap((s) => s.raw),
+    '```',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,98 @@
+// W3 TLS handshakes/s on implicit-TLS listeners: TLS 1.2/1.3 x ECDSA P-256/RSA-2048 x full/resumed.
+
+import type { CertKind } from '../lib/certs.js';
+import { TLS_POSTERN } from '../lib/fleet.js';
+import { ratio } from '../lib/stats.js';
+import { fmtRatio } from '../lib/table.js';
+import type { TlsVersion } from '../loadgen/protocol.js';
+import { cellTable, runTimedCells, unavailableNotes, type TlsCell, type TlsContender } from './tls-timed.js';
+import type { BenchContext, Section, TargetCheck, Workload } from './types.js';
+
+export function cellsOf(versions: TlsVersion[], certs: CertKind[]): TlsCell[] {
+  const out: TlsCell[] = [];
+  for (const version of versions) {
+    for (const cert of certs) {
+      for (const resumed of [false, true]) {
+        const v = version === 'TLSv1.2' ? 'TLS 1.2' : 'TLS 1.3';
+        const k = cert === 'ecdsa' ? 'ECDSA P-256' : 'RSA-2048';
+        out.push({ label: `${v} ${k} ${resumed ? 'resumed' : 'full'}`, version, cert, resumed });
+      }
+    }
+  }
+  return out;
+}
+
+/** haproxy, nginx, postern: whichever is selected, with its listener for each cell (or why not). */
+export function tlsContenders(ctx: BenchContext, listener: 'implicit' | 'starttls'): TlsContender[] {
+  const out: TlsContender[] = [];
+  const peer = (name: 'haproxy' | 'nginx') => {
+    if (!ctx.opts.contenders.has(name)) return;
+    const slot = ctx.fleet.get(name);
+    out.push({
+      name,
+      procs: slot.ok ? slot.inst.procs : [],
+      port: (cell) => {
+        if (!slot.ok) return slot.reason;
+        if (name === 'haproxy' && listener === 'starttls') return 'HAProxy (TCP mode) cannot terminate STARTTLS';
+        return slot.inst[listener][cell.cert] ?? 'no such listener';
+      },
+    });
+  };
+  peer('haproxy');
+  peer('nginx');
+  if (ctx.opts.contenders.has('postern-xclient') || ctx.opts.contenders.has('postern-none')) {
+    const slots = { ecdsa: ctx.fleet.get(TLS_POSTERN.ecdsa), rsa: ctx.fleet.get(TLS_POSTERN.rsa) };
+    out.push({
+      name: 'postern',
+      procs: [...Object.values(slots)].flatMap((s) => (s.ok ? s.inst.procs : [])),
+      port: (cell) => {
+        const slot = slots[cell.cert];
+        if (!slot.ok) return slot.reason;
+        return slot.inst[listener][cell.cert] ?? 'no such listener';
+      },
+    });
+  }
+  return out;
+}
+
+export const w3: Workload = async (ctx): Promise<Section> => {
+  const cells = cellsOf(['TLSv1.2', 'TLSv1.3'], ['ecdsa', 'rsa']);
+  const contenders = tlsContenders(ctx, 'implicit');
+  // Postern's CPU is that of both its TLS processes; the one not serving the cell idles.
+  const out = await runTimedCells(ctx, 'W3', 'tls-handshake', cells, contenders, 'handshakes/s');
+  const names = contenders.map((c) => c.name);
+  const peers = names.filter((n) => n !== 'postern');
+  const targets: TargetCheck[] = [];
+  for (const cell of cells.filter((x) => !x.resumed)) {
+    const r = ratio(out.rates.get(cell.label)?.get('postern') ?? Number.NaN, out.rates.get(cell.label)?.get('haproxy') ?? Number.NaN);
+    targets.push({ target: `W3 ${cell.label}: postern ≥ 0.9× haproxy`, actual: fmtRatio(r), met: Number.isFinite(r) ? r >= 0.9 : null });
+  }
+  const full = out.rates.get('TLS 1.2 RSA-2048 full')?.get('postern') ?? Number.NaN;
+  const resumed = out.rates.get('TLS 1.2 RSA-2048 resumed')?.get('postern') ?? Number.NaN;
+  const rr = ratio(resumed, full);
+  targets.push({ target: 'W3 TLS 1.2 RSA-2048: postern resumed ≥ 3× postern full', actual: fmtRatio(rr), met: Number.isFinite(rr) ? rr >= 3 : null });
+  const c = ctx.opts.counts;
+  return {
+    id: 'W3',
+    title: 'W3: TLS handshakes per second (implicit TLS)',
+    method:
+      `${ctx.opts.genProcs} generator processes × ${c.tlsConcurrency} connections in flight (Node TLS clients, no SNI, ` +
+      `certificate not verified) connect, complete the handshake and close; ${c.tlsWarmupMs} ms warm-up, then handshakes ` +
+      `completed in ${c.tlsWindowMs} ms. Resumed: each connection offers the last session/ticket the server issued ` +
+      '(after a handshake that did not resume, the client waits ≤300 ms for the new one). CPU % is per core (200 % = both cores of a 2-core machine); ' +
+      'HAProxy also opens a backend connection to smtp-sink per handshake (its TCP mode), nginx and Postern greet themselves. ' +
+      'Postern: identity `none` (no backend is contacted), one process per certificate.',
+    body: [
+      cellTable(out, cells, names, peers),
+      unavailableNotes(out),
+      'Proxy CPU time per operation in µs (lower is better; not limited by the generator):',
+      cellTable(out, cells, names, peers, 'costs'),
+      'Detail (medians; CPU over the measured window, % of one core):',
+      out.detail,
+    ]
+      .filter(Boolean)
+      .join('\n\n'),
+    raw: out.raw,
+    targets,
+  };
+};
