@@ -1,7 +1,7 @@
 // `workers: 2`: a cluster behind one listener. Per-IP caps are held by the primary, so
 // they hold however the kernel spreads connections over the workers.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import tls from 'node:tls';
@@ -22,6 +22,24 @@ async function liveWorkers(metricsPort: number): Promise<Map<string, number>> {
   const byWorker = new Map<string, number>();
   for (const s of body.sessions) byWorker.set(s.conn.slice(0, 6), (byWorker.get(s.conn.slice(0, 6)) ?? 0) + 1);
   return byWorker;
+}
+
+/** `postern run` in a child process, resolved once its primary reports every worker running. */
+async function startCluster(file: string): Promise<{ child: ChildProcess; output: () => string; exit: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'run', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  const deadline = Date.now() + 10_000;
+  while (!out.includes('2 workers running')) {
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`cluster did not start: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, output: () => out, exit };
 }
 
 describe('cluster (workers: 2)', { skip: !existsSync(CLI) && 'dist/cli.js missing: run `npm run build`' }, () => {
@@ -54,17 +72,8 @@ limits: { per_ip: { connections: 4, rate: 10000/1m } }
 metrics: { listen: 127.0.0.1:${mport} }
 `,
     );
-    const child = spawn(process.execPath, [CLI, 'run', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exit = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    const { child, exit } = await startCluster(file);
     try {
-      const deadline = Date.now() + 10_000;
-      while (!out.includes('2 workers running')) {
-        assert.ok(Date.now() < deadline, `cluster did not start: ${out}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
       // Open the four allowed connections from one address until they sit on both workers.
       let spread = false;
       for (let attempt = 0; attempt < 12 && !spread; attempt++) {
@@ -133,17 +142,8 @@ backends:
 limits: { per_ip: { connections: 100, rate: 10000/1m } }
 `,
     );
-    const child = spawn(process.execPath, [CLI, 'run', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exit = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    const { child, output, exit } = await startCluster(file);
     try {
-      const deadline = Date.now() + 10_000;
-      while (!out.includes('2 workers running')) {
-        assert.ok(Date.now() < deadline, `cluster did not start: ${out}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
       // One ticket from a first full handshake, then offered again and again.
       let session: Buffer | undefined;
       for (let i = 0; i < 16; i++) {
@@ -157,7 +157,7 @@ limits: { per_ip: { connections: 100, rate: 10000/1m } }
         await new Promise((r) => sock.once('close', r));
       }
       await new Promise((r) => setTimeout(r, 300));
-      const recs = out
+      const recs = output()
         .split('\n')
         .filter((l) => l.includes('"event":"session"'))
         .map((l) => JSON.parse(l) as { conn: string; tls: { resumed: boolean } | null });
