@@ -28,11 +28,6 @@ export class ReplyQueue {
 
   constructor(private readonly sink: ReplySink) {}
 
-  /** Slots not yet written to the client. */
-  get size(): number {
-    return this.#slots.length;
-  }
-
   /** Replies the client is still owed (Postern's internal commands excluded). */
   get owed(): number {
     let n = 0;

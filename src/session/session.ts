@@ -85,6 +85,14 @@ interface Bound {
   conn: BackendConnection;
   server: ServerState;
   caps: Capabilities;
+  /** Derived from `caps` once per EHLO, not per RCPT or body chunk. */
+  size: number | null;
+  limits: Limits;
+}
+
+/** A binding's capabilities and what follows from them. */
+function withCaps(conn: BackendConnection, server: ServerState, caps: Capabilities): Bound {
+  return { conn, server, caps, size: capSize(caps), limits: parseLimits(caps) };
 }
 
 /** What a trusted upstream may tell us with XCLIENT (Postfix's XCLIENT_README set). */
@@ -471,7 +479,7 @@ export class Session {
       this.#forward(
         `EHLO ${backendHelo(name, this.#client.address)}`,
         (r) => {
-          if (r.code === 250) bound.caps = parseEhlo(r);
+          if (r.code === 250) Object.assign(bound, withCaps(bound.conn, bound.server, parseEhlo(r)));
           return null;
         },
         undefined,
@@ -499,7 +507,7 @@ export class Session {
   /** LIMITS in force: ours, lowered to what the bound backend (or every live one) announces. */
   #limits(): Limits {
     const own: Limits = { mailmax: this.#cfg.limits.mailmax, rcptmax: this.#cfg.limits.rcptmax, rcptdomainmax: this.#cfg.limits.rcptdomainmax };
-    return lowerLimits(own, this.#bound ? parseLimits(this.#bound.caps) : this.#ctx.pool.offered().limits);
+    return lowerLimits(own, this.#bound ? this.#bound.limits : this.#ctx.pool.offered().limits);
   }
 
   #limitHit(limit: 'mailmax' | 'rcptmax' | 'rcptdomainmax'): void {
@@ -515,7 +523,7 @@ export class Session {
   /** SIZE: ours, lowered to what the backend announces. */
   #sizeLimit(): number {
     const own = this.#cfg.limits.message_size;
-    const theirs = this.#bound ? capSize(this.#bound.caps) : this.#ctx.pool.offered().size;
+    const theirs = this.#bound ? this.#bound.size : this.#ctx.pool.offered().size;
     return theirs !== null && theirs < own ? theirs : own;
   }
 
@@ -1063,7 +1071,7 @@ export class Session {
           this.#ctx.pool.release(server);
           return false;
         }
-        const bound: Bound = { conn: b.conn, server, caps: b.caps };
+        const bound = withCaps(b.conn, server, b.caps);
         this.#bound = bound;
         this.#lastBackend = server.key;
         this.#lastBackendTls = b.conn.tls;
