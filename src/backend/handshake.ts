@@ -34,6 +34,8 @@ export interface HandshakeOptions {
   replyTimeout: number;
   /** backends.tls: STARTTLS to the backend, with its client and session cache. */
   tls?: BackendTlsPolicy;
+  /** What the server answered our own EHLO last time (health check or an earlier session), if known. */
+  known?: Capabilities | null;
 }
 
 export interface BoundBackend {

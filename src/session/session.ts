@@ -1062,6 +1062,7 @@ export class Session {
             connectTimeout: cfg.connect_timeout,
             replyTimeout: cfg.reply_timeout,
             tls: this.#ctx.pool.tlsPolicy,
+            known: server.caps,
           },
           server.greeted?.take() ?? null,
         );
