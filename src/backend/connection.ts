@@ -25,6 +25,13 @@ export class BackendConnection {
   bytesOut = 0;
   /** Set once STARTTLS with the backend succeeded. */
   tls: { version: string; cipher: string; resumed: boolean } | null = null;
+  readonly born = Date.now();
+  /** The name of the last EHLO sent on it: the backend takes mail as coming from that name. */
+  helo: string | null = null;
+  /** Sessions it has served (backends.pool.reuse). */
+  sessions = 0;
+  /** MAIL commands sent on it, across sessions (for the backend's LIMITS MAILMAX). */
+  transactions = 0;
 
   #socket: net.Socket;
   readonly #listeners = {
@@ -114,6 +121,7 @@ export class BackendConnection {
 
   /** Sends a command and waits for its reply. */
   async command(line: string, timeoutMs: number): Promise<Reply> {
+    if (line.startsWith('EHLO ')) this.helo = line.slice(5);
     this.write(line + '\r\n');
     return this.expect(timeoutMs);
   }
@@ -129,6 +137,16 @@ export class BackendConnection {
     const early = this.#replies;
     this.#replies = [];
     for (const r of early) handlers.onReply(r);
+  }
+
+  /** Leaves relay mode between sessions: nothing is owed, and anything the server says now is kept for `idle`. */
+  park(): void {
+    this.#relay = null;
+  }
+
+  /** Open, and quiet since it was parked (a server about to close says 421 first). */
+  get idle(): boolean {
+    return !this.closed && !this.#ending && this.#replies.length === 0 && this.#waiter === null;
   }
 
   /** Polite end: QUIT, then close once the server answers or after `graceMs`. */

@@ -1,7 +1,8 @@
-// Pre-greeted backend connections: per server, a few connections that have already
-// connected, read the 220 and sent our EHLO, so a session's bind skips those round trips.
-// Each one serves a single session: after XCLIENT ADDR=client, Postfix re-checks XCLIENT
-// rights against the client's address, so a second XCLIENT on it would be refused.
+// Ready backend connections per server: pre-greeted ones (connected, 220 read, our EHLO
+// sent) so a session's bind skips those round trips, and, with identity none, connections
+// back from a session that ended cleanly (reuse, as Postfix's own SMTP client caches
+// connections). With XCLIENT a connection serves a single session: Postfix decides XCLIENT
+// rights once per connection, and after XCLIENT ADDR=client a second XCLIENT is refused.
 
 import type { HostPort } from '../config/types.js';
 import type { Capabilities } from '../smtp/ehlo.js';
@@ -12,9 +13,11 @@ import { secureBackend, type BackendTlsPolicy } from './starttls.js';
 
 export interface Greeted {
   conn: BackendConnection;
-  /** Capabilities from our own EHLO. */
+  /** Capabilities from the last EHLO on it. */
   caps: Capabilities;
   born: number;
+  /** When it came back from a session (reuse), or null for a pre-greeted one. */
+  parked: number | null;
 }
 
 export interface GreetedPoolOptions {
@@ -22,6 +25,8 @@ export interface GreetedPoolOptions {
   idle: number;
   /** Replace an idle connection after this long (before the backend's idle timeout). */
   maxAge: number;
+  /** How long a connection back from a session waits for the next one. */
+  keepalive: number;
   hostname: string;
   connectTimeout: number;
   replyTimeout: number;
@@ -38,7 +43,7 @@ export async function greet(server: HostPort, opts: Pick<GreetedPoolOptions, 'ho
     }
     let caps = await ehlo(conn, opts.hostname, opts.replyTimeout);
     if (opts.tls) caps = await secureBackend(conn, server, caps, opts.hostname, opts.tls, opts.replyTimeout);
-    return { conn, caps, born: Date.now() };
+    return { conn, caps, born: conn.born, parked: null };
   } catch (err) {
     conn.destroy();
     throw err;
@@ -61,7 +66,7 @@ export class GreetedPool {
     /** Whether the server is usable now (health); a pool for a down server stays empty. */
     private readonly usable: () => boolean,
   ) {
-    this.#sweep = setInterval(() => this.#recycle(), Math.max(250, Math.floor(opts.maxAge / 4)));
+    this.#sweep = setInterval(() => this.#recycle(), Math.max(100, Math.floor(Math.min(opts.maxAge / 4, opts.keepalive / 2))));
     this.#sweep.unref();
     this.fill();
   }
@@ -70,16 +75,49 @@ export class GreetedPool {
     return this.#ready.length;
   }
 
-  /** A ready connection, or null (then the caller greets one itself). Refills in the background. */
+  /**
+   * A ready connection, or null (then the caller greets one itself). Refills in the
+   * background. The most recently returned goes first, so a surplus after a burst ages out.
+   */
   take(): Greeted | null {
     const now = Date.now();
     let g: Greeted | undefined;
-    while ((g = this.#ready.shift())) {
-      if (!g.conn.closed && now - g.born < this.opts.maxAge) break;
+    while ((g = this.#ready.pop())) {
+      if (g.conn.idle && now - g.born < this.opts.maxAge) break;
       g.conn.destroy();
     }
     this.fill();
     return g ?? null;
+  }
+
+  /**
+   * For a session whose client said HELO `helo`: a ready connection that greets the backend
+   * as us or as that name. One that carried another client's name says EHLO again first, so
+   * the backend never takes one client's mail under another client's HELO.
+   */
+  async acquire(helo: string): Promise<Greeted | null> {
+    const g = this.take();
+    if (!g || g.conn.helo === null || g.conn.helo === this.opts.hostname || g.conn.helo === helo) return g;
+    try {
+      g.caps = await ehlo(g.conn, helo, this.opts.replyTimeout);
+      return g;
+    } catch {
+      g.conn.destroy();
+      return null;
+    }
+  }
+
+  /**
+   * A connection back from a session that ended cleanly (no transaction open, no reply
+   * owed). Kept for the next session unless the server is going away.
+   */
+  give(g: Greeted): void {
+    if (this.#closed || !this.usable() || !g.conn.idle || Date.now() - g.born >= this.opts.maxAge) {
+      g.conn.quit();
+      return;
+    }
+    g.parked = Date.now();
+    this.#ready.push(g);
   }
 
   /** Brings the pool back to `idle` ready connections. */
@@ -121,7 +159,7 @@ export class GreetedPool {
     const now = Date.now();
     for (let i = this.#ready.length - 1; i >= 0; i--) {
       const g = this.#ready[i]!;
-      if (g.conn.closed || now - g.born >= this.opts.maxAge) {
+      if (g.conn.closed || now - g.born >= this.opts.maxAge || (g.parked !== null && now - g.parked >= this.opts.keepalive)) {
         this.#ready.splice(i, 1);
         g.conn.quit(); // never just drop it: the MTA would log a lost connection
       }

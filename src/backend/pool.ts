@@ -60,14 +60,31 @@ export class BackendPool {
     this.tlsPolicy = { mode: t.starttls, client: t.starttls === 'off' ? null : new BackendTls({ verify: t.verify, servername: t.servername, ca: t.ca }) };
   }
 
-  /** Pre-greeted connections only where no client identity has to go first (no PROXY header). */
+  /** Whether connections back from a session are kept for the next (identity none only). */
+  get reuses(): boolean {
+    return this.cfg.identity === 'none' && this.cfg.pool.reuse > 1;
+  }
+
+  /**
+   * Ready connections only where no client identity has to go first (no PROXY header):
+   * pre-greeted ones (`pool.idle`), and with identity none those back from a session.
+   */
   #startGreeted(): void {
-    const { idle, max_age } = this.cfg.pool;
-    if (idle <= 0 || (this.cfg.identity !== 'xclient' && this.cfg.identity !== 'none')) return;
+    const { idle, max_age, keepalive } = this.cfg.pool;
+    if (this.cfg.identity !== 'xclient' && this.cfg.identity !== 'none') return;
+    if (idle <= 0 && !this.reuses) return;
     for (const s of this.servers) {
       s.greeted = new GreetedPool(
         s.cfg.address,
-        { idle, maxAge: max_age, hostname: this.opts.hostname, connectTimeout: this.cfg.connect_timeout, replyTimeout: this.cfg.reply_timeout, tls: this.tlsPolicy },
+        {
+          idle,
+          maxAge: max_age,
+          keepalive,
+          hostname: this.opts.hostname,
+          connectTimeout: this.cfg.connect_timeout,
+          replyTimeout: this.cfg.reply_timeout,
+          tls: this.tlsPolicy,
+        },
         () => s.up === true && !s.cfg.drain,
       );
     }

@@ -75,6 +75,8 @@ const backends = z.strictObject({
   pool: section({
     idle: int(0, 1000).prefault(D.backends.pool.idle),
     max_age: duration().prefault(D.backends.pool.max_age),
+    reuse: int(1, 10000).prefault(D.backends.pool.reuse),
+    keepalive: duration().prefault(D.backends.pool.keepalive),
   }),
 });
 

@@ -62,10 +62,12 @@ export interface BackendsConfig {
   reverse_lookup: boolean;
   /**
    * Pre-greeted connections: per server, `idle` connections that have already connected,
-   * read the greeting and sent EHLO, ready for XCLIENT. Each serves one session; idle ones
-   * are replaced after `max_age` (before the backend's own timeout). Identities xclient/none.
+   * read the greeting and sent EHLO, ready for XCLIENT. With XCLIENT each serves one
+   * session; idle ones are replaced after `max_age` (before the backend's own timeout).
+   * Identities xclient/none. With identity none a connection whose session ended cleanly
+   * carries up to `reuse` sessions in all, waiting at most `keepalive` for the next one.
    */
-  pool: { idle: number; max_age: number };
+  pool: { idle: number; max_age: number; reuse: number; keepalive: number };
   /** With every server down: `mail` answers MAIL with 451 4.4.1; `connect` answers 421 4.3.2 at once. */
   reject_when_down: 'mail' | 'connect';
 }

@@ -157,6 +157,12 @@ export class Session {
   #lastBackend: string | null = null;
   /** TLS with the last bound backend (STARTTLS), for the record. */
   #lastBackendTls: { version: string; cipher: string; resumed: boolean } | null = null;
+  /** Sessions the bound connection served before this one (backends.pool.reuse). */
+  #lastBackendReused = 0;
+  /** No reply of the bound backend was a 4xx/5xx: its error counters are still clean. */
+  #backendClean = true;
+  /** A QUIT waiting for the backend's owed replies before it decides reuse. */
+  #onBackendIdle: (() => void) | null = null;
   #tx: Transaction | null = null;
   /** Why the body being received will not be relayed; it is answered after its terminator. */
   #poisoned: SmtpError | null = null;
@@ -476,8 +482,9 @@ export class Session {
     // the transaction too and knows the name the client gives now. Its reply is ours to read.
     const bound = this.#bound;
     if (bound) {
+      bound.conn.helo = backendHelo(name, this.#client.address);
       this.#forward(
-        `EHLO ${backendHelo(name, this.#client.address)}`,
+        `EHLO ${bound.conn.helo}`,
         (r) => {
           if (r.code === 250) Object.assign(bound, withCaps(bound.conn, bound.server, parseEhlo(r)));
           return null;
@@ -551,6 +558,7 @@ export class Session {
     }
     const from = path.address;
     this.#toBackend(line, (r) => {
+      if (this.#bound) this.#bound.conn.transactions++;
       this.#tx = r.code >= 200 && r.code < 300 ? { from, rcpts: 0, size: 0, firstRcpt: null, traced: false } : null;
       return r.raw;
     });
@@ -893,16 +901,37 @@ export class Session {
       this.#quitFlushed = true;
       this.#socket.end();
     };
-    if (this.#bound && !this.#bound.conn.closed) {
-      const bound = this.#bound;
-      // Relay the backend's own 221, then let it close its side.
-      this.#forward('QUIT', (r) => {
+    const bound = this.#bound;
+    if (!bound || bound.conn.closed) {
+      this.#queue.reply('221 2.0.0 Bye\r\n', flushed);
+    } else if (this.#ctx.pool.reuses && this.#queue.pendingBackend > 0) {
+      // Replies still owed (QUIT pipelined after the end of DATA): whether the connection
+      // can serve another session is known once they are in.
+      const slot = this.#queue.reserve();
+      this.#onBackendIdle = () => this.#quitBound(bound, flushed, slot);
+    } else {
+      this.#quitBound(bound, flushed);
+    }
+  }
+
+  #quitBound(bound: Bound, flushed: () => void, slot?: Slot): void {
+    if (this.#bound === bound && this.#parkable(bound)) {
+      // The backend keeps the connection for the next session: the 221 is ours.
+      this.#park(bound);
+      if (slot) this.#queue.fill(slot, '221 2.0.0 Bye\r\n', flushed);
+      else this.#queue.reply('221 2.0.0 Bye\r\n', flushed);
+      return;
+    }
+    // Relay the backend's own 221, then let it close its side.
+    this.#queue.expect(
+      (r) => {
         this.#release(bound, 'quit');
         return r.code === 221 ? r.raw : `221 2.0.0 Bye\r\n`;
-      }, flushed);
-    } else {
-      this.#queue.reply('221 2.0.0 Bye\r\n', flushed);
-    }
+      },
+      slot,
+      flushed,
+    );
+    bound.conn.write('QUIT\r\n');
   }
 
   // ---- DATA body -----------------------------------------------------------------------
@@ -1064,7 +1093,7 @@ export class Session {
             tls: this.#ctx.pool.tlsPolicy,
             known: server.caps,
           },
-          server.greeted?.take() ?? null,
+          (await server.greeted?.acquire(identity.helo ?? this.#cfg.hostname)) ?? null,
         );
         this.#ctx.pool.reportSuccess(server, b.caps);
         if (this.#finished) {
@@ -1076,6 +1105,8 @@ export class Session {
         this.#bound = bound;
         this.#lastBackend = server.key;
         this.#lastBackendTls = b.conn.tls;
+        this.#lastBackendReused = b.conn.sessions++;
+        this.#backendClean = true;
         b.conn.relay({
           onReply: (r) => this.#onBackendReply(bound, r),
           onClose: (err) => this.#onBackendClose(bound, err),
@@ -1102,6 +1133,9 @@ export class Session {
 
   #onBackendReply(bound: Bound, r: Reply): void {
     if (bound !== this.#bound) return;
+    // Postfix counts refusals per connection (smtpd_soft/hard_error_limit, then it slows
+    // down and hangs up): a connection that has seen one is not handed to another client.
+    if (r.code >= 400) this.#backendClean = false;
     if (!this.#queue.backendReply(r)) {
       // Nothing was asked: a server closing on us (421) or talking out of turn.
       if (r.code !== 421) this.#anomaly('backend_protocol_error', `unsolicited reply from ${bound.server.key}: ${replyText(r)}`);
@@ -1114,6 +1148,12 @@ export class Session {
       this.#mode = 'closed';
       this.#release(bound, 'abort');
       this.#queue.failBackend('', () => this.#socket.end());
+      return;
+    }
+    if (this.#onBackendIdle && this.#queue.pendingBackend === 0) {
+      const next = this.#onBackendIdle;
+      this.#onBackendIdle = null;
+      next();
     }
   }
 
@@ -1144,6 +1184,7 @@ export class Session {
   #release(bound: Bound, how: 'quit' | 'abort'): void {
     if (this.#bound !== bound) return;
     this.#bound = null;
+    this.#onBackendIdle = null;
     if (how === 'abort') bound.conn.destroy();
     else {
       // QUIT was forwarded already; the backend closes after its 221.
@@ -1157,8 +1198,33 @@ export class Session {
     const bound = this.#bound;
     if (!bound) return;
     this.#bound = null;
+    this.#onBackendIdle = null;
     bound.conn.quit();
     this.#ctx.pool.release(bound.server);
+  }
+
+  /**
+   * Whether the bound connection can serve another session (backends.pool.reuse, identity
+   * none): nothing open or owed on it, and nothing that would follow the next client.
+   */
+  #parkable(bound: Bound): boolean {
+    if (!this.#ctx.pool.reuses || !bound.server.greeted || !this.#backendClean) return false;
+    if (bound.conn.sessions >= this.#cfg.backends.pool.reuse || !bound.conn.idle) return false;
+    if (this.#tx !== null || this.#poisoned || this.#midBody || this.#queue.pendingBackend > 0) return false;
+    if (this.#mode === 'data' || this.#mode === 'bdat') return false;
+    // RFC 9422 §4.1: the backend's MAILMAX counts every transaction on the connection, so
+    // the next session must still get all of ours.
+    const max = bound.limits.mailmax;
+    return max === null || bound.conn.transactions + (this.#cfg.limits.mailmax ?? Infinity) <= max;
+  }
+
+  /** Hands the bound connection back for the next session, without QUIT. */
+  #park(bound: Bound): void {
+    this.#bound = null;
+    this.#onBackendIdle = null;
+    bound.conn.park();
+    this.#ctx.pool.release(bound.server);
+    bound.server.greeted!.give({ conn: bound.conn, caps: bound.caps, born: bound.conn.born, parked: null });
   }
 
   #abortBackend(): void {
@@ -1263,6 +1329,7 @@ export class Session {
     if (this.#bound) {
       const bound = this.#bound;
       if (this.#midBody || this.#mode === 'data' || this.#mode === 'bdat') this.#release(bound, 'abort');
+      else if (this.#parkable(bound)) this.#park(bound);
       // Otherwise say goodbye politely, so the backend's log shows no lost connection.
       else this.#unbind();
     }
@@ -1283,7 +1350,12 @@ export class Session {
       helo: this.#helo,
       auth: this.#auth,
       backend: this.#lastBackend
-        ? { address: this.#lastBackend, identity: this.#cfg.backends.identity, ...(this.#lastBackendTls ? { tls: this.#lastBackendTls } : {}) }
+        ? {
+            address: this.#lastBackend,
+            identity: this.#cfg.backends.identity,
+            ...(this.#lastBackendReused ? { reused: this.#lastBackendReused } : {}),
+            ...(this.#lastBackendTls ? { tls: this.#lastBackendTls } : {}),
+          }
         : null,
       transactions: this.#transactions,
       rcpts: this.#rcpts,

@@ -41,7 +41,7 @@ const EXPECTED_DEFAULTS: Config = {
     tls: { starttls: 'off', verify: true, servername: null, ca: null },
     reverse_lookup: false,
     reject_when_down: 'mail',
-    pool: { idle: 0, max_age: 60000 },
+    pool: { idle: 0, max_age: 60000, reuse: 100, keepalive: 2000 },
   },
   limits: {
     max_connections: 10_000,
