@@ -7,7 +7,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { LimitsConfig } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { BackendSnapshot, SessionSnapshot } from '../observe/status-server.js';
-import { Admission, type AdmissionControl, type Refusal } from './admission.js';
+import { Admission, clientKey, type AdmissionControl, type Refusal } from './admission.js';
 
 /** Messages between primary and workers; every one carries `postern` so others pass by. */
 export type ClusterMessage =
@@ -19,10 +19,65 @@ export type ClusterMessage =
   | { postern: 'failed'; message: string }
   | { postern: 'reload' }
   | { postern: 'stop' }
-  | { postern: 'status'; sessions: SessionSnapshot[]; backends: BackendSnapshot[]; ready: boolean };
+  | { postern: 'status'; sessions: SessionSnapshot[]; backends: BackendSnapshot[]; ready: boolean }
+  /** Several of the others (admit/release/force up, admitted down), to be handled in order. */
+  | { postern: 'batch'; msgs: SingleMessage[] };
+
+/** Any message but a batch: what a batch carries. */
+export type SingleMessage = Exclude<ClusterMessage, { postern: 'batch' }>;
+
+/** Worker to primary: the per-connection traffic that is queued and sent in batches. */
+type AdmissionMessage = Extract<ClusterMessage, { postern: 'admit' | 'release' | 'force' }>;
 
 function isMessage(m: unknown): m is ClusterMessage {
   return typeof m === 'object' && m !== null && typeof (m as { postern?: unknown }).postern === 'string';
+}
+
+/** The messages one IPC message carries, a batch unwrapped. */
+function unwrap(m: ClusterMessage): readonly SingleMessage[] {
+  if (m.postern !== 'batch') return [m];
+  return Array.isArray(m.msgs) ? (m.msgs.filter(isMessage) as SingleMessage[]) : [];
+}
+
+/** A batch of one goes as itself; both forms are accepted on either side. */
+function wrap(msgs: SingleMessage[]): ClusterMessage {
+  return msgs.length === 1 ? msgs[0]! : { postern: 'batch', msgs };
+}
+
+/**
+ * Messages queued during one event-loop turn and delivered together, in order, at its end
+ * (setImmediate): one IPC write (one serialisation, one syscall) instead of one per message.
+ * At most one delivery is scheduled at a time; `flush()` delivers at once what is queued.
+ */
+export class Batcher<M> {
+  #queue: M[] = [];
+  #scheduled = false;
+
+  constructor(
+    private readonly deliver: (msgs: M[]) => void,
+    private readonly schedule: (run: () => void) => void = (run) => void setImmediate(run),
+  ) {}
+
+  push(m: M): void {
+    this.#queue.push(m);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    this.schedule(() => {
+      this.#scheduled = false;
+      this.flush();
+    });
+  }
+
+  flush(): void {
+    if (this.#queue.length === 0) return;
+    const msgs = this.#queue;
+    this.#queue = [];
+    this.deliver(msgs);
+  }
+
+  get size(): number {
+    return this.#queue.length;
+  }
 }
 
 // ---- worker side -----------------------------------------------------------------------
@@ -34,11 +89,16 @@ export class RemoteAdmission implements AdmissionControl {
 
   constructor() {
     process.on('message', (m: unknown) => {
-      if (!isMessage(m) || m.postern !== 'admitted') return;
-      const done = this.#pending.get(m.id);
-      this.#pending.delete(m.id);
-      done?.(m.refusal);
+      if (!isMessage(m)) return;
+      if (m.postern === 'admitted') this.#answer(m);
+      else if (m.postern === 'batch') for (const one of unwrap(m)) if (one.postern === 'admitted') this.#answer(one);
     });
+  }
+
+  #answer(m: { id: number; refusal: Refusal | null }): void {
+    const done = this.#pending.get(m.id);
+    this.#pending.delete(m.id);
+    done?.(m.refusal);
   }
 
   admit(ip: string): Promise<Refusal | null> {
@@ -62,17 +122,37 @@ export class RemoteAdmission implements AdmissionControl {
   }
 
   close(): void {
+    toPrimary.flush();
     this.#pending.clear();
   }
 }
 
-export function send(m: ClusterMessage): void {
+function sendNow(m: ClusterMessage): void {
   if (process.send && process.connected) process.send(m);
 }
 
-export function onPrimaryMessage(handler: (m: ClusterMessage) => void): void {
+/** Admission traffic to the primary, one IPC message per event-loop turn. */
+const toPrimary = new Batcher<SingleMessage>((msgs) => sendNow(wrap(msgs)));
+
+/**
+ * To the primary. admit/release/force are queued and go at the end of this turn; any other
+ * message first sends what is queued, so it never overtakes them (and goes at once: a
+ * `failed` must leave before the process exits).
+ */
+export function send(m: SingleMessage): void {
+  if (isAdmission(m)) return toPrimary.push(m);
+  toPrimary.flush();
+  sendNow(m);
+}
+
+function isAdmission(m: SingleMessage): m is AdmissionMessage {
+  return m.postern === 'admit' || m.postern === 'release' || m.postern === 'force';
+}
+
+/** Messages from the primary, batches unwrapped. */
+export function onPrimaryMessage(handler: (m: SingleMessage) => void): void {
   process.on('message', (m: unknown) => {
-    if (isMessage(m)) handler(m);
+    if (isMessage(m)) for (const one of unwrap(m)) handler(one);
   });
 }
 
@@ -93,6 +173,25 @@ export interface ClusterView {
   sessions(): SessionSnapshot[];
   backends(): BackendSnapshot[];
   ready(): boolean;
+}
+
+/**
+ * How long the primary holds back a per-IP connection refusal, waiting for a release of
+ * that address that may still be on its way. A worker releases a connection when its
+ * socket has closed, which a client can see before that (it closes on the server's FIN), and
+ * a release from one worker has no order with an admit from another: a client that quits
+ * and reconnects at once would otherwise often be refused with per_ip.connections: 1.
+ * Only refusals wait; admitted connections are answered at once.
+ */
+export const RELEASE_GRACE_MS = 100;
+/** Refusals held back per address at most; beyond, they are answered at once. */
+const MAX_WAITING_PER_KEY = 64;
+
+interface Waiter {
+  w: Worker;
+  id: number;
+  ip: string;
+  timer: NodeJS.Timeout;
 }
 
 export class Primary implements ClusterView {
@@ -140,18 +239,45 @@ export class Primary implements ClusterView {
     cluster.fork({ POSTERN_WORKER: '1' });
   }
 
+  /** Per worker, its `admitted` replies of this turn. */
+  readonly #replies = new Map<number, Batcher<SingleMessage>>();
+
+  #repliesTo(w: Worker): Batcher<SingleMessage> {
+    let b = this.#replies.get(w.id);
+    if (!b) {
+      b = new Batcher((msgs) => {
+        if (w.isConnected()) w.send(wrap(msgs));
+      });
+      this.#replies.set(w.id, b);
+    }
+    return b;
+  }
+
+  /** Anything but a reply: after the replies already queued for that worker. */
+  #sendTo(w: Worker, m: SingleMessage): void {
+    this.#replies.get(w.id)?.flush();
+    // A worker that already exited (one that failed to start) would answer EPIPE.
+    if (w.isConnected()) w.send(m);
+  }
+
   #onMessage(w: Worker, m: unknown): void {
     if (!isMessage(m)) return;
+    if (m.postern !== 'batch') return this.#handle(w, m);
+    for (const one of unwrap(m)) this.#handle(w, one);
+  }
+
+  #handle(w: Worker, m: SingleMessage): void {
     switch (m.postern) {
       case 'admit': {
         const refusal = this.#admission.admit(m.ip);
-        if (!refusal) this.#hold(w.id, m.ip, 1);
-        w.send({ postern: 'admitted', id: m.id, refusal } satisfies ClusterMessage);
+        if (refusal?.limit === 'per_ip_connections' && this.#wait(w, m.id, m.ip)) return;
+        this.#answer(w, m.id, m.ip, refusal);
         return;
       }
       case 'release':
         this.#admission.release(m.ip);
         this.#hold(w.id, m.ip, -1);
+        this.#retry(clientKey(m.ip));
         return;
       case 'force':
         this.#admission.force(m.ip);
@@ -171,6 +297,57 @@ export class Primary implements ClusterView {
     }
   }
 
+  #answer(w: Worker, id: number, ip: string, refusal: Refusal | null): void {
+    if (!refusal) this.#hold(w.id, ip, 1);
+    this.#repliesTo(w).push({ postern: 'admitted', id, refusal });
+  }
+
+  /** Per client key, the refused admits waiting for a release (oldest first). */
+  readonly #waiting = new Map<string, Waiter[]>();
+
+  /** Holds back a per-IP refusal for RELEASE_GRACE_MS; false when too many already wait. */
+  #wait(w: Worker, id: number, ip: string): boolean {
+    const key = clientKey(ip);
+    let queue = this.#waiting.get(key);
+    if (!queue) this.#waiting.set(key, (queue = []));
+    if (queue.length >= MAX_WAITING_PER_KEY) return false;
+    const waiter: Waiter = {
+      w,
+      id,
+      ip,
+      timer: setTimeout(() => {
+        this.#unwait(key, waiter);
+        this.#answer(w, id, ip, this.#admission.admit(ip));
+      }, RELEASE_GRACE_MS),
+    };
+    waiter.timer.unref();
+    queue.push(waiter);
+    return true;
+  }
+
+  #unwait(key: string, waiter: Waiter): void {
+    const queue = this.#waiting.get(key);
+    if (!queue) return;
+    const i = queue.indexOf(waiter);
+    if (i >= 0) queue.splice(i, 1);
+    if (queue.length === 0) this.#waiting.delete(key);
+  }
+
+  /** A connection of `key` was released: the oldest waiting admits get the room. */
+  #retry(key: string): void {
+    const queue = this.#waiting.get(key);
+    if (!queue) return;
+    while (queue.length > 0) {
+      const first = queue[0]!;
+      const refusal = this.#admission.admit(first.ip);
+      if (refusal?.limit === 'per_ip_connections') break;
+      queue.shift();
+      clearTimeout(first.timer);
+      this.#answer(first.w, first.id, first.ip, refusal);
+    }
+    if (queue.length === 0) this.#waiting.delete(key);
+  }
+
   #hold(worker: number, ip: string, delta: number): void {
     let per = this.#held.get(worker);
     if (!per) this.#held.set(worker, (per = new Map()));
@@ -185,6 +362,15 @@ export class Primary implements ClusterView {
     if (per) for (const [ip, n] of per) for (let i = 0; i < n; i++) this.#admission.release(ip);
     this.#held.delete(worker);
     this.#status.delete(worker);
+    this.#replies.delete(worker);
+    for (const [key, queue] of this.#waiting) {
+      for (const waiter of queue.filter((x) => x.w.id === worker)) {
+        clearTimeout(waiter.timer);
+        this.#unwait(key, waiter);
+      }
+    }
+    // Its connections were released: room for those still waiting.
+    if (per) for (const ip of per.keys()) this.#retry(clientKey(ip));
   }
 
   /** SIGHUP: check the new config here, then let every worker reload it. */
@@ -197,7 +383,7 @@ export class Primary implements ClusterView {
       return;
     }
     this.#admission.update(limits);
-    for (const w of Object.values(cluster.workers ?? {})) w?.send({ postern: 'reload' } satisfies ClusterMessage);
+    for (const w of Object.values(cluster.workers ?? {})) if (w) this.#sendTo(w, { postern: 'reload' });
   }
 
   /** SIGTERM: every worker drains; resolves when all have exited. */
@@ -205,11 +391,13 @@ export class Primary implements ClusterView {
     this.#stopping = true;
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
     const exits = workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
-    for (const w of workers) w.send({ postern: 'stop' } satisfies ClusterMessage);
+    for (const w of workers) this.#sendTo(w, { postern: 'stop' });
     const kill = setTimeout(() => workers.forEach((w) => w.process.kill('SIGKILL')), this.opts.stopTimeoutMs);
     kill.unref();
     return Promise.all(exits).then(() => {
       clearTimeout(kill);
+      for (const queue of this.#waiting.values()) for (const waiter of queue) clearTimeout(waiter.timer);
+      this.#waiting.clear();
       this.#admission.close();
     });
   }

@@ -120,6 +120,43 @@ metrics: { listen: 127.0.0.1:${mport} }
     }
   });
 
+  it('a client that closes and reconnects at once is not refused by per_ip.connections: 1 (release before admit)', async () => {
+    const port = await freePort();
+    const file = join(dir, 'cluster-reconnect.yaml');
+    await writeFile(
+      file,
+      `hostname: cluster.test
+workers: 2
+listeners:
+  - name: smtp
+    listen: 127.0.0.1:${port}
+backends:
+  servers:
+    - address: 127.0.0.1:${sink.address().port}
+limits: { per_ip: { connections: 1, rate: 100000/1m } }
+`,
+    );
+    const { child, exit } = await startCluster(file);
+    try {
+      const codes: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        const c = await SmtpClient.connect(port, { localAddress: '127.0.0.5' });
+        const [greeting] = await c.waitReplies(1);
+        codes.push(greeting!.code);
+        if (greeting!.code === 220) await c.cmd('QUIT');
+        await c.waitClose();
+      }
+      assert.deepEqual(
+        codes.map((c, i) => [i, c]).filter(([, c]) => c !== 220),
+        [],
+        'every session greeted with 220',
+      );
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exit, 0);
+    }
+  });
+
   it('a TLS session ticket issued by one worker resumes on the other', async () => {
     const pki = await makePki();
     const leaf = await pki.leaf('mx', 'ecdsa', ['mx.cluster.test']);
