@@ -15,7 +15,6 @@ export interface Greeted {
   conn: BackendConnection;
   /** Capabilities from the last EHLO on it. */
   caps: Capabilities;
-  born: number;
   /** When it came back from a session (reuse), or null for a pre-greeted one. */
   parked: number | null;
 }
@@ -43,7 +42,7 @@ export async function greet(server: HostPort, opts: Pick<GreetedPoolOptions, 'ho
     }
     let caps = await ehlo(conn, opts.hostname, opts.replyTimeout);
     if (opts.tls) caps = await secureBackend(conn, server, caps, opts.hostname, opts.tls, opts.replyTimeout);
-    return { conn, caps, born: conn.born, parked: null };
+    return { conn, caps, parked: null };
   } catch (err) {
     conn.destroy();
     throw err;
@@ -83,7 +82,7 @@ export class GreetedPool {
     const now = Date.now();
     let g: Greeted | undefined;
     while ((g = this.#ready.pop())) {
-      if (g.conn.idle && now - g.born < this.opts.maxAge) break;
+      if (g.conn.idle && now - g.conn.born < this.opts.maxAge) break;
       g.conn.destroy();
     }
     this.fill();
@@ -112,7 +111,7 @@ export class GreetedPool {
    * owed). Kept for the next session unless the server is going away.
    */
   give(g: Greeted): void {
-    if (this.#closed || !this.usable() || !g.conn.idle || Date.now() - g.born >= this.opts.maxAge) {
+    if (this.#closed || !this.usable() || !g.conn.idle || Date.now() - g.conn.born >= this.opts.maxAge) {
       g.conn.quit();
       return;
     }
@@ -159,7 +158,7 @@ export class GreetedPool {
     const now = Date.now();
     for (let i = this.#ready.length - 1; i >= 0; i--) {
       const g = this.#ready[i]!;
-      if (g.conn.closed || now - g.born >= this.opts.maxAge || (g.parked !== null && now - g.parked >= this.opts.keepalive)) {
+      if (g.conn.closed || now - g.conn.born >= this.opts.maxAge || (g.parked !== null && now - g.parked >= this.opts.keepalive)) {
         this.#ready.splice(i, 1);
         g.conn.quit(); // never just drop it: the MTA would log a lost connection
       }

@@ -1224,7 +1224,7 @@ export class Session {
     this.#onBackendIdle = null;
     bound.conn.park();
     this.#ctx.pool.release(bound.server);
-    bound.server.greeted!.give({ conn: bound.conn, caps: bound.caps, born: bound.conn.born, parked: null });
+    bound.server.greeted!.give({ conn: bound.conn, caps: bound.caps, parked: null });
   }
 
   #abortBackend(): void {
