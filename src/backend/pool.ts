@@ -4,6 +4,7 @@
 import type { BackendsConfig, ServerConfig } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
+import { backendStateRecord } from '../observe/records.js';
 import { capSize, lowerLimits, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import { order, type Balanced } from './balancer.js';
 import { GreetedPool } from './greeted-pool.js';
@@ -186,7 +187,7 @@ export class BackendPool {
     s.reason = reason;
     if (up) s.greeted?.fill();
     this.opts.metrics.backendUp.set({ backend: s.key }, up ? 1 : 0);
-    const rec = { event: 'backend', address: s.key, state: up ? 'up' : 'down', reason };
+    const rec = backendStateRecord(s.key, up, reason);
     if (up) this.opts.logger.info(rec, `backend ${s.key} up`);
     else this.opts.logger.warn(rec, `backend ${s.key} down`);
   }

@@ -8,6 +8,7 @@ import { anomalyFilter } from '../observe/anomalies.js';
 import { nextConnId } from '../observe/ids.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
+import { anomalyRecord, sessionRecord } from '../observe/records.js';
 import { Session } from '../session/session.js';
 import { Admission, normalizeAddress, type AdmissionControl, type Refusal } from './admission.js';
 import { TlsTerminator, type TlsInfo } from '../tls/index.js';
@@ -150,7 +151,7 @@ export class Postern {
       // Every backend is down and the operator prefers clients to retry elsewhere now.
       socket.on('error', () => undefined);
       socket.end(`421 4.3.2 ${cfg.hostname} Service not available, try again later\r\n`);
-      this.logger.info({ ...refusedRecord(id, client, name, who.proxy), close: 'backend_failed' }, 'session');
+      this.logger.info(sessionRecord({ conn: id, client, listener: name, proxy: who.proxy, duration_ms: 0, close: 'backend_failed' }), 'session');
       return;
     }
     // Limits count the real client, after PROXY resolution.
@@ -189,7 +190,7 @@ export class Postern {
       // A TLS client could not read a plaintext 421: it just sees the connection close.
       if (listener.cfg.tls === 'implicit') socket.destroy();
       else socket.end(`421 4.7.0 ${cfg.hostname} ${refused.text}\r\n`);
-      this.logger.info({ ...refusedRecord(id, client, name, who.proxy), limit: refused.limit }, 'session');
+      this.logger.info(sessionRecord({ conn: id, client, listener: name, proxy: who.proxy, duration_ms: 0, close: 'limit', limit: refused.limit }), 'session');
       return;
     }
     if (listener.cfg.tls === 'implicit') {
@@ -215,10 +216,10 @@ export class Postern {
   #tlsFailed(id: string, who: Arrival, listener: string, reason: string, ms: number): void {
     this.metrics.anomalies.inc({ kind: 'tls_handshake_failed' });
     if (anomalyFilter(this.#config.log.anomalies)('tls_handshake_failed')) {
-      this.logger.info({ event: 'anomaly', conn: id, kind: 'tls_handshake_failed', detail: reason }, 'anomaly tls_handshake_failed');
+      this.logger.info(anomalyRecord(id, 'tls_handshake_failed', reason), 'anomaly tls_handshake_failed');
     }
     this.logger.info(
-      { ...refusedRecord(id, who.client, listener, who.proxy), close: 'error', duration_ms: ms, anomalies: ['tls_handshake_failed'] },
+      sessionRecord({ conn: id, client: who.client, listener, proxy: who.proxy, duration_ms: ms, close: 'error', anomalies: ['tls_handshake_failed'] }),
       'session',
     );
   }
@@ -337,26 +338,4 @@ export class Postern {
     // server.close() waits for open connections; sessions are drained separately.
     await Promise.all(ls.map((l) => Promise.race([l.close(), new Promise((r) => setTimeout(r, 0))])));
   }
-}
-
-/** The session record of a connection refused before the greeting (CONTRACT.md fields). */
-function refusedRecord(id: string, client: { address: string; port: number }, listener: string, proxy: string | null) {
-  return {
-    event: 'session',
-    conn: id,
-    client,
-    listener,
-    proxy,
-    tls: null,
-    helo: null,
-    auth: null,
-    backend: null,
-    transactions: 0,
-    rcpts: 0,
-    bytes_in: 0,
-    bytes_out: 0,
-    duration_ms: 0,
-    close: 'limit',
-    anomalies: [],
-  };
 }

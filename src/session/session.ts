@@ -16,6 +16,7 @@ import type { BackendPool, ServerState } from '../backend/pool.js';
 import type { AnomalyKind } from '../observe/anomalies.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
+import { anomalyRecord } from '../observe/records.js';
 import { parseBdat } from '../smtp/bdat.js';
 import { ENDS_GROUP, addressDomain, parseCommand, parsePathCommand } from '../smtp/command.js';
 import { DataScanner } from '../smtp/data.js';
@@ -1317,7 +1318,7 @@ export class Session {
     if (this.#anomalies.has(kind)) return;
     this.#anomalies.add(kind);
     this.#ctx.metrics.anomalies.inc({ kind });
-    if (this.#ctx.logAnomaly(kind)) this.#ctx.logger.info({ event: 'anomaly', conn: this.id, kind, detail }, `anomaly ${kind}`);
+    if (this.#ctx.logAnomaly(kind)) this.#ctx.logger.info(anomalyRecord(this.id, kind, detail), `anomaly ${kind}`);
   }
 
   #finish(reason: CloseReason): void {

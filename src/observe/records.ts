@@ -1,0 +1,156 @@
+// The log records of CONTRACT.md as types, each with the one builder that makes it. The
+// session, the server (connections refused before a session exists), /sessions and
+// `postern report` all read these shapes, so a field is added in one place.
+
+import type { AnomalyKind, Severity } from '../config/anomalies.js';
+import { severityOf } from '../config/anomalies.js';
+
+/** An address and port: a client, a listener, a backend connection's own side. */
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export type CloseReason = 'quit' | 'client_closed' | 'client_reset' | 'timeout' | 'limit' | 'backend_failed' | 'shutdown' | 'error';
+
+/** A TLS session with a client, as the session record shows it. */
+export interface TlsRecord {
+  version: string;
+  cipher: string;
+  resumed: boolean;
+  sni: string | null;
+}
+
+/** Who logged in (SMTP AUTH at Postern, or LOGIN told by a trusted upstream's XCLIENT). */
+export interface AuthRecord {
+  user: string;
+  mechanism: string;
+}
+
+export interface BackendSessionRecord {
+  /** The server as configured, `HOST:PORT`. */
+  address: string;
+  identity: string;
+  /** Postern's own side of the backend connection, `HOST:PORT` (what the backend logs as its peer). */
+  local?: string;
+  /** Sessions the connection carried before this one (backends.pool.reuse). */
+  reused?: number;
+  /** STARTTLS with the backend. */
+  tls?: { version: string; cipher: string; resumed: boolean };
+}
+
+export type LimitName = 'mailmax' | 'rcptmax' | 'rcptdomainmax' | 'message_size' | 'max_connections' | 'per_ip_connections' | 'per_ip_rate';
+
+export interface SessionRecord {
+  event: 'session';
+  conn: string;
+  client: Endpoint;
+  listener: string;
+  /** The PROXY/XCLIENT source that vouched for the client, or null. */
+  proxy: string | null;
+  tls: TlsRecord | null;
+  helo: string | null;
+  auth: AuthRecord | null;
+  backend: BackendSessionRecord | null;
+  transactions: number;
+  rcpts: number;
+  bytes_in: number;
+  bytes_out: number;
+  duration_ms: number;
+  close: CloseReason;
+  anomalies: AnomalyKind[];
+  /** Commands refused by LIMITS or SIZE, by limit. */
+  limit_rejections: Partial<Record<LimitName, number>>;
+  /** The admission limit that refused the connection. */
+  limit?: LimitName;
+}
+
+/** What only the session knows; the rest has defaults for a connection refused early. */
+export type SessionFields = Omit<SessionRecord, 'event' | 'tls' | 'helo' | 'auth' | 'backend' | 'transactions' | 'rcpts' | 'bytes_in' | 'bytes_out' | 'anomalies' | 'limit_rejections'> &
+  Partial<Pick<SessionRecord, 'tls' | 'helo' | 'auth' | 'backend' | 'transactions' | 'rcpts' | 'bytes_in' | 'bytes_out' | 'anomalies' | 'limit_rejections'>>;
+
+export function sessionRecord(f: SessionFields): SessionRecord {
+  const rec: SessionRecord = {
+    event: 'session',
+    conn: f.conn,
+    client: f.client,
+    listener: f.listener,
+    proxy: f.proxy,
+    tls: f.tls ?? null,
+    helo: f.helo ?? null,
+    auth: f.auth ?? null,
+    backend: f.backend ?? null,
+    transactions: f.transactions ?? 0,
+    rcpts: f.rcpts ?? 0,
+    bytes_in: f.bytes_in ?? 0,
+    bytes_out: f.bytes_out ?? 0,
+    duration_ms: f.duration_ms,
+    close: f.close,
+    anomalies: f.anomalies ?? [],
+    limit_rejections: f.limit_rejections ?? {},
+  };
+  if (f.limit !== undefined) rec.limit = f.limit;
+  return rec;
+}
+
+/** A recipient as the transaction record lists it: the answer Postern or the backend gave. */
+export interface RecipientRecord {
+  /** null when `log.addresses: false`. */
+  address: string | null;
+  code: number;
+  reply: string;
+}
+
+export interface TransactionRecord {
+  event: 'transaction';
+  conn: string;
+  from: string | null;
+  /** Recipients the backend accepted. */
+  rcpts: number;
+  /** Body bytes received, even when the message was refused. */
+  size: number;
+  /** The final reply line for the message (the backend's, or Postern's refusal). */
+  reply: string;
+  backend: string | null;
+  /** The backend's id for the message (Postfix `queued as ID`, Exim `id=ID`), or null. */
+  queue_id: string | null;
+  recipients: RecipientRecord[];
+}
+
+export function transactionRecord(f: Omit<TransactionRecord, 'event'>): TransactionRecord {
+  return { event: 'transaction', ...f };
+}
+
+export interface AnomalyRecord {
+  event: 'anomaly';
+  conn: string;
+  kind: AnomalyKind;
+  severity: Severity;
+  detail: string;
+}
+
+export function anomalyRecord(conn: string, kind: AnomalyKind, detail: string): AnomalyRecord {
+  return { event: 'anomaly', conn, kind, severity: severityOf(kind), detail };
+}
+
+export interface BackendStateRecord {
+  event: 'backend';
+  address: string;
+  state: 'up' | 'down';
+  reason: string;
+}
+
+export function backendStateRecord(address: string, up: boolean, reason: string): BackendStateRecord {
+  return { event: 'backend', address, state: up ? 'up' : 'down', reason };
+}
+
+/** What a reply code means for a message or recipient (report and metrics agree on it). */
+export type ReplyResult = 'accepted' | 'tempfail' | 'rejected';
+
+/**
+ * Only a 2xx accepts a message or recipient; 5xx refuses it for good (RFC 5321 §4.2.1). A
+ * 3xx is no final answer to either, and what the sender does with it is try again: tempfail.
+ */
+export function replyResult(code: number): ReplyResult {
+  return code >= 200 && code < 300 ? 'accepted' : code >= 500 && code < 600 ? 'rejected' : 'tempfail';
+}
