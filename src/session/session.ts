@@ -9,100 +9,47 @@
 // body (DATA/BDAT), limits (LIMITS/SIZE counters), identity (who the client is).
 
 import type net from 'node:net';
-import type { Config, ListenerConfig } from '../config/types.js';
-import type { BackendPool } from '../backend/pool.js';
+import type { Config } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
-import type { Metrics } from '../observe/metrics.js';
-import {
-  anomalyRecord, replyResult, sessionRecord, transactionRecord,
-  type AnomalyKind, type CloseReason, type Endpoint, type LimitName, type RecipientRecord, type SessionRecord, type TlsRecord,
-} from '../observe/records.js';
+import { anomalyRecord, replyResult, sessionRecord, type AnomalyKind, type CloseReason, type LimitName, type SessionRecord, type TlsRecord } from '../observe/records.js';
 import { parseBdat } from '../smtp/bdat.js';
 import { ENDS_GROUP, parseCommand, parsePathCommand } from '../smtp/command.js';
 import { renderEhlo, renderLimits, type Capabilities } from '../smtp/ehlo.js';
 import { SmtpError } from '../smtp/errors.js';
-import { LineReader, type Line } from '../smtp/lines.js';
-import { queueId } from '../smtp/queue-id.js';
+import type { Line } from '../smtp/lines.js';
 import { receivedHeader } from '../smtp/received.js';
-import { replyText, type Reply } from '../smtp/reply.js';
+import type { Reply } from '../smtp/reply.js';
 import { XCLIENT_ATTRS, parseXclientArgs, type XclientArgs } from '../smtp/xclient-args.js';
-import type { TlsTerminator } from '../tls/index.js';
 import { SessionBinding } from './binding.js';
+import type { SessionContext } from './context.js';
 import { Body } from './body.js';
 import { ClientIo } from './client-io.js';
 import { acceptedIdentity, backendClient, backendHelo, withName, xclientIdentity, type ClientIdentity } from './identity.js';
 import { SessionLimits, tooBig } from './limits.js';
+import { Input } from './input.js';
 import { isNonSmtp } from './non-smtp.js';
 import * as R from './replies.js';
 import { ReplyQueue } from './reply-queue.js';
+import { Transactions } from './transaction.js';
 
-
-export interface SessionContext {
-  id: string;
-  config: Config;
-  listener: ListenerConfig;
-  pool: BackendPool;
-  logger: Logger;
-  metrics: Metrics;
-  /** Whether an anomaly kind gets its own log record (`log.anomalies`). */
-  logAnomaly: (kind: AnomalyKind) => boolean;
-  /** The real client (after PROXY / XCLIENT from a trusted upstream). */
-  client: Endpoint;
-  /** Where the client connected to. */
-  local: Endpoint;
-  /** The upstream proxy that vouched for `client`, or null. */
-  proxy: string | null;
-  /** The peer is in the listener's trusted_proxies: it may send XCLIENT. */
-  trusted?: boolean;
-  /** Bytes that arrived with the PROXY header, before our greeting. */
-  initial?: Buffer | null;
-  /** A trusted peer's PROXY header failed: refuse everything but QUIT (as Exim does). */
-  proxyFailure?: string | null;
-  /** The handshake already done on this socket (implicit TLS). */
-  tls?: TlsRecord | null;
-  /** Does STARTTLS handshakes for `tls: starttls` listeners. */
-  terminator?: TlsTerminator | null;
-  /** XCLIENT named another client: count it for the per-IP limits; a refusal text if over. */
-  readmit?: (address: string) => string | null | Promise<string | null>;
-  onEnd?: (s: Session) => void;
-}
 
 type Mode = 'command' | 'data' | 'bdat' | 'starttls' | 'closed';
-
-interface Transaction {
-  from: string;
-  /** The first recipient the backend accepted (for Received: ... for <rcpt>). */
-  firstRcpt: string | null;
-  /** Postern's Received: header already went into this transaction's body. */
-  traced: boolean;
-  /** Recipients the backend accepted. */
-  rcpts: number;
-  /** Every RCPT and its answer. */
-  recipients: RecipientRecord[];
-  /** Body bytes (DATA: as on the wire; BDAT: chunk sizes). */
-  size: number;
-}
 
 /** Anomaly detail for early bytes: printable, short. */
 function describeBytes(b: Buffer): string {
   return JSON.stringify(b.subarray(0, 60).toString('latin1'));
 }
 
-/** A refusal as a reply line, for records. */
-const errorText = (e: SmtpError) => `${e.smtpCode} ${e.enhanced} ${e.text}`;
-
 /** Postfix's smtpd_hard_error_limit default. */
 const MAX_ERRORS = 20;
-/** While input processing waits (binding, DATA reply), stop reading past this much. */
-const MAX_BUFFERED = 256 * 1024;
 
 export class Session {
   readonly id: string;
   readonly started = Date.now();
-  readonly #ctx: SessionContext;
+  readonly #ctx: SessionContext<Session>;
   readonly #cfg: Config;
   readonly #io: ClientIo;
-  readonly #reader = new LineReader();
+  readonly #input: Input;
   readonly #queue: ReplyQueue;
   readonly #binding: SessionBinding;
   readonly #body: Body;
@@ -117,23 +64,16 @@ export class Session {
   /** The final 220 has gone out (at once unless smtp.pregreet.wait). */
   #greeted = true;
   #greetTimer: NodeJS.Timeout | null = null;
-  /** Input processing waits for an asynchronous step (bind, DATA's reply). */
-  #waiting = false;
   #helo: string | null = null;
   #esmtp = false;
-  #tx: Transaction | null = null;
-  /** Recipients of the transaction being opened, in command order (a pipelined RCPT comes before MAIL's reply). */
-  #recipients: RecipientRecord[] = [];
+  readonly #tx = new Transactions();
   /** The limit that closed the session, for the record. */
   #closedBy: LimitName | null = null;
 
-  #transactions = 0;
-  #rcpts = 0;
   #errors = 0;
   readonly #anomalies = new Set<AnomalyKind>();
 
   #prevVerb: string | null = null;
-  #pipelinedNext = false;
   #quitSeen = false;
   #quitFlushed = false;
   #close: CloseReason | null = null;
@@ -141,7 +81,7 @@ export class Session {
   #midBody = false;
   #finished = false;
 
-  constructor(socket: net.Socket, ctx: SessionContext) {
+  constructor(socket: net.Socket, ctx: SessionContext<Session>) {
     this.id = ctx.id;
     this.#ctx = ctx;
     this.#cfg = ctx.config;
@@ -157,6 +97,19 @@ export class Session {
       timeout: () => this.#onTimeout(),
     });
     this.#queue = new ReplyQueue({ write: (chunks, done) => this.#io.write(chunks, done) });
+    this.#input = new Input(
+      {
+        mode: () => this.#mode,
+        line: (line, pipelined) => this.#handleLine(line, pipelined),
+        data: (chunk) => this.#dataChunk(chunk),
+        bdat: (chunk) => this.#bdatChunk(chunk),
+        bdatLeft: () => this.#body.bdatLeft,
+        accepting: () => true,
+        pile: (full) => this.#io.pile(full),
+        backend: () => this.#binding.bound?.conn.socket,
+      },
+      () => this.#cfg.limits.line_length,
+    );
     const session = this;
     this.#binding = new SessionBinding(
       {
@@ -168,7 +121,7 @@ export class Session {
           return session.#finished;
         },
         get inTransaction() {
-          return session.#tx !== null || session.#mode === 'data' || session.#mode === 'bdat';
+          return session.#tx.open !== null || session.#mode === 'data' || session.#mode === 'bdat';
         },
         anomaly: (kind, detail) => this.#anomaly(kind, detail),
         backendFailed: (reply) => {
@@ -176,8 +129,8 @@ export class Session {
           this.#mode = 'closed';
           this.#queue.failBackend(reply, () => this.#io.end());
         },
-        wait: () => this.#wait(),
-        resume: () => this.#resume(),
+        wait: () => this.#input.wait(),
+        resume: () => this.#input.resume(),
         log: () => this.#logger(),
       },
       { config: ctx.config, pool: ctx.pool, logger: ctx.logger, connId: ctx.id },
@@ -222,7 +175,7 @@ export class Session {
       // postscreen's greet wait: a `220-` line, then the final 220 later; a client that
       // talks in between did not wait for the greeting (RFC 5321 §3.1, §4.3.1).
       this.#greeted = false;
-      this.#wait();
+      this.#input.wait();
       this.#io.write([R.greetingFirstLine(this.#cfg.hostname)], null);
       this.#greetTimer = setTimeout(() => this.#greet(), wait);
     } else {
@@ -244,7 +197,7 @@ export class Session {
       return;
     }
     this.#queue.reply(R.greeting(this.#cfg.hostname));
-    this.#resume();
+    this.#input.resume();
   }
 
   /** Shutdown: tell the client and close (SIGTERM after the grace period). */
@@ -269,7 +222,7 @@ export class Session {
 
   /** The one reset (RFC 5321 §4.1.1.5 RSET, and what EHLO, XCLIENT and STARTTLS imply): no transaction. */
   #reset(): void {
-    this.#tx = null;
+    this.#tx.reset();
     this.#limits.newTransaction();
     this.#body.reset();
   }
@@ -292,56 +245,11 @@ export class Session {
       case 'command':
         if (!this.#greeted) this.#anomaly('pregreet', describeBytes(chunk));
         // Sent while a reply was still owed: the client did not wait for it.
-        if (this.#queue.owed > 0 || this.#waiting) this.#pipelinedNext = true;
-        this.#reader.push(chunk);
-        this.#processInput();
+        this.#input.push(chunk, this.#queue.owed > 0);
     }
   }
 
-  #processInput(): void {
-    const backend = this.#binding.bound?.conn.socket;
-    // One write to the backend per pipelined group (RFC 2920 §3.1).
-    backend?.cork();
-    try {
-      while (!this.#waiting && this.#mode !== 'closed') {
-        if (this.#mode === 'data') {
-          const rest = this.#reader.takeAll();
-          if (rest.length) this.#dataChunk(rest);
-          break;
-        }
-        if (this.#mode === 'bdat') {
-          const bytes = this.#reader.readBytes(this.#body.bdatLeft);
-          if (!bytes) break;
-          this.#bdatChunk(bytes);
-          continue;
-        }
-        const line = this.#reader.readLine(this.#cfg.limits.line_length);
-        if (!line) break;
-        this.#io.setTimer(this.#cfg.limits.timeouts.command);
-        this.#handleLine(line);
-        if (this.#reader.length > 0) this.#pipelinedNext = true;
-      }
-    } finally {
-      backend?.uncork();
-    }
-    // Stop reading from the client while input piles up behind an asynchronous step.
-    this.#io.pile(this.#waiting && this.#reader.length > MAX_BUFFERED);
-  }
-
-  #wait(): void {
-    this.#waiting = true;
-  }
-
-  #resume(): void {
-    if (!this.#waiting) return;
-    this.#waiting = false;
-    // After the current reply handler has returned and its reply is queued.
-    queueMicrotask(() => this.#processInput());
-  }
-
-  #handleLine(line: Line): void {
-    const pipelined = this.#pipelinedNext;
-    this.#pipelinedNext = false;
+  #handleLine(line: Line, pipelined: boolean): void {
     if (line.tooLong) {
       this.#anomaly('line_too_long', `command line over ${this.#cfg.limits.line_length} bytes`);
       this.#refuse(R.lineTooLong());
@@ -465,10 +373,10 @@ export class Session {
     const path = parsePathCommand(args, 'FROM');
     this.#limits.checkDeclaredSize(path.params.get('SIZE'));
     const from = path.address;
-    const recipients: RecipientRecord[] = (this.#recipients = []);
+    const opened = this.#tx.mail(from);
     this.#binding.toBackend(() => this.#backendClient(), line, (r) => {
       this.#binding.countTransaction();
-      this.#tx = r.code >= 200 && r.code < 300 ? { from, rcpts: 0, recipients, size: 0, firstRcpt: null, traced: false } : null;
+      opened(r.code >= 200 && r.code < 300);
       return r.raw;
     });
   }
@@ -484,25 +392,15 @@ export class Session {
     if (!this.#binding.bound) throw R.needMail();
     const path = parsePathCommand(args, 'TO');
     const address = path.address;
-    const entry: RecipientRecord = { address, code: 0, reply: '' };
-    this.#recipients.push(entry);
+    const entry = this.#tx.rcpt(address);
     try {
       this.#limits.checkRcpt(address);
     } catch (err) {
-      if (err instanceof SmtpError) Object.assign(entry, { code: err.smtpCode, reply: errorText(err) });
+      if (err instanceof SmtpError) this.#tx.refuse(entry, err);
       throw err;
     }
     this.#binding.forward(line, (r) => {
-      const tx = this.#tx;
-      entry.code = r.code;
-      entry.reply = replyText(r);
-      if (r.code >= 200 && r.code < 300) {
-        if (tx) {
-          tx.rcpts++;
-          tx.firstRcpt ??= address;
-        }
-        this.#rcpts++;
-      }
+      this.#tx.answer(entry, r);
       return r.raw;
     });
   }
@@ -512,7 +410,7 @@ export class Session {
     if (!this.#binding.bound) throw R.needMail();
     // The client may not send the body before 354 (RFC 2920 §3.1): wait for the reply
     // to know whether what follows is body or commands.
-    this.#wait();
+    this.#input.wait();
     this.#binding.forward('DATA', (r) => {
       if (r.code === 354) {
         this.#mode = 'data';
@@ -521,7 +419,7 @@ export class Session {
         if (this.#cfg.received_header) this.#toBackendBody(this.#trace());
         this.#io.setTimer(this.#cfg.limits.timeouts.data);
       }
-      this.#resume();
+      this.#input.resume();
       return r.raw;
     });
   }
@@ -544,8 +442,9 @@ export class Session {
       this.#refuseBdat(refuse, cmd.last, cmd.size);
       return;
     }
-    if (this.#tx) this.#tx.size += cmd.size;
-    if (this.#tx && this.#tx.size > this.#limits.size()) {
+    const tx = this.#tx.open;
+    if (tx) tx.size += cmd.size;
+    if (tx && tx.size > this.#limits.size()) {
       const err = tooBig();
       this.#body.poison(err);
       this.#refuseBdat(err, cmd.last, cmd.size);
@@ -553,7 +452,7 @@ export class Session {
     }
     const last = cmd.last;
     let trace: Buffer | null = null;
-    if (this.#cfg.received_header && this.#tx && !this.#tx.traced) {
+    if (this.#cfg.received_header && tx && !tx.traced) {
       // BDAT counts octets exactly (RFC 3030 §2): the first chunk grows by the header.
       trace = this.#trace();
       line = `BDAT ${cmd.size + trace.length}${cmd.last ? ' LAST' : ''}`;
@@ -568,7 +467,7 @@ export class Session {
 
   /** Postern's Received: header for the current transaction. */
   #trace(): Buffer {
-    const tx = this.#tx;
+    const tx = this.#tx.open;
     if (tx) tx.traced = true;
     const id = this.#identity;
     return receivedHeader({
@@ -597,11 +496,7 @@ export class Session {
     const rest = this.#body.bdat(chunk, this.#binding.bound !== null);
     if (this.#body.bdatLeft > 0) return;
     this.#bdatDone();
-    if (rest) {
-      this.#reader.push(rest);
-      this.#pipelinedNext = true;
-      this.#processInput();
-    }
+    if (rest) this.#input.pushRest(rest);
   }
 
   #bdatDone(): void {
@@ -629,7 +524,7 @@ export class Session {
    * leaves an attribute unset, success is the greeting again and the client must EHLO anew.
    */
   #xclient(args: string): void {
-    if (this.#tx !== null) throw R.inTransaction();
+    if (this.#tx.open !== null) throw R.inTransaction();
     const told = parseXclientArgs(args);
     const apply = () => this.#xclientApply(told);
     const addr = told.addr;
@@ -639,13 +534,13 @@ export class Session {
       if (r instanceof Promise) {
         // The cluster primary decides: hold later commands until it has.
         const slot = this.#queue.reserve();
-        this.#wait();
+        this.#input.wait();
         void r.then((refused) => {
           if (this.#finished) return;
           this.#queue.fill(slot, null);
           if (refused) refuse(refused);
           else apply();
-          this.#resume();
+          this.#input.resume();
         });
         return;
       }
@@ -675,13 +570,13 @@ export class Session {
   #starttls(args: string): void {
     if (!this.#starttlsOffered()) throw this.#tls ? R.tlsActive() : R.notAvailable('STARTTLS');
     if (args.trim()) throw R.syntax('STARTTLS');
-    if (this.#tx !== null) throw R.inTransaction();
+    if (this.#tx.open !== null) throw R.inTransaction();
     this.#io.holdForTls();
     this.#mode = 'starttls';
-    this.#wait();
+    this.#input.wait();
     // Anything already read after the STARTTLS line was sent before our reply: discarded
     // (RFC 3207 §4.2).
-    const injected = this.#reader.clear();
+    const injected = this.#input.clear();
     if (injected > 0) this.#anomaly('starttls_injection', `${injected} bytes pipelined after STARTTLS, discarded`);
     this.#queue.reply(R.READY_FOR_TLS, () => this.#handshake());
   }
@@ -699,13 +594,12 @@ export class Session {
         this.#helo = null;
         this.#esmtp = false;
         this.#prevVerb = null;
-        this.#pipelinedNext = false;
         this.#reset();
         // Bound before TLS: the backend was told a plaintext client. Bind anew at MAIL.
         this.#binding.unbind();
         this.#mode = 'command';
         this.#io.setTimer(this.#cfg.limits.timeouts.command);
-        this.#resume();
+        this.#input.resume();
         this.#io.resume();
       },
       (err: Error & { reason?: string }) => {
@@ -732,7 +626,7 @@ export class Session {
 
   /** Nothing open that the next session on this backend connection could inherit. */
   #quiet(): boolean {
-    return this.#tx === null && this.#body.poisoned === null && !this.#midBody && this.#mode !== 'data' && this.#mode !== 'bdat';
+    return this.#tx.open === null && this.#body.poisoned === null && !this.#midBody && this.#mode !== 'data' && this.#mode !== 'bdat';
   }
 
   // ---- DATA body -----------------------------------------------------------------------
@@ -744,7 +638,8 @@ export class Session {
     this.#mode = 'command';
     this.#prevVerb = '.';
     this.#io.setTimer(this.#cfg.limits.timeouts.command);
-    if (this.#tx) this.#tx.size = this.#body.dataBytes;
+    const tx = this.#tx.open;
+    if (tx) tx.size = this.#body.dataBytes;
     const refused = this.#body.takePoison();
     if (refused) {
       this.#queue.reply(refused.reply);
@@ -755,11 +650,7 @@ export class Session {
         return r.raw;
       });
     }
-    if (end < chunk.length) {
-      this.#reader.push(chunk.subarray(end));
-      this.#pipelinedNext = true;
-      this.#processInput();
-    }
+    if (end < chunk.length) this.#input.pushRest(chunk.subarray(end));
   }
 
   #toBackendBody(data: Buffer): void {
@@ -769,22 +660,9 @@ export class Session {
   }
 
   #endTransaction(r: Reply | null, refused: SmtpError | null): void {
-    const tx = this.#tx;
-    this.#tx = null;
-    if (!tx) return;
-    this.#transactions++;
-    const code = r ? r.code : refused!.smtpCode;
-    this.#ctx.metrics.messages.inc({ result: replyResult(code) });
-    const rec = transactionRecord({
-      conn: this.id,
-      from: tx.from,
-      rcpts: tx.rcpts,
-      size: tx.size,
-      reply: r ? replyText(r) : errorText(refused!),
-      backend: this.#binding.record()?.address ?? null,
-      queue_id: r && r.code >= 200 && r.code < 300 ? queueId(r) : null,
-      recipients: tx.recipients,
-    });
+    const rec = this.#tx.end(r, refused, this.id, this.#binding.record()?.address ?? null);
+    if (!rec) return;
+    this.#ctx.metrics.messages.inc({ result: replyResult(r ? r.code : refused!.smtpCode) });
     this.#ctx.logger.info(rec, 'transaction');
   }
 
@@ -834,11 +712,11 @@ export class Session {
     if (this.#mode === 'data' || this.#mode === 'bdat') {
       this.#midBody = true;
       this.#anomaly('disconnect_in_data', `after ${this.#mode === 'data' ? this.#body.dataBytes : 'some'} body bytes`);
-    } else if (this.#transactions === 0 || this.#tx !== null || this.#queue.owed > 0) {
+    } else if (this.#tx.count === 0 || this.#tx.open !== null || this.#queue.owed > 0) {
       // Hanging up after delivering its mail is what many senders do (nodemailer, for
       // one); Postfix counts it a normal disconnect. Leaving before any work was done,
       // mid-transaction or with replies still owed is what deserves a name.
-      this.#anomaly('no_quit', this.#tx !== null ? 'closed without QUIT inside a transaction' : 'closed without QUIT');
+      this.#anomaly('no_quit', this.#tx.open !== null ? 'closed without QUIT inside a transaction' : 'closed without QUIT');
     }
     this.#mode = 'closed';
   }
@@ -875,8 +753,8 @@ export class Session {
       helo: this.#helo,
       auth: id.auth,
       backend: this.#binding.record(),
-      transactions: this.#transactions,
-      rcpts: this.#rcpts,
+      transactions: this.#tx.count,
+      rcpts: this.#tx.rcpts,
       bytes_in: this.#io.bytesIn,
       bytes_out: this.#io.bytesOut,
       duration_ms: Date.now() - this.started,
