@@ -9,6 +9,7 @@ import type { Logger } from '../observe/logger.js';
 import { capSize, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import type { Reply } from '../smtp/reply.js';
 import type { BackendConnection, RelayHandlers } from './connection.js';
+import { ProxyProtocolError } from '../proxy/index.js';
 import { BackendError } from './errors.js';
 import { handshake, type BackendClient } from './handshake.js';
 import type { BackendPool, ServerState } from './pool.js';
@@ -149,6 +150,9 @@ export async function bind(req: BindRequest): Promise<Binding | null> {
         },
         (await server.greeted?.acquire(client.helo ?? req.hostname)) ?? null,
       );
+      // Gone between its last reply and now (a reused connection the backend just timed
+      // out): the client's command has not been sent, so the next server can still have it.
+      if (b.conn.closed) throw new BackendError('BACKEND_CLOSED', `${server.key} closed the connection before the session's first command`);
       pool.reportSuccess(server, b.caps);
       if (req.cancelled()) {
         b.conn.quit();
@@ -158,14 +162,19 @@ export async function bind(req: BindRequest): Promise<Binding | null> {
       return new Binding(b.conn, server, b.caps, pool);
     } catch (err) {
       pool.release(server);
-      if (!(err instanceof BackendError)) {
-        // Not the server's fault (e.g. a PROXY header cannot name this client): no other
-        // server would do better, and none should be marked down for it.
-        req.logger.warn({ conn: req.connId, backend: server.key, err: (err as Error).message }, 'cannot bind this client');
+      if (err instanceof ProxyProtocolError) {
+        // Not the server's fault: a PROXY header cannot name this client. No other server
+        // would do better, and none should be marked down for it.
+        req.logger.warn({ conn: req.connId, backend: server.key, err: err.message }, 'cannot bind this client');
         break;
       }
-      pool.reportFailure(server, err);
-      req.logger.warn({ conn: req.connId, backend: server.key, err: err.message, code: err.code }, 'backend handshake failed');
+      if (err instanceof BackendError) pool.reportFailure(server, err);
+      // Anything else is ours, not the server's: logged loudly, and the next server tried.
+      else req.logger.error({ conn: req.connId, backend: server.key, err: (err as Error).stack }, 'unexpected error binding a backend');
+      req.logger.warn(
+        { conn: req.connId, backend: server.key, err: (err as Error).message, code: err instanceof BackendError ? err.code : undefined },
+        'backend handshake failed',
+      );
     }
   }
   req.logger.warn({ event: 'bind_failed', conn: req.connId, tried }, tried.length ? 'every backend failed' : 'no backend is up');

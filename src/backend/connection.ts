@@ -36,7 +36,10 @@ export class BackendConnection {
   #socket: net.Socket;
   readonly #listeners = {
     data: (chunk: Buffer) => this.#onData(chunk),
-    error: (err: Error) => this.#onEnd(err),
+    // Every socket fault (a reset, EPIPE, ...) is the server's: a BackendError, so a bind
+    // fails over from it and counts it against the server.
+    error: (err: NodeJS.ErrnoException) =>
+      this.#onEnd(new BackendError('BACKEND_CLOSED', `${this.server.text}: ${err.code ?? err.message}`, undefined, { cause: err })),
     close: () => this.#onEnd(null),
   };
 

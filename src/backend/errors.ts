@@ -16,8 +16,9 @@ export class BackendError extends Error {
     readonly code: BackendErrorCode,
     message: string,
     readonly reply?: Reply,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'BackendError';
   }
 

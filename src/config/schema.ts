@@ -91,10 +91,12 @@ const limits = section({
   rcptdomainmax: intOrNull(1, LIMIT_MAX).prefault(D.limits.rcptdomainmax),
   message_size: size(1).prefault(D.limits.message_size),
   line_length: int(LINE_LENGTH_MIN, LINE_LENGTH_MAX).prefault(D.limits.line_length),
+  min_data_rate: int(0).prefault(D.limits.min_data_rate),
   timeouts: section({
     command: duration().prefault(D.limits.timeouts.command),
     data: duration().prefault(D.limits.timeouts.data),
     greeting: duration().prefault(D.limits.timeouts.greeting),
+    final_reply: duration().prefault(D.limits.timeouts.final_reply),
   }),
 });
 

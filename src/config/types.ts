@@ -80,7 +80,10 @@ export interface LimitsConfig {
   rcptdomainmax: number | null;
   message_size: number;
   line_length: number;
-  timeouts: { command: number; data: number; greeting: number };
+  /** Bytes per second a body must average (Postfix smtpd_min_data_rate); 0: off. */
+  min_data_rate: number;
+  /** `final_reply`: the backend's reply to the end of a message (RFC 5321 §4.5.3.2.6). */
+  timeouts: { command: number; data: number; greeting: number; final_reply: number };
 }
 
 export interface SmtpConfig {

@@ -40,12 +40,23 @@ export interface BindingContext {
   connId: string;
 }
 
+export interface ForwardOptions {
+  /** A slot reserved earlier (the command was read while binding). */
+  slot?: Slot;
+  flushed?: (() => void) | null;
+  internal?: boolean;
+  final?: boolean;
+}
+
 export class SessionBinding {
   #b: Binding | null = null;
   /** The last binding, for the session record. */
   #last: BackendSessionRecord | null = null;
   /** A QUIT waiting for the backend's owed replies before it decides reuse. */
   #onIdle: (() => void) | null = null;
+  /** Replies to the end of a message still owed, and their timer (limits.timeouts.final_reply). */
+  #finals = 0;
+  #finalTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly host: BindingHost,
@@ -82,7 +93,7 @@ export class SessionBinding {
     void this.#bind(client).then((ok) => {
       if (this.host.finished) return;
       if (!ok) queue.fill(slot, noBackend(this.ctx.config.hostname));
-      else this.forward(line, handler, slot);
+      else this.forward(line, handler, { slot });
       this.host.resume();
     });
   }
@@ -116,15 +127,56 @@ export class SessionBinding {
     return true;
   }
 
-  /** Sends a command to the bound backend; its reply fills `slot` (or a new one). */
-  forward(line: string, handler: BackendHandler, slot?: Slot, flushed: (() => void) | null = null, internal = false): void {
-    this.host.queue.expect(handler, slot, flushed, internal);
+  /**
+   * Sends a command to the bound backend; its reply fills `slot` (or a new one). `internal`:
+   * Postern's own command, no reply owed to the client. `final`: the reply ends a message.
+   */
+  forward(line: string, handler: BackendHandler, opts: ForwardOptions = {}): void {
+    this.#expect(handler, opts);
     this.#b!.write(line + '\r\n');
   }
 
-  /** The reply to something already sent (the end of DATA). */
-  expectReply(handler: BackendHandler): void {
-    this.host.queue.expect(handler);
+  /** The backend's reply to the end of a DATA body, already sent. */
+  expectFinal(handler: BackendHandler): void {
+    this.#expect(handler, { final: true });
+  }
+
+  /** A reply to the end of a message is owed: its own timeout runs, not the client's. */
+  get awaitingFinal(): boolean {
+    return this.#finals > 0;
+  }
+
+  #expect(handler: BackendHandler, opts: ForwardOptions): void {
+    if (!opts.final) {
+      this.host.queue.expect(handler, opts.slot, opts.flushed ?? null, opts.internal);
+      return;
+    }
+    const b = this.#b!;
+    this.#finals++;
+    if (!this.#finalTimer) {
+      const ms = this.ctx.config.limits.timeouts.final_reply;
+      // RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the end of the message. Past it the
+      // backend may still hold the message; the client gets a 4xx and may send it again.
+      this.#finalTimer = setTimeout(() => this.#lost(b, `no reply to the end of a message within ${ms} ms`), ms);
+    }
+    this.host.queue.expect(
+      (r) => {
+        this.#settleFinal();
+        return handler(r);
+      },
+      opts.slot,
+      opts.flushed ?? null,
+    );
+  }
+
+  #settleFinal(): void {
+    if (--this.#finals > 0) {
+      this.#finalTimer?.refresh();
+      return;
+    }
+    this.#finals = 0;
+    if (this.#finalTimer) clearTimeout(this.#finalTimer);
+    this.#finalTimer = null;
   }
 
   /** Body bytes; false when the backend's buffer is full (stop reading the client until it drains). */
@@ -150,9 +202,7 @@ export class SessionBinding {
         if (r.code === 250) b.setCaps(parseEhlo(r));
         return null;
       },
-      undefined,
-      null,
-      true,
+      { internal: true },
     );
   }
 
@@ -207,6 +257,9 @@ export class SessionBinding {
     const b = this.#b;
     this.#b = null;
     this.#onIdle = null;
+    this.#finals = 0;
+    if (this.#finalTimer) clearTimeout(this.#finalTimer);
+    this.#finalTimer = null;
     return b;
   }
 

@@ -13,6 +13,8 @@ export interface ClientEvents {
   error(err: NodeJS.ErrnoException): void;
   close(): void;
   timeout(): void;
+  /** The client has read what was written: its unsent output fell to nothing. */
+  drain(): void;
 }
 
 export class ClientIo {
@@ -20,7 +22,12 @@ export class ClientIo {
   bytesIn = 0;
   bytesOut = 0;
   #timer: NodeJS.Timeout | null = null;
+  /** When the timer is due to fire (it may fire early: then it re-arms for `#deadline`). */
+  #fireAt = 0;
+  #deadline = 0;
   #timerMs = 0;
+  /** A body's pace (limits.min_data_rate, bytes/s); 0 outside bodies or when off. */
+  #rate = 0;
   /** Reading stopped because input piled up behind an asynchronous step. */
   #pausedForPile = false;
   /** Reading stopped until the backend drains (a body it cannot take as fast). */
@@ -34,6 +41,7 @@ export class ClientIo {
     end: () => this.events.end(),
     error: (err: NodeJS.ErrnoException) => this.events.error(err),
     close: () => this.events.close(),
+    drain: () => this.events.drain(),
   };
 
   constructor(
@@ -54,6 +62,7 @@ export class ClientIo {
     s.on('end', this.#listeners.end);
     s.on('error', this.#listeners.error);
     s.on('close', this.#listeners.close);
+    s.on('drain', this.#listeners.drain);
   }
 
   #detach(s: net.Socket): void {
@@ -61,6 +70,12 @@ export class ClientIo {
     s.off('end', this.#listeners.end);
     s.off('error', this.#listeners.error);
     s.off('close', this.#listeners.close);
+    s.off('drain', this.#listeners.drain);
+  }
+
+  /** Bytes written that the client has not taken yet. */
+  get unsent(): number {
+    return this.#socket.writableLength;
   }
 
   /** Writes the chunks in one go; `done` once they reached the kernel. */
@@ -97,16 +112,51 @@ export class ClientIo {
     return this.#timerMs;
   }
 
-  /** (Re)starts the one timeout in force. */
+  /**
+   * (Re)starts the one timeout in force: `ms` from now. The timer is not re-created per
+   * command or chunk: one armed earlier than the new deadline re-arms when it fires.
+   */
   setTimer(ms: number): void {
-    if (this.#timer && this.#timerMs === ms) {
-      this.#timer.refresh();
+    this.#rate = 0;
+    this.#timerMs = ms;
+    this.#arm(Date.now() + ms);
+  }
+
+  /**
+   * A message body starts (after 354, or a BDAT chunk): its deadline is `ms` from now and,
+   * with `rate` > 0, moves as Postfix's smtpd_min_data_rate says: each read takes its
+   * elapsed time off and adds a second per `rate` bytes, never past `ms` from now.
+   */
+  startBody(ms: number, rate: number): void {
+    this.setTimer(ms);
+    this.#rate = rate;
+  }
+
+  /** `n` body bytes arrived. */
+  bodyBytes(n: number): void {
+    const now = Date.now();
+    if (this.#rate === 0) return this.#arm(now + this.#timerMs);
+    this.#arm(Math.min(now + this.#timerMs, this.#deadline + (n * 1000) / this.#rate));
+  }
+
+  #arm(deadline: number): void {
+    this.#deadline = deadline;
+    if (this.#timer && this.#fireAt <= deadline) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#fireAt = deadline;
+    this.#timer = setTimeout(this.#fire, Math.max(0, deadline - Date.now()));
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = null;
+    const left = this.#deadline - Date.now();
+    if (left > 0) {
+      this.#fireAt = this.#deadline;
+      this.#timer = setTimeout(this.#fire, left);
       return;
     }
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timerMs = ms;
-    this.#timer = setTimeout(() => this.events.timeout(), ms);
-  }
+    this.events.timeout();
+  };
 
   clearTimer(): void {
     if (this.#timer) clearTimeout(this.#timer);

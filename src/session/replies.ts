@@ -36,6 +36,7 @@ export const needMail = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'Need MAIL c
 export const needHelo = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'Send HELO/EHLO first');
 export const inTransaction = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'MAIL transaction in progress');
 export const syntax = (usage: string) => new SmtpError(C501BadParamSyntax, '5.5.4', `Syntax: ${usage}`);
+export const badUtf8 = () => new SmtpError(C500BadSyntax, '5.5.2', 'Error: bad UTF-8 syntax');
 export const notRecognized = () => new SmtpError(C500BadSyntax, '5.5.2', 'Command not recognized');
 export const lineTooLong = () => new SmtpError(C500BadSyntax, '5.5.2', 'Line too long');
 export const notAvailable = (what: string) => new SmtpError(C502CmdNotImpl, '5.5.1', `${what} not available`);

@@ -20,19 +20,21 @@ export interface Slot {
 export interface ReplySink {
   /** Writes the chunks in one go; `done` after they reached the kernel. */
   write(chunks: (string | Buffer)[], done: (() => void) | null): void;
+  /** Slots were released (fewer replies owed now). */
+  released?(): void;
 }
 
 export class ReplyQueue {
   #slots: Slot[] = [];
   #backend: Slot[] = [];
+  /** Slots of Postern's internal commands among #slots. */
+  #internal = 0;
 
   constructor(private readonly sink: ReplySink) {}
 
   /** Replies the client is still owed (Postern's internal commands excluded). */
   get owed(): number {
-    let n = 0;
-    for (const s of this.#slots) if (!s.internal) n++;
-    return n;
+    return this.#slots.length - this.#internal;
   }
 
   /** Backend replies still owed. */
@@ -64,6 +66,7 @@ export class ReplyQueue {
     const s = slot ?? this.reserve();
     s.handler = handler;
     s.flushed = flushed;
+    if (internal && !s.internal) this.#internal++;
     s.internal = internal;
     this.#backend.push(s);
     return s;
@@ -96,6 +99,7 @@ export class ReplyQueue {
       first.flushed = flushed;
       // Nothing after the failure may reach the client.
       const at = this.#slots.indexOf(first);
+      for (let i = at + 1; i < this.#slots.length; i++) if (this.#slots[i]!.internal) this.#internal--;
       this.#slots.length = at + 1;
       this.#flush();
     } else this.reply(data, flushed);
@@ -110,13 +114,12 @@ export class ReplyQueue {
     const chunks: (string | Buffer)[] = [];
     const callbacks: (() => void)[] = [];
     for (const s of ready) {
+      if (s.internal) this.#internal--;
       if (s.data) chunks.push(s.data);
       if (s.flushed) callbacks.push(s.flushed);
     }
-    if (chunks.length === 0) {
-      for (const cb of callbacks) cb();
-      return;
-    }
-    this.sink.write(chunks, callbacks.length ? () => callbacks.forEach((cb) => cb()) : null);
+    if (chunks.length === 0) for (const cb of callbacks) cb();
+    else this.sink.write(chunks, callbacks.length ? () => callbacks.forEach((cb) => cb()) : null);
+    this.sink.released?.();
   }
 }

@@ -8,12 +8,13 @@
 // own is a module beside it: client-io (socket, timers, flow), binding (the backend),
 // body (DATA/BDAT), limits (LIMITS/SIZE counters), identity (who the client is).
 
+import { isUtf8 } from 'node:buffer';
 import type net from 'node:net';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import { anomalyRecord, replyResult, sessionRecord, type AnomalyKind, type CloseReason, type LimitName, type SessionRecord, type TlsRecord } from '../observe/records.js';
 import { parseBdat } from '../smtp/bdat.js';
-import { ENDS_GROUP, parseCommand, parsePathCommand } from '../smtp/command.js';
+import { ENDS_GROUP, checkCharset, parseCommand, parsePathCommand, printable } from '../smtp/command.js';
 import { renderEhlo, renderLimits, type Capabilities } from '../smtp/ehlo.js';
 import { SmtpError } from '../smtp/errors.js';
 import type { Line } from '../smtp/lines.js';
@@ -27,7 +28,7 @@ import { ClientIo } from './client-io.js';
 import { acceptedIdentity, backendClient, backendHelo, withName, xclientIdentity, type ClientIdentity } from './identity.js';
 import { SessionLimits, tooBig } from './limits.js';
 import { Input } from './input.js';
-import { isNonSmtp } from './non-smtp.js';
+import { isNonSmtp, proxyV2Header } from './non-smtp.js';
 import * as R from './replies.js';
 import { ReplyQueue } from './reply-queue.js';
 import { Transactions } from './transaction.js';
@@ -39,6 +40,11 @@ type Mode = 'command' | 'data' | 'bdat' | 'starttls' | 'closed';
 function describeBytes(b: Buffer): string {
   return JSON.stringify(b.subarray(0, 60).toString('latin1'));
 }
+
+/** Our replies the client has not read, past which no further command is processed. */
+const MAX_UNSENT = 64 * 1024;
+/** Replies owed at once (pipelined commands not yet answered), past which none is read. */
+const MAX_OWED = 1000;
 
 /** Postfix's smtpd_hard_error_limit default. */
 const MAX_ERRORS = 20;
@@ -67,6 +73,8 @@ export class Session {
   #helo: string | null = null;
   #esmtp = false;
   readonly #tx = new Transactions();
+  /** The last MAIL declared SMTPUTF8 (RFC 6531 §3.4): its RCPTs may be non-ASCII. */
+  #utf8 = false;
   /** The limit that closed the session, for the record. */
   #closedBy: LimitName | null = null;
 
@@ -80,6 +88,9 @@ export class Session {
   /** The client vanished while sending a body: the backend must see a drop, never a terminator. */
   #midBody = false;
   #finished = false;
+  /** Processing stopped by backpressure (#accepting). */
+  #blocked = false;
+  #backendWatch = false;
 
   constructor(socket: net.Socket, ctx: SessionContext<Session>) {
     this.id = ctx.id;
@@ -95,8 +106,16 @@ export class Session {
         this.#finish(this.#quitSeen ? 'quit' : 'client_closed');
       },
       timeout: () => this.#onTimeout(),
+      drain: () => {
+        if (this.#blocked) this.#input.kick();
+      },
     });
-    this.#queue = new ReplyQueue({ write: (chunks, done) => this.#io.write(chunks, done) });
+    this.#queue = new ReplyQueue({
+      write: (chunks, done) => this.#io.write(chunks, done),
+      released: () => {
+        if (this.#blocked) this.#input.kick();
+      },
+    });
     this.#input = new Input(
       {
         mode: () => this.#mode,
@@ -104,7 +123,7 @@ export class Session {
         data: (chunk) => this.#dataChunk(chunk),
         bdat: (chunk) => this.#bdatChunk(chunk),
         bdatLeft: () => this.#body.bdatLeft,
-        accepting: () => true,
+        accepting: () => this.#accepting(),
         pile: (full) => this.#io.pile(full),
         backend: () => this.#binding.bound?.conn.socket,
       },
@@ -235,18 +254,49 @@ export class Session {
       case 'starttls':
         return;
       case 'data':
-        this.#io.setTimer(this.#cfg.limits.timeouts.data);
+        this.#io.bodyBytes(chunk.length);
         this.#dataChunk(chunk);
         return;
       case 'bdat':
-        this.#io.setTimer(this.#cfg.limits.timeouts.data);
+        this.#io.bodyBytes(chunk.length);
         this.#bdatChunk(chunk);
         return;
       case 'command':
         if (!this.#greeted) this.#anomaly('pregreet', describeBytes(chunk));
+        if (this.#prevVerb === null && this.#input.buffered === 0) {
+          const header = proxyV2Header(chunk);
+          if (header > 0) {
+            this.#proxyV2(header);
+            chunk = chunk.subarray(header);
+            if (chunk.length === 0) return;
+          }
+        }
         // Sent while a reply was still owed: the client did not wait for it.
         this.#input.push(chunk, this.#queue.owed > 0);
     }
+  }
+
+  /**
+   * Backpressure (RFC 2920 §3.1 lets a client pipeline without limit; our memory may not):
+   * no further command is taken while the client leaves our replies unread, while too many
+   * replies are owed, or while the backend does not take what it was sent. Processing
+   * goes on when the client's socket or the backend's drains, or replies are released.
+   */
+  #accepting(): boolean {
+    let blocked = this.#queue.owed >= MAX_OWED || this.#io.unsent > MAX_UNSENT;
+    const backend = this.#binding.bound?.conn.socket;
+    if (!blocked && backend && backend.writableLength > MAX_UNSENT) {
+      blocked = true;
+      if (!this.#backendWatch) {
+        this.#backendWatch = true;
+        backend.once('drain', () => {
+          this.#backendWatch = false;
+          this.#input.kick();
+        });
+      }
+    }
+    this.#blocked = blocked;
+    return !blocked;
   }
 
   #handleLine(line: Line, pipelined: boolean): void {
@@ -256,6 +306,12 @@ export class Session {
       return;
     }
     if (line.bareLf) this.#anomaly('bare_lf', 'command line ended by bare LF or containing bare CR');
+    if (!isUtf8(line.text)) {
+      // Never decoded lossily: a U+FFFD would reach the backend as an address the client
+      // never sent. Postfix answers the same (smtputf8_enable).
+      this.#refuse(R.badUtf8());
+      return;
+    }
     const text = line.text.toString('utf8');
     const cmd = parseCommand(text);
     const prev = this.#prevVerb;
@@ -325,6 +381,13 @@ export class Session {
     }
   }
 
+  /** A PROXY v2 header from a peer not allowed to send one: not SMTP, never believed. */
+  #proxyV2(bytes: number): void {
+    this.#anomaly('non_smtp', `PROXY v2 header (${bytes} bytes) from untrusted peer ${this.#identity.client.address}`);
+    if (this.#cfg.smtp.non_smtp.action === 'disconnect') return this.#closeWith('error', R.nonSmtpClosing(this.#cfg.hostname));
+    this.#refuse(this.#ctx.listener.proxy_protocol === 'on' ? R.proxyUntrusted() : R.proxyNotHere());
+  }
+
   #refuse(err: SmtpError): void {
     this.#queue.reply(err.reply);
     if (err.smtpCode >= 500 && ++this.#errors >= MAX_ERRORS) this.#closeWith('error', R.tooManyErrors(this.#cfg.hostname));
@@ -339,7 +402,7 @@ export class Session {
     this.#esmtp = verb === 'EHLO';
     this.#reset();
     if (verb === 'HELO') this.#queue.reply(R.heloReply(this.#cfg.hostname));
-    else this.#queue.reply(renderEhlo(`${this.#cfg.hostname} greets ${name}`, this.#capabilities()));
+    else this.#queue.reply(renderEhlo(`${this.#cfg.hostname} greets ${printable(name)}`, this.#capabilities()));
     // EHLO resets any transaction (RFC 5321 §4.1.4): pass it on, so the backend forgets
     // the transaction too and knows the name the client gives now. Its reply is ours to read.
     const helo = backendHelo(name, this.#identity.client.address);
@@ -371,6 +434,9 @@ export class Session {
     if (!this.#helo) throw R.needHelo();
     this.#limits.newTransaction();
     const path = parsePathCommand(args, 'FROM');
+    const utf8 = path.params.has('SMTPUTF8');
+    checkCharset(path, utf8);
+    this.#utf8 = utf8;
     this.#limits.checkDeclaredSize(path.params.get('SIZE'));
     const from = path.address;
     const opened = this.#tx.mail(from);
@@ -391,6 +457,7 @@ export class Session {
   #rcpt(args: string, line: string): void {
     if (!this.#binding.bound) throw R.needMail();
     const path = parsePathCommand(args, 'TO');
+    checkCharset(path, this.#utf8);
     const address = path.address;
     const entry = this.#tx.rcpt(address);
     try {
@@ -417,7 +484,7 @@ export class Session {
         this.#body.startData(this.#cfg.smtp.bare_lf === 'normalize');
         // Before any body byte, so the header leads the message.
         if (this.#cfg.received_header) this.#toBackendBody(this.#trace());
-        this.#io.setTimer(this.#cfg.limits.timeouts.data);
+        this.#io.startBody(this.#cfg.limits.timeouts.data, this.#cfg.limits.min_data_rate);
       }
       this.#input.resume();
       return r.raw;
@@ -435,6 +502,7 @@ export class Session {
     }
     this.#body.startBdat(cmd.size, cmd.last, false);
     this.#mode = cmd.size > 0 ? 'bdat' : 'command';
+    if (cmd.size > 0) this.#io.startBody(this.#cfg.limits.timeouts.data, this.#cfg.limits.min_data_rate);
     const bound = this.#binding.bound;
     const refuse = this.#body.poisoned ?? (!bound ? R.needMail() : !bound.caps.has('CHUNKING') ? R.notAvailable('BDAT') : null);
     if (refuse) {
@@ -457,10 +525,14 @@ export class Session {
       trace = this.#trace();
       line = `BDAT ${cmd.size + trace.length}${cmd.last ? ' LAST' : ''}`;
     }
-    this.#binding.forward(line, (r) => {
-      if (last || r.code >= 400) this.#endTransaction(r, null);
-      return r.raw;
-    });
+    this.#binding.forward(
+      line,
+      (r) => {
+        if (last || r.code >= 400) this.#endTransaction(r, null);
+        return r.raw;
+      },
+      { final: last },
+    );
     if (trace) this.#toBackendBody(trace);
     if (cmd.size === 0) this.#bdatDone();
   }
@@ -645,7 +717,7 @@ export class Session {
       this.#queue.reply(refused.reply);
       this.#endTransaction(null, refused);
     } else {
-      this.#binding.expectReply((r) => {
+      this.#binding.expectFinal((r) => {
         this.#endTransaction(r, null);
         return r.raw;
       });
@@ -670,6 +742,13 @@ export class Session {
 
   #onTimeout(): void {
     if (this.#finished || (this.#mode === 'closed' && this.#quitSeen)) return;
+    if (this.#binding.awaitingFinal) {
+      // The client is waiting for the backend's reply to its message: that has its own
+      // timeout (limits.timeouts.final_reply); cutting the client now could make it send
+      // the message again although the backend kept it.
+      this.#io.setTimer(this.#cfg.limits.timeouts.command);
+      return;
+    }
     const phase = this.#mode === 'data' || this.#mode === 'bdat' ? 'data' : this.#helo ? 'command' : 'greeting';
     this.#anomaly('timeout', `${phase} timeout after ${this.#io.timerMs} ms`);
     this.#close ??= 'timeout';

@@ -73,11 +73,33 @@ export function parsePathCommand(args: string, keyword: 'FROM' | 'TO'): PathComm
       if (p === '') continue;
       const eq = p.indexOf('=');
       const key = asciiUpper(eq === -1 ? p : p.slice(0, eq));
-      if (!/^[A-Z0-9][A-Z0-9-]*$/.test(key)) throw new SmtpError(501, '5.5.4', `Bad parameter: ${p}`);
+      if (!/^[A-Z0-9][A-Z0-9-]*$/.test(key)) throw new SmtpError(501, '5.5.4', `Bad parameter: ${printable(p)}`);
+      // A parameter given twice (two SIZE=) has no meaning the backend would agree on.
+      if (params.has(key)) throw new SmtpError(501, '5.5.4', `Duplicate parameter: ${key}`);
       params.set(key, eq === -1 ? null : p.slice(eq + 1));
     }
   }
   return { address, params };
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * RFC 6531 §3.4: non-ASCII addresses only in a transaction whose MAIL declared SMTPUTF8
+ * (`553 5.6.7`, as Postfix answers); ESMTP parameters stay ASCII unless it did (§3.3 lets
+ * values be UTF-8 then), else `501 5.5.4`. The line is valid UTF-8 already (isUtf8).
+ */
+export function checkCharset(path: PathCommand, smtputf8: boolean): void {
+  if (smtputf8) return;
+  if (NON_ASCII.test(path.address)) throw new SmtpError(553, '5.6.7', 'Must declare SMTPUTF8 to send non-ASCII addresses');
+  for (const [key, value] of path.params) {
+    if (value !== null && NON_ASCII.test(value)) throw new SmtpError(501, '5.5.4', `Bad ${key} parameter: non-ASCII without SMTPUTF8`);
+  }
+}
+
+/** Text a client chose, safe to echo in a reply: printable ASCII, short. */
+export function printable(s: string, max = 64): string {
+  return s.replace(/[^\x20-\x7e]/g, '?').slice(0, max);
 }
 
 /** Index of the `>` closing the path, honouring quoted local parts (`<"a>b"@x>`). */

@@ -55,7 +55,8 @@ describe('LIMITS advertised and enforced', () => {
     await c.waitReplies(1);
     await c.cmd('EHLO domains.test');
     const rs = await c.send(
-      'MAIL FROM:<d@example.org>\r\n' +
+      // A U-label address needs SMTPUTF8 on its transaction (RFC 6531 §3.4).
+      'MAIL FROM:<d@example.org> SMTPUTF8\r\n' +
         'RCPT TO:<a@Bücher.Example>\r\n' +
         'RCPT TO:<b@xn--bcher-kva.example>\r\n' +
         'RCPT TO:<c@OTHER.net>\r\n' +
