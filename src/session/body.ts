@@ -84,7 +84,7 @@ export class Body {
         // (SMTP smuggling). Drop the backend so it never sees a terminator.
         this.host.anomaly('bare_lf', 'bare CR or LF in message body');
         this.poison(bareRefused());
-      } else if (this.#scanner.bytes > sizeLimit) {
+      } else if (this.#scanner.bytes - this.#scanner.pending > sizeLimit) {
         this.poison(tooBig());
       } else if (normalizer) {
         if (res.bare) this.host.anomaly('bare_lf', 'bare CR or LF in message body (normalized to CRLF)');

@@ -32,6 +32,8 @@ export class Transactions {
    * reply says whether there is a transaction, so entries are made at command time.
    */
   #pending: RecipientRecord[] = [];
+  /** Bumped by every MAIL and reset: a MAIL's late reply must not reopen a transaction reset since. */
+  #generation = 0;
   /** Transactions ended (accepted, refused or failed). */
   count = 0;
   /** Recipients the backend accepted, over the session. */
@@ -44,7 +46,9 @@ export class Transactions {
   /** MAIL was sent: recipients from here on belong to it. Returns the hook for MAIL's reply. */
   mail(from: string): (accepted: boolean) => void {
     const recipients: RecipientRecord[] = (this.#pending = []);
+    const generation = ++this.#generation;
     return (accepted) => {
+      if (generation !== this.#generation) return;
       this.#open = accepted ? { from, rcpts: 0, recipients, size: 0, firstRcpt: null, traced: false } : null;
     };
   }
@@ -77,12 +81,16 @@ export class Transactions {
   /** RSET, EHLO and the like: no transaction. */
   reset(): void {
     this.#open = null;
+    this.#pending = [];
+    this.#generation++;
   }
 
   /** The final reply for the message (the backend's `r`, or Postern's refusal): its record, or null if none was open. */
   end(r: Reply | null, refused: SmtpError | null, conn: string, backend: string | null): TransactionRecord | null {
     const tx = this.#open;
     this.#open = null;
+    // A stray RCPT after the end (no new MAIL) must not change the record.
+    this.#pending = [];
     if (!tx) return null;
     this.count++;
     return transactionRecord({

@@ -28,6 +28,14 @@ export class DataScanner {
   /** Body bytes seen, terminator excluded (dot-stuffed form, as on the wire). */
   bytes = 0;
 
+  /**
+   * Of `bytes`, how many at the end may still turn out to be the terminator (`.` or `.` CR
+   * at a line start, the chunk having ended there): a size check must not count them.
+   */
+  get pending(): number {
+    return this.#state === State.Dot ? 1 : this.#state === State.DotCr ? 2 : 0;
+  }
+
   /** Anything bare seen so far in this body. */
   get bare(): boolean {
     return this.#bare;

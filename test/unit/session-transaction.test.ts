@@ -145,7 +145,6 @@ describe('Transactions', () => {
 
   it(
     'an ended transaction’s record does not change when a RCPT follows without a new MAIL',
-    { todo: 'Transactions.end leaves #pending pointing at the ended record’s recipients array, so a stray RCPT after the end is appended to the record' },
     () => {
       const t = new Transactions();
       t.mail('one@x')(true);
@@ -156,4 +155,16 @@ describe('Transactions', () => {
       assert.deepEqual(rec?.recipients.map((r) => r.address), ['a@y']);
     },
   );
+  it('MAIL answered after a pipelined RSET does not reopen the transaction the RSET ended', () => {
+    const t = new Transactions();
+    const opened = t.mail('s@example.org');
+    t.rcpt('a@example.net');
+    t.reset(); // RSET read before MAIL's reply came back
+    opened(true);
+    assert.equal(t.open === null, true, 'the RSET ended it');
+    const next = t.mail('s2@example.org');
+    next(true);
+    assert.equal(t.open?.from, 's2@example.org');
+    assert.deepEqual(t.open?.recipients, []);
+  });
 });
