@@ -33,8 +33,12 @@ export class ServerState implements Balanced {
   }
 }
 
-/** Extensions Postern passes through when every live server offers them. */
-const PASSTHROUGH = ['8BITMIME', 'SMTPUTF8', 'DSN', 'ENHANCEDSTATUSCODES', 'CHUNKING', 'BINARYMIME'] as const;
+/**
+ * Extensions Postern offers clients when every live server (or the bound one) offers them:
+ * their commands and parameters pass through unchanged. (BINARYMIME would too, but needs
+ * BODY=BINARYMIME checked against DATA, RFC 3030 §3; it is not offered.)
+ */
+export const PASSED_THROUGH = ['8BITMIME', 'SMTPUTF8', 'DSN', 'ENHANCEDSTATUSCODES', 'CHUNKING'] as const;
 
 export interface Offered {
   extensions: Set<string>;
@@ -198,7 +202,7 @@ export class BackendPool {
     const extensions = new Set<string>();
     let limits: Limits = { mailmax: null, rcptmax: null, rcptdomainmax: null };
     if (live.length === 0) return { extensions, size: null, limits };
-    for (const ext of PASSTHROUGH) if (live.every((s) => s.caps!.has(ext))) extensions.add(ext);
+    for (const ext of PASSED_THROUGH) if (live.every((s) => s.caps!.has(ext))) extensions.add(ext);
     let size: number | null = null;
     for (const s of live) {
       const n = capSize(s.caps!);

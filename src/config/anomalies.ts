@@ -1,4 +1,5 @@
-// The anomaly catalog (CONTRACT.md "Anomaly kinds"): every kind with its severity.
+// The anomaly catalog (public names: logs, metrics and `log.anomalies` use them): every kind
+// with its severity.
 // `notice` is what ordinary clients do (a QUIT answered by a reset, hanging up without
 // QUIT, a failed login); `warning` is what deserves a look. It lives with the config
 // because `log.anomalies` validates against it.

@@ -1,4 +1,4 @@
-// The log records of CONTRACT.md as types, each with the one builder that makes it. The
+// The public log records as types, each with the one builder that makes it. The
 // session, the server (connections refused before a session exists), /sessions and
 // `postern report` all read these shapes, so a field is added in one place.
 

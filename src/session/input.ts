@@ -17,8 +17,10 @@ export interface InputTarget {
   /** At most `bdatLeft()` bytes of a BDAT chunk. */
   bdat(chunk: Buffer): void;
   bdatLeft(): number;
-  /** Whether the session can take another command now (backpressure: its replies are read). */
-  accepting(): boolean;
+  /** Replies the client is owed now. */
+  owed(): number;
+  /** Our bytes written to the client that it has not taken yet. */
+  unsent(): number;
   /** Stop (true) or resume (false) reading from the client. */
   pile(full: boolean): void;
   /** The backend socket, corked while a pipelined group is forwarded (one write per group, RFC 2920 §3.1). */
@@ -27,6 +29,10 @@ export interface InputTarget {
 
 /** Buffered client bytes past which reading stops while processing cannot go on. */
 export const MAX_BUFFERED = 256 * 1024;
+/** Our replies the client has not read, past which no further command is processed. */
+export const MAX_UNSENT = 64 * 1024;
+/** Replies owed at once (pipelined commands not yet answered), past which none is processed. */
+export const MAX_OWED = 1000;
 
 export class Input {
   readonly #reader = new LineReader();
@@ -34,6 +40,9 @@ export class Input {
   /** The next line was sent before the replies owed when it arrived. */
   #pipelinedNext = false;
   #scheduled = false;
+  /** Processing stopped by backpressure; it goes on at `kick`. */
+  #blocked = false;
+  #backendWatch = false;
 
   constructor(
     private readonly target: InputTarget,
@@ -42,6 +51,35 @@ export class Input {
 
   get waiting(): boolean {
     return this.#waiting;
+  }
+
+  /** Backpressure stopped processing: the session kicks it when the reason may have gone. */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /**
+   * Backpressure (RFC 2920 §3.1 lets a client pipeline without limit; our memory may not):
+   * no further command is taken while the client leaves our replies unread, while too many
+   * replies are owed, or while the backend does not take what it was sent. The client's
+   * drain and released replies kick processing (the session), the backend's drain here.
+   */
+  #accepting(): boolean {
+    const t = this.target;
+    let blocked = t.owed() >= MAX_OWED || t.unsent() > MAX_UNSENT;
+    const backend = t.backend();
+    if (!blocked && backend && backend.writableLength > MAX_UNSENT) {
+      blocked = true;
+      if (!this.#backendWatch) {
+        this.#backendWatch = true;
+        backend.once('drain', () => {
+          this.#backendWatch = false;
+          this.kick();
+        });
+      }
+    }
+    this.#blocked = blocked;
+    return !blocked;
   }
 
   get buffered(): number {
@@ -67,7 +105,7 @@ export class Input {
     const backend = t.backend();
     backend?.cork();
     try {
-      while (!this.#waiting && t.accepting()) {
+      while (!this.#waiting && this.#accepting()) {
         const mode = t.mode();
         if (mode === 'data') {
           const rest = this.#reader.takeAll();
@@ -95,7 +133,7 @@ export class Input {
 
   /** Reading stops while what is buffered cannot be processed and has grown past the bound. */
   flow(): void {
-    const stuck = this.#waiting || !this.target.accepting();
+    const stuck = this.#waiting || !this.#accepting();
     this.target.pile(stuck && this.#reader.length > MAX_BUFFERED);
   }
 

@@ -12,23 +12,23 @@ import { isUtf8 } from 'node:buffer';
 import type net from 'node:net';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
-import { anomalyRecord, replyResult, sessionRecord, type AnomalyKind, type CloseReason, type LimitName, type SessionRecord, type TlsRecord } from '../observe/records.js';
-import { parseBdat } from '../smtp/bdat.js';
+import { anomalyRecord, sessionRecord, type AnomalyKind, type CloseReason, type LimitName, type SessionRecord, type TlsRecord } from '../observe/records.js';
 import { ENDS_GROUP, checkCharset, parseCommand, parsePathCommand, printable } from '../smtp/command.js';
-import { renderEhlo, renderLimits, type Capabilities } from '../smtp/ehlo.js';
+import { renderEhlo, type Capabilities } from '../smtp/ehlo.js';
 import { SmtpError } from '../smtp/errors.js';
 import type { Line } from '../smtp/lines.js';
 import { receivedHeader } from '../smtp/received.js';
-import type { Reply } from '../smtp/reply.js';
-import { XCLIENT_ATTRS, parseXclientArgs, type XclientArgs } from '../smtp/xclient-args.js';
+import { parseXclientArgs, type XclientArgs } from '../smtp/xclient-args.js';
 import { SessionBinding } from './binding.js';
-import type { SessionContext } from './context.js';
-import { Body } from './body.js';
 import { ClientIo } from './client-io.js';
+import type { SessionContext } from './context.js';
+import { Farewell } from './farewell.js';
 import { acceptedIdentity, backendClient, backendHelo, withName, xclientIdentity, type ClientIdentity } from './identity.js';
-import { SessionLimits, tooBig } from './limits.js';
 import { Input } from './input.js';
+import { SessionLimits } from './limits.js';
+import { MessageFlow } from './message.js';
 import { isNonSmtp, proxyV2Header } from './non-smtp.js';
+import { offer } from './offer.js';
 import * as R from './replies.js';
 import { ReplyQueue } from './reply-queue.js';
 import { Transactions } from './transaction.js';
@@ -41,11 +41,6 @@ function describeBytes(b: Buffer): string {
   return JSON.stringify(b.subarray(0, 60).toString('latin1'));
 }
 
-/** Our replies the client has not read, past which no further command is processed. */
-const MAX_UNSENT = 64 * 1024;
-/** Replies owed at once (pipelined commands not yet answered), past which none is read. */
-const MAX_OWED = 1000;
-
 /** Postfix's smtpd_hard_error_limit default. */
 const MAX_ERRORS = 20;
 
@@ -56,9 +51,10 @@ export class Session {
   readonly #cfg: Config;
   readonly #io: ClientIo;
   readonly #input: Input;
+  readonly #farewell: Farewell;
   readonly #queue: ReplyQueue;
   readonly #binding: SessionBinding;
-  readonly #body: Body;
+  readonly #message: MessageFlow;
   readonly #limits: SessionLimits;
   #log: Logger | null = null;
 
@@ -82,15 +78,10 @@ export class Session {
   readonly #anomalies = new Set<AnomalyKind>();
 
   #prevVerb: string | null = null;
-  #quitSeen = false;
-  #quitFlushed = false;
   #close: CloseReason | null = null;
   /** The client vanished while sending a body: the backend must see a drop, never a terminator. */
   #midBody = false;
   #finished = false;
-  /** Processing stopped by backpressure (#accepting). */
-  #blocked = false;
-  #backendWatch = false;
 
   constructor(socket: net.Socket, ctx: SessionContext<Session>) {
     this.id = ctx.id;
@@ -99,37 +90,45 @@ export class Session {
     this.#identity = acceptedIdentity(ctx.client, ctx.local, ctx.proxy);
     this.#io = new ClientIo(socket, {
       data: (chunk) => this.#onData(chunk),
-      end: () => this.#onClientEnd(),
-      error: (err) => this.#onClientError(err),
-      close: () => {
-        if (this.#close === null && !this.#quitSeen) this.#clientGone('client_closed');
-        this.#finish(this.#quitSeen ? 'quit' : 'client_closed');
-      },
+      end: () => this.#farewell.onEnd(),
+      error: (err) => this.#farewell.onError(err),
+      close: () => this.#farewell.onClose(),
       timeout: () => this.#onTimeout(),
       drain: () => {
-        if (this.#blocked) this.#input.kick();
+        if (this.#input.blocked) this.#input.kick();
       },
     });
     this.#queue = new ReplyQueue({
       write: (chunks, done) => this.#io.write(chunks, done),
       released: () => {
-        if (this.#blocked) this.#input.kick();
+        if (this.#input.blocked) this.#input.kick();
       },
+    });
+    const session = this;
+    this.#farewell = new Farewell({
+      anomaly: (kind, detail) => this.#anomaly(kind, detail),
+      gone: (reason, why) => this.#clientGone(reason, why),
+      get reason() {
+        return session.#close;
+      },
+      end: () => this.#io.end(),
+      destroy: () => this.#io.destroy(),
+      finish: (reason) => this.#finish(reason),
     });
     this.#input = new Input(
       {
         mode: () => this.#mode,
         line: (line, pipelined) => this.#handleLine(line, pipelined),
-        data: (chunk) => this.#dataChunk(chunk),
-        bdat: (chunk) => this.#bdatChunk(chunk),
-        bdatLeft: () => this.#body.bdatLeft,
-        accepting: () => this.#accepting(),
+        data: (chunk) => this.#message.dataChunk(chunk),
+        bdat: (chunk) => this.#message.bdatChunk(chunk),
+        bdatLeft: () => this.#message.body.bdatLeft,
+        owed: () => this.#queue.owed,
+        unsent: () => this.#io.unsent,
         pile: (full) => this.#io.pile(full),
         backend: () => this.#binding.bound?.conn.socket,
       },
       () => this.#cfg.limits.line_length,
     );
-    const session = this;
     this.#binding = new SessionBinding(
       {
         queue: this.#queue,
@@ -154,13 +153,26 @@ export class Session {
       },
       { config: ctx.config, pool: ctx.pool, logger: ctx.logger, connId: ctx.id },
     );
-    this.#body = new Body({
-      relay: (data) => this.#toBackendBody(data),
-      anomaly: (kind, detail) => this.#anomaly(kind, detail),
-      poisoned: (err) => {
-        if (err.smtpCode === 552) ctx.metrics.limitRejections.inc({ limit: 'message_size' });
-        this.#binding.abort();
+    this.#message = new MessageFlow({
+      id: this.id,
+      cfg: this.#cfg,
+      metrics: ctx.metrics,
+      logger: ctx.logger,
+      binding: this.#binding,
+      queue: this.#queue,
+      tx: this.#tx,
+      io: this.#io,
+      input: this.#input,
+      bodyMode: (mode) => {
+        if (this.#mode === 'closed') return;
+        this.#mode = mode;
+        // After the end of a body, a command sent before its reply is pipelined.
+        if (mode === 'command') this.#prevVerb = '.';
       },
+      sizeLimit: () => this.#limits.size(),
+      trace: () => this.#trace(),
+      anomaly: (kind, detail) => this.#anomaly(kind, detail),
+      closeWith: (reason, reply) => this.#closeWith(reason, reply),
     });
     this.#limits = new SessionLimits(
       () => this.#cfg.limits,
@@ -243,7 +255,7 @@ export class Session {
   #reset(): void {
     this.#tx.reset();
     this.#limits.newTransaction();
-    this.#body.reset();
+    this.#message.body.reset();
   }
 
   // ---- client input -------------------------------------------------------------------
@@ -255,11 +267,11 @@ export class Session {
         return;
       case 'data':
         this.#io.bodyBytes(chunk.length);
-        this.#dataChunk(chunk);
+        this.#message.dataChunk(chunk);
         return;
       case 'bdat':
         this.#io.bodyBytes(chunk.length);
-        this.#bdatChunk(chunk);
+        this.#message.bdatChunk(chunk);
         return;
       case 'command':
         if (!this.#greeted) this.#anomaly('pregreet', describeBytes(chunk));
@@ -274,29 +286,6 @@ export class Session {
         // Sent while a reply was still owed: the client did not wait for it.
         this.#input.push(chunk, this.#queue.owed > 0);
     }
-  }
-
-  /**
-   * Backpressure (RFC 2920 §3.1 lets a client pipeline without limit; our memory may not):
-   * no further command is taken while the client leaves our replies unread, while too many
-   * replies are owed, or while the backend does not take what it was sent. Processing
-   * goes on when the client's socket or the backend's drains, or replies are released.
-   */
-  #accepting(): boolean {
-    let blocked = this.#queue.owed >= MAX_OWED || this.#io.unsent > MAX_UNSENT;
-    const backend = this.#binding.bound?.conn.socket;
-    if (!blocked && backend && backend.writableLength > MAX_UNSENT) {
-      blocked = true;
-      if (!this.#backendWatch) {
-        this.#backendWatch = true;
-        backend.once('drain', () => {
-          this.#backendWatch = false;
-          this.#input.kick();
-        });
-      }
-    }
-    this.#blocked = blocked;
-    return !blocked;
   }
 
   #handleLine(line: Line, pipelined: boolean): void {
@@ -344,7 +333,7 @@ export class Session {
       case 'DATA':
         return this.#data(args);
       case 'BDAT':
-        return this.#bdat(args, line);
+        return this.#message.bdat(args, line);
       case 'RSET':
         return this.#rset();
       case 'NOOP':
@@ -411,16 +400,14 @@ export class Session {
 
   /** What Postern offers: its own extensions plus what every live backend (or the bound one) supports. */
   #capabilities(): Capabilities {
-    const caps: Capabilities = new Map();
-    caps.set('PIPELINING', []);
-    if (this.#starttlsOffered()) caps.set('STARTTLS', []); // RFC 3207 §4: not after TLS is up
-    caps.set('SIZE', [String(this.#limits.size())]);
-    const offered = this.#binding.extensions();
-    for (const ext of PASSED_THROUGH) if (offered.has(ext)) caps.set(ext, []);
-    const limits = renderLimits(this.#limits.inForce());
-    if (limits) caps.set('LIMITS', limits); // RFC 9422 §3
-    if (this.#ctx.trusted) caps.set('XCLIENT', [...XCLIENT_ATTRS]);
-    return caps;
+    return offer({
+      starttls: this.#starttlsOffered(),
+      size: this.#limits.size(),
+      backend: this.#binding.extensions(),
+      limits: this.#limits.inForce(),
+      trusted: this.#ctx.trusted === true,
+      auth: [],
+    });
   }
 
   #mail(args: string, line: string): void {
@@ -472,71 +459,6 @@ export class Session {
     });
   }
 
-  #data(args: string): void {
-    if (args.trim()) throw R.syntax('DATA');
-    if (!this.#binding.bound) throw R.needMail();
-    // The client may not send the body before 354 (RFC 2920 §3.1): wait for the reply
-    // to know whether what follows is body or commands.
-    this.#input.wait();
-    this.#binding.forward('DATA', (r) => {
-      if (r.code === 354) {
-        this.#mode = 'data';
-        this.#body.startData(this.#cfg.smtp.bare_lf === 'normalize');
-        // Before any body byte, so the header leads the message.
-        if (this.#cfg.received_header) this.#toBackendBody(this.#trace());
-        this.#io.startBody(this.#cfg.limits.timeouts.data, this.#cfg.limits.min_data_rate);
-      }
-      this.#input.resume();
-      return r.raw;
-    });
-  }
-
-  #bdat(args: string, line: string): void {
-    // Parse errors leave us unable to know where the chunk ends: close, as Postfix does.
-    let cmd;
-    try {
-      cmd = parseBdat(args);
-    } catch (err) {
-      this.#closeWith('error', (err as SmtpError).reply);
-      return;
-    }
-    this.#body.startBdat(cmd.size, cmd.last, false);
-    this.#mode = cmd.size > 0 ? 'bdat' : 'command';
-    if (cmd.size > 0) this.#io.startBody(this.#cfg.limits.timeouts.data, this.#cfg.limits.min_data_rate);
-    const bound = this.#binding.bound;
-    const refuse = this.#body.poisoned ?? (!bound ? R.needMail() : !bound.caps.has('CHUNKING') ? R.notAvailable('BDAT') : null);
-    if (refuse) {
-      // The chunk still has to be read past (RFC 3030 §2).
-      this.#refuseBdat(refuse, cmd.last, cmd.size);
-      return;
-    }
-    const tx = this.#tx.open;
-    if (tx) tx.size += cmd.size;
-    if (tx && tx.size > this.#limits.size()) {
-      const err = tooBig();
-      this.#body.poison(err);
-      this.#refuseBdat(err, cmd.last, cmd.size);
-      return;
-    }
-    const last = cmd.last;
-    let trace: Buffer | null = null;
-    if (this.#cfg.received_header && tx && !tx.traced) {
-      // BDAT counts octets exactly (RFC 3030 §2): the first chunk grows by the header.
-      trace = this.#trace();
-      line = `BDAT ${cmd.size + trace.length}${cmd.last ? ' LAST' : ''}`;
-    }
-    this.#binding.forward(
-      line,
-      (r) => {
-        if (last || r.code >= 400) this.#endTransaction(r, null);
-        return r.raw;
-      },
-      { final: last },
-    );
-    if (trace) this.#toBackendBody(trace);
-    if (cmd.size === 0) this.#bdatDone();
-  }
-
   /** Postern's Received: header for the current transaction. */
   #trace(): Buffer {
     const tx = this.#tx.open;
@@ -557,24 +479,10 @@ export class Session {
     });
   }
 
-  #refuseBdat(err: SmtpError, last: boolean, size: number): void {
-    this.#body.skipBdat();
-    this.#queue.reply(err.reply);
-    if (last) this.#endTransaction(null, err);
-    if (size === 0) this.#bdatDone();
-  }
-
-  #bdatChunk(chunk: Buffer): void {
-    const rest = this.#body.bdat(chunk, this.#binding.bound !== null);
-    if (this.#body.bdatLeft > 0) return;
-    this.#bdatDone();
-    if (rest) this.#input.pushRest(rest);
-  }
-
-  #bdatDone(): void {
-    if (this.#mode !== 'closed') this.#mode = 'command';
-    this.#body.bdatDone();
-    this.#io.setTimer(this.#cfg.limits.timeouts.command);
+  #data(args: string): void {
+    if (args.trim()) throw R.syntax('DATA');
+    if (!this.#binding.bound) throw R.needMail();
+    this.#message.data();
   }
 
   #rset(): void {
@@ -684,64 +592,26 @@ export class Session {
   }
 
   #quit(): void {
-    this.#quitSeen = true;
+    this.#farewell.quit();
     this.#close ??= 'quit';
     this.#mode = 'closed';
     this.#binding.quit(
-      () => {
-        this.#quitFlushed = true;
-        this.#io.end();
-      },
+      () => this.#farewell.flushed(),
       () => this.#quiet(),
     );
   }
 
   /** Nothing open that the next session on this backend connection could inherit. */
   #quiet(): boolean {
-    return this.#tx.open === null && this.#body.poisoned === null && !this.#midBody && this.#mode !== 'data' && this.#mode !== 'bdat';
+    return this.#tx.open === null && this.#message.body.poisoned === null && !this.#midBody && this.#mode !== 'data' && this.#mode !== 'bdat';
   }
 
   // ---- DATA body -----------------------------------------------------------------------
 
-  #dataChunk(chunk: Buffer): void {
-    const end = this.#body.data(chunk, this.#limits.size());
-    if (end === -1) return;
-    // End of data.
-    this.#mode = 'command';
-    this.#prevVerb = '.';
-    this.#io.setTimer(this.#cfg.limits.timeouts.command);
-    const tx = this.#tx.open;
-    if (tx) tx.size = this.#body.dataBytes;
-    const refused = this.#body.takePoison();
-    if (refused) {
-      this.#queue.reply(refused.reply);
-      this.#endTransaction(null, refused);
-    } else {
-      this.#binding.expectFinal((r) => {
-        this.#endTransaction(r, null);
-        return r.raw;
-      });
-    }
-    if (end < chunk.length) this.#input.pushRest(chunk.subarray(end));
-  }
-
-  #toBackendBody(data: Buffer): void {
-    if (this.#binding.body(data) || this.#io.paused) return;
-    const source = this.#binding.drainSource;
-    if (source) this.#io.pauseUntilDrain(source);
-  }
-
-  #endTransaction(r: Reply | null, refused: SmtpError | null): void {
-    const rec = this.#tx.end(r, refused, this.id, this.#binding.record()?.address ?? null);
-    if (!rec) return;
-    this.#ctx.metrics.messages.inc({ result: replyResult(r ? r.code : refused!.smtpCode) });
-    this.#ctx.logger.info(rec, 'transaction');
-  }
-
   // ---- end -----------------------------------------------------------------------------
 
   #onTimeout(): void {
-    if (this.#finished || (this.#mode === 'closed' && this.#quitSeen)) return;
+    if (this.#finished || (this.#mode === 'closed' && this.#farewell.quitSeen)) return;
     if (this.#binding.awaitingFinal) {
       // The client is waiting for the backend's reply to its message: that has its own
       // timeout (limits.timeouts.final_reply); cutting the client now could make it send
@@ -759,38 +629,13 @@ export class Session {
     this.#io.destroySoon(5000);
   }
 
-  #onClientEnd(): void {
-    if (this.#quitSeen) {
-      if (!this.#quitFlushed) this.#anomaly('quit_no_wait', 'client closed after QUIT before the 221 was written');
-    } else if (this.#close === null) {
-      this.#clientGone('client_closed');
-    }
-    this.#io.end();
-  }
-
-  #onClientError(err: NodeJS.ErrnoException): void {
-    if (this.#quitSeen && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-      // Our 221's own write hit the reset, or the reset came before it was out: the client
-      // did not wait for it (Outlook's QUIT+RST). A reset read after the 221 is how many
-      // clients close with our last bytes (the 221 they never read, a TLS close_notify)
-      // still unread: a normal close, not worth a name. (Under TLS the write callback fires
-      // once the 221 is encrypted, so the syscall is what tells.)
-      if (!this.#quitFlushed || err.syscall === 'write') {
-        this.#anomaly('rst_after_quit', `${err.code} (${err.syscall ?? '?'}) after QUIT, before the client read the 221`);
-      }
-    } else if (this.#close === null) {
-      this.#clientGone(err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'client_reset' : 'error');
-      if (this.#close === 'error') this.#logger().info({ err: err.message }, 'client socket error');
-    }
-    this.#finish(this.#close ?? 'error');
-  }
-
   /** The client left without QUIT. */
-  #clientGone(reason: CloseReason): void {
+  #clientGone(reason: CloseReason, why?: string): void {
     this.#close = reason;
+    if (reason === 'error') this.#logger().info({ err: why }, 'client socket error');
     if (this.#mode === 'data' || this.#mode === 'bdat') {
       this.#midBody = true;
-      this.#anomaly('disconnect_in_data', `after ${this.#mode === 'data' ? this.#body.dataBytes : 'some'} body bytes`);
+      this.#anomaly('disconnect_in_data', `after ${this.#mode === 'data' ? this.#message.body.dataBytes : 'some'} body bytes`);
     } else if (this.#tx.count === 0 || this.#tx.open !== null || this.#queue.owed > 0) {
       // Hanging up after delivering its mail is what many senders do (nodemailer, for
       // one); Postfix counts it a normal disconnect. Leaving before any work was done,
@@ -820,7 +665,7 @@ export class Session {
     this.#ctx.onEnd?.(this);
   }
 
-  /** The `session` log record (CONTRACT.md). */
+  /** The `session` log record. */
   record(): SessionRecord {
     const id = this.#identity;
     return sessionRecord({
@@ -844,6 +689,3 @@ export class Session {
     });
   }
 }
-
-/** Extensions Postern offers when the backend side does (backend/pool.ts computes which). */
-const PASSED_THROUGH = ['8BITMIME', 'SMTPUTF8', 'DSN', 'ENHANCEDSTATUSCODES', 'CHUNKING'] as const;

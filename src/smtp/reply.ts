@@ -118,12 +118,6 @@ export function formatReply(code: number, lines: string | readonly string[]): st
   return out;
 }
 
-/** The enhanced status code (RFC 3463) at the start of a reply's first line, if any. */
-export function enhancedCode(reply: Reply): string | null {
-  const m = /^([245]\.\d{1,3}\.\d{1,3})(?: |$)/.exec(reply.lines[0] ?? '');
-  return m ? m[1]! : null;
-}
-
 /** One line for logs: `250 2.0.0 Ok: queued as X`. */
 export function replyText(reply: Reply): string {
   return `${reply.code} ${reply.lines[reply.lines.length - 1] ?? ''}`.trimEnd();

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { Input, MAX_BUFFERED, type InputTarget } from '../../src/session/input.js';
+import { Input, MAX_BUFFERED, MAX_OWED, MAX_UNSENT, type InputTarget } from '../../src/session/input.js';
 import type { Line } from '../../src/smtp/lines.js';
 
 type Mode = ReturnType<InputTarget['mode']>;
@@ -48,8 +48,13 @@ class Target implements InputTarget {
   bdatLeft(): number {
     return this.left;
   }
-  accepting(): boolean {
-    return this.open;
+  /** Not `open`: our replies pile up unread (backpressure). */
+  unsent(): number {
+    return this.open ? 0 : MAX_UNSENT + 1;
+  }
+  owedN = 0;
+  owed(): number {
+    return this.owedN;
   }
   pile(full: boolean): void {
     this.piles.push(full);
@@ -249,6 +254,20 @@ describe('Input', () => {
     input.kick();
     await tick();
     assert.equal(t.lines().length, 4);
+  });
+
+  it('too many replies owed (a stalled backend) also stops processing, until they are released', async () => {
+    const { t, input } = setup();
+    t.onLine = () => {
+      t.owedN++;
+    };
+    input.push(b('RSET\r\n'.repeat(MAX_OWED + 5)), false);
+    assert.equal(t.lines().length, MAX_OWED);
+    assert.equal(input.blocked, true);
+    t.owedN = 0;
+    input.kick();
+    await tick();
+    assert.equal(t.lines().length, MAX_OWED + 5);
   });
 
   it('flow: reading stops (pile true) only when over MAX_BUFFERED while waiting, and resumes once processed', async () => {

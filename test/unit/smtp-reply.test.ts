@@ -4,7 +4,6 @@ import fc from 'fast-check';
 import {
   ReplyParser,
   ReplyParseError,
-  enhancedCode,
   formatReply,
   replyText,
   type Reply,
@@ -253,21 +252,7 @@ describe('formatReply', () => {
   });
 });
 
-describe('enhancedCode / replyText', () => {
-  it('extracts an enhanced status code from the first line', () => {
-    assert.equal(enhancedCode(parseOne('250 2.1.0 Ok\r\n')), '2.1.0');
-    assert.equal(enhancedCode(parseOne('550 5.7.1\r\n')), '5.7.1');
-    assert.equal(enhancedCode(parseOne('451 4.123.456 Try later\r\n')), '4.123.456');
-    assert.equal(enhancedCode(parseOne('250-2.0.0 first\r\n250 2.0.1 second\r\n')), '2.0.0');
-  });
-
-  it('returns null when there is none or it is malformed', () => {
-    for (const s of ['250 Ok\r\n', '250\r\n', '250 3.1.0 x\r\n', '250 2.1.0x\r\n', '250 2.1234.0 x\r\n', '250 2..0 x\r\n', '250  2.1.0 x\r\n']) {
-      assert.equal(enhancedCode(parseOne(s)), null, s);
-    }
-    assert.equal(enhancedCode({ code: 250, lines: [], raw: Buffer.alloc(0) }), null);
-  });
-
+describe('replyText', () => {
   it('replyText is the code and the last line', () => {
     assert.equal(replyText(parseOne('250 2.0.0 Ok: queued as X\r\n')), '250 2.0.0 Ok: queued as X');
     assert.equal(replyText(parseOne('250-mx\r\n250 CHUNKING\r\n')), '250 CHUNKING');
