@@ -5,6 +5,7 @@
 import type { BackendClient } from '../backend/handshake.js';
 import { reverseName } from '../backend/reverse.js';
 import type { AuthRecord, Endpoint, TlsRecord } from '../observe/records.js';
+import { receivedHeader } from '../smtp/received.js';
 import type { XclientArgs } from '../smtp/xclient-args.js';
 
 export interface ClientIdentity {
@@ -84,4 +85,24 @@ export function backendClient(
     name: id.name ?? null,
     login: id.auth?.user ?? null,
   };
+}
+
+/** Postern's Received: header (RFC 5321 §4.4) for a message from this client. */
+export function receivedFor(
+  id: ClientIdentity,
+  s: { helo: string | null; esmtp: boolean; tls: TlsRecord | null; by: string; id: string; rcpt: string | null },
+): Buffer {
+  return receivedHeader({
+    helo: s.helo,
+    address: id.client.address,
+    port: id.client.port,
+    name: id.name ?? null,
+    by: s.by,
+    esmtp: s.esmtp,
+    tls: s.tls,
+    auth: id.auth !== null,
+    id: s.id,
+    rcpt: s.rcpt,
+    date: new Date(),
+  });
 }

@@ -4,324 +4,62 @@
 // ordered reply queue, so Postern's own refusals and the backend's replies reach the
 // client in command order even when the client pipelines (RFC 2920).
 //
-// This file is the mode machine and the command handlers. Each concern with fields of its
-// own is a module beside it: client-io (socket, timers, flow), binding (the backend),
-// body (DATA/BDAT), limits (LIMITS/SIZE counters), identity (who the client is).
+// This file is the command handlers; the connection's state and lifecycle are core.ts's.
+// Each concern with fields of its own is a module beside them: client-io (socket, timers,
+// flow), input (lines and bytes, backpressure), binding (the backend), message and body
+// (DATA/BDAT), limits (LIMITS/SIZE counters), identity (who the client is), farewell (how
+// the client leaves).
 
 import { isUtf8 } from 'node:buffer';
-import type net from 'node:net';
-import type { Config } from '../config/types.js';
-import type { Logger } from '../observe/logger.js';
-import { anomalyRecord, sessionRecord, type AnomalyKind, type CloseReason, type LimitName, type SessionRecord, type TlsRecord } from '../observe/records.js';
 import { ENDS_GROUP, checkCharset, parseCommand, parsePathCommand, printable } from '../smtp/command.js';
 import { renderEhlo, type Capabilities } from '../smtp/ehlo.js';
 import { SmtpError } from '../smtp/errors.js';
 import type { Line } from '../smtp/lines.js';
-import { receivedHeader } from '../smtp/received.js';
 import { parseXclientArgs, type XclientArgs } from '../smtp/xclient-args.js';
-import { SessionBinding } from './binding.js';
-import { ClientIo } from './client-io.js';
-import type { SessionContext } from './context.js';
-import { Farewell } from './farewell.js';
-import { acceptedIdentity, backendClient, backendHelo, withName, xclientIdentity, type ClientIdentity } from './identity.js';
-import { Input } from './input.js';
-import { SessionLimits } from './limits.js';
-import { MessageFlow } from './message.js';
-import { isNonSmtp, proxyV2Header } from './non-smtp.js';
+import { backendClient, backendHelo, withName, xclientIdentity } from './identity.js';
+import { isNonSmtp } from './non-smtp.js';
 import { offer } from './offer.js';
 import * as R from './replies.js';
-import { ReplyQueue } from './reply-queue.js';
-import { Transactions } from './transaction.js';
+import { SessionCore } from './core.js';
 
-
-type Mode = 'command' | 'data' | 'bdat' | 'starttls' | 'closed';
-
-/** Anomaly detail for early bytes: printable, short. */
-function describeBytes(b: Buffer): string {
-  return JSON.stringify(b.subarray(0, 60).toString('latin1'));
-}
-
-/** Postfix's smtpd_hard_error_limit default. */
-const MAX_ERRORS = 20;
-
-export class Session {
-  readonly id: string;
-  readonly started = Date.now();
-  readonly #ctx: SessionContext<Session>;
-  readonly #cfg: Config;
-  readonly #io: ClientIo;
-  readonly #input: Input;
-  readonly #farewell: Farewell;
-  readonly #queue: ReplyQueue;
-  readonly #binding: SessionBinding;
-  readonly #message: MessageFlow;
-  readonly #limits: SessionLimits;
-  #log: Logger | null = null;
-
-  #mode: Mode = 'command';
-  #identity: ClientIdentity;
-  #refuseAll = false;
-  /** Set once the client's TLS handshake is done (implicit TLS or STARTTLS). */
-  #tls: TlsRecord | null = null;
-  /** The final 220 has gone out (at once unless smtp.pregreet.wait). */
-  #greeted = true;
-  #greetTimer: NodeJS.Timeout | null = null;
-  #helo: string | null = null;
-  #esmtp = false;
-  readonly #tx = new Transactions();
+export class Session extends SessionCore<Session> {
   /** The last MAIL declared SMTPUTF8 (RFC 6531 §3.4): its RCPTs may be non-ASCII. */
   #utf8 = false;
-  /** The limit that closed the session, for the record. */
-  #closedBy: LimitName | null = null;
 
-  #errors = 0;
-  readonly #anomalies = new Set<AnomalyKind>();
-
-  #prevVerb: string | null = null;
-  #close: CloseReason | null = null;
-  /** The client vanished while sending a body: the backend must see a drop, never a terminator. */
-  #midBody = false;
-  #finished = false;
-
-  constructor(socket: net.Socket, ctx: SessionContext<Session>) {
-    this.id = ctx.id;
-    this.#ctx = ctx;
-    this.#cfg = ctx.config;
-    this.#identity = acceptedIdentity(ctx.client, ctx.local, ctx.proxy);
-    this.#io = new ClientIo(socket, {
-      data: (chunk) => this.#onData(chunk),
-      end: () => this.#farewell.onEnd(),
-      error: (err) => this.#farewell.onError(err),
-      close: () => this.#farewell.onClose(),
-      timeout: () => this.#onTimeout(),
-      drain: () => {
-        if (this.#input.blocked) this.#input.kick();
-      },
-    });
-    this.#queue = new ReplyQueue({
-      write: (chunks, done) => this.#io.write(chunks, done),
-      released: () => {
-        if (this.#input.blocked) this.#input.kick();
-      },
-    });
-    const session = this;
-    this.#farewell = new Farewell({
-      anomaly: (kind, detail) => this.#anomaly(kind, detail),
-      gone: (reason, why) => this.#clientGone(reason, why),
-      get reason() {
-        return session.#close;
-      },
-      end: () => this.#io.end(),
-      destroy: () => this.#io.destroy(),
-      finish: (reason) => this.#finish(reason),
-    });
-    this.#input = new Input(
-      {
-        mode: () => this.#mode,
-        line: (line, pipelined) => this.#handleLine(line, pipelined),
-        data: (chunk) => this.#message.dataChunk(chunk),
-        bdat: (chunk) => this.#message.bdatChunk(chunk),
-        bdatLeft: () => this.#message.body.bdatLeft,
-        owed: () => this.#queue.owed,
-        unsent: () => this.#io.unsent,
-        pile: (full) => this.#io.pile(full),
-        backend: () => this.#binding.bound?.conn.socket,
-      },
-      () => this.#cfg.limits.line_length,
-    );
-    this.#binding = new SessionBinding(
-      {
-        queue: this.#queue,
-        get closed() {
-          return session.#mode === 'closed';
-        },
-        get finished() {
-          return session.#finished;
-        },
-        get inTransaction() {
-          return session.#tx.open !== null || session.#mode === 'data' || session.#mode === 'bdat';
-        },
-        anomaly: (kind, detail) => this.#anomaly(kind, detail),
-        backendFailed: (reply) => {
-          this.#close ??= 'backend_failed';
-          this.#mode = 'closed';
-          this.#queue.failBackend(reply, () => this.#io.end());
-        },
-        wait: () => this.#input.wait(),
-        resume: () => this.#input.resume(),
-        log: () => this.#logger(),
-      },
-      { config: ctx.config, pool: ctx.pool, logger: ctx.logger, connId: ctx.id },
-    );
-    this.#message = new MessageFlow({
-      id: this.id,
-      cfg: this.#cfg,
-      metrics: ctx.metrics,
-      logger: ctx.logger,
-      binding: this.#binding,
-      queue: this.#queue,
-      tx: this.#tx,
-      io: this.#io,
-      input: this.#input,
-      bodyMode: (mode) => {
-        if (this.#mode === 'closed') return;
-        this.#mode = mode;
-        // After the end of a body, a command sent before its reply is pipelined.
-        if (mode === 'command') this.#prevVerb = '.';
-      },
-      sizeLimit: () => this.#limits.size(),
-      trace: () => this.#trace(),
-      anomaly: (kind, detail) => this.#anomaly(kind, detail),
-      closeWith: (reason, reply) => this.#closeWith(reason, reply),
-    });
-    this.#limits = new SessionLimits(
-      () => this.#cfg.limits,
-      () => this.#binding.backendLimits(),
-      (limit) => ctx.metrics.limitRejections.inc({ limit }),
-    );
-  }
-
-  /** Public view for /sessions and the shutdown path. */
-  get state(): string {
-    if (this.#finished) return 'closed';
-    if (this.#mode !== 'command') return this.#mode;
-    return this.#binding.bound ? 'relay' : this.#helo ? 'front' : 'greeting';
-  }
-
-  /** Lines about this connection that are not records (records carry `conn` themselves). */
-  #logger(): Logger {
-    return (this.#log ??= this.#ctx.logger.child({ conn: this.id }));
-  }
-
-  start(): void {
-    if (this.#ctx.tls) this.#tls = this.#ctx.tls;
-    this.#io.attach();
-    this.#io.setTimer(this.#cfg.limits.timeouts.greeting);
-    if (this.#ctx.proxyFailure) {
-      this.#anomaly('proxy_header_invalid', this.#ctx.proxyFailure);
-      this.#refuseAll = true;
-    }
-    const wait = this.#cfg.smtp.pregreet.wait;
-    if (wait > 0) {
-      // postscreen's greet wait: a `220-` line, then the final 220 later; a client that
-      // talks in between did not wait for the greeting (RFC 5321 §3.1, §4.3.1).
-      this.#greeted = false;
-      this.#input.wait();
-      this.#io.write([R.greetingFirstLine(this.#cfg.hostname)], null);
-      this.#greetTimer = setTimeout(() => this.#greet(), wait);
-    } else {
-      this.#queue.reply(R.greeting(this.#cfg.hostname));
-    }
-    if (this.#ctx.initial) {
-      // Arrived with the PROXY header, so before any greeting could have been seen.
-      this.#anomaly('pregreet', describeBytes(this.#ctx.initial));
-      this.#onData(this.#ctx.initial);
-    }
-  }
-
-  #greet(): void {
-    this.#greetTimer = null;
-    if (this.#finished || this.#mode === 'closed') return;
-    this.#greeted = true;
-    if (this.#anomalies.has('pregreet') && this.#cfg.smtp.pregreet.action === 'reject') {
-      this.#closeWith('error', R.pregreetRefused(this.#cfg.hostname));
-      return;
-    }
-    this.#queue.reply(R.greeting(this.#cfg.hostname));
-    this.#input.resume();
-  }
-
-  /** Shutdown: tell the client and close (SIGTERM after the grace period). */
-  shutdown(): void {
-    if (this.#finished) return;
-    this.#close ??= 'shutdown';
-    this.#binding.abort();
-    this.#mode = 'closed';
-    this.#io.write([R.shuttingDown(this.#cfg.hostname)], null);
-    this.#io.end();
-  }
-
-  /**
-   * The one way a session ends on its own initiative: `reply` goes out in its place after
-   * the replies still owed, then the connection closes.
-   */
-  #closeWith(reason: CloseReason, reply: string): void {
-    this.#close ??= reason;
-    this.#mode = 'closed';
-    this.#queue.reply(reply, () => this.#io.end());
-  }
-
-  /** The one reset (RFC 5321 §4.1.1.5 RSET, and what EHLO, XCLIENT and STARTTLS imply): no transaction. */
-  #reset(): void {
-    this.#tx.reset();
-    this.#limits.newTransaction();
-    this.#message.body.reset();
-  }
-
-  // ---- client input -------------------------------------------------------------------
-
-  #onData(chunk: Buffer): void {
-    switch (this.#mode) {
-      case 'closed':
-      case 'starttls':
-        return;
-      case 'data':
-        this.#io.bodyBytes(chunk.length);
-        this.#message.dataChunk(chunk);
-        return;
-      case 'bdat':
-        this.#io.bodyBytes(chunk.length);
-        this.#message.bdatChunk(chunk);
-        return;
-      case 'command':
-        if (!this.#greeted) this.#anomaly('pregreet', describeBytes(chunk));
-        if (this.#prevVerb === null && this.#input.buffered === 0) {
-          const header = proxyV2Header(chunk);
-          if (header > 0) {
-            this.#proxyV2(header);
-            chunk = chunk.subarray(header);
-            if (chunk.length === 0) return;
-          }
-        }
-        // Sent while a reply was still owed: the client did not wait for it.
-        this.#input.push(chunk, this.#queue.owed > 0);
-    }
-  }
-
-  #handleLine(line: Line, pipelined: boolean): void {
+  protected handleLine(line: Line, pipelined: boolean): void {
     if (line.tooLong) {
-      this.#anomaly('line_too_long', `command line over ${this.#cfg.limits.line_length} bytes`);
-      this.#refuse(R.lineTooLong());
+      this.anomaly('line_too_long', `command line over ${this.cfg.limits.line_length} bytes`);
+      this.refuse(R.lineTooLong());
       return;
     }
-    if (line.bareLf) this.#anomaly('bare_lf', 'command line ended by bare LF or containing bare CR');
+    if (line.bareLf) this.anomaly('bare_lf', 'command line ended by bare LF or containing bare CR');
     if (!isUtf8(line.text)) {
       // Never decoded lossily: a U+FFFD would reach the backend as an address the client
       // never sent. Postfix answers the same (smtputf8_enable).
-      this.#refuse(R.badUtf8());
+      this.refuse(R.badUtf8());
       return;
     }
     const text = line.text.toString('utf8');
     const cmd = parseCommand(text);
-    const prev = this.#prevVerb;
-    this.#prevVerb = cmd.verb;
+    const prev = this.prevVerb;
+    this.prevVerb = cmd.verb;
     // A client that is not speaking SMTP at all is named for that alone.
-    if (pipelined && prev !== null && (!this.#esmtp || ENDS_GROUP.has(prev)) && !this.#anomalies.has('non_smtp')) {
-      this.#anomaly(
+    if (pipelined && prev !== null && (!this.esmtp || ENDS_GROUP.has(prev)) && !this.anomalies.has('non_smtp')) {
+      this.anomaly(
         'pipelining_violation',
-        this.#esmtp ? `${cmd.verb} sent before the reply to ${prev}` : `${cmd.verb} pipelined without PIPELINING`,
+        this.esmtp ? `${cmd.verb} sent before the reply to ${prev}` : `${cmd.verb} pipelined without PIPELINING`,
       );
     }
     try {
       this.#dispatch(cmd.verb, cmd.args, text);
     } catch (err) {
       if (!(err instanceof SmtpError)) throw err;
-      this.#refuse(err);
+      this.refuse(err);
     }
   }
 
   #dispatch(verb: string, args: string, line: string): void {
-    if (this.#refuseAll && verb !== 'QUIT') throw R.proxyFailed();
+    if (this.refuseAll && verb !== 'QUIT') throw R.proxyFailed();
     switch (verb) {
       case 'EHLO':
       case 'HELO':
@@ -333,27 +71,27 @@ export class Session {
       case 'DATA':
         return this.#data(args);
       case 'BDAT':
-        return this.#message.bdat(args, line);
+        return this.message.bdat(args, line);
       case 'RSET':
         return this.#rset();
       case 'NOOP':
-        return this.#queue.reply(R.OK);
+        return this.queue.reply(R.OK);
       case 'QUIT':
         return this.#quit();
       case 'HELP':
-        return this.#queue.reply(R.HELP);
+        return this.queue.reply(R.HELP);
       case 'VRFY':
       case 'EXPN':
         return this.#vrfy(verb, line);
       case 'XCLIENT':
-        if (this.#ctx.trusted) return this.#xclient(args);
+        if (this.ctx.trusted) return this.#xclient(args);
         // Never passed on: a backend trusting us would take the client's word for its identity.
-        this.#anomaly('xclient_untrusted', `XCLIENT from ${this.#identity.client.address}`);
+        this.anomaly('xclient_untrusted', `XCLIENT from ${this.identity.client.address}`);
         throw R.xclientNotAllowed();
       case 'PROXY':
-        if (this.#ctx.listener.proxy_protocol === 'on') {
+        if (this.ctx.listener.proxy_protocol === 'on') {
           // A header from a peer not in trusted_proxies, or a second one: never believed.
-          this.#anomaly('proxy_header_invalid', `PROXY line from untrusted peer ${this.#identity.client.address}`);
+          this.anomaly('proxy_header_invalid', `PROXY line from untrusted peer ${this.identity.client.address}`);
           throw R.proxyUntrusted();
         }
         throw R.proxyNotHere();
@@ -363,23 +101,11 @@ export class Session {
         throw R.notAvailable(verb);
       default:
         if (isNonSmtp(verb, line)) {
-          this.#anomaly('non_smtp', line.slice(0, 80));
-          if (this.#cfg.smtp.non_smtp.action === 'disconnect') return this.#closeWith('error', R.nonSmtpClosing(this.#cfg.hostname));
+          this.anomaly('non_smtp', line.slice(0, 80));
+          if (this.cfg.smtp.non_smtp.action === 'disconnect') return this.closeWith('error', R.nonSmtpClosing(this.cfg.hostname));
         }
         throw R.notRecognized();
     }
-  }
-
-  /** A PROXY v2 header from a peer not allowed to send one: not SMTP, never believed. */
-  #proxyV2(bytes: number): void {
-    this.#anomaly('non_smtp', `PROXY v2 header (${bytes} bytes) from untrusted peer ${this.#identity.client.address}`);
-    if (this.#cfg.smtp.non_smtp.action === 'disconnect') return this.#closeWith('error', R.nonSmtpClosing(this.#cfg.hostname));
-    this.#refuse(this.#ctx.listener.proxy_protocol === 'on' ? R.proxyUntrusted() : R.proxyNotHere());
-  }
-
-  #refuse(err: SmtpError): void {
-    this.#queue.reply(err.reply);
-    if (err.smtpCode >= 500 && ++this.#errors >= MAX_ERRORS) this.#closeWith('error', R.tooManyErrors(this.#cfg.hostname));
   }
 
   // ---- commands ----------------------------------------------------------------------
@@ -387,48 +113,48 @@ export class Session {
   #hello(verb: string, args: string): void {
     const name = args.trim();
     if (!name) throw R.syntax(`${verb} hostname`);
-    this.#helo = name;
-    this.#esmtp = verb === 'EHLO';
-    this.#reset();
-    if (verb === 'HELO') this.#queue.reply(R.heloReply(this.#cfg.hostname));
-    else this.#queue.reply(renderEhlo(`${this.#cfg.hostname} greets ${printable(name)}`, this.#capabilities()));
+    this.helo = name;
+    this.esmtp = verb === 'EHLO';
+    this.reset();
+    if (verb === 'HELO') this.queue.reply(R.heloReply(this.cfg.hostname));
+    else this.queue.reply(renderEhlo(`${this.cfg.hostname} greets ${printable(name)}`, this.#capabilities()));
     // EHLO resets any transaction (RFC 5321 §4.1.4): pass it on, so the backend forgets
     // the transaction too and knows the name the client gives now. Its reply is ours to read.
-    const helo = backendHelo(name, this.#identity.client.address);
-    if (helo !== null) this.#binding.ehlo(helo);
+    const helo = backendHelo(name, this.identity.client.address);
+    if (helo !== null) this.binding.ehlo(helo);
   }
 
   /** What Postern offers: its own extensions plus what every live backend (or the bound one) supports. */
   #capabilities(): Capabilities {
     return offer({
       starttls: this.#starttlsOffered(),
-      size: this.#limits.size(),
-      backend: this.#binding.extensions(),
-      limits: this.#limits.inForce(),
-      trusted: this.#ctx.trusted === true,
+      size: this.limits.size(),
+      backend: this.binding.extensions(),
+      limits: this.limits.inForce(),
+      trusted: this.ctx.trusted === true,
       auth: [],
     });
   }
 
   #mail(args: string, line: string): void {
-    if (this.#limits.mailOverMax()) {
+    if (this.limits.mailOverMax()) {
       // MAILMAX (RFC 9422 §4.1) has no standard reply; Exim's practice is 421 and close.
       // Replies owed for earlier commands still go out first; then QUIT to the backend.
-      this.#closedBy = 'mailmax';
-      this.#closeWith('limit', R.tooManyTransactions());
+      this.closedBy = 'mailmax';
+      this.closeWith('limit', R.tooManyTransactions());
       return;
     }
-    if (!this.#helo) throw R.needHelo();
-    this.#limits.newTransaction();
+    if (!this.helo) throw R.needHelo();
+    this.limits.newTransaction();
     const path = parsePathCommand(args, 'FROM');
     const utf8 = path.params.has('SMTPUTF8');
     checkCharset(path, utf8);
     this.#utf8 = utf8;
-    this.#limits.checkDeclaredSize(path.params.get('SIZE'));
+    this.limits.checkDeclaredSize(path.params.get('SIZE'));
     const from = path.address;
-    const opened = this.#tx.mail(from);
-    this.#binding.toBackend(() => this.#backendClient(), line, (r) => {
-      this.#binding.countTransaction();
+    const opened = this.tx.mail(from);
+    this.binding.toBackend(() => this.#backendClient(), line, (r) => {
+      this.binding.countTransaction();
       opened(r.code >= 200 && r.code < 300);
       return r.raw;
     });
@@ -436,66 +162,46 @@ export class Session {
 
   /** What the backend is told about the client, with its PTR name when wanted (once per identity). */
   async #backendClient() {
-    const cfg = this.#cfg.backends;
-    this.#identity = await withName(this.#identity, cfg.reverse_lookup, Math.min(cfg.reply_timeout, 5000));
-    return backendClient(this.#identity, { connId: this.id, helo: this.#helo, esmtp: this.#esmtp, tls: this.#tls });
+    const cfg = this.cfg.backends;
+    this.identity = await withName(this.identity, cfg.reverse_lookup, Math.min(cfg.reply_timeout, 5000));
+    return backendClient(this.identity, { connId: this.id, helo: this.helo, esmtp: this.esmtp, tls: this.tls });
   }
 
   #rcpt(args: string, line: string): void {
-    if (!this.#binding.bound) throw R.needMail();
+    if (!this.binding.bound) throw R.needMail();
     const path = parsePathCommand(args, 'TO');
     checkCharset(path, this.#utf8);
     const address = path.address;
-    const entry = this.#tx.rcpt(address);
+    const entry = this.tx.rcpt(address);
     try {
-      this.#limits.checkRcpt(address);
+      this.limits.checkRcpt(address);
     } catch (err) {
-      if (err instanceof SmtpError) this.#tx.refuse(entry, err);
+      if (err instanceof SmtpError) this.tx.refuse(entry, err);
       throw err;
     }
-    this.#binding.forward(line, (r) => {
-      this.#tx.answer(entry, r);
+    this.binding.forward(line, (r) => {
+      this.tx.answer(entry, r);
       return r.raw;
-    });
-  }
-
-  /** Postern's Received: header for the current transaction. */
-  #trace(): Buffer {
-    const tx = this.#tx.open;
-    if (tx) tx.traced = true;
-    const id = this.#identity;
-    return receivedHeader({
-      helo: this.#helo,
-      address: id.client.address,
-      port: id.client.port,
-      name: id.name ?? null,
-      by: this.#cfg.hostname,
-      esmtp: this.#esmtp,
-      tls: this.#tls,
-      auth: id.auth !== null,
-      id: this.id,
-      rcpt: tx && tx.rcpts === 1 ? tx.firstRcpt : null,
-      date: new Date(),
     });
   }
 
   #data(args: string): void {
     if (args.trim()) throw R.syntax('DATA');
-    if (!this.#binding.bound) throw R.needMail();
-    this.#message.data();
+    if (!this.binding.bound) throw R.needMail();
+    this.message.data();
   }
 
   #rset(): void {
-    this.#reset();
-    if (this.#binding.bound) this.#binding.forward('RSET', (r) => r.raw);
-    else this.#queue.reply(R.OK);
+    this.reset();
+    if (this.binding.bound) this.binding.forward('RSET', (r) => r.raw);
+    else this.queue.reply(R.OK);
   }
 
   #vrfy(verb: string, line: string): void {
-    const mode = verb === 'VRFY' ? this.#cfg.smtp.vrfy : this.#cfg.smtp.expn;
+    const mode = verb === 'VRFY' ? this.cfg.smtp.vrfy : this.cfg.smtp.expn;
     if (mode !== 'relay') throw R.disabled(verb);
-    if (!this.#helo) throw R.needHelo();
-    this.#binding.toBackend(() => this.#backendClient(), line, (r) => r.raw);
+    if (!this.helo) throw R.needHelo();
+    this.binding.toBackend(() => this.#backendClient(), line, (r) => r.raw);
   }
 
   /**
@@ -504,188 +210,92 @@ export class Session {
    * leaves an attribute unset, success is the greeting again and the client must EHLO anew.
    */
   #xclient(args: string): void {
-    if (this.#tx.open !== null) throw R.inTransaction();
+    if (this.tx.open !== null) throw R.inTransaction();
     const told = parseXclientArgs(args);
     const apply = () => this.#xclientApply(told);
     const addr = told.addr;
-    if (addr && addr !== this.#identity.client.address && this.#ctx.readmit) {
-      const refuse = (why: string) => this.#closeWith('limit', R.refusedClient(this.#cfg.hostname, why));
-      const r = this.#ctx.readmit(addr);
-      if (r instanceof Promise) {
-        // The cluster primary decides: hold later commands until it has.
-        const slot = this.#queue.reserve();
-        this.#input.wait();
-        void r.then((refused) => {
-          if (this.#finished) return;
-          this.#queue.fill(slot, null);
-          if (refused) refuse(refused);
-          else apply();
-          this.#input.resume();
-        });
-        return;
-      }
-      if (r) return refuse(r);
-    }
-    apply();
+    if (!addr || addr === this.identity.client.address || !this.ctx.readmit) return apply();
+    // Another client: it counts against the per-IP limits instead (the cluster primary
+    // may decide, asynchronously).
+    const decide = (refused: string | null) => (refused ? this.closeWith('limit', R.refusedClient(this.cfg.hostname, refused)) : apply());
+    const r = this.ctx.readmit(addr);
+    if (r instanceof Promise) this.hold(r, decide);
+    else decide(r);
   }
 
   #xclientApply(told: XclientArgs): void {
-    const id = this.#identity;
-    const upstream = id.proxy ?? `${this.#ctx.client.address}:${this.#ctx.client.port}`;
-    this.#identity = xclientIdentity(id, told, upstream);
+    const id = this.identity;
+    const upstream = id.proxy ?? `${this.ctx.client.address}:${this.ctx.client.port}`;
+    this.identity = xclientIdentity(id, told, upstream);
     // HELO and PROTO are reset unless supplied; the client must say EHLO again.
-    this.#helo = told.helo ?? null;
-    this.#esmtp = told.proto === 'ESMTP';
-    this.#reset();
-    // A backend already bound was told the old identity: the next MAIL binds anew.
-    this.#binding.unbind();
-    this.#queue.reply(R.greeting(this.#cfg.hostname));
+    this.#startOver(told.helo ?? null, told.proto === 'ESMTP');
+    this.queue.reply(R.greeting(this.cfg.hostname));
+  }
+
+  /**
+   * Who the client is, or how it is protected, changed (XCLIENT, STARTTLS, AUTH): what it
+   * said before is void, and a backend bound before was told the old story, so the next
+   * MAIL binds anew.
+   */
+  #startOver(helo: string | null, esmtp: boolean): void {
+    this.helo = helo;
+    this.esmtp = esmtp;
+    this.reset();
+    this.binding.unbind();
   }
 
   #starttlsOffered(): boolean {
-    return this.#ctx.listener.tls === 'starttls' && !!this.#ctx.terminator && this.#tls === null;
+    return this.ctx.listener.tls === 'starttls' && !!this.ctx.terminator && this.tls === null;
   }
 
   /** RFC 3207: `220 2.0.0 Ready to start TLS`, then the handshake on this connection. */
   #starttls(args: string): void {
-    if (!this.#starttlsOffered()) throw this.#tls ? R.tlsActive() : R.notAvailable('STARTTLS');
+    if (!this.#starttlsOffered()) throw this.tls ? R.tlsActive() : R.notAvailable('STARTTLS');
     if (args.trim()) throw R.syntax('STARTTLS');
-    if (this.#tx.open !== null) throw R.inTransaction();
-    this.#io.holdForTls();
-    this.#mode = 'starttls';
-    this.#input.wait();
+    if (this.tx.open !== null) throw R.inTransaction();
+    this.io.holdForTls();
+    this.mode = 'starttls';
+    this.input.wait();
     // Anything already read after the STARTTLS line was sent before our reply: discarded
     // (RFC 3207 §4.2).
-    const injected = this.#input.clear();
-    if (injected > 0) this.#anomaly('starttls_injection', `${injected} bytes pipelined after STARTTLS, discarded`);
-    this.#queue.reply(R.READY_FOR_TLS, () => this.#handshake());
+    const injected = this.input.clear();
+    if (injected > 0) this.anomaly('starttls_injection', `${injected} bytes pipelined after STARTTLS, discarded`);
+    this.queue.reply(R.READY_FOR_TLS, () => this.#handshake());
   }
 
   #handshake(): void {
-    this.#io.upgrade(this.#ctx.terminator!, this.#cfg.limits.timeouts.command).then(
+    this.io.upgrade(this.ctx.terminator!, this.cfg.limits.timeouts.command).then(
       (info) => {
-        if (this.#finished) {
-          this.#io.destroy();
+        if (this.finished) {
+          this.io.destroy();
           return;
         }
-        this.#tls = info;
-        this.#ctx.metrics.tlsHandshakes.inc({ listener: this.#ctx.listener.name, resumed: String(info.resumed) });
+        this.tls = info;
+        this.ctx.metrics.tlsHandshakes.inc({ listener: this.ctx.listener.name, resumed: String(info.resumed) });
         // RFC 3207 §4.2: forget what the client said before TLS; it must EHLO again.
-        this.#helo = null;
-        this.#esmtp = false;
-        this.#prevVerb = null;
-        this.#reset();
-        // Bound before TLS: the backend was told a plaintext client. Bind anew at MAIL.
-        this.#binding.unbind();
-        this.#mode = 'command';
-        this.#io.setTimer(this.#cfg.limits.timeouts.command);
-        this.#input.resume();
-        this.#io.resume();
+        this.#startOver(null, false);
+        this.prevVerb = null;
+        this.mode = 'command';
+        this.io.setTimer(this.cfg.limits.timeouts.command);
+        this.input.resume();
+        this.io.resume();
       },
       (err: Error & { reason?: string }) => {
-        this.#anomaly('tls_handshake_failed', err.reason ?? err.message);
-        this.#close ??= 'error';
-        this.#mode = 'closed';
-        this.#finish('error');
+        this.anomaly('tls_handshake_failed', err.reason ?? err.message);
+        this.close ??= 'error';
+        this.mode = 'closed';
+        this.finish('error');
       },
     );
   }
 
   #quit(): void {
-    this.#farewell.quit();
-    this.#close ??= 'quit';
-    this.#mode = 'closed';
-    this.#binding.quit(
-      () => this.#farewell.flushed(),
-      () => this.#quiet(),
+    this.farewell.quit();
+    this.close ??= 'quit';
+    this.mode = 'closed';
+    this.binding.quit(
+      () => this.farewell.flushed(),
+      () => this.quiet(),
     );
-  }
-
-  /** Nothing open that the next session on this backend connection could inherit. */
-  #quiet(): boolean {
-    return this.#tx.open === null && this.#message.body.poisoned === null && !this.#midBody && this.#mode !== 'data' && this.#mode !== 'bdat';
-  }
-
-  // ---- DATA body -----------------------------------------------------------------------
-
-  // ---- end -----------------------------------------------------------------------------
-
-  #onTimeout(): void {
-    if (this.#finished || (this.#mode === 'closed' && this.#farewell.quitSeen)) return;
-    if (this.#binding.awaitingFinal) {
-      // The client is waiting for the backend's reply to its message: that has its own
-      // timeout (limits.timeouts.final_reply); cutting the client now could make it send
-      // the message again although the backend kept it.
-      this.#io.setTimer(this.#cfg.limits.timeouts.command);
-      return;
-    }
-    const phase = this.#mode === 'data' || this.#mode === 'bdat' ? 'data' : this.#helo ? 'command' : 'greeting';
-    this.#anomaly('timeout', `${phase} timeout after ${this.#io.timerMs} ms`);
-    this.#close ??= 'timeout';
-    this.#mode = 'closed';
-    this.#binding.abort();
-    this.#io.write([R.timedOut(this.#cfg.hostname)], null);
-    this.#io.end();
-    this.#io.destroySoon(5000);
-  }
-
-  /** The client left without QUIT. */
-  #clientGone(reason: CloseReason, why?: string): void {
-    this.#close = reason;
-    if (reason === 'error') this.#logger().info({ err: why }, 'client socket error');
-    if (this.#mode === 'data' || this.#mode === 'bdat') {
-      this.#midBody = true;
-      this.#anomaly('disconnect_in_data', `after ${this.#mode === 'data' ? this.#message.body.dataBytes : 'some'} body bytes`);
-    } else if (this.#tx.count === 0 || this.#tx.open !== null || this.#queue.owed > 0) {
-      // Hanging up after delivering its mail is what many senders do (nodemailer, for
-      // one); Postfix counts it a normal disconnect. Leaving before any work was done,
-      // mid-transaction or with replies still owed is what deserves a name.
-      this.#anomaly('no_quit', this.#tx.open !== null ? 'closed without QUIT inside a transaction' : 'closed without QUIT');
-    }
-    this.#mode = 'closed';
-  }
-
-  #anomaly(kind: AnomalyKind, detail: string): void {
-    if (this.#anomalies.has(kind)) return;
-    this.#anomalies.add(kind);
-    this.#ctx.metrics.anomalies.inc({ kind });
-    if (this.#ctx.logAnomaly(kind)) this.#ctx.logger.info(anomalyRecord(this.id, kind, detail), `anomaly ${kind}`);
-  }
-
-  #finish(reason: CloseReason): void {
-    if (this.#finished) return;
-    this.#finished = true;
-    this.#close ??= reason;
-    this.#io.clearTimer();
-    if (this.#greetTimer) clearTimeout(this.#greetTimer);
-    // Otherwise the binding says goodbye politely, so the backend's log shows no lost connection.
-    this.#binding.finish(this.#quiet(), this.#midBody || this.#mode === 'data' || this.#mode === 'bdat');
-    this.#io.destroy();
-    this.#ctx.logger.info(this.record(), 'session');
-    this.#ctx.onEnd?.(this);
-  }
-
-  /** The `session` log record. */
-  record(): SessionRecord {
-    const id = this.#identity;
-    return sessionRecord({
-      conn: this.id,
-      client: { address: id.client.address, port: id.client.port },
-      listener: this.#ctx.listener.name,
-      proxy: id.proxy,
-      tls: this.#tls,
-      helo: this.#helo,
-      auth: id.auth,
-      backend: this.#binding.record(),
-      transactions: this.#tx.count,
-      rcpts: this.#tx.rcpts,
-      bytes_in: this.#io.bytesIn,
-      bytes_out: this.#io.bytesOut,
-      duration_ms: Date.now() - this.started,
-      close: this.#close ?? 'error',
-      anomalies: [...this.#anomalies],
-      limit_rejections: this.#limits.rejections,
-      ...(this.#closedBy ? { limit: this.#closedBy } : {}),
-    });
   }
 }

@@ -1,0 +1,401 @@
+// One client connection's state and lifecycle: the socket and its timers, the greeting,
+// input routed by mode (command lines, DATA, BDAT), the reply queue, how the session ends
+// and its record. The SMTP command handlers are session.ts's (a subclass: the handlers and
+// this state are one machine, split in two files by what they do).
+
+import type net from 'node:net';
+import type { Config } from '../config/types.js';
+import type { Logger } from '../observe/logger.js';
+import { anomalyRecord, sessionRecord, type AnomalyKind, type CloseReason, type LimitName, type SessionRecord, type TlsRecord } from '../observe/records.js';
+import type { SmtpError } from '../smtp/errors.js';
+import type { Line } from '../smtp/lines.js';
+import { SessionBinding } from './binding.js';
+import { ClientIo } from './client-io.js';
+import type { SessionContext } from './context.js';
+import { Farewell } from './farewell.js';
+import { acceptedIdentity, receivedFor, type ClientIdentity } from './identity.js';
+import { Input } from './input.js';
+import { SessionLimits } from './limits.js';
+import { MessageFlow } from './message.js';
+import { proxyV2Header } from './non-smtp.js';
+import * as R from './replies.js';
+import { ReplyQueue } from './reply-queue.js';
+import { Transactions } from './transaction.js';
+
+export type Mode = 'command' | 'data' | 'bdat' | 'starttls' | 'closed';
+
+/** Anomaly detail for early bytes: printable, short. */
+function describeBytes(b: Buffer): string {
+  return JSON.stringify(b.subarray(0, 60).toString('latin1'));
+}
+
+/** Postfix's smtpd_hard_error_limit default. */
+const MAX_ERRORS = 20;
+
+/** `Self`: the concrete session class, which the server's callbacks are given. */
+export abstract class SessionCore<Self> {
+  readonly id: string;
+  readonly started = Date.now();
+  protected readonly ctx: SessionContext<Self>;
+  protected readonly cfg: Config;
+  protected readonly io: ClientIo;
+  protected readonly input: Input;
+  protected readonly farewell: Farewell;
+  protected readonly queue: ReplyQueue;
+  protected readonly binding: SessionBinding;
+  protected readonly message: MessageFlow;
+  protected readonly limits: SessionLimits;
+  #log: Logger | null = null;
+
+  protected mode: Mode = 'command';
+  protected identity: ClientIdentity;
+  protected refuseAll = false;
+  /** Set once the client's TLS handshake is done (implicit TLS or STARTTLS). */
+  protected tls: TlsRecord | null = null;
+  /** The final 220 has gone out (at once unless smtp.pregreet.wait). */
+  #greeted = true;
+  #greetTimer: NodeJS.Timeout | null = null;
+  protected helo: string | null = null;
+  protected esmtp = false;
+  protected readonly tx = new Transactions();
+  /** The limit that closed the session, for the record. */
+  protected closedBy: LimitName | null = null;
+
+  #errors = 0;
+  protected readonly anomalies = new Set<AnomalyKind>();
+
+  protected prevVerb: string | null = null;
+  protected close: CloseReason | null = null;
+  /** The client vanished while sending a body: the backend must see a drop, never a terminator. */
+  #midBody = false;
+  protected finished = false;
+
+  constructor(socket: net.Socket, ctx: SessionContext<Self>) {
+    this.id = ctx.id;
+    this.ctx = ctx;
+    this.cfg = ctx.config;
+    this.identity = acceptedIdentity(ctx.client, ctx.local, ctx.proxy);
+    this.io = new ClientIo(socket, {
+      data: (chunk) => this.#onData(chunk),
+      end: () => this.farewell.onEnd(),
+      error: (err) => this.farewell.onError(err),
+      close: () => this.farewell.onClose(),
+      timeout: () => this.#onTimeout(),
+      drain: () => {
+        if (this.input.blocked) this.input.kick();
+      },
+    });
+    this.queue = new ReplyQueue({
+      write: (chunks, done) => this.io.write(chunks, done),
+      released: () => {
+        if (this.input.blocked) this.input.kick();
+      },
+    });
+    const session = this;
+    this.farewell = new Farewell({
+      anomaly: (kind, detail) => this.anomaly(kind, detail),
+      gone: (reason, why) => this.#clientGone(reason, why),
+      get reason() {
+        return session.close;
+      },
+      end: () => this.io.end(),
+      destroy: () => this.io.destroy(),
+      finish: (reason) => this.finish(reason),
+    });
+    this.input = new Input(
+      {
+        mode: () => this.mode,
+        line: (line, pipelined) => this.handleLine(line, pipelined),
+        data: (chunk) => this.message.dataChunk(chunk),
+        bdat: (chunk) => this.message.bdatChunk(chunk),
+        bdatLeft: () => this.message.body.bdatLeft,
+        owed: () => this.queue.owed,
+        unsent: () => this.io.unsent,
+        pile: (full) => this.io.pile(full),
+        backend: () => this.binding.bound?.conn.socket,
+      },
+      () => this.cfg.limits.line_length,
+    );
+    this.binding = new SessionBinding(
+      {
+        queue: this.queue,
+        get closed() {
+          return session.mode === 'closed';
+        },
+        get finished() {
+          return session.finished;
+        },
+        get inTransaction() {
+          return session.tx.open !== null || session.mode === 'data' || session.mode === 'bdat';
+        },
+        anomaly: (kind, detail) => this.anomaly(kind, detail),
+        backendFailed: (reply) => {
+          this.close ??= 'backend_failed';
+          this.mode = 'closed';
+          this.queue.failBackend(reply, () => this.io.end());
+        },
+        wait: () => this.input.wait(),
+        resume: () => this.input.resume(),
+        log: () => this.#logger(),
+      },
+      { config: ctx.config, pool: ctx.pool, logger: ctx.logger, connId: ctx.id },
+    );
+    this.message = new MessageFlow({
+      id: this.id,
+      cfg: this.cfg,
+      metrics: ctx.metrics,
+      logger: ctx.logger,
+      binding: this.binding,
+      queue: this.queue,
+      tx: this.tx,
+      io: this.io,
+      input: this.input,
+      bodyMode: (mode) => {
+        if (this.mode === 'closed') return;
+        this.mode = mode;
+        // After the end of a body, a command sent before its reply is pipelined.
+        if (mode === 'command') this.prevVerb = '.';
+      },
+      sizeLimit: () => this.limits.size(),
+      trace: () => this.#trace(),
+      anomaly: (kind, detail) => this.anomaly(kind, detail),
+      closeWith: (reason, reply) => this.closeWith(reason, reply),
+    });
+    this.limits = new SessionLimits(
+      () => this.cfg.limits,
+      () => this.binding.backendLimits(),
+      (limit) => ctx.metrics.limitRejections.inc({ limit }),
+    );
+  }
+
+  /** Public view for /sessions and the shutdown path. */
+  get state(): string {
+    if (this.finished) return 'closed';
+    if (this.mode !== 'command') return this.mode;
+    return this.binding.bound ? 'relay' : this.helo ? 'front' : 'greeting';
+  }
+
+  /** Lines about this connection that are not records (records carry `conn` themselves). */
+  #logger(): Logger {
+    return (this.#log ??= this.ctx.logger.child({ conn: this.id }));
+  }
+
+  start(): void {
+    if (this.ctx.tls) this.tls = this.ctx.tls;
+    this.io.attach();
+    this.io.setTimer(this.cfg.limits.timeouts.greeting);
+    if (this.ctx.proxyFailure) {
+      this.anomaly('proxy_header_invalid', this.ctx.proxyFailure);
+      this.refuseAll = true;
+    }
+    const wait = this.cfg.smtp.pregreet.wait;
+    if (wait > 0) {
+      // postscreen's greet wait: a `220-` line, then the final 220 later; a client that
+      // talks in between did not wait for the greeting (RFC 5321 §3.1, §4.3.1).
+      this.#greeted = false;
+      this.input.wait();
+      this.io.write([R.greetingFirstLine(this.cfg.hostname)], null);
+      this.#greetTimer = setTimeout(() => this.#greet(), wait);
+    } else {
+      this.queue.reply(R.greeting(this.cfg.hostname));
+    }
+    if (this.ctx.initial) {
+      // Arrived with the PROXY header, so before any greeting could have been seen.
+      this.anomaly('pregreet', describeBytes(this.ctx.initial));
+      this.#onData(this.ctx.initial);
+    }
+  }
+
+  #greet(): void {
+    this.#greetTimer = null;
+    if (this.finished || this.mode === 'closed') return;
+    this.#greeted = true;
+    if (this.anomalies.has('pregreet') && this.cfg.smtp.pregreet.action === 'reject') {
+      this.closeWith('error', R.pregreetRefused(this.cfg.hostname));
+      return;
+    }
+    this.queue.reply(R.greeting(this.cfg.hostname));
+    this.input.resume();
+  }
+
+  /** Shutdown: tell the client and close (SIGTERM after the grace period). */
+  shutdown(): void {
+    if (this.finished) return;
+    this.close ??= 'shutdown';
+    this.binding.abort();
+    this.mode = 'closed';
+    this.io.write([R.shuttingDown(this.cfg.hostname)], null);
+    this.io.end();
+  }
+
+  /**
+   * The one way a session ends on its own initiative: `reply` goes out in its place after
+   * the replies still owed, then the connection closes.
+   */
+  protected closeWith(reason: CloseReason, reply: string): void {
+    this.close ??= reason;
+    this.mode = 'closed';
+    this.queue.reply(reply, () => this.io.end());
+  }
+
+  /** The one reset (RFC 5321 §4.1.1.5 RSET, and what EHLO, XCLIENT and STARTTLS imply): no transaction. */
+  protected reset(): void {
+    this.tx.reset();
+    this.limits.newTransaction();
+    this.message.body.reset();
+  }
+
+  // ---- client input -------------------------------------------------------------------
+
+  #onData(chunk: Buffer): void {
+    switch (this.mode) {
+      case 'closed':
+      case 'starttls':
+        return;
+      case 'data':
+        this.io.bodyBytes(chunk.length);
+        this.message.dataChunk(chunk);
+        return;
+      case 'bdat':
+        this.io.bodyBytes(chunk.length);
+        this.message.bdatChunk(chunk);
+        return;
+      case 'command':
+        if (!this.#greeted) this.anomaly('pregreet', describeBytes(chunk));
+        if (this.prevVerb === null && this.input.buffered === 0) {
+          const header = proxyV2Header(chunk);
+          if (header > 0) {
+            this.#proxyV2(header);
+            chunk = chunk.subarray(header);
+            if (chunk.length === 0) return;
+          }
+        }
+        // Sent while a reply was still owed: the client did not wait for it.
+        this.input.push(chunk, this.queue.owed > 0);
+    }
+  }
+
+  /** A PROXY v2 header from a peer not allowed to send one: not SMTP, never believed. */
+  #proxyV2(bytes: number): void {
+    this.anomaly('non_smtp', `PROXY v2 header (${bytes} bytes) from untrusted peer ${this.identity.client.address}`);
+    if (this.cfg.smtp.non_smtp.action === 'disconnect') return this.closeWith('error', R.nonSmtpClosing(this.cfg.hostname));
+    this.refuse(this.ctx.listener.proxy_protocol === 'on' ? R.proxyUntrusted() : R.proxyNotHere());
+  }
+
+  protected refuse(err: SmtpError): void {
+    this.queue.reply(err.reply);
+    if (err.smtpCode >= 500 && ++this.#errors >= MAX_ERRORS) this.closeWith('error', R.tooManyErrors(this.cfg.hostname));
+  }
+
+  /** Postern's Received: header for the current transaction. */
+  #trace(): Buffer {
+    const tx = this.tx.open;
+    if (tx) tx.traced = true;
+    const rcpt = tx && tx.rcpts === 1 ? tx.firstRcpt : null;
+    return receivedFor(this.identity, { helo: this.helo, esmtp: this.esmtp, tls: this.tls, by: this.cfg.hostname, id: this.id, rcpt });
+  }
+
+  /** Holds later commands until `p` settles; `then` answers in this command's place. */
+  protected hold<T>(p: Promise<T>, then: (value: T) => void): void {
+    const slot = this.queue.reserve();
+    this.input.wait();
+    void p.then((value) => {
+      if (this.finished) return;
+      this.queue.fill(slot, null);
+      then(value);
+      this.input.resume();
+    });
+  }
+
+  /** Nothing open that the next session on this backend connection could inherit. */
+  protected quiet(): boolean {
+    return this.tx.open === null && this.message.body.poisoned === null && !this.#midBody && this.mode !== 'data' && this.mode !== 'bdat';
+  }
+
+  // ---- DATA body -----------------------------------------------------------------------
+
+  // ---- end -----------------------------------------------------------------------------
+
+  #onTimeout(): void {
+    if (this.finished || (this.mode === 'closed' && this.farewell.quitSeen)) return;
+    if (this.binding.awaitingFinal) {
+      // The client is waiting for the backend's reply to its message: that has its own
+      // timeout (limits.timeouts.final_reply); cutting the client now could make it send
+      // the message again although the backend kept it.
+      this.io.setTimer(this.cfg.limits.timeouts.command);
+      return;
+    }
+    const phase = this.mode === 'data' || this.mode === 'bdat' ? 'data' : this.helo ? 'command' : 'greeting';
+    this.anomaly('timeout', `${phase} timeout after ${this.io.timerMs} ms`);
+    this.close ??= 'timeout';
+    this.mode = 'closed';
+    this.binding.abort();
+    this.io.write([R.timedOut(this.cfg.hostname)], null);
+    this.io.end();
+    this.io.destroySoon(5000);
+  }
+
+  /** The client left without QUIT. */
+  #clientGone(reason: CloseReason, why?: string): void {
+    this.close = reason;
+    if (reason === 'error') this.#logger().info({ err: why }, 'client socket error');
+    if (this.mode === 'data' || this.mode === 'bdat') {
+      this.#midBody = true;
+      this.anomaly('disconnect_in_data', `after ${this.mode === 'data' ? this.message.body.dataBytes : 'some'} body bytes`);
+    } else if (this.tx.count === 0 || this.tx.open !== null || this.queue.owed > 0) {
+      // Hanging up after delivering its mail is what many senders do (nodemailer, for
+      // one); Postfix counts it a normal disconnect. Leaving before any work was done,
+      // mid-transaction or with replies still owed is what deserves a name.
+      this.anomaly('no_quit', this.tx.open !== null ? 'closed without QUIT inside a transaction' : 'closed without QUIT');
+    }
+    this.mode = 'closed';
+  }
+
+  protected anomaly(kind: AnomalyKind, detail: string): void {
+    if (this.anomalies.has(kind)) return;
+    this.anomalies.add(kind);
+    this.ctx.metrics.anomalies.inc({ kind });
+    if (this.ctx.logAnomaly(kind)) this.ctx.logger.info(anomalyRecord(this.id, kind, detail), `anomaly ${kind}`);
+  }
+
+  protected finish(reason: CloseReason): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.close ??= reason;
+    this.io.clearTimer();
+    if (this.#greetTimer) clearTimeout(this.#greetTimer);
+    // Otherwise the binding says goodbye politely, so the backend's log shows no lost connection.
+    this.binding.finish(this.quiet(), this.#midBody || this.mode === 'data' || this.mode === 'bdat');
+    this.io.destroy();
+    this.ctx.logger.info(this.record(), 'session');
+    // `this` is the concrete session (the type parameter says which).
+    this.ctx.onEnd?.(this as unknown as Self);
+  }
+
+  /** The `session` log record. */
+  record(): SessionRecord {
+    const id = this.identity;
+    return sessionRecord({
+      conn: this.id,
+      client: { address: id.client.address, port: id.client.port },
+      listener: this.ctx.listener.name,
+      proxy: id.proxy,
+      tls: this.tls,
+      helo: this.helo,
+      auth: id.auth,
+      backend: this.binding.record(),
+      transactions: this.tx.count,
+      rcpts: this.tx.rcpts,
+      bytes_in: this.io.bytesIn,
+      bytes_out: this.io.bytesOut,
+      duration_ms: Date.now() - this.started,
+      close: this.close ?? 'error',
+      anomalies: [...this.anomalies],
+      limit_rejections: this.limits.rejections,
+      ...(this.closedBy ? { limit: this.closedBy } : {}),
+    });
+  }
+
+  /** A command line, with whether it was pipelined: the handlers' entry (session.ts). */
+  protected abstract handleLine(line: Line, pipelined: boolean): void;
+}
