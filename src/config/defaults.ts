@@ -29,17 +29,19 @@ export const DEFAULTS = {
   limits: {
     max_connections: 10000,
     per_ip: { connections: 20, rate: '100/1m' },
-    mailmax: 20,
+    // Exim 4.98 advertises MAILMAX=1000; 100 recipients is the RFC 5321 §4.5.3.1.8 minimum.
+    mailmax: 1000,
     rcptmax: 100,
-    rcptdomainmax: 50,
+    rcptdomainmax: null,
     message_size: '50MB',
     line_length: 4096,
     timeouts: { command: '5m', data: '10m', greeting: '5m' },
   },
   smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse', pregreet: { wait: '0s', action: 'log' }, non_smtp: { action: 'log' } },
-  log: { level: 'info', format: 'json', anomalies: 'all' },
+  log: { level: 'info', format: 'json', anomalies: 'all', addresses: true },
   metrics: { listen: '127.0.0.1:9325' },
-  received_header: false,
+  received_header: 'auto',
+  banner: 'ESMTP Postern',
   /** `auto`: os.availableParallelism(). */
   workers: 'auto',
   shutdown_grace: '30s',
