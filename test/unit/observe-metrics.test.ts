@@ -13,7 +13,7 @@ async function value(m: Metrics, name: string, labels: Record<string, string> = 
   const { values } = await metric.get();
   const want = Object.entries(labels);
   const hit = values.find(
-    (v) => (v.metricName ?? name) === name && Object.keys(v.labels).length === want.length && want.every(([k, x]) => String(v.labels[k]) === x),
+    (v) => ((v as { metricName?: string }).metricName ?? name) === name && Object.keys(v.labels).length === want.length && want.every(([k, x]) => String(v.labels[k]) === x),
   );
   return hit?.value;
 }
