@@ -31,8 +31,14 @@ function start(args: string[]): Proc {
     exit: new Promise((r) => child.on('exit', (code) => r(code))),
     waitOut(re, timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no ${re} in output:\n${p.out}\n${p.err}`)), timeoutMs);
+        let done = false;
+        const timer = setTimeout(() => {
+          // Stop polling too, or a failed wait keeps the test process alive.
+          done = true;
+          reject(new Error(`no ${re} in output:\n${p.out}\n${p.err}`));
+        }, timeoutMs);
         const check = () => {
+          if (done) return;
           const m = re.exec(p.out + p.err);
           if (m) {
             clearTimeout(timer);
