@@ -120,7 +120,7 @@ function check(argv: string[]): number {
 }
 
 /** `demo`'s options: where the proxy and the built-in backend listen. */
-export function parseDemoArgs(argv: string[]): { listen?: HostPort; backend?: HostPort } | string {
+function parseDemoArgs(argv: string[]): { listen?: HostPort; backend?: HostPort } | string {
   let values: { listen?: string; backend?: string };
   try {
     ({ values } = parseArgs({ args: argv, options: { listen: { type: 'string' }, backend: { type: 'string' } }, strict: true }));
