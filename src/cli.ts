@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// argv -> run | check | demo | sink (../shared/CONTRACT.md "Commands").
+// argv -> run | check | demo | sink | status | report (../shared/CONTRACT.md "Commands");
+// every command answers --help / -h with its usage and starts nothing.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { checkConfigFile, loadConfig, type Config } from './config/index.js';
-import { reportMain } from './observe/report.js';
-import { statusMain } from './observe/status-client.js';
+import { checkConfigFile, loadConfig, parseHostPort, type Config, type HostPort } from './config/index.js';
+import { reportMain, REPORT_USAGE } from './observe/report.js';
+import { statusMain, STATUS_USAGE } from './observe/status-client.js';
 import { describeError as describe } from './server/describe.js';
 import { serve, servePrimary, type ServeResult } from './server/serve.js';
 import { sinkMain, startSink } from './sink/index.js';
@@ -15,24 +16,64 @@ import { sinkMain, startSink } from './sink/index.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_CONFIG = 'conf/postern.yaml';
 
-const HELP = `Usage: postern <command> [options]
+const HELP = `Usage: postern <command> [options]   (postern <command> --help for its options)
 
 Commands:
   run [-c FILE]       run the proxy (FILE defaults to ${DEFAULT_CONFIG})
   check [-c FILE]     validate a config and print every problem with its YAML path
-  demo                proxy on 127.0.0.1:2525 relaying to the built-in backend on 127.0.0.1:2526
+  demo [--listen ADDR:PORT] [--backend ADDR:PORT]
+                      proxy on 127.0.0.1:2525 relaying to the built-in backend on 127.0.0.1:2526
   sink [--listen ADDR:PORT] [--xclient] [--proxy-protocol]
                       the built-in development backend: prints one JSON line per message
-  status [--metrics ADDR] [--watch [SECONDS]]
+  status [--metrics ADDR | -c FILE] [--watch [SECONDS]]
                       live sessions and backend states from a running proxy's metrics listener
   report [FILE...] [--json] [--top N]
-                      a summary of Postern's JSON log (stdin without FILE), like pflogsumm
+                      a summary of Postern's log (JSON or text format; stdin without FILE), like pflogsumm
 Options:
   -c, --config FILE   config file
   -h, --help          this text
   -v, --version       the version
 Signals (run): SIGHUP reloads the config, SIGTERM/SIGINT drain and stop.
 `;
+
+/** Each command's own --help. */
+const USAGE: Record<string, string> = {
+  run: `usage: postern run [-c FILE]
+  Runs the proxy with the config FILE (default ${DEFAULT_CONFIG}); exits 1 with one line on
+  stderr when the config is invalid or a port is taken.
+  Signals: SIGHUP reloads the config and certificates (an invalid new config is refused and
+  the old one stays); SIGTERM/SIGINT stop accepting, let sessions finish for up to
+  shutdown_grace, then answer 421 to what is left and exit 0.
+`,
+  check: `usage: postern check [-c FILE]
+  Validates the config FILE (default ${DEFAULT_CONFIG}): schema, files readable, certificates
+  parse, addresses valid. Prints every problem with its YAML path; exits 0 valid, 1 invalid.
+`,
+  demo: `usage: postern demo [--listen ADDR:PORT] [--backend ADDR:PORT]
+  The proxy and the built-in development backend in one process, with ${DEFAULT_CONFIG}:
+    --listen ADDR:PORT    where the proxy listens (default 127.0.0.1:2525)
+    --backend ADDR:PORT   where the built-in backend listens (default 127.0.0.1:2526)
+  Prints a swaks line to send a test message; Ctrl-C stops.
+`,
+  sink: `usage: postern sink [--listen ADDR:PORT] [--xclient] [--proxy-protocol]
+  The built-in development backend alone: accepts mail and prints one JSON line per message
+  with its envelope, size and the client identity it was told.
+    --listen ADDR:PORT    where it listens (default 127.0.0.1:2526)
+    --xclient             offer XCLIENT and believe it
+    --proxy-protocol      expect a PROXY v1/v2 header first
+`,
+  status: STATUS_USAGE,
+  report: REPORT_USAGE,
+};
+
+/** --help or -h among a command's arguments (before a `--`). */
+function wantsHelp(argv: string[]): boolean {
+  for (const a of argv) {
+    if (a === '--') return false;
+    if (a === '--help' || a === '-h') return true;
+  }
+  return false;
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -78,7 +119,33 @@ function check(argv: string[]): number {
   return 1;
 }
 
-async function demo(): Promise<number> {
+/** `demo`'s options: where the proxy and the built-in backend listen. */
+function parseDemoArgs(argv: string[]): { listen?: HostPort; backend?: HostPort } | string {
+  let values: { listen?: string; backend?: string };
+  try {
+    ({ values } = parseArgs({ args: argv, options: { listen: { type: 'string' }, backend: { type: 'string' } }, strict: true }));
+  } catch (err) {
+    return (err as Error).message;
+  }
+  const out: { listen?: HostPort; backend?: HostPort } = {};
+  for (const key of ['listen', 'backend'] as const) {
+    const v = values[key];
+    if (v === undefined) continue;
+    try {
+      out[key] = parseHostPort(v);
+    } catch (err) {
+      return `--${key}: ${(err as Error).message}`;
+    }
+  }
+  if (out.listen && out.backend && out.listen.port !== 0 && out.listen.host === out.backend.host && out.listen.port === out.backend.port) {
+    return `--listen and --backend are the same address (${out.listen.text})`;
+  }
+  return out;
+}
+
+async function demo(argv: string[]): Promise<number> {
+  const args = parseDemoArgs(argv);
+  if (typeof args === 'string') return fail(`demo: ${args}\n${USAGE.demo!.trimEnd()}`);
   const file = path.join(ROOT, DEFAULT_CONFIG);
   let config: Config;
   try {
@@ -86,6 +153,13 @@ async function demo(): Promise<number> {
   } catch (err) {
     return fail(describe(err));
   }
+  const listener = config.listeners[0]!;
+  const server = config.backends.servers[0]!;
+  config = {
+    ...config,
+    listeners: [{ ...listener, listen: args.listen ?? listener.listen }, ...config.listeners.slice(1)],
+    backends: { ...config.backends, servers: [{ ...server, address: args.backend ?? server.address }, ...config.backends.servers.slice(1)] },
+  };
   const backend = config.backends.servers[0]!.address;
   let sink;
   try {
@@ -95,10 +169,11 @@ async function demo(): Promise<number> {
   }
   const code = finish(await serve(config, { file, onStarted: (p) => {
     const a = p.addresses()[config.listeners[0]!.name]!;
+    const host = a.host.includes(':') ? `[${a.host}]` : a.host;
     process.stderr.write(
-      `Postern demo: proxy on ${a.host}:${a.port}, built-in backend on ${backend.text} (identity ${config.backends.identity}).\n` +
+      `Postern demo: proxy on ${host}:${a.port}, built-in backend on ${backend.text} (identity ${config.backends.identity}).\n` +
         `Send a test message from another address with:\n` +
-        `  swaks --server ${a.host}:${a.port} --local-interface 127.0.0.2 --from you@example.org --to them@example.net\n` +
+        `  swaks --server ${host}:${a.port} --local-interface 127.0.0.2 --from you@example.org --to them@example.net\n` +
         `The backend prints one JSON line per message with the client address it was told; Ctrl-C stops.\n`,
     );
   } }));
@@ -108,6 +183,10 @@ async function demo(): Promise<number> {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd !== undefined && Object.hasOwn(USAGE, cmd) && wantsHelp(rest)) {
+    process.stdout.write(USAGE[cmd]!);
+    return 0;
+  }
   try {
     switch (cmd) {
       case 'run':
@@ -115,7 +194,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'check':
         return check(rest);
       case 'demo':
-        return await demo();
+        return await demo(rest);
       case 'sink':
         return await sinkMain(rest);
       case 'status':

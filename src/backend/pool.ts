@@ -4,6 +4,7 @@
 import type { BackendsConfig, ServerConfig } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
+import { observeHealthCheck } from '../observe/record-metrics.js';
 import { backendStateRecord } from '../observe/records.js';
 import { capSize, lowerLimits, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import { order, type Balanced } from './balancer.js';
@@ -131,8 +132,10 @@ export class BackendPool {
         throw new BackendError('BACKEND_NO_STARTTLS', 'STARTTLS not offered (backends.tls.starttls: required)');
       }
       s.caps = caps;
+      observeHealthCheck(this.opts.metrics, s.key, 'ok');
       this.#success(s, 'health check passed');
     } catch (err) {
+      observeHealthCheck(this.opts.metrics, s.key, 'failed');
       this.#failure(s, err as Error, 'health check');
     } finally {
       this.#checking.delete(s);

@@ -223,3 +223,31 @@ export function anomalies() {
     return out;
   });
 }
+
+/** `auto`, true or false; `auto` comes out as null (the caller decides per case). */
+export function autoOrBool() {
+  return field((v): boolean | null => {
+    const form = 'auto, true or false';
+    present(v, form);
+    if (v === 'auto') return null;
+    if (typeof v !== 'boolean') fail(`expected ${form}, got ${show(v)}`);
+    return v;
+  });
+}
+
+/** Longest banner text: the greeting line stays well inside RFC 5321 §4.5.3.1.5's 512 octets. */
+export const BANNER_MAX = 200;
+
+/** The greeting text after `220 HOSTNAME `: one line of RFC 5321 §4.2 textstring (printable ASCII). */
+export function bannerText() {
+  return field((v): string => {
+    const form = `a line of text of up to ${BANNER_MAX} characters, e.g. "ESMTP Postern"`;
+    present(v, form);
+    if (typeof v !== 'string' || v.trim() === '') return fail(`expected ${form}, got ${show(v)}`);
+    // A CR or LF would end the 220 reply early and let the rest be read as another reply.
+    if (/[\x00-\x1f\x7f]/.test(v)) return fail(`must not contain line breaks or control characters, got ${show(v)}`);
+    if (/[^\x20-\x7e]/.test(v)) return fail(`must be printable ASCII (RFC 5321 replies), got ${show(v)}`);
+    if (v.length > BANNER_MAX) return fail(`expected ${form}, got ${v.length} characters`);
+    return v;
+  });
+}

@@ -11,3 +11,4 @@ export { parseRate } from './rate.js';
 export { parseIp } from './ip.js';
 export { ANOMALY_KINDS, isAnomalyKind, type AnomalyKind } from './anomalies.js';
 export { DEFAULTS } from './defaults.js';
+export { receivedHeaderWanted } from './received.js';

@@ -4,7 +4,7 @@ import { availableParallelism, hostname as osHostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULTS, LIMIT_MAX, LINE_LENGTH_MAX, LINE_LENGTH_MIN } from './defaults.js';
 import {
-  anomalies, bool, cidrList, duration, field, filePath, filePathOrNull, hostPort, hostname, hostnameOrNull,
+  anomalies, autoOrBool, bannerText, bool, cidrList, duration, field, filePath, filePathOrNull, hostPort, hostname, hostnameOrNull,
   int, intOrNull, listenerName, oneOf, optionalFilePath, rate, size,
 } from './fields.js';
 import { ConfigValueError } from './errors.js';
@@ -117,6 +117,7 @@ const log = section({
   level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const).prefault(D.log.level),
   format: oneOf(['json', 'text'] as const).prefault(D.log.format),
   anomalies: anomalies().prefault(D.log.anomalies),
+  addresses: bool().prefault(D.log.addresses),
 });
 
 const metrics = z.strictObject({ listen: hostPort(0).prefault(D.metrics.listen) });
@@ -133,7 +134,8 @@ export const configSchema = z.strictObject({
   log,
   // Absent or false: off. Present but empty (`metrics:` or `metrics: {}`): on, default address.
   metrics: z.preprocess((v) => (v === null ? {} : v === false || v === undefined ? null : v), metrics.nullable()).prefault(false),
-  received_header: bool().prefault(D.received_header),
+  received_header: autoOrBool().prefault(D.received_header),
+  banner: bannerText().prefault(D.banner),
   workers: field((v) => {
     if (v === 'auto' || v === undefined) return availableParallelism();
     if (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 64) return v;

@@ -89,7 +89,7 @@ export interface LimitsConfig {
 export interface SmtpConfig {
   /** `reject`: a body with a bare LF or CR is never relayed (SMTP smuggling defence). */
   bare_lf: 'reject' | 'normalize';
-  /** VRFY/EXPN are answered `252`/`502` by Postern unless `relay`. */
+  /** VRFY/EXPN are answered `502 5.5.1` by Postern unless `relay` (which binds a backend). */
   vrfy: 'refuse' | 'relay';
   expn: 'refuse' | 'relay';
   /**
@@ -106,6 +106,8 @@ export interface LogConfig {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   format: 'json' | 'text';
   anomalies: 'all' | 'none' | string[];
+  /** false: transaction records carry no email addresses (sender and recipients are null). */
+  addresses: boolean;
 }
 
 export interface Config {
@@ -117,7 +119,13 @@ export interface Config {
   smtp: SmtpConfig;
   log: LogConfig;
   metrics: { listen: HostPort } | null;
-  received_header: boolean;
+  /**
+   * Prepend Postern's own Received: header to relayed messages. `null` is the YAML `auto`:
+   * decided per session by receivedHeaderWanted() (config/received.ts).
+   */
+  received_header: boolean | null;
+  /** The greeting's text after `220 HOSTNAME `. */
+  banner: string;
   shutdown_grace: number;
   /**
    * Processes for `postern run`: 1 runs in one process; more fork a cluster sharing the

@@ -1,5 +1,26 @@
-// Prometheus metrics; names are public (../shared/CONTRACT.md).
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+// Prometheus metrics; names are public (../shared/CONTRACT.md). Counters and histograms
+// are summed over cluster workers by prom-client's AggregatorRegistry (its default `sum`
+// aggregator adds each bucket, _sum and _count), so every metric here must mean the same
+// when added up; the one that does not (postern_backend_up) says how it aggregates.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Session lengths: a rejected bot is gone in milliseconds, a slow sender stays minutes. */
+export const SESSION_DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+/** Message sizes from a bare notification (1 KiB) to past the 50 MB default limit. */
+export const MESSAGE_SIZE_BUCKETS = [1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864, 134217728];
+/** Backend handshakes: a LAN MTA answers in milliseconds; a slow greeting (tarpit, DNS) in seconds. */
+export const HANDSHAKE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** `postern_health_checks_total{result}`. */
+export type HealthCheckResult = 'ok' | 'failed';
+/**
+ * `postern_auth_total{result}`: `ok`; `invalid` (535, wrong credentials); `temporary` (454,
+ * verifier unreachable or timed out); `flood` (refused by the failure limits without asking
+ * the verifier); `aborted` (the client cancelled or sent a malformed exchange).
+ */
+export type AuthResult = 'ok' | 'invalid' | 'temporary' | 'flood' | 'aborted';
+/** `postern_sessions_total{severity}`: the highest severity among a session's anomalies. */
+export type SessionSeverity = 'none' | 'notice' | 'warning';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -35,7 +56,7 @@ export class Metrics {
   });
   readonly messages = new Counter({
     name: 'postern_messages_total',
-    help: 'Messages relayed, by result (accepted, rejected, tempfail, aborted)',
+    help: 'Messages (transactions that reached a final reply), by result: accepted (2xx), tempfail (4xx, 3xx), rejected (5xx)',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
@@ -53,8 +74,53 @@ export class Metrics {
     labelNames: ['backend'] as const,
     registers: [this.registry],
   });
+  readonly sessionDuration = new Histogram({
+    name: 'postern_session_duration_seconds',
+    help: 'Client session length, from accept to close',
+    buckets: SESSION_DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly messageSize = new Histogram({
+    name: 'postern_message_size_bytes',
+    help: 'Body bytes received per message whose body arrived, accepted or not',
+    buckets: MESSAGE_SIZE_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly backendHandshake = new Histogram({
+    name: 'postern_backend_handshake_seconds',
+    help: 'Time from connecting to a backend to its being ready for the client (greeting, EHLO, STARTTLS, XCLIENT)',
+    labelNames: ['backend'] as const,
+    buckets: HANDSHAKE_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly backendMessages = new Counter({
+    name: 'postern_backend_messages_total',
+    help: 'Messages relayed to a backend, by its final reply: accepted, tempfail, rejected',
+    labelNames: ['backend', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly healthChecks = new Counter({
+    name: 'postern_health_checks_total',
+    help: 'Active backend health checks, by result (ok, failed)',
+    labelNames: ['backend', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly auth = new Counter({
+    name: 'postern_auth_total',
+    help: 'SMTP AUTH attempts, by result (ok, invalid, temporary, flood, aborted)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly sessions = new Counter({
+    name: 'postern_sessions_total',
+    help: "Client sessions ended, by the highest severity among their anomalies (none, notice, warning): warning marks a suspicious session",
+    labelNames: ['severity'] as const,
+    registers: [this.registry],
+  });
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
+    // Label values known in advance are shown at 0, so a rate() has a series from the start.
+    for (const severity of ['none', 'notice', 'warning'] satisfies SessionSeverity[]) this.sessions.inc({ severity }, 0);
   }
 }

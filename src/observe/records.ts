@@ -38,6 +38,8 @@ export interface BackendSessionRecord {
   reused?: number;
   /** STARTTLS with the backend. */
   tls?: { version: string; cipher: string; resumed: boolean };
+  /** Connect to ready for the client's command (greeting, EHLO, STARTTLS, XCLIENT); absent on a reused connection. */
+  handshake_ms?: number;
 }
 
 export type LimitName = 'mailmax' | 'rcptmax' | 'rcptdomainmax' | 'message_size' | 'max_connections' | 'per_ip_connections' | 'per_ip_rate';
@@ -62,7 +64,7 @@ export interface SessionRecord {
   anomalies: AnomalyKind[];
   /** Commands refused by LIMITS or SIZE, by limit. */
   limit_rejections: Partial<Record<LimitName, number>>;
-  /** The admission limit that refused the connection. */
+  /** The limit that ended the session: an admission limit that refused the connection, or `mailmax`. */
   limit?: LimitName;
 }
 
@@ -105,6 +107,7 @@ export interface RecipientRecord {
 export interface TransactionRecord {
   event: 'transaction';
   conn: string;
+  /** The reverse-path (`''` for `MAIL FROM:<>`); null when `log.addresses: false`. */
   from: string | null;
   /** Recipients the backend accepted. */
   rcpts: number;
@@ -118,8 +121,27 @@ export interface TransactionRecord {
   recipients: RecipientRecord[];
 }
 
-export function transactionRecord(f: Omit<TransactionRecord, 'event'>): TransactionRecord {
+/**
+ * `addresses: false` (config `log.addresses`) leaves the sender and every recipient address
+ * null, and blanks addresses that replies quote (Postfix: `550 5.1.1 <x@y>: Recipient
+ * address rejected`).
+ */
+export function transactionRecord(f: Omit<TransactionRecord, 'event'>, opts: { addresses?: boolean } = {}): TransactionRecord {
+  if (opts.addresses === false) {
+    return {
+      event: 'transaction',
+      ...f,
+      from: null,
+      reply: withoutAddresses(f.reply),
+      recipients: f.recipients.map((r) => ({ ...r, address: null, reply: withoutAddresses(r.reply) })),
+    };
+  }
   return { event: 'transaction', ...f };
+}
+
+/** Every `local@domain` in a reply text as `-`. */
+export function withoutAddresses(text: string): string {
+  return text.replace(/[^\s<>"'()[\],;]+@[^\s<>"'()[\],;]+/g, '-');
 }
 
 export interface AnomalyRecord {

@@ -2,8 +2,13 @@
 // into the report, one record at a time, in memory bounded by the caps below whatever
 // the log's size.
 
+import { isAnomalyKind, severityOf, type Severity } from '../config/anomalies.js';
+import { sessionSeverity } from './record-metrics.js';
+import { isAnomaly, isBackendState, isSession, isTransaction, readRecord, type ReadAnomaly, type ReadBackend, type ReadSession, type ReadTransaction } from './record-read.js';
+import { replyResult } from './records.js';
 import { CappedMap, SpaceSaving, clip } from './report-topk.js';
 import type { BackendReport, LimitReport, MessageCounts, Report, Traffic } from './report-types.js';
+import { isTextRecordLine, parseTextRecord } from './text-parse.js';
 
 export type * from './report-types.js';
 
@@ -18,8 +23,6 @@ const HOURS = 24 * 400;
 const DAYS = 366 * 20;
 const H = 3_600_000;
 const DAY = 86_400_000;
-
-type Rec = Record<string, unknown>;
 
 export interface ReportOptions {
   /** How many entries the top lists show. */
@@ -47,6 +50,7 @@ export class ReportAggregator {
   #tooLong = 0;
   #blank = 0;
   #other = 0;
+  #text = 0;
   #first = Infinity;
   #last = -Infinity;
 
@@ -58,6 +62,8 @@ export class ReportAggregator {
   #durationSum = 0;
   #durationMax = 0;
   #withAnomalies = 0;
+  #suspicious = 0;
+  #noticeOnly = 0;
   #noHelo = 0;
   readonly #messages: MessageCounts = { accepted: 0, tempfail: 0, rejected: 0, unknown: 0 };
   #acceptedRcpts = 0;
@@ -97,12 +103,17 @@ export class ReportAggregator {
   }));
   readonly #limits = new CappedMap<LimitReport>(LABELS, () => ({ sessions_closed: 0, records: 0 }));
 
-  /** One line of the log. */
+  /** One line of the log: a JSON record or a `log.format: text` one. */
   line(text: string): void {
     this.#lines++;
     const t = text.trim();
     if (t === '') {
       this.#blank++;
+      return;
+    }
+    if (!t.startsWith('{') && isTextRecordLine(t)) {
+      this.#text++;
+      this.record(parseTextRecord(t));
       return;
     }
     let v: unknown;
@@ -121,30 +132,23 @@ export class ReportAggregator {
     this.#tooLong += n;
   }
 
+  /** One parsed record (JSON, or a text line read back). */
   record(v: unknown): void {
-    const r = asRec(v);
-    // Postern's records are pino's with an ISO `time` and a `level` label.
-    const time = r && typeof r.time === 'string' ? Date.parse(r.time) : NaN;
-    if (!r || Number.isNaN(time) || (typeof r.level !== 'string' && typeof r.level !== 'number')) {
+    const timed = readRecord(v);
+    if (!timed) {
       this.#notPostern++;
       return;
     }
+    const { time, rec } = timed;
     this.#records++;
     if (time < this.#first) this.#first = time;
     if (time > this.#last) this.#last = time;
-    switch (r.event) {
-      case 'session':
-        return this.#session(r, time);
-      case 'transaction':
-        return this.#transaction(r, time);
-      case 'anomaly':
-        return this.#anomaly(r);
-      case 'backend':
-        return this.#backend(r, time);
-      default:
-        if (typeof r.limit === 'string') this.#limits.get(r.limit).records++;
-        else this.#other++;
-    }
+    if (isSession(rec)) return this.#session(rec, time);
+    if (isTransaction(rec)) return this.#transaction(rec, time);
+    if (isAnomaly(rec)) return this.#anomaly(rec);
+    if (isBackendState(rec)) return this.#backend(rec, time);
+    if ('limit' in rec && rec.limit !== null) this.#limits.get(rec.limit).records++;
+    else this.#other++;
   }
 
   #traffic(time: number): Traffic[] {
@@ -163,105 +167,85 @@ export class ReportAggregator {
     return out;
   }
 
-  #session(r: Rec, time: number): void {
+  #session(r: ReadSession, time: number): void {
     this.#sessions++;
     for (const t of this.#traffic(time)) t.sessions++;
-    const tx = num(r.transactions);
-    this.#sessionTx += tx;
-    this.#recipients += num(r.rcpts);
-    this.#bytesIn += num(r.bytes_in);
-    this.#bytesOut += num(r.bytes_out);
-    const dur = num(r.duration_ms);
-    this.#durationSum += dur;
-    if (dur > this.#durationMax) this.#durationMax = dur;
-    const close = typeof r.close === 'string' ? r.close : '(none)';
+    this.#sessionTx += r.transactions;
+    this.#recipients += r.rcpts;
+    this.#bytesIn += r.bytes_in;
+    this.#bytesOut += r.bytes_out;
+    this.#durationSum += r.duration_ms;
+    if (r.duration_ms > this.#durationMax) this.#durationMax = r.duration_ms;
+    const close = r.close ?? '(none)';
     this.#close.get(close).n++;
 
-    const client = str(asRec(r.client)?.address) ?? '(unknown)';
+    const client = r.client.address || '(unknown)';
     this.#clients.add(client);
-    const helo = str(r.helo);
-    if (helo === null || helo === '') this.#noHelo++;
-    else this.#helos.add(helo);
+    if (r.helo === null || r.helo === '') this.#noHelo++;
+    else this.#helos.add(r.helo);
 
-    const listener = str(r.listener) ?? '(unknown)';
-    const tl = this.#tls.get(listener);
+    const tl = this.#tls.get(r.listener);
     tl.sessions++;
-    const tls = asRec(r.tls);
-    if (tls) {
+    if (r.tls) {
       tl.tls++;
-      if (tls.resumed === true) tl.resumed++;
-      tl.versions.get(str(tls.version) ?? '(unknown)').n++;
+      if (r.tls.resumed) tl.resumed++;
+      tl.versions.get(r.tls.version).n++;
     }
 
-    const backend = str(asRec(r.backend)?.address) ?? str(r.backend);
+    const backend = r.backend?.address ?? null;
     if (backend !== null) this.#backends.get(backend).sessions++;
     if (close === 'backend_failed') this.#backends.get(backend ?? '(none)').failed_sessions++;
 
-    if (Array.isArray(r.anomalies) && r.anomalies.length > 0) {
+    if (r.anomalies.length > 0) {
       this.#withAnomalies++;
-      // A session lists each kind once; guard against a malformed list anyway.
-      const seen = new Set<string>();
+      if (sessionSeverity(r.anomalies) === 'warning') this.#suspicious++;
+      else this.#noticeOnly++;
       for (const k of r.anomalies) {
-        if (typeof k !== 'string' || seen.has(k) || seen.size >= 32) continue;
-        seen.add(k);
         const a = this.#anomalies.get(k);
         a.sessions++;
         a.offenders.add(client);
       }
     }
 
-    const limit = str(r.limit);
-    if (close === 'limit') this.#limits.get(limit ?? '(unknown)').sessions_closed++;
-    else if (limit !== null) this.#limits.get(limit).records++;
+    if (close === 'limit') this.#limits.get(r.limit ?? '(unknown)').sessions_closed++;
+    else if (r.limit !== null) this.#limits.get(r.limit).records++;
     // Commands a session had refused by LIMITS/SIZE: { rcptmax: 3, mailmax: 1 }.
-    const rejected = r.limit_rejections;
-    if (rejected && typeof rejected === 'object') {
-      for (const [name, n] of Object.entries(rejected as Record<string, unknown>)) {
-        if (typeof n !== 'number' || !(n > 0)) continue;
-        const entry = this.#limits.get(name);
-        entry.rejections = (entry.rejections ?? 0) + n;
-      }
+    for (const [name, n] of Object.entries(r.limit_rejections)) {
+      const entry = this.#limits.get(name);
+      entry.rejections = (entry.rejections ?? 0) + n;
     }
   }
 
-  #transaction(r: Rec, time: number): void {
-    const result = replyResult(r.reply);
+  #transaction(r: ReadTransaction, time: number): void {
+    const result = messageResult(r.reply);
     this.#messages[result]++;
     const traffic = this.#traffic(time);
     for (const t of traffic) t.messages++;
     if (result === 'accepted') {
       for (const t of traffic) t.accepted++;
-      this.#acceptedRcpts += num(r.rcpts);
-      this.#acceptedBytes += num(r.size);
+      this.#acceptedRcpts += r.rcpts;
+      this.#acceptedBytes += r.size;
     }
-    const backend = str(r.backend) ?? str(asRec(r.backend)?.address);
-    if (backend !== null) {
-      const b = this.#backends.get(backend);
+    if (r.backend !== null) {
+      const b = this.#backends.get(r.backend);
       b.transactions++;
       if (result !== 'unknown') b[result]++;
     }
-    if (typeof r.limit === 'string') this.#limits.get(r.limit).records++;
   }
 
-  #anomaly(r: Rec): void {
-    const a = this.#anomalies.get(str(r.kind) ?? '(unknown)');
+  #anomaly(r: ReadAnomaly): void {
+    const a = this.#anomalies.get(r.kind);
     a.records++;
-    if (a.example === null && typeof r.detail === 'string') a.example = clip(r.detail, 200);
-    if (typeof r.limit === 'string') this.#limits.get(r.limit).records++;
+    if (a.example === null && r.detail !== null) a.example = clip(r.detail, 200);
   }
 
-  #backend(r: Rec, time: number): void {
-    const address = str(r.address);
-    if (address === null) {
-      this.#other++;
-      return;
-    }
-    const b = this.#backends.get(address);
+  #backend(r: ReadBackend, time: number): void {
+    const b = this.#backends.get(r.address);
     if (r.state === 'down') {
       b.down_events++;
-      b.last_down_reason = typeof r.reason === 'string' ? clip(r.reason) : null;
+      b.last_down_reason = clip(r.reason);
       if (b.downSince === null) b.downSince = time;
-    } else if (r.state === 'up') {
+    } else {
       b.up_events++;
       // Files given out of order cannot make time run backwards.
       if (b.downSince !== null) b.down_ms += Math.max(0, time - b.downSince);
@@ -281,6 +265,7 @@ export class ReportAggregator {
         records: this.#records,
         skipped: { not_json: this.#notJson, not_postern: this.#notPostern, too_long: this.#tooLong, blank: this.#blank },
         other_records: this.#other,
+        text_records: this.#text,
       },
       totals: {
         sessions: this.#sessions,
@@ -294,6 +279,10 @@ export class ReportAggregator {
         avg_duration_ms: this.#sessions ? Math.round(this.#durationSum / this.#sessions) : 0,
         max_duration_ms: this.#durationMax,
         sessions_with_anomalies: this.#withAnomalies,
+        sessions_suspicious: this.#suspicious,
+        sessions_notice_only: this.#noticeOnly,
+        suspicious_share: ratio(this.#suspicious, this.#sessions),
+        notice_only_share: ratio(this.#noticeOnly, this.#sessions),
         sessions_without_helo: this.#noHelo,
       },
       close: counts(this.#close, (v) => v.n),
@@ -306,7 +295,7 @@ export class ReportAggregator {
       anomalies: Object.fromEntries(
         this.#anomalies.entries().map(([k, a]) => [
           k,
-          { sessions: a.sessions, records: a.records, example: a.example, top_offenders: a.offenders.top(opts.top) },
+          { severity: severity(k), sessions: a.sessions, records: a.records, example: a.example, top_offenders: a.offenders.top(opts.top) },
         ]),
       ),
       tls: Object.fromEntries(
@@ -333,15 +322,13 @@ export class ReportAggregator {
   }
 }
 
-/** 250 -> accepted, 4xx -> tempfail, 5xx -> rejected, from the backend's final reply line. */
-export function replyResult(reply: unknown): keyof MessageCounts {
-  if (typeof reply !== 'string') return 'unknown';
-  const m = /^\s*([2-5])\d\d/.exec(reply);
-  if (!m) return 'unknown';
-  return m[1] === '2' || m[1] === '3' ? 'accepted' : m[1] === '4' ? 'tempfail' : 'rejected';
+/** A message's final reply line, classified by records.ts replyResult; `unknown` without a code. */
+export function messageResult(reply: string | null): keyof MessageCounts {
+  const m = reply === null ? null : /^\s*([1-5]\d\d)/.exec(reply);
+  return m ? replyResult(Number(m[1])) : 'unknown';
 }
 
+/** A kind's severity; one this build does not know is a warning (see sessionSeverity). */
+const severity = (kind: string): Severity => (isAnomalyKind(kind) ? severityOf(kind) : 'warning');
+
 const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 10_000) / 10_000 : 0);
-const asRec = (v: unknown): Rec | null => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Rec) : null);
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);

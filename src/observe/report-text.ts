@@ -17,7 +17,8 @@ export function renderReport(r: Report): string {
   const skipped = sk.not_json + sk.not_postern + sk.too_long;
   out.push(
     `${n(r.input.lines)} lines, ${n(r.input.records)} Postern records` +
-      (skipped ? `, ${n(skipped)} skipped (${n(sk.not_json)} not JSON, ${n(sk.not_postern)} not Postern, ${n(sk.too_long)} too long)` : ''),
+      (r.input.text_records ? ` (${n(r.input.text_records)} in the text format)` : '') +
+      (skipped ? `, ${n(skipped)} skipped (${n(sk.not_json)} not a record, ${n(sk.not_postern)} not Postern, ${n(sk.too_long)} too long)` : ''),
   );
 
   const t = r.totals;
@@ -28,7 +29,7 @@ export function renderReport(r: Report): string {
       ['sessions', n(t.sessions)],
       ['messages', n(m.total)],
       ['  accepted', n(m.accepted), pct(m.accepted, m.total)],
-      ['  tempfail (4xx)', n(m.tempfail), pct(m.tempfail, m.total)],
+      ['  tempfail (4xx/3xx)', n(m.tempfail), pct(m.tempfail, m.total)],
       ['  rejected (5xx)', n(m.rejected), pct(m.rejected, m.total)],
       ...(m.unknown ? [['  no reply code', n(m.unknown)]] : []),
       ['recipients', n(t.recipients)],
@@ -39,6 +40,8 @@ export function renderReport(r: Report): string {
       ['session duration avg', ms(t.avg_duration_ms)],
       ['session duration max', ms(t.max_duration_ms)],
       ['sessions with anomalies', n(t.sessions_with_anomalies), pct(t.sessions_with_anomalies, t.sessions)],
+      ['  suspicious (a warning)', n(t.sessions_suspicious), pct(t.sessions_suspicious, t.sessions)],
+      ['  notices only', n(t.sessions_notice_only), pct(t.sessions_notice_only, t.sessions)],
       ['sessions without HELO', n(t.sessions_without_helo)],
     ]),
   );
@@ -61,11 +64,14 @@ export function renderReport(r: Report): string {
   section(out, 'Top HELO names');
   out.push(...topLines(r.top_helo));
 
-  section(out, 'Anomalies');
-  const kinds = Object.entries(r.anomalies).sort((a, b) => b[1].sessions - a[1].sessions || b[1].records - a[1].records);
+  section(out, 'Anomalies (warnings first)');
+  const rank = (sev: string) => (sev === 'warning' ? 0 : 1);
+  const kinds = Object.entries(r.anomalies).sort(
+    (a, b) => rank(a[1].severity) - rank(b[1].severity) || b[1].sessions - a[1].sessions || b[1].records - a[1].records,
+  );
   if (kinds.length === 0) out.push('  none');
   for (const [kind, a] of kinds) {
-    out.push(`  ${kind}: ${n(a.sessions)} sessions, ${n(a.records)} records${a.example ? `  e.g. ${printable(a.example)}` : ''}`);
+    out.push(`  ${printable(kind)} (${a.severity}): ${n(a.sessions)} sessions, ${n(a.records)} records${a.example ? `  e.g. ${printable(a.example)}` : ''}`);
     out.push(...topLines({ ...a.top_offenders, items: a.top_offenders.items.slice(0, OFFENDERS_SHOWN) }, '      '));
   }
 

@@ -1,5 +1,7 @@
 // The report's shape: what `postern report --json` prints (one object).
 
+import type { Severity } from '../config/anomalies.js';
+import type { ReplyResult } from './records.js';
 import type { TopList } from './report-topk.js';
 
 export type { TopItem, TopList } from './report-topk.js';
@@ -10,15 +12,15 @@ export interface Traffic {
   accepted: number;
 }
 
-export interface MessageCounts {
-  accepted: number;
-  tempfail: number;
-  rejected: number;
+/** Messages by records.ts replyResult (2xx accepted, 5xx rejected, anything else tempfail). */
+export type MessageCounts = Record<ReplyResult, number> & {
   /** A reply without a readable code. */
   unknown: number;
-}
+};
 
 export interface AnomalyReport {
+  /** From the catalog; a kind this build does not know counts as a warning. */
+  severity: Severity;
   /** Sessions whose record lists the kind (every anomaly counts, whatever log.anomalies says). */
   sessions: number;
   /** `anomaly` records of the kind (only those log.anomalies selects). */
@@ -55,7 +57,7 @@ export interface BackendReport {
 }
 
 export interface LimitReport {
-  /** Session records with close=limit. */
+  /** Session records with close=limit naming this limit (`(unknown)` when one names none). */
   sessions_closed: number;
   /** Other records naming the limit (anomaly, limit, transaction, or sessions that carried on). */
   records: number;
@@ -68,9 +70,12 @@ export interface Report {
   input: {
     lines: number;
     records: number;
+    /** not_json: neither JSON nor a text-format record. */
     skipped: { not_json: number; not_postern: number; too_long: number; blank: number };
     /** Postern records of other kinds (start-up, reload, ...). */
     other_records: number;
+    /** Records read from `log.format: text` lines (the rest were JSON). */
+    text_records: number;
   };
   totals: {
     sessions: number;
@@ -87,6 +92,14 @@ export interface Report {
     avg_duration_ms: number;
     max_duration_ms: number;
     sessions_with_anomalies: number;
+    /** Sessions with at least one anomaly of severity warning. */
+    sessions_suspicious: number;
+    /** Sessions whose anomalies are all notices (what ordinary clients do). */
+    sessions_notice_only: number;
+    /** sessions_suspicious / sessions */
+    suspicious_share: number;
+    /** sessions_notice_only / sessions */
+    notice_only_share: number;
     sessions_without_helo: number;
   };
   close: Record<string, number>;

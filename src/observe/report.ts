@@ -16,7 +16,13 @@ interface Out {
   write(s: string): unknown;
 }
 
-const USAGE = 'usage: postern report [FILE...] [--json] [--top N]   (reads stdin without FILE or with -)\n';
+export const REPORT_USAGE = `usage: postern report [FILE...] [--json] [--top N]
+  A pflogsumm-style summary of Postern's log: JSON (log.format: json) or text (log.format:
+  text) records, from FILEs (.gz too) or stdin (without FILE, or with -), read as a stream.
+    --json      one JSON object instead of the text report
+    --top N     entries in each top list (default 10, 1-1000)
+`;
+const USAGE = REPORT_USAGE;
 
 interface ReportArgs {
   files: string[];

@@ -1,6 +1,7 @@
-// `postern status [--metrics ADDR] [--watch [SECONDS]]`: the live sessions and backend
+// `postern status [--metrics ADDR | -c FILE] [--watch [SECONDS]]`: the live sessions and backend
 // states from the metrics listener's /sessions, as a terminal table.
 
+import { ConfigError, loadConfig, type Config, type HostPort } from '../config/index.js';
 import type { BackendSnapshot, SessionSnapshot } from './status-server.js';
 
 export const DEFAULT_STATUS_ADDR = '127.0.0.1:9325';
@@ -25,7 +26,13 @@ export interface StatusIo {
   columns?: number;
 }
 
-const USAGE = 'usage: postern status [--metrics HOST:PORT] [--watch [SECONDS]]\n';
+export const STATUS_USAGE = `usage: postern status [--metrics HOST:PORT | -c FILE] [--watch [SECONDS]]
+  Live sessions and backend states from a running proxy's metrics listener (/sessions).
+    -m, --metrics HOST:PORT   the metrics listener (default ${DEFAULT_STATUS_ADDR})
+    -c, --config FILE         read the address from FILE's metrics.listen
+    -w, --watch [SECONDS]     redraw every SECONDS (default 2) until Ctrl-C
+`;
+const USAGE = STATUS_USAGE;
 
 interface StatusArgs {
   url: string;
@@ -33,8 +40,31 @@ interface StatusArgs {
   watch: number | null;
 }
 
+/** The address to reach a listener at: a wildcard bind (0.0.0.0, ::) is reached on loopback. */
+function reachable(hp: HostPort): string {
+  if (hp.host === '0.0.0.0') return `127.0.0.1:${hp.port}`;
+  if (hp.host === '::') return `[::1]:${hp.port}`;
+  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/** metrics.listen of the config FILE, as an address to connect to; a string is what is wrong. */
+function metricsAddressOf(file: string): { addr: string } | string {
+  let config: Config;
+  try {
+    config = loadConfig(file);
+  } catch (e) {
+    // A ConfigError's message is one line naming the file and its problems.
+    return e instanceof ConfigError ? e.message : `${file}: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  if (!config.metrics) return `${file} has no metrics section: Postern serves no /sessions with it (add metrics: { listen: 127.0.0.1:9325 })`;
+  if (config.metrics.listen.port === 0) return `${file}: metrics.listen has port 0 (chosen at start-up): give --metrics HOST:PORT`;
+  return { addr: reachable(config.metrics.listen) };
+}
+
 export function parseStatusArgs(argv: string[]): StatusArgs | string {
   let addr = DEFAULT_STATUS_ADDR;
+  let addrGiven = false;
+  let configFile: string | null = null;
   let watch: number | null = null;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -43,6 +73,11 @@ export function parseStatusArgs(argv: string[]): StatusArgs | string {
       const v = inline ?? argv[++i];
       if (v === undefined) return '--metrics needs HOST:PORT';
       addr = v;
+      addrGiven = true;
+    } else if (flag === '--config' || flag === '-c') {
+      const v = inline ?? argv[++i];
+      if (v === undefined) return '--config needs a FILE';
+      configFile = v;
     } else if (flag === '--watch' || flag === '-w') {
       // The interval is optional: take the next argument only when it is a number.
       let v = inline;
@@ -53,6 +88,12 @@ export function parseStatusArgs(argv: string[]): StatusArgs | string {
     } else {
       return `unknown argument ${a}`;
     }
+  }
+  if (configFile !== null) {
+    if (addrGiven) return 'give --metrics or --config, not both';
+    const found = metricsAddressOf(configFile);
+    if (typeof found === 'string') return found;
+    addr = found.addr;
   }
   const base = baseUrl(addr);
   if (!base) return `--metrics: bad address ${addr} (want HOST:PORT, [IPv6]:PORT or http://HOST:PORT)`;

@@ -4,7 +4,8 @@
 
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { ANOMALY_KINDS } from '../../src/observe/anomalies.js';
+import { ANOMALY_CATALOG, ANOMALY_KINDS } from '../../src/config/anomalies.js';
+import { formatTextRecord } from '../../src/observe/text-format.js';
 
 export interface LogGenOptions {
   sessions: number;
@@ -22,6 +23,8 @@ export interface LogGenOptions {
   backendEvery?: number;
   /** Keep per-client / HELO / offender tallies (turn off for huge logs with fresh addresses). */
   tally?: boolean;
+  /** Write every line as `log.format: text` prints it. */
+  text?: boolean;
 }
 
 interface Traffic {
@@ -61,6 +64,9 @@ export interface LogExpect {
   bytes_out: number;
   max_duration_ms: number;
   sessions_with_anomalies: number;
+  /** A warning among the session's anomalies. */
+  sessions_suspicious: number;
+  sessions_notice_only: number;
   sessions_without_helo: number;
   close: Record<string, number>;
   per_hour: Map<string, Traffic>;
@@ -101,7 +107,7 @@ const CLOSES: [string, number][] = [
   ['shutdown', 0.02],
   ['error', 0.02],
 ];
-const LIMITS = ['per_ip_connections', 'per_ip_rate', 'max_connections'];
+const LIMITS = ['per_ip_connections', 'per_ip_rate', 'max_connections', 'mailmax'];
 
 function pick<T>(r: () => number, table: [T, number, ...unknown[]][]): [T, number, ...unknown[]] {
   let x = r();
@@ -184,7 +190,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
     if (noise && i % 997 === 3) {
       e.lines++;
       e.not_json++;
-      yield `${new Date(t).toISOString()} info [${id}] session H=(x) [10.0.0.1]:25 close=quit`;
+      yield `Mar  1 10:00:00 mx postfix/smtpd[${i}]: connect from unknown[10.0.0.1]`;
     }
     if (noise && i % 1009 === 5) {
       e.lines++;
@@ -273,7 +279,11 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
     e.bytes_in += rec.bytes_in;
     e.bytes_out += rec.bytes_out;
     e.max_duration_ms = Math.max(e.max_duration_ms, rec.duration_ms);
-    if (anomalies.length) e.sessions_with_anomalies++;
+    if (anomalies.length) {
+      e.sessions_with_anomalies++;
+      if (anomalies.some((k) => ANOMALY_CATALOG[k as keyof typeof ANOMALY_CATALOG] === 'warning')) e.sessions_suspicious++;
+      else e.sessions_notice_only++;
+    }
     e.close[close] = (e.close[close] ?? 0) + 1;
     traffic(t).sessions++;
     if (tally) bump(e.clients, address);
@@ -331,6 +341,8 @@ export function emptyExpect(): LogExpect {
     bytes_out: 0,
     max_duration_ms: 0,
     sessions_with_anomalies: 0,
+    sessions_suspicious: 0,
+    sessions_notice_only: 0,
     sessions_without_helo: 0,
     close: {},
     per_hour: new Map(),
@@ -351,7 +363,7 @@ export async function writeLog(path: string, o: LogGenOptions): Promise<LogExpec
   let buf = '';
   let bytes = 0;
   for (const line of generateLines(o, expect)) {
-    buf += line + '\n';
+    buf += (o.text ? formatTextRecord(line) : line) + '\n';
     if (buf.length >= 1 << 20) {
       bytes += Buffer.byteLength(buf);
       if (!out.write(buf)) await once(out, 'drain');

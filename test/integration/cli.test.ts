@@ -31,8 +31,14 @@ function start(args: string[]): Proc {
     exit: new Promise((r) => child.on('exit', (code) => r(code))),
     waitOut(re, timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no ${re} in output:\n${p.out}\n${p.err}`)), timeoutMs);
+        let done = false;
+        const timer = setTimeout(() => {
+          // Stop polling too, or a failed wait keeps the test process alive.
+          done = true;
+          reject(new Error(`no ${re} in output:\n${p.out}\n${p.err}`));
+        }, timeoutMs);
         const check = () => {
+          if (done) return;
           const m = re.exec(p.out + p.err);
           if (m) {
             clearTimeout(timer);
@@ -196,10 +202,75 @@ describe('postern CLI', { skip: !existsSync(CLI) && 'dist/cli.js missing: run `n
     }
   });
 
-  it('demo: the printed swaks line delivers, and the backend prints the client address', { skip: !swaksAvailable() && 'swaks not installed' }, async () => {
-    const p = start(['demo']);
+  it('every command answers --help and -h with its usage on stdout, exit 0, starting nothing', async () => {
+    for (const cmd of ['run', 'check', 'demo', 'sink', 'status', 'report']) {
+      for (const flag of ['--help', '-h']) {
+        // Other arguments around the flag change nothing. A command that started (demo, run,
+        // sink) would never exit by itself: the exit is the proof it started nothing.
+        const p = start(cmd === 'run' || cmd === 'check' ? [cmd, '-c', 'conf/postern.yaml', flag] : [cmd, flag]);
+        assert.equal(await p.exit, 0, `${cmd} ${flag}: ${p.err}`);
+        assert.match(p.out, new RegExp(`^usage: postern ${cmd} `), `${cmd} ${flag}`);
+        assert.equal(p.err, '', `${cmd} ${flag} printed to stderr`);
+        assert.doesNotMatch(p.out, /listening|Postern demo|"event"/);
+      }
+    }
+    // After `--`, -h is a file name for report, not a request for help.
+    const r = start(['report', '--', '-h']);
+    assert.equal(await r.exit, 1);
+    assert.match(r.err, /^postern report: -h: ENOENT/);
+  });
+
+  it('status -c FILE reads the metrics address from the config', async () => {
+    const port = await freePort();
+    const mport = await freePort();
+    const file = join(dir, 'status.yaml');
+    // A wildcard bind is reached on loopback.
+    await writeFile(file, config(port, sink.address().port, `metrics: { listen: 0.0.0.0:${mport} }\n`));
+    const p = start(['run', '-c', file]);
+    try {
+      await p.waitOut(/metrics on/);
+      const st = start(['status', '-c', file]);
+      assert.equal(await st.exit, 0, st.err);
+      assert.match(st.out, new RegExp(`^postern status from 127\\.0\\.0\\.1:${mport} at `));
+      assert.match(st.out, new RegExp(`127\\.0\\.0\\.1:${sink.address().port}\\s+up`));
+      const both = start(['status', '-c', file, '--metrics', `127.0.0.1:${mport}`]);
+      assert.equal(await both.exit, 1);
+      assert.match(both.err, /give --metrics or --config, not both/);
+    } finally {
+      p.child.kill('SIGTERM');
+      assert.equal(await p.exit, 0);
+    }
+    const none = join(dir, 'no-metrics.yaml');
+    await writeFile(none, config(port, sink.address().port));
+    const st = start(['status', '-c', none]);
+    assert.equal(await st.exit, 1);
+    assert.match(st.err, /no-metrics\.yaml has no metrics section/);
+    const bad = start(['status', '-c', join(dir, 'missing.yaml')]);
+    assert.equal(await bad.exit, 1);
+    assert.match(bad.err, /missing\.yaml/);
+  });
+
+  it('demo --listen/--backend: refuses bad addresses with the usage', async () => {
+    const bad = start(['demo', '--listen', 'nowhere']);
+    assert.equal(await bad.exit, 1);
+    assert.match(bad.err, /--listen: expected HOST:PORT/);
+    assert.match(bad.err, /usage: postern demo/);
+    const same = start(['demo', '--listen', '127.0.0.1:2600', '--backend', '127.0.0.1:2600']);
+    assert.equal(await same.exit, 1);
+    assert.match(same.err, /same address/);
+    const unknown = start(['demo', '--colour', 'blue']);
+    assert.equal(await unknown.exit, 1);
+    assert.match(unknown.err, /--colour/);
+  });
+
+  it('demo --listen/--backend: the printed swaks line delivers, and the backend prints the client address', { skip: !swaksAvailable() && 'swaks not installed' }, async () => {
+    const listen = await freePort();
+    const backend = await freePort();
+    const p = start(['demo', '--listen', `127.0.0.1:${listen}`, '--backend', `127.0.0.1:${backend}`]);
     try {
       const m = await p.waitOut(/\n\s+(swaks [^\n]+)\n/);
+      assert.match(p.err, new RegExp(`proxy on 127\\.0\\.0\\.1:${listen}, built-in backend on 127\\.0\\.0\\.1:${backend} `));
+      assert.match(m[1]!, new RegExp(`--server 127\\.0\\.0\\.1:${listen} `));
       const args = m[1]!.split(/\s+/).slice(1);
       const r = await swaks(args);
       assert.equal(r.code, 0, r.transcript);

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, formatProblem, parseConfig, type Config, type ConfigProblem } from '../../src/config/index.js';
+import { ConfigError, formatProblem, parseConfig, receivedHeaderWanted, type Config, type ConfigProblem } from '../../src/config/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -46,18 +46,19 @@ const EXPECTED_DEFAULTS: Config = {
   limits: {
     max_connections: 10_000,
     per_ip: { connections: 20, rate: { count: 100, window: 60_000 } },
-    mailmax: 20,
+    mailmax: 1000,
     rcptmax: 100,
-    rcptdomainmax: 50,
+    rcptdomainmax: null,
     message_size: 50 * 1024 * 1024,
     line_length: 4096,
     min_data_rate: 500,
     timeouts: { command: 300_000, data: 600_000, greeting: 300_000, final_reply: 600_000 },
   },
   smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse', pregreet: { wait: 0, action: 'log' }, non_smtp: { action: 'log' } },
-  log: { level: 'info', format: 'json', anomalies: 'all' },
+  log: { level: 'info', format: 'json', anomalies: 'all', addresses: true },
   metrics: null,
-  received_header: false,
+  received_header: null,
+  banner: 'ESMTP Postern',
   shutdown_grace: 30_000,
   workers: availableParallelism(),
 };
@@ -131,7 +132,7 @@ backends:
 
   it('accept null for LIMITS values, zero shutdown grace, anomaly lists', () => {
     const c = parseConfig(`${MINIMAL}limits: { mailmax: null, rcptmax: null, rcptdomainmax: 999999, line_length: 512, message_size: 10485760 }
-log: { anomalies: [pregreet, bare_lf], level: debug, format: text }
+log: { anomalies: [pregreet, bare_lf], level: debug, format: text, addresses: false }
 shutdown_grace: 0
 `);
     assert.equal(c.limits.mailmax, null);
@@ -139,7 +140,7 @@ shutdown_grace: 0
     assert.equal(c.limits.rcptdomainmax, 999999);
     assert.equal(c.limits.line_length, 512);
     assert.equal(c.limits.message_size, 10 * 1024 * 1024);
-    assert.deepEqual(c.log, { level: 'debug', format: 'text', anomalies: ['pregreet', 'bare_lf'] });
+    assert.deepEqual(c.log, { level: 'debug', format: 'text', anomalies: ['pregreet', 'bare_lf'], addresses: false });
     assert.equal(c.shutdown_grace, 0);
     assert.equal(parseConfig(`${MINIMAL}log: { anomalies: none }`).log.anomalies, 'none');
   });
@@ -237,9 +238,10 @@ limits:
   message_size: 0
   timeouts: { data: 0 }
 smtp: { bare_lf: fix }
-log: { level: verbose, format: xml, anomalies: [bare_lf, made_up] }
+log: { level: verbose, format: xml, anomalies: [bare_lf, made_up], addresses: no }
 metrics: { listen: 9325 }
 received_header: 1
+banner: "ESMTP\\r\\n250 injected"
 shutdown_grace: forever
 tls: []
 `);
@@ -269,8 +271,10 @@ tls: []
       'log.level',
       'log.format',
       'log.anomalies[1]',
+      'log.addresses',
       'metrics.listen',
       'received_header',
+      'banner',
       'shutdown_grace',
       'tls',
     ]);
@@ -282,6 +286,8 @@ tls: []
     assert.equal(by['limits.timeouts.data'], 'must be longer than 0, got 0');
     assert.match(by['log.anomalies[1]'] ?? '', /^unknown anomaly kind "made_up" \(known kinds: rst_after_quit, /);
     assert.equal(by.tls, 'expected a mapping (key: value), got a list');
+    assert.equal(by.received_header, 'expected auto, true or false, got 1');
+    assert.equal(by.banner, 'must not contain line breaks or control characters, got "ESMTP\\r\\n250 injected"');
   });
 
   it('checks rules across fields', () => {
@@ -376,5 +382,47 @@ backends: { servers: [{ address: '10.0.0.11:25' }] }
 metrics: {}
 `);
     assert.deepEqual(reference, bare);
+  });
+});
+
+describe('received_header, banner, log.addresses', () => {
+  it('received_header: auto (the default) is on for TLS clients when the identity is xclient', () => {
+    const auto = parseConfig(MINIMAL);
+    assert.equal(auto.received_header, null);
+    assert.equal(parseConfig(`${MINIMAL}received_header: auto\n`).received_header, null);
+    assert.equal(receivedHeaderWanted(auto, true), true);
+    assert.equal(receivedHeaderWanted(auto, false), false);
+    for (const identity of ['proxy-v2', 'proxy-v1', 'none']) {
+      const c = parseConfig(MINIMAL.replace('backends:\n', `backends:\n  identity: ${identity}\n`));
+      assert.equal(c.backends.identity, identity);
+      assert.equal(receivedHeaderWanted(c, true), false, identity);
+    }
+    const on = parseConfig(`${MINIMAL}received_header: true\n`);
+    const off = parseConfig(`${MINIMAL}received_header: false\n`);
+    for (const tls of [true, false]) {
+      assert.equal(receivedHeaderWanted(on, tls), true);
+      assert.equal(receivedHeaderWanted(off, tls), false);
+    }
+  });
+
+  it('banner: the greeting text, one printable ASCII line', () => {
+    assert.equal(parseConfig(`${MINIMAL}banner: "ESMTP ready; no UCE"\n`).banner, 'ESMTP ready; no UCE');
+    const bad = (v: string) => problems(`${MINIMAL}banner: ${v}\n`).map((p) => `${p.path}: ${p.message}`);
+    assert.deepEqual(bad('"a\\nb"'), ['banner: must not contain line breaks or control characters, got "a\\nb"']);
+    assert.deepEqual(bad('"tab\\there"'), ['banner: must not contain line breaks or control characters, got "tab\\there"']);
+    assert.deepEqual(bad('"caf\\u00e9"'), ['banner: must be printable ASCII (RFC 5321 replies), got "café"']);
+    assert.match(bad('"  "')[0]!, /^banner: expected a line of text/);
+    assert.match(bad('42')[0]!, /^banner: expected a line of text/);
+    assert.match(bad('x'.repeat(201))[0]!, /^banner: expected a line of text of up to 200 characters, e\.g\. "ESMTP Postern", got 201 characters$/);
+  });
+
+  it('log.addresses: true by default, false hides addresses', () => {
+    assert.equal(parseConfig(MINIMAL).log.addresses, true);
+    assert.equal(parseConfig(`${MINIMAL}log: { addresses: false }\n`).log.addresses, false);
+  });
+
+  it('LIMITS defaults: MAILMAX 1000, RCPTMAX 100, RCPTDOMAINMAX off', () => {
+    const c = parseConfig(MINIMAL);
+    assert.deepEqual([c.limits.mailmax, c.limits.rcptmax, c.limits.rcptdomainmax], [1000, 100, null]);
   });
 });

@@ -10,6 +10,8 @@ import { ReportAggregator, type Report } from '../../src/observe/report-aggregat
 import { eachLine } from '../../src/observe/report-lines.js';
 import { CappedMap, OTHER, SpaceSaving } from '../../src/observe/report-topk.js';
 import { reportMain } from '../../src/observe/report.js';
+import { ANOMALY_CATALOG } from '../../src/config/anomalies.js';
+import { formatTextRecord } from '../../src/observe/text-format.js';
 import { topOf, writeLog, type LogExpect } from '../helpers/loggen.js';
 
 function sink(): { write(s: string): boolean; text: () => string } {
@@ -102,7 +104,8 @@ describe('ReportAggregator on hand-made records', () => {
     { level: 'info', time: at('10:01:00.000'), event: 'backend', address: 'b1:25', state: 'up', reason: 'ok' },
     { level: 'warn', time: at('10:30:00.000'), event: 'backend', address: 'b2:25', state: 'down', reason: 'timeout' },
     { level: 'info', time: at('10:40:00.000'), event: 'session', conn: 'x', client: { address: '::1', port: 5 }, listener: 'smtp', tls: null, helo: null, backend: null, close: 'limit', limit: 'per_ip_rate', anomalies: [] },
-    { level: 'info', time: at('10:41:00.000'), event: 'anomaly', conn: 'y', kind: 'line_too_long', detail: 'over 4096', limit: 'line_length' },
+    { level: 'info', time: at('10:41:00.000'), event: 'anomaly', conn: 'y', kind: 'line_too_long', severity: 'warning', detail: 'over 4096' },
+    { level: 'info', time: at('10:41:30.000'), event: 'session', conn: 'y', client: { address: '::1', port: 6 }, listener: 'smtp', tls: null, helo: 'big.sender', backend: { address: 'b1:25', identity: 'xclient' }, transactions: 1000, close: 'limit', limit: 'mailmax', limit_rejections: { mailmax: 1 }, anomalies: ['line_too_long', 'no_quit'] },
     { level: 'info', time: at('10:42:00.000'), event: 'transaction', conn: 'z', from: '', rcpts: 2, size: 10, reply: 'garbled', backend: 'b1:25' },
     { level: 30, time: at('11:00:00.000'), event: 'session', conn: 'z', client: { address: '10.0.0.1', port: 5 }, listener: 'smtp', tls: { version: 'TLSv1.3', cipher: 'C', resumed: true, sni: null }, helo: 'h', backend: { address: 'b1:25', identity: 'xclient' }, transactions: 1, rcpts: 2, close: 'backend_failed', anomalies: ['no_quit', 'no_quit', 7] },
   ];
@@ -126,13 +129,21 @@ describe('ReportAggregator on hand-made records', () => {
     const b2 = rep.backends['b2:25']!;
     assert.equal(b2.down_ms, 30 * 60_000, 'still down: counted to the last record');
     assert.equal(b2.down_at_end, true);
-    assert.deepEqual(rep.limits, { line_length: { sessions_closed: 0, records: 1 }, per_ip_rate: { sessions_closed: 1, records: 0 } });
+    // The MAILMAX close by name, not (unknown).
+    assert.deepEqual(rep.limits, { per_ip_rate: { sessions_closed: 1, records: 0 }, mailmax: { sessions_closed: 1, records: 0, rejections: 1 } });
     assert.deepEqual(rep.totals.messages, { accepted: 0, tempfail: 0, rejected: 0, unknown: 1, total: 1 });
-    assert.equal(rep.anomalies['no_quit']!.sessions, 1);
+    assert.equal(rep.anomalies['no_quit']!.sessions, 2);
+    assert.equal(rep.anomalies['no_quit']!.severity, 'notice');
     assert.equal(rep.anomalies['line_too_long']!.example, 'over 4096');
-    assert.deepEqual(rep.tls['smtp'], { sessions: 2, tls: 1, resumed: 1, tls_share: 0.5, resumption_rate: 1, versions: { 'TLSv1.3': 1 } });
+    assert.equal(rep.anomalies['line_too_long']!.severity, 'warning');
+    // One session with a warning (line_too_long beside no_quit), one with a notice only.
+    assert.equal(rep.totals.sessions_with_anomalies, 2);
+    assert.equal(rep.totals.sessions_suspicious, 1);
+    assert.equal(rep.totals.sessions_notice_only, 1);
+    assert.equal(rep.totals.suspicious_share, 0.3333);
+    assert.deepEqual(rep.tls['smtp'], { sessions: 3, tls: 1, resumed: 1, tls_share: 0.3333, resumption_rate: 1, versions: { 'TLSv1.3': 1 } });
     assert.equal(rep.totals.sessions_without_helo, 1);
-    assert.deepEqual(rep.top_clients.items.map((i) => i.name), ['10.0.0.1', '::1']);
+    assert.deepEqual(rep.top_clients.items.map((i) => i.name), ['::1', '10.0.0.1']);
   });
 });
 
@@ -177,6 +188,12 @@ describe('postern report on a generated log of 100,000 sessions', () => {
     assert.equal(rep.totals.bytes_out, expect.bytes_out);
     assert.equal(rep.totals.max_duration_ms, expect.max_duration_ms);
     assert.equal(rep.totals.sessions_with_anomalies, expect.sessions_with_anomalies);
+    assert.equal(rep.totals.sessions_suspicious, expect.sessions_suspicious);
+    assert.equal(rep.totals.sessions_notice_only, expect.sessions_notice_only);
+    assert.ok(expect.sessions_suspicious > 0 && expect.sessions_notice_only > 0);
+    assert.equal(expect.sessions_suspicious + expect.sessions_notice_only, expect.sessions_with_anomalies);
+    assert.equal(rep.totals.suspicious_share, Math.round((expect.sessions_suspicious / 100_000) * 10_000) / 10_000);
+    assert.equal(rep.totals.notice_only_share, Math.round((expect.sessions_notice_only / 100_000) * 10_000) / 10_000);
     assert.equal(rep.totals.sessions_without_helo, expect.sessions_without_helo);
     assert.deepEqual(rep.close, expect.close);
   });
@@ -205,6 +222,7 @@ describe('postern report on a generated log of 100,000 sessions', () => {
       assert.equal(got.sessions, a.sessions, kind);
       assert.equal(got.records, a.records, kind);
       assert.deepEqual(got.top_offenders.items, topOf(expect.offenders[kind]!, 10), kind);
+      assert.equal(got.severity, ANOMALY_CATALOG[kind as keyof typeof ANOMALY_CATALOG], kind);
     }
   });
 
@@ -223,8 +241,10 @@ describe('postern report on a generated log of 100,000 sessions', () => {
     assert.ok(Object.values(expect.backends).some((b) => b.down_ms > 0));
   });
 
-  it('LIMITS rejections', () => {
+  it('LIMITS rejections, the MAILMAX close by name', () => {
     assert.deepEqual(rep.limits, expect.limits);
+    assert.ok(rep.limits['mailmax']!.sessions_closed > 0);
+    assert.equal(rep.limits['(unknown)'], undefined);
   });
 
   it('the text report carries the same numbers', async () => {
@@ -235,12 +255,82 @@ describe('postern report on a generated log of 100,000 sessions', () => {
     assert.match(r.out, new RegExp(`accepted\\s+${expect.messages.accepted.toLocaleString('en-US')}  `));
     for (const h of ['Grand totals', 'Per-hour traffic', 'Top clients by sessions', 'Top HELO names', 'Anomalies', 'TLS by listener', 'Backends', 'LIMITS rejections']) assert.ok(r.out.includes(h), h);
     assert.ok(r.out.includes(topOf(expect.clients, 1)[0]!.name));
+    const share = (n: number) => `${((n / 100_000) * 100).toFixed(1)}%`;
+    assert.match(r.out, new RegExp(`\\n +suspicious \\(a warning\\) +${expect.sessions_suspicious.toLocaleString('en-US')}  +${share(expect.sessions_suspicious).replace('.', '\\.')}\\n`));
+    assert.match(r.out, new RegExp(`\\n +notices only +${expect.sessions_notice_only.toLocaleString('en-US')}  +${share(expect.sessions_notice_only).replace('.', '\\.')}\\n`));
+    // Warnings are listed before notices, each with its severity.
+    const section = r.out.split('Anomalies (warnings first)\n')[1]!.split('\n\n')[0]!;
+    const kinds = [...section.matchAll(/^  (\w+) \((notice|warning)\): /gm)].map((m) => m[2]);
+    assert.ok(kinds.length > 5);
+    assert.deepEqual(kinds, [...kinds].sort((a, b) => (a === b ? 0 : a === 'warning' ? -1 : 1)));
+    assert.match(r.out, /\n  mailmax +[1-9][\d,]* /);
   });
 
   it('reads stdin, and gzip files, to the same result', async () => {
     const r = await runReport(['--json'], createReadStream(file));
     assert.equal(r.code, 0);
     assert.deepEqual(JSON.parse(r.out), rep);
+  });
+});
+
+describe('postern report on a log.format: text log', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'postern-report-text-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads the text lines back to the same report as the JSON log', async () => {
+    const json = path.join(dir, 'json.log');
+    const text = path.join(dir, 'text.log');
+    const e = await writeLog(json, { sessions: 20_000, seed: 7 });
+    await writeLog(text, { sessions: 20_000, seed: 7, text: true });
+    const a = await runReport([json, '--json']);
+    const b = await runReport([text, '--json']);
+    assert.equal(a.code, 0, a.err);
+    assert.equal(b.code, 0, b.err);
+    const fromJson = JSON.parse(a.out) as Report;
+    const fromText = JSON.parse(b.out) as Report;
+    assert.equal(fromText.totals.sessions, 20_000);
+    assert.equal(fromText.input.records, e.records);
+    assert.equal(fromText.input.text_records, e.records);
+    // A JSON line that is not Postern's prints as text that is no record at all.
+    assert.deepEqual(fromText.input.skipped, { not_json: e.not_json + e.not_postern, not_postern: 0, too_long: 0, blank: 0 });
+    const { input: _i, ...restText } = fromText;
+    const { input: _j, ...restJson } = fromJson;
+    assert.deepEqual(restText, restJson);
+    const t = await runReport([text]);
+    assert.match(t.out, /\d+ Postern records \([\d,]+ in the text format\)/);
+  });
+
+  it('text lines and JSON lines in one input are both read', async () => {
+    const T = '2026-05-01T10:00:00.000Z';
+    const recs = [
+      { level: 'info', time: T, event: 'session', conn: 'a1', client: { address: '192.0.2.7', port: 4000 }, listener: 'smtp', proxy: null, tls: { version: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', resumed: true, sni: 'mx.example' }, helo: 'odd (helo) "name"', auth: { user: '1234', mechanism: 'PLAIN' }, backend: { address: '[2001:db8::25]:25', identity: 'xclient', local: '[2001:db8::1]:40000' }, transactions: 2, rcpts: 3, bytes_in: 100, bytes_out: 50, duration_ms: 61_500, close: 'limit', limit: 'mailmax', limit_rejections: { mailmax: 1 }, anomalies: ['pregreet', 'no_quit'], msg: 'session' },
+      { level: 'info', time: T, event: 'transaction', conn: 'a1', from: '', rcpts: 1, size: 10, reply: '250 2.0.0 Ok: queued as 4XyZ', backend: '[2001:db8::25]:25', queue_id: '4XyZ', recipients: [{ address: 'a,b@example.net', code: 250, reply: '250 2.1.5 Ok' }, { address: null, code: 550, reply: '550 5.1.1 <->: unknown' }], msg: 'transaction' },
+      { level: 'info', time: T, event: 'transaction', conn: 'a1', from: null, rcpts: 0, size: 0, reply: '354 odd', backend: null, queue_id: null, recipients: [], msg: 'transaction' },
+      { level: 'info', time: T, event: 'anomaly', conn: 'a1', kind: 'pregreet', severity: 'warning', detail: 'spoke "early"', msg: 'anomaly pregreet' },
+      { level: 'warn', time: T, event: 'backend', address: '[2001:db8::25]:25', state: 'down', reason: 'health check: refused', msg: 'backend down' },
+      { level: 'warn', time: T, conn: 'a1', backend: '[2001:db8::25]:25', reason: 'reset', msg: 'backend lost mid-session' },
+    ];
+    const lines = recs.flatMap((r) => [JSON.stringify(r), formatTextRecord(JSON.stringify(r))]);
+    const r = await runReport(['--json'], Readable.from([lines.join('\n') + '\n']));
+    assert.equal(r.code, 0, r.err);
+    const rep = JSON.parse(r.out) as Report;
+    assert.equal(rep.input.records, 12);
+    assert.equal(rep.input.text_records, 6);
+    assert.equal(rep.input.other_records, 2, 'the backend-lost line is no backend state record, in either form');
+    assert.equal(rep.totals.sessions, 2);
+    assert.equal(rep.totals.sessions_suspicious, 2);
+    assert.equal(rep.totals.max_duration_ms, 61_500);
+    assert.deepEqual(rep.totals.messages, { accepted: 2, tempfail: 2, rejected: 0, unknown: 0, total: 4 });
+    assert.deepEqual(rep.limits, { mailmax: { sessions_closed: 2, records: 0, rejections: 2 } });
+    assert.deepEqual(rep.top_helo.items, [{ name: 'odd (helo) "name"', count: 2, error: 0 }]);
+    assert.deepEqual(rep.anomalies['pregreet']!.records, 2);
+    assert.equal(rep.anomalies['pregreet']!.example, 'spoke "early"');
+    assert.deepEqual(rep.tls['smtp'], { sessions: 2, tls: 2, resumed: 2, tls_share: 1, resumption_rate: 1, versions: { 'TLSv1.3': 2 } });
+    const b = rep.backends['[2001:db8::25]:25']!;
+    assert.deepEqual([b.sessions, b.transactions, b.accepted, b.down_events, b.last_down_reason], [2, 2, 2, 2, 'health check: refused']);
   });
 });
 

@@ -1,6 +1,9 @@
 // `postern status`: argument parsing, the table, and the command against a live listener.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../../src/observe/metrics.js';
@@ -55,6 +58,31 @@ describe('postern status: arguments', () => {
     assert.equal(url(['--watch', '5']).watch, 5);
     assert.equal(url(['--watch=0.5', '--metrics', 'localhost:1']).watch, 0.5);
     assert.equal(url(['-w', '--metrics', 'localhost:1']).watch, 2);
+  });
+
+  it('-c FILE: the address from metrics.listen, a wildcard bind reached on loopback', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-status-'));
+    try {
+      const cfg = (metrics: string) => {
+        const f = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+        writeFileSync(f, `listeners: [{ name: smtp, listen: '127.0.0.1:2525' }]\nbackends: { servers: [{ address: '127.0.0.1:2526' }] }\n${metrics}`);
+        return f;
+      };
+      const ok = (f: string) => parseStatusArgs(['-c', f, '--watch', '3']) as Exclude<ReturnType<typeof parseStatusArgs>, string>;
+      assert.deepEqual(ok(cfg("metrics: { listen: '10.1.2.3:9400' }\n")), { url: 'http://10.1.2.3:9400/sessions', label: '10.1.2.3:9400', watch: 3 });
+      assert.equal(ok(cfg("metrics: { listen: '0.0.0.0:9401' }\n")).url, 'http://127.0.0.1:9401/sessions');
+      assert.equal(ok(cfg("metrics: { listen: '[::]:9402' }\n")).url, 'http://[::1]:9402/sessions');
+      assert.equal(ok(cfg("metrics: { listen: '[2001:db8::9]:9403' }\n")).url, 'http://[2001:db8::9]:9403/sessions');
+      assert.equal(ok(cfg('metrics:\n')).url, 'http://127.0.0.1:9325/sessions', 'an empty section is the default address');
+      assert.match(String(parseStatusArgs(['--config', cfg('')])), /has no metrics section/);
+      assert.match(String(parseStatusArgs(['-c', cfg("metrics: { listen: '127.0.0.1:0' }\n")])), /port 0/);
+      assert.match(String(parseStatusArgs(['-c', cfg('metrics: { listen: nowhere }\n')])), /metrics\.listen/);
+      assert.match(String(parseStatusArgs(['-c', join(dir, 'missing.yaml')])), /missing\.yaml/);
+      assert.match(String(parseStatusArgs(['-c'])), /--config needs a FILE/);
+      assert.match(String(parseStatusArgs(['-c', cfg('metrics:\n'), '-m', '127.0.0.1:1'])), /not both/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses what it does not understand', () => {

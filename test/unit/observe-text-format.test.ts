@@ -109,6 +109,43 @@ describe('text format', () => {
     assert.equal(formatTextRecord('[1]'), '[1]');
   });
 
+  it('new fields: auth {user, mechanism}, backend.local, anomaly severity, queue_id and recipients', () => {
+    const line = f({ ...session, auth: { user: 'alice@example.org', mechanism: 'PLAIN' }, backend: { address: '127.0.0.1:2526', identity: 'xclient', local: '127.0.0.1:40312' } });
+    assert.match(line, / A=alice@example\.org mech=PLAIN B=127\.0\.0\.1:2526 BL=127\.0\.0\.1:40312 T=1 /);
+    assert.equal(
+      f({ event: 'anomaly', conn: 'c2', kind: 'rst_after_quit', severity: 'notice', detail: 'reset after the 221', msg: 'anomaly rst_after_quit' }),
+      `${T} info [c2] anomaly rst_after_quit severity=notice detail="reset after the 221"`,
+    );
+    const tx = {
+      event: 'transaction',
+      conn: 'c1',
+      from: 'alice@example.org',
+      rcpts: 1,
+      size: 240,
+      reply: '250 2.0.0 Ok: queued as 8024FCEFD3',
+      backend: '127.0.0.1:2526',
+      queue_id: '8024FCEFD3',
+      recipients: [
+        { address: 'bob@example.net', code: 250, reply: '250 2.1.5 Ok' },
+        { address: 'eve@example.net', code: 554, reply: '554 5.7.1 <eve@example.net>: Relay access denied' },
+      ],
+      msg: 'transaction',
+    };
+    assert.equal(
+      f(tx),
+      `${T} info [c1] transaction F=<alice@example.org> R=1 S=240 B=127.0.0.1:2526 Q=8024FCEFD3 ` +
+        `to=<bob@example.net>:"250 2.1.5 Ok",<eve@example.net>:"554 5.7.1 <eve@example.net>: Relay access denied" C="250 2.0.0 Ok: queued as 8024FCEFD3"`,
+    );
+    // log.addresses: false: null addresses print as `-`; no queue id, no Q=.
+    const hidden = f({ ...tx, from: null, queue_id: null, recipients: [{ address: null, code: 250, reply: '250' }] });
+    assert.match(hidden, / transaction F=- R=1 S=240 B=127\.0\.0\.1:2526 to=-:250 C=/);
+  });
+
+  it('limit_rejections only when a command was refused', () => {
+    assert.doesNotMatch(f({ ...session, limit_rejections: {} }), /limit_rejections/);
+    assert.match(f({ ...session, close: 'limit', limit: 'mailmax', limit_rejections: { mailmax: 1 } }), / close=limit limit=mailmax limit_rejections=\{"mailmax":1\}$/);
+  });
+
   it('the logger prints text lines when asked', () => {
     const lines: string[] = [];
     const log = createLogger({ level: 'info', format: 'text' }, { write: (s: string) => void lines.push(s) });

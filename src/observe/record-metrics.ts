@@ -1,0 +1,55 @@
+// One call per log record updates every metric that record concerns, so the code that
+// writes a record never touches a histogram itself and the two cannot disagree.
+
+import { severityOf, isAnomalyKind, type Severity } from '../config/anomalies.js';
+import type { AuthResult, HealthCheckResult, Metrics, SessionSeverity } from './metrics.js';
+import { replyResult, type AnomalyRecord, type SessionRecord, type TransactionRecord } from './records.js';
+
+/**
+ * The highest severity among a session's anomalies: `warning` marks a suspicious session,
+ * `notice` one with only what ordinary clients do. A kind this build does not know counts as
+ * a warning (a record from a newer version should not hide as harmless).
+ */
+export function sessionSeverity(anomalies: readonly string[]): SessionSeverity {
+  let worst: SessionSeverity = 'none';
+  for (const k of anomalies) {
+    const s: Severity = isAnomalyKind(k) ? severityOf(k) : 'warning';
+    if (s === 'warning') return 'warning';
+    worst = 'notice';
+  }
+  return worst;
+}
+
+/** The session ended: its duration, its severity, and the backend handshake it made. */
+export function observeSession(m: Metrics, rec: SessionRecord): void {
+  m.sessionDuration.observe(Math.max(0, rec.duration_ms) / 1000);
+  m.sessions.inc({ severity: sessionSeverity(rec.anomalies) });
+  const hs = rec.backend?.handshake_ms;
+  if (rec.backend && hs !== undefined && Number.isFinite(hs)) m.backendHandshake.observe({ backend: rec.backend.address }, Math.max(0, hs) / 1000);
+}
+
+/** A message reached its final reply: result overall and per backend, and its size. */
+export function observeTransaction(m: Metrics, rec: TransactionRecord): void {
+  const code = Number(/^\s*(\d{3})/.exec(rec.reply)?.[1] ?? NaN);
+  // A reply without a code is no answer the sender could act on but to retry.
+  const result = Number.isNaN(code) ? 'tempfail' : replyResult(code);
+  m.messages.inc({ result });
+  if (rec.backend !== null) m.backendMessages.inc({ backend: rec.backend, result });
+  // No body arrived (refused at DATA, or before): nothing to measure.
+  if (rec.size > 0) m.messageSize.observe(rec.size);
+}
+
+/** An anomaly happened. */
+export function observeAnomaly(m: Metrics, rec: AnomalyRecord): void {
+  m.anomalies.inc({ kind: rec.kind });
+}
+
+/** An SMTP AUTH attempt ended. */
+export function observeAuth(m: Metrics, result: AuthResult): void {
+  m.auth.inc({ result });
+}
+
+/** An active health check of `backend` (`HOST:PORT` as configured) ended. */
+export function observeHealthCheck(m: Metrics, backend: string, result: HealthCheckResult): void {
+  m.healthChecks.inc({ backend, result });
+}
