@@ -101,6 +101,7 @@ export class SessionBinding {
   async #bind(client: () => Promise<BackendClient>): Promise<boolean> {
     const { config, pool, logger, connId } = this.ctx;
     const who = await client();
+    const t0 = Date.now();
     const b = await bind({
       pool,
       cfg: config.backends,
@@ -114,9 +115,13 @@ export class SessionBinding {
     if (!b) return false;
     this.#b = b;
     const conn = b.conn;
+    const s = conn.socket;
     this.#last = {
       address: b.server.key,
       identity: config.backends.identity,
+      // What the backend logs as its peer (Postfix: `connect from ...[127.0.0.1]:PORT`).
+      local: s.localAddress ? `${s.localAddress.includes(':') ? `[${s.localAddress}]` : s.localAddress}:${s.localPort}` : undefined,
+      handshake_ms: Date.now() - t0,
       ...(b.reused ? { reused: b.reused } : {}),
       ...(conn.tls ? { tls: conn.tls } : {}),
     };

@@ -6,6 +6,8 @@
 import type net from 'node:net';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
+import { observeAnomaly, observeSession } from '../observe/record-metrics.js';
+import { receivedHeaderWanted } from '../config/received.js';
 import { anomalyRecord, sessionRecord, type AnomalyKind, type CloseReason, type LimitName, type SessionRecord, type TlsRecord } from '../observe/records.js';
 import type { SmtpError } from '../smtp/errors.js';
 import type { Line } from '../smtp/lines.js';
@@ -194,10 +196,10 @@ export abstract class SessionCore<Self> {
       // talks in between did not wait for the greeting (RFC 5321 §3.1, §4.3.1).
       this.#greeted = false;
       this.input.wait();
-      this.io.write([R.greetingFirstLine(this.cfg.hostname)], null);
+      this.io.write([R.greetingFirstLine(this.cfg.hostname, this.cfg.banner)], null);
       this.#greetTimer = setTimeout(() => this.#greet(), wait);
     } else {
-      this.queue.reply(R.greeting(this.cfg.hostname));
+      this.queue.reply(R.greeting(this.cfg.hostname, this.cfg.banner));
     }
     if (this.ctx.initial) {
       // Arrived with the PROXY header, so before any greeting could have been seen.
@@ -214,7 +216,7 @@ export abstract class SessionCore<Self> {
       this.closeWith('error', R.pregreetRefused(this.cfg.hostname));
       return;
     }
-    this.queue.reply(R.greeting(this.cfg.hostname));
+    this.queue.reply(R.greeting(this.cfg.hostname, this.cfg.banner));
     this.input.resume();
   }
 
@@ -288,7 +290,9 @@ export abstract class SessionCore<Self> {
   }
 
   /** Postern's Received: header for the current transaction. */
-  #trace(): Buffer {
+  #trace(): Buffer | null {
+    // received_header (auto: when XCLIENT cannot tell the backend the client used TLS).
+    if (!receivedHeaderWanted(this.cfg, this.tls !== null)) return null;
     const tx = this.tx.open;
     if (tx) tx.traced = true;
     const rcpt = tx && tx.rcpts === 1 ? tx.firstRcpt : null;
@@ -354,8 +358,9 @@ export abstract class SessionCore<Self> {
   protected anomaly(kind: AnomalyKind, detail: string): void {
     if (this.anomalies.has(kind)) return;
     this.anomalies.add(kind);
-    this.ctx.metrics.anomalies.inc({ kind });
-    if (this.ctx.logAnomaly(kind)) this.ctx.logger.info(anomalyRecord(this.id, kind, detail), `anomaly ${kind}`);
+    const rec = anomalyRecord(this.id, kind, detail);
+    observeAnomaly(this.ctx.metrics, rec);
+    if (this.ctx.logAnomaly(kind)) this.ctx.logger.info(rec, `anomaly ${kind}`);
   }
 
   protected finish(reason: CloseReason): void {
@@ -367,7 +372,9 @@ export abstract class SessionCore<Self> {
     // Otherwise the binding says goodbye politely, so the backend's log shows no lost connection.
     this.binding.finish(this.quiet(), this.#midBody || this.mode === 'data' || this.mode === 'bdat');
     this.io.destroy();
-    this.ctx.logger.info(this.record(), 'session');
+    const rec = this.record();
+    observeSession(this.ctx.metrics, rec);
+    this.ctx.logger.info(rec, 'session');
     // `this` is the concrete session (the type parameter says which).
     this.ctx.onEnd?.(this as unknown as Self);
   }

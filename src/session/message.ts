@@ -6,7 +6,8 @@
 import type { Config } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
-import { replyResult, type AnomalyKind, type CloseReason } from '../observe/records.js';
+import type { AnomalyKind, CloseReason } from '../observe/records.js';
+import { observeTransaction } from '../observe/record-metrics.js';
 import { formatBdat, parseBdat } from '../smtp/bdat.js';
 import type { SmtpError } from '../smtp/errors.js';
 import type { Reply } from '../smtp/reply.js';
@@ -34,8 +35,8 @@ export interface MessageHost {
   bodyMode(mode: 'data' | 'bdat' | 'command'): void;
   /** SIZE in force. */
   sizeLimit(): number;
-  /** Postern's Received: header for the open transaction. */
-  trace(): Buffer;
+  /** Postern's Received: header for the open transaction, or null when not wanted (received_header). */
+  trace(): Buffer | null;
   anomaly(kind: AnomalyKind, detail: string): void;
   closeWith(reason: CloseReason, reply: string): void;
 }
@@ -63,7 +64,8 @@ export class MessageFlow {
         h.bodyMode('data');
         this.body.startData(h.cfg.smtp.bare_lf === 'normalize');
         // Before any body byte, so the header leads the message.
-        if (h.cfg.received_header) this.#relay(h.trace());
+        const trace = h.trace();
+        if (trace) this.#relay(trace);
         h.io.startBody(h.cfg.limits.timeouts.data, h.cfg.limits.min_data_rate);
       }
       h.input.resume();
@@ -118,12 +120,9 @@ export class MessageFlow {
       return this.#refuseBdat(err, cmd.last, cmd.size);
     }
     const last = cmd.last;
-    let trace: Buffer | null = null;
-    if (h.cfg.received_header && tx && !tx.traced) {
-      // BDAT counts octets exactly: the first chunk grows by the header.
-      trace = h.trace();
-      line = formatBdat({ size: cmd.size + trace.length, last }).trimEnd();
-    }
+    // BDAT counts octets exactly: the first chunk grows by the header.
+    const trace = tx && !tx.traced ? h.trace() : null;
+    if (trace) line = formatBdat({ size: cmd.size + trace.length, last }).trimEnd();
     h.binding.forward(
       line,
       (r) => {
@@ -169,9 +168,9 @@ export class MessageFlow {
   /** The final answer for the message: the backend's `r`, or Postern's refusal. */
   #end(r: Reply | null, refused: SmtpError | null): void {
     const h = this.host;
-    const rec = h.tx.end(r, refused, h.id, h.binding.record()?.address ?? null);
+    const rec = h.tx.end(r, refused, h.id, h.binding.record()?.address ?? null, h.cfg.log.addresses);
     if (!rec) return;
-    h.metrics.messages.inc({ result: replyResult(r ? r.code : refused!.smtpCode) });
+    observeTransaction(h.metrics, rec);
     h.logger.info(rec, 'transaction');
   }
 }

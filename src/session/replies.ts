@@ -14,9 +14,10 @@ export const BYE = line(C221Closing, '2.0.0 Bye');
 export const HELP = line(C214Help, '2.0.0 Postern SMTP proxy; see RFC 5321');
 export const READY_FOR_TLS = line(C220ServiceReady, '2.0.0 Ready to start TLS');
 
-export const greeting = (host: string) => line(C220ServiceReady, `${host} ESMTP Postern`);
+/** `banner`: the text after the host name (config `banner`, default `ESMTP Postern`). */
+export const greeting = (host: string, banner: string) => line(C220ServiceReady, `${host} ${banner}`);
 /** postscreen-style greet wait: the first line of a multi-line greeting (RFC 5321 §4.2.1). */
-export const greetingFirstLine = (host: string) => `${C220ServiceReady}-${host} ESMTP Postern\r\n`;
+export const greetingFirstLine = (host: string, banner: string) => `${C220ServiceReady}-${host} ${banner}\r\n`;
 export const heloReply = (host: string) => line(C250Completed, host);
 
 // Closing replies: the session ends after each.

@@ -229,7 +229,7 @@ export class Session extends SessionCore<Session> {
     this.identity = xclientIdentity(id, told, upstream);
     // HELO and PROTO are reset unless supplied; the client must say EHLO again.
     this.#startOver(told.helo ?? null, told.proto === 'ESMTP');
-    this.queue.reply(R.greeting(this.cfg.hostname));
+    this.queue.reply(R.greeting(this.cfg.hostname, this.cfg.banner));
   }
 
   /**

@@ -86,7 +86,7 @@ export class Transactions {
   }
 
   /** The final reply for the message (the backend's `r`, or Postern's refusal): its record, or null if none was open. */
-  end(r: Reply | null, refused: SmtpError | null, conn: string, backend: string | null): TransactionRecord | null {
+  end(r: Reply | null, refused: SmtpError | null, conn: string, backend: string | null, addresses = true): TransactionRecord | null {
     const tx = this.#open;
     this.#open = null;
     // A stray RCPT after the end (no new MAIL) must not change the record.
@@ -102,6 +102,6 @@ export class Transactions {
       backend,
       queue_id: r && r.code >= 200 && r.code < 300 ? queueId(r) : null,
       recipients: tx.recipients,
-    });
+    }, { addresses });
   }
 }

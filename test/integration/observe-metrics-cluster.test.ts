@@ -199,7 +199,6 @@ describe('postern run with workers: 2', { skip: !existsSync(CLI) && 'dist/cli.js
 
   it(
     'session and transaction metrics count every session and message over both workers',
-    { todo: 'the session calls observeSession/observeTransaction once the session rewrite wires them' },
     async () => {
       const port = await freePort();
       const mport = await freePort();

@@ -211,7 +211,11 @@ describe('failover to real Postfix', { skip }, () => {
       assert.equal(r.code, 250);
       await pf.waitForLog(new RegExp(`client=unknown\\[127\\.0\\.0\\.11\\]:${port}\\b`));
       const rec = await p.waitFor((x) => x.event === 'session' && x.helo === 'failover.test');
-      assert.deepEqual(rec.backend, { address: `127.0.0.1:${pf.port}`, identity: 'xclient' });
+      const { local, handshake_ms, ...backend } = rec.backend as Record<string, unknown>;
+      assert.deepEqual(backend, { address: `127.0.0.1:${pf.port}`, identity: 'xclient' });
+      // Postern's own side of the connection, which Postfix logs as `connect from ...[127.0.0.1]:PORT`.
+      assert.match(local as string, /^127\.0\.0\.1:\d+$/);
+      assert.equal(typeof handshake_ms, 'number');
     } finally {
       await p.stop();
       await refuser.close();
