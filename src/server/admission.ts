@@ -3,6 +3,7 @@
 
 import net from 'node:net';
 import type { LimitsConfig } from '../config/types.js';
+import { ipv6Groups } from '../net/ip.js';
 
 export type Refusal = { limit: 'max_connections' | 'per_ip_connections' | 'per_ip_rate'; text: string };
 
@@ -34,6 +35,11 @@ export class Admission implements AdmissionControl {
 
   get total(): number {
     return this.#total;
+  }
+
+  /** Connections held now, by client key (an IPv6 /64 or an IPv4 address). */
+  held(): ReadonlyMap<string, number> {
+    return this.#active;
   }
 
   /** Admits a connection (returns null) or says which limit refuses it. */
@@ -89,16 +95,10 @@ export class Admission implements AdmissionControl {
 /** IPv4 as is; IPv6 by its /64 prefix. */
 export function clientKey(ip: string): string {
   if (!net.isIPv6(ip)) return ip;
-  const groups = expandV6(ip);
-  return groups.slice(0, 4).join(':') + '::/64';
-}
-
-function expandV6(ip: string): string[] {
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const fill = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
-  return [...h, ...fill, ...t].map((g) => (g.includes('.') ? g : g.toLowerCase().replace(/^0+(?=.)/, '')));
+  const zone = ip.indexOf('%');
+  const groups = ipv6Groups(zone === -1 ? ip : ip.slice(0, zone));
+  if (!groups) return ip;
+  return groups.slice(0, 4).map((g) => g.toString(16)).join(':') + '::/64';
 }
 
 /** `::ffff:1.2.3.4` (a v4 client on a dual-stack socket) -> `1.2.3.4`. */
