@@ -8,7 +8,8 @@ import { AggregatorRegistry } from 'prom-client';
 import { loadConfig, type Config } from '../config/index.js';
 import { createLogger, type Logger } from '../observe/logger.js';
 import { proxySources, startStatusServer, type StatusServer, type StatusSources } from '../observe/status-server.js';
-import { Primary, RemoteAdmission, onPrimaryMessage, send } from './cluster.js';
+import { Primary } from './cluster/primary.js';
+import { RemoteAdmission, onPrimaryMessage, send } from './cluster/worker.js';
 import { describeError } from './describe.js';
 import { Postern } from './postern.js';
 
