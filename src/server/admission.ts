@@ -7,6 +7,13 @@ import { ipv6Groups } from '../net/ip.js';
 
 export type Refusal = { limit: 'max_connections' | 'per_ip_connections' | 'per_ip_rate'; text: string };
 
+/** The refusals, one text each (after `421 4.7.0 HOSTNAME `). */
+export const REFUSED = {
+  max_connections: { limit: 'max_connections', text: 'Too many connections, try again later' },
+  per_ip_connections: { limit: 'per_ip_connections', text: 'Too many connections from your address' },
+  per_ip_rate: { limit: 'per_ip_rate', text: 'Connection rate limit exceeded for your address' },
+} as const satisfies Record<Refusal['limit'], Refusal>;
+
 /** Admission as a listener sees it: decided here, or by the cluster primary (asynchronously). */
 export interface AdmissionControl {
   admit(ip: string): Refusal | null | Promise<Refusal | null>;
@@ -46,18 +53,18 @@ export class Admission implements AdmissionControl {
   admit(ip: string, now = Date.now()): Refusal | null {
     const key = clientKey(ip);
     if (this.#total >= this.limits.max_connections) {
-      return { limit: 'max_connections', text: 'Too many connections, try again later' };
+      return REFUSED.max_connections;
     }
     const active = this.#active.get(key) ?? 0;
     if (active >= this.limits.per_ip.connections) {
-      return { limit: 'per_ip_connections', text: 'Too many connections from your address' };
+      return REFUSED.per_ip_connections;
     }
     const { count, window } = this.limits.per_ip.rate;
     let times = this.#recent.get(key);
     if (!times) this.#recent.set(key, (times = []));
     while (times.length && times[0]! <= now - window) times.shift();
     if (times.length >= count) {
-      return { limit: 'per_ip_rate', text: 'Connection rate limit exceeded for your address' };
+      return REFUSED.per_ip_rate;
     }
     times.push(now);
     this.#total++;

@@ -2,6 +2,7 @@
 // one IPC write carry all of one event-loop turn's admission traffic.
 
 import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-server.js';
+import type { WindowReply, WindowRequest } from '../../state/cluster-windows.js';
 import type { Refusal } from '../admission.js';
 
 /** Messages between primary and workers; every one carries `postern` so others pass by. */
@@ -15,6 +16,13 @@ export type ClusterMessage =
   | { postern: 'reload' }
   | { postern: 'stop' }
   | { postern: 'status'; sessions: SessionSnapshot[]; backends: BackendSnapshot[]; ready: boolean }
+  /** Upgrade: the primary asks a worker for its listening sockets... */
+  | { postern: 'sockets?' }
+  /** ...and gets each with one of these (the socket travels as the message's handle). */
+  | { postern: 'socket'; name: string; index: number; count: number }
+  /** Window counts (auth failures) held by the primary for all workers. */
+  | WindowRequest
+  | WindowReply
   /** Several of the others (admit/release/force up, admitted down), to be handled in order. */
   | { postern: 'batch'; msgs: SingleMessage[] };
 

@@ -7,6 +7,8 @@ import cluster, { type Worker } from 'node:cluster';
 import type { LimitsConfig } from '../../config/types.js';
 import type { Logger } from '../../observe/logger.js';
 import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-server.js';
+import { answerWindow } from '../../state/cluster-windows.js';
+import { LocalWindowCounter, type WindowCounter } from '../../state/windows.js';
 import { Admission, type AdmissionControl } from '../admission.js';
 import { HeldAdmission } from './held-admission.js';
 import { Batcher, isMessage, unwrap, wrap, type SingleMessage } from './messages.js';
@@ -21,6 +23,16 @@ export interface PrimaryOptions {
   stopTimeoutMs: number;
   /** Where per-IP decisions are made; a local Admission by default. */
   admission?: AdmissionControl;
+  /** The window counts workers share (auth failures); in this process by default. */
+  windows?: WindowCounter;
+  /** More environment for every worker (e.g. the inherited sockets to listen on). */
+  workerEnv?: Record<string, string>;
+}
+
+/** A listening socket a worker sent for an upgrade: a native handle with its descriptor. */
+export interface SentSocket {
+  name: string;
+  handle: { fd?: number; close(): void };
 }
 
 /** The primary's view of its workers, fed by their periodic status messages. */
@@ -33,11 +45,13 @@ export interface ClusterView {
 export class Primary implements ClusterView {
   readonly #admission: AdmissionControl;
   readonly #held: HeldAdmission;
+  readonly #windows: WindowCounter;
   readonly #status = new Map<number, { sessions: SessionSnapshot[]; backends: BackendSnapshot[]; ready: boolean }>();
   #stopping = false;
 
   constructor(private readonly opts: PrimaryOptions) {
     this.#admission = opts.admission ?? new Admission(opts.limits);
+    this.#windows = opts.windows ?? new LocalWindowCounter();
     this.#held = new HeldAdmission(this.#admission, (worker, id, refusal) => {
       const w = cluster.workers?.[worker];
       if (w) this.#repliesTo(w).push({ postern: 'admitted', id, refusal });
@@ -51,7 +65,7 @@ export class Primary implements ClusterView {
     return new Promise((resolve, reject) => {
       let ready = 0;
       let failed = false;
-      cluster.on('message', (w: Worker, m: unknown) => this.#onMessage(w, m));
+      cluster.on('message', (w: Worker, m: unknown, handle: unknown) => this.#onMessage(w, m, handle));
       const early = (w: Worker, code: number | null) => {
         if (ready >= this.opts.workers || failed) return;
         failed = true;
@@ -75,7 +89,7 @@ export class Primary implements ClusterView {
   readonly #failures = new Map<number, string>();
 
   #fork(): void {
-    cluster.fork({ POSTERN_WORKER: '1' });
+    cluster.fork({ ...this.opts.workerEnv, POSTERN_WORKER: '1' });
   }
 
   /** Per worker, its `admitted` replies of this turn. */
@@ -99,9 +113,40 @@ export class Primary implements ClusterView {
     if (w.isConnected()) w.send(m);
   }
 
-  #onMessage(w: Worker, m: unknown): void {
+  #onMessage(w: Worker, m: unknown, handle: unknown): void {
     if (!isMessage(m)) return;
+    if (m.postern === 'socket') return this.#onSocket?.(m, handle);
     for (const one of unwrap(m)) this.#handle(w, one);
+  }
+
+  #onSocket: ((m: { name: string; index: number; count: number }, handle: unknown) => void) | null = null;
+
+  /**
+   * For an upgrade: the listening sockets, as one worker holds them (node:cluster made them
+   * here and keeps them to itself). The caller closes the handles when done.
+   */
+  listeningSockets(timeoutMs = 5000): Promise<SentSocket[]> {
+    const w = Object.values(cluster.workers ?? {}).find((x): x is Worker => !!x && x.isConnected() && this.#status.has(x.id));
+    if (!w) return Promise.reject(new Error('no worker running to take the listening sockets from'));
+    return new Promise((resolve, reject) => {
+      const got: SentSocket[] = [];
+      const done = (err: Error | null) => {
+        clearTimeout(timer);
+        this.#onSocket = null;
+        if (err) {
+          got.forEach((s) => s.handle.close());
+          reject(err);
+        } else resolve(got);
+      };
+      const timer = setTimeout(() => done(new Error(`worker ${w.id} did not send its listening sockets within ${timeoutMs} ms`)), timeoutMs);
+      this.#onSocket = (m, handle) => {
+        if (m.count === 0) return done(new Error('the worker has no listening socket'));
+        const h = handle as SentSocket['handle'] | undefined;
+        if (h && typeof h.close === 'function') got.push({ name: String(m.name), handle: h });
+        if (m.index === m.count - 1) done(got.length === m.count ? null : new Error('a listening socket did not arrive'));
+      };
+      this.#sendTo(w, { postern: 'sockets?' });
+    });
   }
 
   #handle(w: Worker, m: SingleMessage): void {
@@ -112,6 +157,8 @@ export class Primary implements ClusterView {
         return this.#held.release(w.id, m.ip);
       case 'force':
         return this.#held.force(w.id, m.ip);
+      case 'window':
+        return answerWindow(this.#windows, m, (r) => this.#sendTo(w, r));
       case 'ready':
         return this.#onReady();
       case 'failed':
@@ -157,6 +204,7 @@ export class Primary implements ClusterView {
       clearTimeout(kill);
       this.#held.close();
       this.#admission.close();
+      this.#windows.close();
     });
   }
 

@@ -1,5 +1,6 @@
 // The worker side of the cluster: admission asked of the primary, messages to and from it.
 
+import type { WindowChannel } from '../../state/cluster-windows.js';
 import type { AdmissionControl, Refusal } from '../admission.js';
 import { Batcher, isAdmission, isMessage, unwrap, wrap, type ClusterMessage, type SingleMessage } from './messages.js';
 
@@ -69,4 +70,15 @@ export function onPrimaryMessage(handler: (m: SingleMessage) => void): void {
   process.on('message', (m: unknown) => {
     if (isMessage(m)) for (const one of unwrap(m)) handler(one);
   });
+}
+
+/** The IPC channel a worker's ClusterWindowCounter asks the primary through. */
+export function windowChannel(): WindowChannel {
+  return {
+    send: (m) => send(m),
+    onReply: (handler) =>
+      onPrimaryMessage((m) => {
+        if (m.postern === 'windowed') handler(m);
+      }),
+  };
 }
