@@ -1,6 +1,6 @@
 // The running proxy: listeners, admission, backend pool, live sessions, drain and reload.
 
-import type { Config } from '../config/types.js';
+import type { Config, ListenerConfig } from '../config/types.js';
 import { BackendPool } from '../backend/pool.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
@@ -8,13 +8,19 @@ import type { Session } from '../session/session.js';
 import { TlsTerminator } from '../tls/index.js';
 import { AcceptPipeline, type AcceptContext } from './accept.js';
 import { Admission, type AdmissionControl } from './admission.js';
+import type { InheritedSockets } from './inherited-sockets.js';
 import { Listener } from './listener.js';
+import { LocalWindowCounter, type WindowCounter } from '../state/windows.js';
 
 export interface PosternOptions {
   logger: Logger;
   metrics?: Metrics;
-  /** Per-IP and total limits decided elsewhere (the cluster primary); local by default. */
+  /** Per-IP and total limits decided elsewhere (the cluster primary, Redis); local by default. */
   admission?: AdmissionControl;
+  /** Window counts (auth failures per IP and per user), shared like admission; local by default. */
+  windows?: WindowCounter;
+  /** Listening sockets handed over (systemd, a predecessor): used instead of binding where they match. */
+  sockets?: InheritedSockets;
 }
 
 export class Postern implements AcceptContext {
@@ -23,11 +29,13 @@ export class Postern implements AcceptContext {
   readonly metrics: Metrics;
   #pool: BackendPool;
   readonly #admission: AdmissionControl;
+  readonly #windows: WindowCounter;
   #listeners: Listener[] = [];
   readonly sessions = new Set<Session>();
   #draining = false;
   #tls: TlsTerminator | null = null;
   readonly #pipeline: AcceptPipeline;
+  readonly #sockets: InheritedSockets | null;
 
   constructor(config: Config, opts: PosternOptions) {
     this.#config = config;
@@ -35,7 +43,9 @@ export class Postern implements AcceptContext {
     this.metrics = opts.metrics ?? new Metrics({ processMetrics: true });
     this.#pool = this.#newPool(config);
     this.#admission = opts.admission ?? new Admission(config.limits);
+    this.#windows = opts.windows ?? new LocalWindowCounter();
     this.#pipeline = new AcceptPipeline(this);
+    this.#sockets = opts.sockets ?? null;
   }
 
   get config(): Config {
@@ -58,6 +68,11 @@ export class Postern implements AcceptContext {
     return this.#admission;
   }
 
+  /** Where auth failure windows are counted (this process, the cluster primary, or Redis). */
+  get windows(): WindowCounter {
+    return this.#windows;
+  }
+
   #newPool(config: Config): BackendPool {
     return new BackendPool(config.backends, { hostname: config.hostname, logger: this.logger, metrics: this.metrics });
   }
@@ -67,18 +82,27 @@ export class Postern implements AcceptContext {
     if (this.#config.tls) this.#tls = await TlsTerminator.create(this.#config.tls, { logger: this.logger });
     await this.#pool.start();
     try {
-      for (const cfg of this.#config.listeners) {
-        const l = new Listener(cfg, (s, l) => this.#pipeline.accept(s, l));
-        await l.listen();
-        this.#listeners.push(l);
-        this.logger.info({ listener: cfg.name, address: l.address() }, `listening on ${cfg.listen.text}`);
-      }
+      for (const cfg of this.#config.listeners) this.#listeners.push(await this.#open(cfg));
     } catch (err) {
       await this.#closeListeners();
       this.#pool.stop();
       this.#tls?.close();
       throw err;
     }
+  }
+
+  async #open(cfg: ListenerConfig): Promise<Listener> {
+    const l = new Listener(cfg, (s, l) => this.#pipeline.accept(s, l));
+    const fd = this.#sockets?.take(cfg.listen, cfg.name) ?? null;
+    await l.listen(fd);
+    const how = fd === null ? '' : ` (inherited socket, fd ${fd})`;
+    this.logger.info({ listener: cfg.name, address: l.address(), ...(fd === null ? {} : { fd }) }, `listening on ${cfg.listen.text}${how}`);
+    return l;
+  }
+
+  /** The open listeners (their sockets are what an upgrade hands over). */
+  get listeners(): readonly Listener[] {
+    return this.#listeners;
   }
 
   /** Bound addresses by listener name (tests use port 0). */
@@ -113,9 +137,7 @@ export class Postern implements AcceptContext {
     }
     for (const cfg of next.listeners) {
       if (keep.some((l) => l.cfg.name === cfg.name)) continue;
-      const l = new Listener(cfg, (s, l) => this.#pipeline.accept(s, l));
-      await l.listen();
-      keep.push(l);
+      keep.push(await this.#open(cfg));
     }
     this.#listeners = keep;
     this.logger.info({ event: 'reload' }, 'configuration reloaded');
@@ -137,6 +159,7 @@ export class Postern implements AcceptContext {
     const hard = Date.now() + 2000;
     while (this.sessions.size > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
     this.#admission.close();
+    this.#windows.close();
     this.#tls?.close();
   }
 
