@@ -7,8 +7,7 @@
 import type { HostPort } from '../config/types.js';
 import type { Capabilities } from '../smtp/ehlo.js';
 import { BackendConnection } from './connection.js';
-import { BackendError } from './errors.js';
-import { ehlo } from './handshake.js';
+import { ehlo, greeting } from './dialog.js';
 import { secureBackend, type BackendTlsPolicy } from './starttls.js';
 
 export interface Greeted {
@@ -36,10 +35,7 @@ export interface GreetedPoolOptions {
 export async function greet(server: HostPort, opts: Pick<GreetedPoolOptions, 'hostname' | 'connectTimeout' | 'replyTimeout' | 'tls'>): Promise<Greeted> {
   const conn = await BackendConnection.connect(server, opts.connectTimeout);
   try {
-    const greeting = await conn.expect(opts.replyTimeout);
-    if (greeting.code !== 220) {
-      throw new BackendError('BACKEND_REPLY', `greeting refused: ${greeting.code} ${greeting.lines[0] ?? ''}`, greeting);
-    }
+    await greeting(conn, opts.replyTimeout);
     let caps = await ehlo(conn, opts.hostname, opts.replyTimeout);
     if (opts.tls) caps = await secureBackend(conn, server, caps, opts.hostname, opts.tls, opts.replyTimeout);
     return { conn, caps, parked: null };

@@ -16,9 +16,10 @@
 // worth a per-server switch.)
 
 import type { Identity, HostPort } from '../config/types.js';
-import { parseEhlo, type Capabilities } from '../smtp/ehlo.js';
-import { replyText, type Reply } from '../smtp/reply.js';
+import type { Capabilities } from '../smtp/ehlo.js';
+import type { Reply } from '../smtp/reply.js';
 import { BackendConnection } from './connection.js';
+import { ehlo, greeting, refused } from './dialog.js';
 import { BackendError } from './errors.js';
 import { buildProxyHeader, type ClientTls } from './proxy-out.js';
 import type { Greeted } from './greeted-pool.js';
@@ -183,8 +184,7 @@ async function open(server: HostPort, header: Buffer | null, opts: HandshakeOpti
     // proxy-protocol.txt §2: the header comes first, before the greeting is read, and in
     // one write (Postfix peeks once and wants the whole header in that segment).
     if (header) conn.write(header);
-    const greeting = await conn.expect(opts.replyTimeout);
-    if (greeting.code !== 220) throw refused('greeting', greeting);
+    await greeting(conn, opts.replyTimeout);
     return conn;
   } catch (err) {
     conn.destroy();
@@ -237,14 +237,4 @@ async function sendXclient(conn: BackendConnection, attrs: readonly string[], cl
     if (r.code !== 220 && r.code !== 250) return r;
   }
   return null;
-}
-
-export async function ehlo(conn: BackendConnection, name: string, timeoutMs: number): Promise<Capabilities> {
-  const r = await conn.command(`EHLO ${name}`, timeoutMs);
-  if (r.code !== 250) throw refused('EHLO', r);
-  return parseEhlo(r);
-}
-
-function refused(step: string, r: { code: number; lines: string[]; raw: Buffer }): BackendError {
-  return new BackendError('BACKEND_REPLY', `${step} refused: ${replyText(r)}`, r);
 }

@@ -8,7 +8,8 @@ import type { Identity, HostPort } from '../config/types.js';
 import type { Capabilities } from '../smtp/ehlo.js';
 import { BackendConnection } from './connection.js';
 import { BackendError } from './errors.js';
-import { ehlo, proxyVersion } from './handshake.js';
+import { ehlo, greeting, quitAndWait } from './dialog.js';
+import { proxyVersion } from './handshake.js';
 import { healthHeader } from './proxy-out.js';
 
 export async function checkServer(
@@ -29,16 +30,12 @@ export async function checkServer(
         }),
       );
     }
-    const greeting = await conn.expect(left());
-    if (greeting.code !== 220) {
-      throw new BackendError('BACKEND_REPLY', `greeting: ${greeting.code} ${greeting.lines[0] ?? ''}`, greeting);
-    }
+    await greeting(conn, left());
     const caps = await ehlo(conn, opts.hostname, left());
     if (opts.identity === 'xclient' && !caps.has('XCLIENT')) {
       throw new BackendError('BACKEND_NO_XCLIENT', 'XCLIENT not offered to us (check smtpd_authorized_xclient_hosts / hosts_xclient)');
     }
-    const bye = await conn.command('QUIT', left()).catch(() => null);
-    if (bye && bye.code !== 221) throw new BackendError('BACKEND_REPLY', `QUIT: ${bye.code}`, bye);
+    await quitAndWait(conn, left());
     return caps;
   } finally {
     conn.destroy();

@@ -6,7 +6,7 @@ import type { Capabilities } from '../smtp/ehlo.js';
 import type { BackendTls } from '../tls/index.js';
 import type { BackendConnection } from './connection.js';
 import { BackendError } from './errors.js';
-import { ehlo } from './handshake.js';
+import { ehlo, refused } from './dialog.js';
 
 export interface BackendTlsPolicy {
   mode: BackendsConfig['tls']['starttls'];
@@ -35,7 +35,7 @@ export async function secureBackend(
   }
   const r = await conn.command('STARTTLS', replyTimeout);
   if (r.code !== 220) {
-    if (policy.mode === 'required') throw new BackendError('BACKEND_REPLY', `STARTTLS refused: ${r.code} ${r.lines[0] ?? ''}`, r);
+    if (policy.mode === 'required') throw refused('STARTTLS', r);
     return caps;
   }
   const client = policy.client;

@@ -2,8 +2,9 @@
 // session, the server (connections refused before a session exists), /sessions and
 // `postern report` all read these shapes, so a field is added in one place.
 
-import type { AnomalyKind, Severity } from '../config/anomalies.js';
-import { severityOf } from '../config/anomalies.js';
+import { severityOf, type AnomalyKind, type Severity } from '../config/anomalies.js';
+
+export type { AnomalyKind, Severity };
 
 /** An address and port: a client, a listener, a backend connection's own side. */
 export interface Endpoint {

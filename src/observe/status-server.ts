@@ -3,6 +3,7 @@
 
 import http from 'node:http';
 import type { Metrics } from './metrics.js';
+import type { SessionRecord } from './records.js';
 
 export interface SessionSnapshot {
   conn: string;
@@ -49,7 +50,7 @@ export interface StatusServer {
 /** The shape of the running proxy the sources are read from (structural, so observe/ imports no server code). */
 export interface LiveProxy {
   metrics: Metrics;
-  sessions: Iterable<{ readonly started: number; readonly state: string; record(): Record<string, unknown> }>;
+  sessions: Iterable<{ readonly started: number; readonly state: string; record(): SessionRecord }>;
   pool: {
     servers: readonly { key: string; up: boolean | null; reason: string; active: number }[];
     anyUp(): boolean;
@@ -73,30 +74,20 @@ export function proxySources(p: LiveProxy): StatusSources {
 }
 
 /** A live session from its (CONTRACT.md) session record. */
-export function sessionSnapshot(rec: Record<string, unknown>, state: string, started: number, now = Date.now()): SessionSnapshot {
-  const client = obj(rec.client);
-  const tls = obj(rec.tls);
-  const backend = rec.backend;
+export function sessionSnapshot(rec: SessionRecord, state: string, started: number, now = Date.now()): SessionSnapshot {
   return {
-    conn: str(rec.conn) ?? '',
-    client: { address: str(client?.address) ?? '', port: num(client?.port) },
-    listener: str(rec.listener) ?? '',
-    tls: tls
-      ? { version: str(tls.version) ?? '', cipher: str(tls.cipher) ?? '', resumed: tls.resumed === true, sni: str(tls.sni) }
-      : null,
-    backend: typeof backend === 'string' ? backend : (str(obj(backend)?.address) ?? null),
+    conn: rec.conn,
+    client: { address: rec.client.address, port: rec.client.port },
+    listener: rec.listener,
+    tls: rec.tls ? { version: rec.tls.version, cipher: rec.tls.cipher, resumed: rec.tls.resumed, sni: rec.tls.sni } : null,
+    backend: rec.backend?.address ?? null,
     state,
-    helo: str(rec.helo),
+    helo: rec.helo,
     age_ms: Math.max(0, now - started),
-    bytes_in: num(rec.bytes_in),
-    bytes_out: num(rec.bytes_out),
+    bytes_in: rec.bytes_in,
+    bytes_out: rec.bytes_out,
   };
 }
-
-const obj = (v: unknown): Record<string, unknown> | null =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
-const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
-const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
 function backendsDown(bs: BackendSnapshot[]): string {
   if (bs.length === 0) return 'no backend configured';

@@ -1,0 +1,281 @@
+// The session's side of its backend: binding at the first command that needs one,
+// forwarding commands and bodies, releasing the backend's replies into the ordered reply
+// queue, noticing a backend that goes away, and ending the binding (QUIT, park for the
+// next session, or abort). The pool's bookkeeping is backend/bind.ts's.
+
+import type { Config } from '../config/types.js';
+import { bind, type Binding } from '../backend/bind.js';
+import { BackendError } from '../backend/errors.js';
+import type { BackendClient } from '../backend/handshake.js';
+import type { BackendPool } from '../backend/pool.js';
+import type { Logger } from '../observe/logger.js';
+import type { AnomalyKind, BackendSessionRecord } from '../observe/records.js';
+import { parseEhlo } from '../smtp/ehlo.js';
+import { replyText, type Reply } from '../smtp/reply.js';
+import type { BackendLimits } from './limits.js';
+import type { BackendHandler, ReplyQueue, Slot } from './reply-queue.js';
+import { BYE, noBackend, backendLost } from './replies.js';
+
+/** What the binding needs of its session. */
+export interface BindingHost {
+  readonly queue: ReplyQueue;
+  readonly closed: boolean;
+  /** The session ended (its record is written): nothing more may start. */
+  readonly finished: boolean;
+  /** A transaction is open, or a body is coming: losing the backend now loses the client's work. */
+  readonly inTransaction: boolean;
+  anomaly(kind: AnomalyKind, detail: string): void;
+  /** The backend ended the session: `reply` (none when '') in place of what it owed, then close. */
+  backendFailed(reply: string): void;
+  /** Input processing waits for the bind. */
+  wait(): void;
+  resume(): void;
+  log(): Logger;
+}
+
+export interface BindingContext {
+  config: Config;
+  pool: BackendPool;
+  logger: Logger;
+  connId: string;
+}
+
+export class SessionBinding {
+  #b: Binding | null = null;
+  /** The last binding, for the session record. */
+  #last: BackendSessionRecord | null = null;
+  /** A QUIT waiting for the backend's owed replies before it decides reuse. */
+  #onIdle: (() => void) | null = null;
+
+  constructor(
+    private readonly host: BindingHost,
+    private readonly ctx: BindingContext,
+  ) {}
+
+  get bound(): Binding | null {
+    return this.#b;
+  }
+
+  /** SIZE and LIMITS on the backend side: the bound server's, or what every live one offers. */
+  backendLimits(): BackendLimits {
+    return this.#b ?? this.ctx.pool.offered();
+  }
+
+  /** Extensions the backend side offers. */
+  extensions(): ReadonlySet<string> {
+    return this.#b ? new Set(this.#b.caps.keys()) : this.ctx.pool.offered().extensions;
+  }
+
+  record(): BackendSessionRecord | null {
+    return this.#last;
+  }
+
+  /** Forwards a command that needs a backend, binding one first if needed. */
+  toBackend(client: () => Promise<BackendClient>, line: string, handler: BackendHandler): void {
+    if (this.#b) {
+      this.forward(line, handler);
+      return;
+    }
+    const { queue } = this.host;
+    const slot = queue.reserve();
+    this.host.wait();
+    void this.#bind(client).then((ok) => {
+      if (this.host.finished) return;
+      if (!ok) queue.fill(slot, noBackend(this.ctx.config.hostname));
+      else this.forward(line, handler, slot);
+      this.host.resume();
+    });
+  }
+
+  async #bind(client: () => Promise<BackendClient>): Promise<boolean> {
+    const { config, pool, logger, connId } = this.ctx;
+    const who = await client();
+    const b = await bind({
+      pool,
+      cfg: config.backends,
+      hostname: config.hostname,
+      client: who,
+      clientKey: who.address,
+      logger,
+      connId,
+      cancelled: () => this.host.finished,
+    });
+    if (!b) return false;
+    this.#b = b;
+    const conn = b.conn;
+    this.#last = {
+      address: b.server.key,
+      identity: config.backends.identity,
+      ...(b.reused ? { reused: b.reused } : {}),
+      ...(conn.tls ? { tls: conn.tls } : {}),
+    };
+    b.relay({
+      onReply: (r) => this.#onReply(b, r),
+      onClose: (err) => this.#onClose(b, err),
+    });
+    return true;
+  }
+
+  /** Sends a command to the bound backend; its reply fills `slot` (or a new one). */
+  forward(line: string, handler: BackendHandler, slot?: Slot, flushed: (() => void) | null = null, internal = false): void {
+    this.host.queue.expect(handler, slot, flushed, internal);
+    this.#b!.write(line + '\r\n');
+  }
+
+  /** The reply to something already sent (the end of DATA). */
+  expectReply(handler: BackendHandler): void {
+    this.host.queue.expect(handler);
+  }
+
+  /** Body bytes; false when the backend's buffer is full (stop reading the client until it drains). */
+  body(data: Buffer): boolean {
+    const b = this.#b;
+    if (!b || data.length === 0) return true;
+    return b.write(data);
+  }
+
+  /** What to wait on for `body` returning false. */
+  get drainSource(): NodeJS.EventEmitter | null {
+    return this.#b?.conn.socket ?? null;
+  }
+
+  /** EHLO passed on (RFC 5321 §4.1.4): the backend forgets the transaction and learns the new name. */
+  ehlo(name: string): void {
+    const b = this.#b;
+    if (!b) return;
+    b.conn.helo = name;
+    this.forward(
+      `EHLO ${name}`,
+      (r) => {
+        if (r.code === 250) b.setCaps(parseEhlo(r));
+        return null;
+      },
+      undefined,
+      null,
+      true,
+    );
+  }
+
+  /** Counts a transaction on the connection (the backend's MAILMAX spans sessions). */
+  countTransaction(): void {
+    if (this.#b) this.#b.conn.transactions++;
+  }
+
+  #onReply(b: Binding, r: Reply): void {
+    if (b !== this.#b) return;
+    const { queue } = this.host;
+    if (!queue.backendReply(r)) {
+      // Nothing was asked: a server closing on us (421) or talking out of turn.
+      if (r.code !== 421) this.host.anomaly('backend_protocol_error', `unsolicited reply from ${b.server.key}: ${replyText(r)}`);
+      this.#lost(b, `unsolicited ${r.code}`);
+      return;
+    }
+    if (r.code === 421 && !this.host.closed) {
+      // The backend is closing the session (RFC 5321 §3.8): so do we, after this reply.
+      this.abort();
+      this.host.backendFailed('');
+      return;
+    }
+    if (this.#onIdle && queue.pendingBackend === 0) {
+      const next = this.#onIdle;
+      this.#onIdle = null;
+      next();
+    }
+  }
+
+  #onClose(b: Binding, err: Error | null): void {
+    if (b !== this.#b) return;
+    if (err instanceof BackendError && err.code === 'BACKEND_PROTOCOL') this.host.anomaly('backend_protocol_error', err.message);
+    this.#lost(b, err ? err.message : 'connection closed');
+  }
+
+  /** The bound backend went away without being asked to. */
+  #lost(b: Binding, why: string): void {
+    this.abort();
+    const busy = this.host.queue.pendingBackend > 0 || this.host.inTransaction;
+    if (!busy) {
+      // Idle between transactions (e.g. the backend's own timeout): bind anew at the next MAIL.
+      this.host.log().info({ backend: b.server.key, reason: why }, 'backend closed an idle session');
+      return;
+    }
+    this.host.log().warn({ backend: b.server.key, reason: why }, 'backend lost mid-session');
+    // Never a 250 the backend did not give: what it owed becomes a temporary failure.
+    this.host.backendFailed(backendLost(this.ctx.config.hostname));
+  }
+
+  #take(): Binding | null {
+    const b = this.#b;
+    this.#b = null;
+    this.#onIdle = null;
+    return b;
+  }
+
+  /** Drops the backend: it sees the connection go and forgets any open transaction. */
+  abort(): void {
+    this.#take()?.abort();
+  }
+
+  /** Ends the binding politely (QUIT): no transaction is open on it. */
+  unbind(): void {
+    this.#take()?.unbind();
+  }
+
+  /**
+   * Whether the connection can carry the next session: the session is idle (`quiet`), no
+   * reply is owed, and the backend side allows it (Binding.reusable).
+   */
+  #parkable(b: Binding, quiet: boolean): boolean {
+    if (!quiet || this.host.queue.pendingBackend > 0) return false;
+    return b.reusable(this.ctx.config.backends.pool.reuse, this.ctx.config.limits.mailmax);
+  }
+
+  /** The session ends: park the connection if it can serve another, else QUIT, or abort mid-body. */
+  finish(quiet: boolean, midBody: boolean): void {
+    const b = this.#b;
+    if (!b) return;
+    if (midBody) this.abort();
+    else if (this.#parkable(b, quiet)) this.#take()!.park();
+    else this.unbind();
+  }
+
+  /**
+   * The client's QUIT. With a backend bound: its own 221 is relayed, unless the connection
+   * can serve the next session, in which case it is kept and the 221 is ours. `quiet`:
+   * whether the session is idle once the owed replies are in.
+   */
+  quit(flushed: () => void, quiet: () => boolean): void {
+    const b = this.#b;
+    const { queue } = this.host;
+    if (!b || b.conn.closed) {
+      queue.reply(BYE, flushed);
+    } else if (this.ctx.pool.reuses && queue.pendingBackend > 0) {
+      // Replies still owed (QUIT pipelined after the end of DATA): whether the connection
+      // can serve another session is known once they are in.
+      const slot = queue.reserve();
+      this.#onIdle = () => this.#quitBound(b, flushed, quiet(), slot);
+    } else {
+      this.#quitBound(b, flushed, quiet());
+    }
+  }
+
+  #quitBound(b: Binding, flushed: () => void, quiet: boolean, slot?: Slot): void {
+    const { queue } = this.host;
+    if (this.#b === b && this.#parkable(b, quiet)) {
+      // The backend keeps the connection for the next session: the 221 is ours.
+      this.#take()!.park();
+      if (slot) queue.fill(slot, BYE, flushed);
+      else queue.reply(BYE, flushed);
+      return;
+    }
+    // Relay the backend's own 221, then let it close its side.
+    queue.expect(
+      (r) => {
+        if (this.#b === b) this.#take()!.quitted();
+        return r.code === 221 ? r.raw : BYE;
+      },
+      slot,
+      flushed,
+    );
+    b.write('QUIT\r\n');
+  }
+}

@@ -1,0 +1,41 @@
+// What a session is given at its start: the config in force, the shared pool and
+// observability, who the client is as the server saw it, and the server's callbacks.
+
+import type { BackendPool } from '../backend/pool.js';
+import type { Config, ListenerConfig } from '../config/types.js';
+import type { Logger } from '../observe/logger.js';
+import type { Metrics } from '../observe/metrics.js';
+import type { AnomalyKind, Endpoint, TlsRecord } from '../observe/records.js';
+import type { TlsTerminator } from '../tls/index.js';
+
+/** `S`: the session type, for `onEnd` (kept generic so this file imports no session code). */
+export interface SessionContext<S = unknown> {
+  id: string;
+  config: Config;
+  listener: ListenerConfig;
+  pool: BackendPool;
+  logger: Logger;
+  metrics: Metrics;
+  /** Whether an anomaly kind gets its own log record (`log.anomalies`). */
+  logAnomaly: (kind: AnomalyKind) => boolean;
+  /** The real client (after PROXY / XCLIENT from a trusted upstream). */
+  client: Endpoint;
+  /** Where the client connected to. */
+  local: Endpoint;
+  /** The upstream proxy that vouched for `client`, or null. */
+  proxy: string | null;
+  /** The peer is in the listener's trusted_proxies: it may send XCLIENT. */
+  trusted?: boolean;
+  /** Bytes that arrived with the PROXY header, before our greeting. */
+  initial?: Buffer | null;
+  /** A trusted peer's PROXY header failed: refuse everything but QUIT (as Exim does). */
+  proxyFailure?: string | null;
+  /** The handshake already done on this socket (implicit TLS). */
+  tls?: TlsRecord | null;
+  /** Does STARTTLS handshakes for `tls: starttls` listeners. */
+  terminator?: TlsTerminator | null;
+  /** XCLIENT named another client: count it for the per-IP limits; a refusal text if over. */
+  readmit?: (address: string) => string | null | Promise<string | null>;
+  /** The session has ended (its record is written). */
+  onEnd?: (s: S) => void;
+}
