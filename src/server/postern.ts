@@ -6,6 +6,7 @@ import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
 import type { Session } from '../session/session.js';
 import { TlsTerminator } from '../tls/index.js';
+import type { TicketKeyBacking } from '../tls/ticket-key-backing.js';
 import { AcceptPipeline, type AcceptContext } from './accept.js';
 import { Admission, type AdmissionControl } from './admission.js';
 import type { InheritedSockets } from './inherited-sockets.js';
@@ -21,6 +22,8 @@ export interface PosternOptions {
   windows?: WindowCounter;
   /** Listening sockets handed over (systemd, a predecessor): used instead of binding where they match. */
   sockets?: InheritedSockets;
+  /** Where TLS ticket keys are shared instead of `tls.ticket_keys.file` (Redis). */
+  ticketKeys?: TicketKeyBacking;
 }
 
 export class Postern implements AcceptContext {
@@ -36,6 +39,7 @@ export class Postern implements AcceptContext {
   #tls: TlsTerminator | null = null;
   readonly #pipeline: AcceptPipeline;
   readonly #sockets: InheritedSockets | null;
+  readonly #ticketKeys: TicketKeyBacking | undefined;
 
   constructor(config: Config, opts: PosternOptions) {
     this.#config = config;
@@ -46,6 +50,7 @@ export class Postern implements AcceptContext {
     this.#windows = opts.windows ?? new LocalWindowCounter();
     this.#pipeline = new AcceptPipeline(this);
     this.#sockets = opts.sockets ?? null;
+    this.#ticketKeys = opts.ticketKeys;
   }
 
   get config(): Config {
@@ -79,7 +84,7 @@ export class Postern implements AcceptContext {
 
   /** Checks the backends once, then opens the listeners. Throws ListenError on a bind failure. */
   async start(): Promise<void> {
-    if (this.#config.tls) this.#tls = await TlsTerminator.create(this.#config.tls, { logger: this.logger });
+    if (this.#config.tls) this.#tls = await TlsTerminator.create(this.#config.tls, { logger: this.logger, ticketKeys: this.#ticketKeys });
     await this.#pool.start();
     try {
       for (const cfg of this.#config.listeners) this.#listeners.push(await this.#open(cfg));
@@ -118,7 +123,7 @@ export class Postern implements AcceptContext {
     const old = this.#config;
     // Certificates first: if they do not load, nothing changes (the error reaches the caller).
     if (next.tls && this.#tls) await this.#tls.reload(next.tls);
-    else if (next.tls && !this.#tls) this.#tls = await TlsTerminator.create(next.tls, { logger: this.logger });
+    else if (next.tls && !this.#tls) this.#tls = await TlsTerminator.create(next.tls, { logger: this.logger, ticketKeys: this.#ticketKeys });
     this.#config = next;
     this.#admission.update(next.limits);
     if (JSON.stringify(old.backends) !== JSON.stringify(next.backends) || old.hostname !== next.hostname) {

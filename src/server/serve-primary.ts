@@ -45,7 +45,8 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
   const unused = inherited.closeRest();
   if (unused.length) logger.warn({ sockets: unused }, `${unused.length} inherited socket(s) match no listener: closed`);
   let keyDir: string | null = null;
-  if (config.tls?.session_tickets && !config.tls.ticket_keys.file) {
+  // Workers share ticket keys through a private file, unless a file or Redis is configured.
+  if (config.tls?.session_tickets && !config.tls.ticket_keys.file && !config.state.redis) {
     keyDir = await mkdtemp(join(tmpdir(), 'postern-tickets-'));
     process.env.POSTERN_TICKET_KEY_FILE = join(keyDir, 'ticket-keys');
   }

@@ -14,7 +14,7 @@ import { InheritedSockets } from './inherited-sockets.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { Postern } from './postern.js';
 import { dropTo, resolveAccount, ticketKeyFile, type Account } from './privileges.js';
-import { SharedState } from './shared-state.js';
+import { redisTicketKeys, SharedState } from './shared-state.js';
 import { SignalGate } from './signals.js';
 import { StatusListener } from './status-listener.js';
 import { Predecessor, startSuccessor, type HandedSocket } from './upgrade.js';
@@ -42,6 +42,8 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
   const signals = new SignalGate();
   const logger = createLogger(config.log);
   const predecessor = opts.predecessor ?? null;
+  // A worker's pid is not the service's: its primary writes the pid file.
+  const pidFile = worker ? null : (opts.pidFile ?? null);
   const failed = (error: string): ServeResult => {
     if (worker) send({ postern: 'failed', message: error });
     predecessor?.failed(error);
@@ -57,17 +59,23 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
   const metrics = new Metrics({ processMetrics: true });
   // The primary keeps a cluster's shared state; a single process keeps its own.
   const shared = worker ? null : await SharedState.open(config, { logger, registry: metrics.registry });
+  const tickets = await redisTicketKeys(config, shared?.link ?? null, logger);
+  const closeState = async () => {
+    await tickets.close();
+    await shared?.close();
+  };
   const postern = new Postern(config, {
     logger,
     metrics,
     admission: shared?.admission ?? new RemoteAdmission(),
     windows: shared?.windows ?? new ClusterWindowCounter(windowChannel()),
     sockets,
+    ticketKeys: tickets.backing,
   });
   try {
     await postern.start();
   } catch (err) {
-    await shared?.close();
+    await closeState();
     return failed(describeError(err));
   }
   if (!worker) {
@@ -80,16 +88,16 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
     await status?.apply(config);
   } catch (err) {
     await postern.stop(0);
-    await shared?.close();
+    await closeState();
     return failed(`metrics listener ${config.metrics!.listen.text}: ${describeError(err)}`);
   }
   try {
-    if (opts.pidFile) writePidFile(opts.pidFile);
-    if (account) dropTo(account, [ticketKeyFile(config), opts.pidFile ?? null], logger);
+    if (pidFile) writePidFile(pidFile);
+    if (account) dropTo(account, [ticketKeyFile(config), pidFile], logger);
   } catch (err) {
     await postern.stop(0);
     await status?.close();
-    await shared?.close();
+    await closeState();
     return failed(describeError(err));
   }
   opts.onStarted?.(postern);
@@ -117,8 +125,8 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
       logger.info({ signal: why }, 'draining');
       void postern.stop().then(async () => {
         await status?.close();
-        await shared?.close();
-        if (opts.pidFile) removePidFile(opts.pidFile);
+        await closeState();
+        if (pidFile) removePidFile(pidFile);
         logger.info('stopped');
         logger.flush();
         resolve({ code: 0 });

@@ -4,9 +4,11 @@
 
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/types.js';
+import type { TicketKeyBacking } from '../tls/ticket-key-backing.js';
 import type { Logger } from '../observe/logger.js';
 import { redisUpGauge } from '../observe/metrics.js';
 import { RedisLink } from '../state/redis-link.js';
+import { RedisTicketKeys } from '../state/redis-ticket-keys.js';
 import { RedisWindowCounter } from '../state/redis-windows.js';
 import { LocalWindowCounter, type WindowCounter } from '../state/windows.js';
 import { Admission, type AdmissionControl } from './admission.js';
@@ -51,4 +53,23 @@ export class SharedState {
     this.windows.close();
     await this.link?.close();
   }
+}
+
+/**
+ * Ticket keys in Redis for a process that terminates TLS: over `link` (a single process's
+ * own), or over a link of its own (a cluster worker: its primary holds the other state).
+ */
+export async function redisTicketKeys(
+  config: Config,
+  link: RedisLink | null,
+  logger: Logger,
+): Promise<{ backing: TicketKeyBacking | undefined; close(): Promise<void> }> {
+  const redis = config.state.redis;
+  if (!redis || !config.tls?.session_tickets) return { backing: undefined, close: async () => undefined };
+  if (config.tls.ticket_keys.file) {
+    logger.warn({ file: config.tls.ticket_keys.file }, 'tls.ticket_keys.file is not used: with state.redis the ticket keys are kept in Redis');
+  }
+  const own = link ? null : new RedisLink({ url: redis.url, prefix: redis.prefix, logger });
+  if (own) await own.ready(FIRST_CONNECT_MS);
+  return { backing: new RedisTicketKeys((link ?? own)!), close: async () => void (await own?.close()) };
 }
