@@ -97,6 +97,8 @@ export function handOver(file: string, account: Account): string | null {
   } catch {
     return `${dir} does not exist; create it writable by ${account.user}`;
   }
+  const closed = unsearchable(path.dirname(path.resolve(dir)), account);
+  if (closed) return `${account.user} cannot reach ${file}: directory ${closed} is not searchable by it (chmod o+x, or a group of ${account.user})`;
   const writable =
     (st.uid === account.uid && (st.mode & 0o200) !== 0) || (st.gid === account.gid && (st.mode & 0o020) !== 0) || (st.mode & 0o002) !== 0;
   if (writable) return null;
@@ -104,6 +106,16 @@ export function handOver(file: string, account: Account): string | null {
   if (!own) return `${dir} is not writable by ${account.user} and holds other files; make it writable by ${account.user} or move ${base} to a directory of its own`;
   chownSync(dir, account.uid, account.gid);
   return null;
+}
+
+/** The first directory from `dir` up that `account` may not search, or null. */
+function unsearchable(dir: string, account: Account): string | null {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const st = statSync(d);
+    const ok = (st.uid === account.uid && (st.mode & 0o100) !== 0) || (st.gid === account.gid && (st.mode & 0o010) !== 0) || (st.mode & 0o001) !== 0;
+    if (!ok) return d;
+    if (d === path.dirname(d)) return null;
+  }
 }
 
 interface WarnLog {
