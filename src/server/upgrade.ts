@@ -36,10 +36,12 @@ export function startSuccessor(sockets: readonly HandedSocket[], timeoutMs = SUC
   const command = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
   // LISTEN_PID must be the successor's own pid, known only once it runs: a shell sets it
   // and execs, keeping its pid (the way systemd-socket-activate does it).
+  // This process's own hand-offs (a cluster's private ticket key file, its workers' sockets) are not the successor's.
+  const { POSTERN_TICKET_KEY_FILE: _keys, POSTERN_LISTEN_SOCKETS: _sockets, POSTERN_WORKER: _worker, ...env } = process.env;
   const child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', 'postern', ...command], {
     stdio: ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), 'ipc'],
     env: {
-      ...process.env,
+      ...env,
       LISTEN_FDS: String(sockets.length),
       LISTEN_FDNAMES: sockets.map((s) => s.name.replace(/:/g, '_')).join(':'),
       POSTERN_UPGRADE: '1',

@@ -9,7 +9,7 @@
 //    and reconnects at once would otherwise often be refused with per_ip.connections: 1.
 //    Only refusals wait; admitted connections are answered at once.
 
-import { clientKey, type AdmissionControl, type Refusal } from '../admission.js';
+import { clientKey, REFUSED, type AdmissionControl, type Refusal } from '../admission.js';
 
 export type WorkerId = number;
 
@@ -113,7 +113,8 @@ export class HeldAdmission {
   /** Runs `then` with the admission's decision: at once when it decides synchronously. */
   #decide(ip: string, then: (r: Refusal | null) => void): void {
     const r = this.admission.admit(ip);
-    if (r instanceof Promise) r.then(then, () => then({ limit: 'max_connections', text: 'Service busy, try again later' }));
+    // An admission that fails to decide (none does today) refuses rather than admits unchecked.
+    if (r instanceof Promise) r.then(then, () => then(REFUSED.max_connections));
     else then(r);
   }
 
