@@ -10,7 +10,9 @@ import { checkConfigFile, loadConfig, parseHostPort, type Config, type HostPort 
 import { reportMain, REPORT_USAGE } from './observe/report.js';
 import { statusMain, STATUS_USAGE } from './observe/status-client.js';
 import { describeError as describe } from './server/describe.js';
-import { serve, servePrimary, type ServeResult } from './server/serve.js';
+import { serve, type ServeResult } from './server/serve.js';
+import { servePrimary } from './server/serve-primary.js';
+import { Predecessor } from './server/upgrade.js';
 import { sinkMain, startSink } from './sink/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -19,7 +21,8 @@ const DEFAULT_CONFIG = 'conf/postern.yaml';
 const HELP = `Usage: postern <command> [options]   (postern <command> --help for its options)
 
 Commands:
-  run [-c FILE]       run the proxy (FILE defaults to ${DEFAULT_CONFIG})
+  run [-c FILE] [--pid-file PATH]
+                      run the proxy (FILE defaults to ${DEFAULT_CONFIG})
   check [-c FILE]     validate a config and print every problem with its YAML path
   demo [--listen ADDR:PORT] [--backend ADDR:PORT]
                       proxy on 127.0.0.1:2525 relaying to the built-in backend on 127.0.0.1:2526
@@ -33,7 +36,21 @@ Options:
   -c, --config FILE   config file
   -h, --help          this text
   -v, --version       the version
-Signals (run): SIGHUP reloads the config, SIGTERM/SIGINT drain and stop.
+Signals (run): SIGHUP reloads the config, SIGTERM/SIGINT drain and stop,
+  SIGUSR2 starts a new process on the same listening sockets, then drains this one.
+`;
+
+const RUN_HELP = `Usage: postern run [-c FILE] [--pid-file PATH]
+
+Runs the proxy until SIGTERM or SIGINT (drain, then exit 0).
+  -c, --config FILE   config file (default ${DEFAULT_CONFIG})
+  --pid-file PATH     write the serving process's pid there once it serves
+  -h, --help          this text
+Signals: SIGHUP reloads the config and certificates; SIGUSR2 upgrades without closing a
+port: a new process started with the same arguments takes the listening sockets over,
+writes the pid file and serves, then this one stops accepting and drains.
+Listening sockets passed by systemd (LISTEN_FDS, LISTEN_FDNAMES) are used for the
+listeners whose listen address they are bound to; the others are bound as usual.
 `;
 
 /** Each command's own --help. */
@@ -91,15 +108,34 @@ function configFlag(argv: string[]): string {
 }
 
 async function run(argv: string[]): Promise<number> {
-  const file = configFlag(argv);
+  // A successor started by SIGUSR2 reports to its predecessor whether it could start.
+  const predecessor = process.env.POSTERN_WORKER === '1' ? null : Predecessor.take();
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: { config: { type: 'string', short: 'c' }, 'pid-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }));
+  } catch (err) {
+    predecessor?.failed(describe(err));
+    return fail(`${describe(err)} (see postern run --help)`);
+  }
+  if (values.help) {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  const file = values.config ?? DEFAULT_CONFIG;
+  const pidFile = values['pid-file'] ?? null;
   let config: Config;
   try {
     config = loadConfig(file);
   } catch (err) {
+    predecessor?.failed(describe(err));
     return fail(describe(err));
   }
-  if (config.workers > 1 && process.env.POSTERN_WORKER !== '1') return finish(await servePrimary(config, file));
-  return finish(await serve(config, { file }));
+  if (config.workers > 1 && process.env.POSTERN_WORKER !== '1') return finish(await servePrimary(config, file, { pidFile, predecessor }));
+  return finish(await serve(config, { file, pidFile, predecessor }));
 }
 
 function finish(r: ServeResult): number {

@@ -46,6 +46,7 @@ export const DEFAULTS = {
   /** `auto`: os.availableParallelism(). */
   workers: 'auto',
   shutdown_grace: '30s',
+  state: { redis: { prefix: 'postern:' } },
 } as const;
 
 /** RFC 5321 4.5.3.1.4: a text line is at least 1000 octets; 512 is the command-line floor. */

@@ -120,6 +120,56 @@ const log = section({
   addresses: bool().prefault(D.log.addresses),
 });
 
+/** A user or group name as getpwnam/getgrnam know it, or a numeric id. */
+const accountName = (what: string) =>
+  field((v): string => {
+    if (v === undefined) throw new ConfigValueError(`required key is missing: expected a ${what} name`);
+    if (typeof v === 'number' && Number.isInteger(v) && v > 0) return String(v);
+    if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/.test(v)) {
+      throw new ConfigValueError(`expected a ${what} name (or a numeric id other than 0), got ${JSON.stringify(v)}`);
+    }
+    if (v === 'root') throw new ConfigValueError(`${what} root would drop nothing`);
+    return v;
+  });
+
+const redisUrl = field((v) => {
+  if (v === undefined) throw new ConfigValueError('required key is missing: expected a URL such as redis://127.0.0.1:6379');
+  if (typeof v !== 'string') throw new ConfigValueError(`expected a URL such as redis://127.0.0.1:6379, got ${JSON.stringify(v)}`);
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ConfigValueError(`not a URL: ${JSON.stringify(v)} (expected redis://HOST:PORT, rediss://HOST:PORT or unix:///PATH)`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:' && u.protocol !== 'unix:') {
+    throw new ConfigValueError(`expected a redis://, rediss:// or unix:// URL, got ${JSON.stringify(v)}`);
+  }
+  if (u.protocol !== 'unix:' && !u.hostname) throw new ConfigValueError(`no host in ${JSON.stringify(v)}`);
+  return v;
+});
+
+const state = section({
+  // Absent or null: per-host state only.
+  redis: z
+    .strictObject({
+      url: redisUrl,
+      prefix: field((v) => {
+        if (typeof v !== 'string' || v.length > 64 || /[\s{}]/.test(v)) {
+          throw new ConfigValueError(`expected a key prefix of at most 64 characters without spaces or braces, got ${JSON.stringify(v)}`);
+        }
+        return v;
+      }).prefault(D.state.redis.prefix),
+    })
+    .nullable()
+    .prefault(null),
+});
+
+const runAs = z
+  .strictObject({ user: accountName('user'), group: accountName('group').nullable().prefault(null) })
+  .transform(({ user, group }) => ({ user, group: group ?? null }))
+  .nullable()
+  .prefault(null);
+
 const metrics = z.strictObject({ listen: hostPort(0).prefault(D.metrics.listen) });
 
 export const configSchema = z.strictObject({
@@ -142,4 +192,6 @@ export const configSchema = z.strictObject({
     throw new ConfigValueError(`expected a whole number of processes from 1 to 64, or auto, got ${JSON.stringify(v)}`);
   }).prefault(D.workers),
   shutdown_grace: duration({ allowZero: true }).prefault(D.shutdown_grace),
+  state,
+  run_as: runAs,
 }) satisfies z.ZodType<Config>;

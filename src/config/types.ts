@@ -110,6 +110,18 @@ export interface LogConfig {
   addresses: boolean;
 }
 
+/** Shared state for several instances (CONTRACT.md `state`). */
+export interface StateConfig {
+  /** `redis://[user:pass@]host:port[/db]`, `rediss://...` (TLS) or `unix:///path`. */
+  redis: { url: string; prefix: string } | null;
+}
+
+/** Serving processes drop root to this user (and group: the user's own when null). */
+export interface RunAsConfig {
+  user: string;
+  group: string | null;
+}
+
 export interface Config {
   hostname: string;
   listeners: ListenerConfig[];
@@ -132,4 +144,6 @@ export interface Config {
    * listeners, with per-IP limits held by the primary. Default: the number of cores.
    */
   workers: number;
+  state: StateConfig;
+  run_as: RunAsConfig | null;
 }

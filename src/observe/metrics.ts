@@ -124,3 +124,12 @@ export class Metrics {
     for (const severity of ['none', 'notice', 'warning'] satisfies SessionSeverity[]) this.sessions.inc({ severity }, 0);
   }
 }
+
+/**
+ * `postern_state_redis_up`: 1 while the shared Redis (`state.redis`) is usable, 0 while this
+ * host falls back to per-host state. Registered only where Redis is used: the process, or
+ * a cluster's primary (whose registry is served next to its workers' aggregated metrics).
+ */
+export function redisUpGauge(registry: Registry): Gauge {
+  return new Gauge({ name: 'postern_state_redis_up', help: '1 when the shared Redis (state.redis) is usable', registers: [registry] });
+}

@@ -38,6 +38,8 @@ export interface StatusSources {
   ready(): boolean;
   /** Why the process is not ready; by default derived from backends(). */
   unreadyReason?(): string;
+  /** More lines for /readyz's body, e.g. whether shared state (Redis) is reachable. */
+  details?(): string[];
 }
 
 export interface StatusServer {
@@ -159,10 +161,12 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, src: 
     case '/healthz':
       send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
       return;
-    case '/readyz':
-      if (src.ready()) send(res, 200, 'text/plain; charset=utf-8', 'ready\n');
-      else send(res, 503, 'text/plain; charset=utf-8', `not ready: ${src.unreadyReason?.() ?? backendsDown(src.backends())}\n`);
+    case '/readyz': {
+      const more = (src.details?.() ?? []).map((d) => `${d}\n`).join('');
+      if (src.ready()) send(res, 200, 'text/plain; charset=utf-8', `ready\n${more}`);
+      else send(res, 503, 'text/plain; charset=utf-8', `not ready: ${src.unreadyReason?.() ?? backendsDown(src.backends())}\n${more}`);
       return;
+    }
     case '/sessions':
       send(res, 200, 'application/json', JSON.stringify({ sessions: src.sessions(), backends: src.backends() }) + '\n');
       return;

@@ -2,62 +2,21 @@
 // (zone ids) and produce one canonical text form so addresses compare as strings.
 
 import { isIPv4, isIPv6 } from 'node:net';
-
-const DEC_OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
-const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+import { ipv4Octets, ipv6Groups } from '../net/ip.js';
 
 /** proxy-protocol.txt §2.1: four decimal octets 0–255, no leading zeros. */
 export function parseIPv4(text: string): Uint8Array | null {
   if (!isIPv4(text)) return null;
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i];
-    if (!DEC_OCTET.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
-    out[i] = v;
-  }
-  return out;
-}
-
-function parseGroups(text: string, allowV4Tail: boolean): number[] | null {
-  if (text === '') return [];
-  const parts = text.split(':');
-  const words: number[] = [];
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
-    if (allowV4Tail && i === parts.length - 1 && p.includes('.')) {
-      const v4 = parseIPv4(p);
-      if (!v4) return null;
-      words.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-    } else if (HEX_GROUP.test(p)) {
-      words.push(parseInt(p, 16));
-    } else {
-      return null;
-    }
-  }
-  return words;
+  const b = ipv4Octets(text);
+  return b ? Uint8Array.from(b) : null;
 }
 
 /** IPv6 text (any valid RFC 4291 form, embedded IPv4 allowed, no zone id) to 16 bytes. */
 export function parseIPv6(text: string): Uint8Array | null {
   // Zone ids name a local interface; meaningless to the receiver (and node:net accepts them).
   if (text.includes('%') || !isIPv6(text)) return null;
-  const dbl = text.indexOf('::');
-  let words: number[];
-  if (dbl === -1) {
-    const all = parseGroups(text, true);
-    if (!all || all.length !== 8) return null;
-    words = all;
-  } else {
-    if (text.indexOf('::', dbl + 1) !== -1) return null;
-    const left = parseGroups(text.slice(0, dbl), false);
-    const right = parseGroups(text.slice(dbl + 2), true);
-    if (!left || !right || left.length + right.length > 7) return null;
-    words = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
-  }
+  const words = ipv6Groups(text);
+  if (!words) return null;
   const out = new Uint8Array(16);
   words.forEach((w, i) => {
     out[2 * i] = w >> 8;

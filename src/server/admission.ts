@@ -3,8 +3,16 @@
 
 import net from 'node:net';
 import type { LimitsConfig } from '../config/types.js';
+import { ipv6Groups } from '../net/ip.js';
 
 export type Refusal = { limit: 'max_connections' | 'per_ip_connections' | 'per_ip_rate'; text: string };
+
+/** The refusals, one text each (after `421 4.7.0 HOSTNAME `). */
+export const REFUSED = {
+  max_connections: { limit: 'max_connections', text: 'Too many connections, try again later' },
+  per_ip_connections: { limit: 'per_ip_connections', text: 'Too many connections from your address' },
+  per_ip_rate: { limit: 'per_ip_rate', text: 'Connection rate limit exceeded for your address' },
+} as const satisfies Record<Refusal['limit'], Refusal>;
 
 /** Admission as a listener sees it: decided here, or by the cluster primary (asynchronously). */
 export interface AdmissionControl {
@@ -36,22 +44,27 @@ export class Admission implements AdmissionControl {
     return this.#total;
   }
 
+  /** Connections held now, by client key (an IPv6 /64 or an IPv4 address). */
+  held(): ReadonlyMap<string, number> {
+    return this.#active;
+  }
+
   /** Admits a connection (returns null) or says which limit refuses it. */
   admit(ip: string, now = Date.now()): Refusal | null {
     const key = clientKey(ip);
     if (this.#total >= this.limits.max_connections) {
-      return { limit: 'max_connections', text: 'Too many connections, try again later' };
+      return REFUSED.max_connections;
     }
     const active = this.#active.get(key) ?? 0;
     if (active >= this.limits.per_ip.connections) {
-      return { limit: 'per_ip_connections', text: 'Too many connections from your address' };
+      return REFUSED.per_ip_connections;
     }
     const { count, window } = this.limits.per_ip.rate;
     let times = this.#recent.get(key);
     if (!times) this.#recent.set(key, (times = []));
     while (times.length && times[0]! <= now - window) times.shift();
     if (times.length >= count) {
-      return { limit: 'per_ip_rate', text: 'Connection rate limit exceeded for your address' };
+      return REFUSED.per_ip_rate;
     }
     times.push(now);
     this.#total++;
@@ -89,16 +102,10 @@ export class Admission implements AdmissionControl {
 /** IPv4 as is; IPv6 by its /64 prefix. */
 export function clientKey(ip: string): string {
   if (!net.isIPv6(ip)) return ip;
-  const groups = expandV6(ip);
-  return groups.slice(0, 4).join(':') + '::/64';
-}
-
-function expandV6(ip: string): string[] {
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const fill = tail === undefined ? [] : new Array<string>(8 - h.length - t.length).fill('0');
-  return [...h, ...fill, ...t].map((g) => (g.includes('.') ? g : g.toLowerCase().replace(/^0+(?=.)/, '')));
+  const zone = ip.indexOf('%');
+  const groups = ipv6Groups(zone === -1 ? ip : ip.slice(0, zone));
+  if (!groups) return ip;
+  return groups.slice(0, 4).map((g) => g.toString(16)).join(':') + '::/64';
 }
 
 /** `::ffff:1.2.3.4` (a v4 client on a dual-stack socket) -> `1.2.3.4`. */

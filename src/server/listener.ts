@@ -23,7 +23,11 @@ export class Listener {
     this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => onConnection(s, this));
   }
 
-  listen(): Promise<void> {
+  /**
+   * Binds `listen`, or listens on `fd`, a socket already bound to it (systemd, or the
+   * process this one took over from). In a cluster worker the primary opens either.
+   */
+  listen(fd: number | null = null): Promise<void> {
     const { host, port } = this.cfg.listen;
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
@@ -37,7 +41,7 @@ export class Listener {
         );
       };
       this.server.once('error', onError);
-      this.server.listen({ host, port, backlog: 1024 }, () => {
+      this.server.listen(fd === null ? { host, port, backlog: 1024 } : { fd, backlog: 1024 }, () => {
         this.server.off('error', onError);
         resolve();
       });
@@ -48,6 +52,20 @@ export class Listener {
   address(): { host: string; port: number } {
     const a = this.server.address() as net.AddressInfo;
     return { host: a.address, port: a.port };
+  }
+
+  /**
+   * The listening socket's descriptor, to hand to a successor (SIGUSR2). Node has no public
+   * accessor; `_handle.fd` is the descriptor libuv listens on (-1 or absent off Unix).
+   */
+  fd(): number | null {
+    const fd = (this.server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : null;
+  }
+
+  /** The listening handle itself, to send to the cluster primary over IPC. */
+  handle(): object | null {
+    return (this.server as unknown as { _handle?: object | null })._handle ?? null;
   }
 
   close(): Promise<void> {

@@ -5,6 +5,7 @@
 
 import type net from 'node:net';
 import { parseProxyHeader, ProxyProtocolError, type ParseOptions, type ProxyHeader } from '../proxy/index.js';
+import type { Endpoint } from '../observe/records.js';
 import { normalizeAddress } from './admission.js';
 
 export type ProxyInErrorCode =
@@ -98,11 +99,6 @@ export function readProxyHeader(socket: net.Socket, timeoutMs: number, opts?: Pa
     // A listener's pauseOnConnect socket is explicitly paused: adding 'data' alone would not start it.
     socket.resume();
   });
-}
-
-export interface Endpoint {
-  address: string;
-  port: number;
 }
 
 export interface ResolvedEndpoints {

@@ -1,16 +1,23 @@
-// `postern run` (and `demo`): one process, a cluster worker, or the cluster primary.
-// Runs until SIGTERM/SIGINT (drain); SIGHUP reloads the config file.
+// `postern run` (and `demo`) in one process, or as one worker of a cluster (POSTERN_WORKER
+// set by the primary, serve-primary.ts). Runs until SIGTERM/SIGINT (drain); SIGHUP reloads
+// the config file; SIGUSR2 hands the listening sockets to a successor and drains.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
 import { loadConfig, type Config } from '../config/index.js';
-import { createLogger, type Logger } from '../observe/logger.js';
-import { proxySources, startStatusServer, type StatusServer, type StatusSources } from '../observe/status-server.js';
-import { Primary, RemoteAdmission, onPrimaryMessage, send } from './cluster.js';
+import { createLogger } from '../observe/logger.js';
+import { Metrics } from '../observe/metrics.js';
+import { proxySources } from '../observe/status-server.js';
+import { ClusterWindowCounter } from '../state/cluster-windows.js';
+import { onPrimaryMessage, RemoteAdmission, send, windowChannel } from './cluster/worker.js';
 import { describeError } from './describe.js';
+import { InheritedSockets } from './inherited-sockets.js';
+import { removePidFile, writePidFile } from './pid-file.js';
 import { Postern } from './postern.js';
+import { dropTo, resolveAccount, ticketKeyFile, type Account } from './privileges.js';
+import { redisTicketKeys, SharedState } from './shared-state.js';
+import { SignalGate } from './signals.js';
+import { StatusListener } from './status-listener.js';
+import { Predecessor, startSuccessor, type HandedSocket } from './upgrade.js';
 
 export interface ServeResult {
   code: number;
@@ -21,92 +28,77 @@ export interface ServeResult {
 export interface ServeOptions {
   /** Reloaded on SIGHUP; null: nothing to reload (demo without a file). */
   file: string | null;
+  /** `--pid-file`: written once serving, removed at exit while it still names this process. */
+  pidFile?: string | null;
+  /** The process this one takes over from (SIGUSR2 upgrade), told when this one serves. */
+  predecessor?: Predecessor | null;
   onStarted?: (p: Postern) => void;
-}
-
-/** Keeps the metrics listener in step with the config across reloads. */
-class StatusListener {
-  #server: StatusServer | null = null;
-  #at: string | undefined;
-
-  constructor(
-    private readonly logger: Logger,
-    private readonly sources: StatusSources,
-  ) {}
-
-  async apply(c: Config): Promise<void> {
-    const at = c.metrics?.listen.text;
-    if (at === this.#at && (this.#server || !at)) return;
-    await this.close();
-    if (!c.metrics) return;
-    this.#server = await startStatusServer({ host: c.metrics.listen.host, port: c.metrics.listen.port }, this.sources);
-    this.#at = at;
-    this.logger.info({ address: this.#server.address() }, `metrics on ${c.metrics.listen.text}`);
-  }
-
-  async close(): Promise<void> {
-    const s = this.#server;
-    this.#server = null;
-    this.#at = undefined;
-    await s?.close();
-  }
-}
-
-/**
- * SIGTERM/SIGINT stop, SIGHUP reloads. Installed before anything starts; signals that
- * arrive before `bind` wait for it. A worker ignores SIGHUP (`reload` null): its primary
- * validates the file once and tells every worker.
- */
-class SignalGate {
-  #stop: ((signal: string) => void) | null = null;
-  #reload: (() => void) | null = null;
-  #pendingStop: string | null = null;
-  #pendingReload = false;
-
-  constructor(handleHup: boolean) {
-    process.on('SIGTERM', () => this.#onStop('SIGTERM'));
-    process.on('SIGINT', () => this.#onStop('SIGINT'));
-    process.on('SIGHUP', () => {
-      if (!handleHup) return;
-      if (this.#reload) this.#reload();
-      else this.#pendingReload = true;
-    });
-  }
-
-  #onStop(signal: string): void {
-    if (this.#stop) this.#stop(signal);
-    else this.#pendingStop ??= signal;
-  }
-
-  bind(stop: (signal: string) => void, reload: (() => void) | null): void {
-    this.#stop = stop;
-    this.#reload = reload;
-    if (this.#pendingReload && reload) reload();
-    if (this.#pendingStop) stop(this.#pendingStop);
-  }
 }
 
 /** One process, or (with POSTERN_WORKER set by the primary) one cluster worker. */
 export async function serve(config: Config, opts: ServeOptions): Promise<ServeResult> {
   const worker = process.env.POSTERN_WORKER === '1';
   config = withSharedTicketKeys(config);
-  // Handlers first: a signal that arrives while starting must not hit Node's default
-  // action (SIGHUP would kill the process). Early ones are acted on once started.
-  const signals = new SignalGate(!worker);
+  const signals = new SignalGate();
   const logger = createLogger(config.log);
-  const postern = new Postern(config, { logger, admission: worker ? new RemoteAdmission() : undefined });
+  const predecessor = opts.predecessor ?? null;
+  // A worker's pid is not the service's: its primary writes the pid file.
+  const pidFile = worker ? null : (opts.pidFile ?? null);
+  const failed = (error: string): ServeResult => {
+    if (worker) send({ postern: 'failed', message: error });
+    predecessor?.failed(error);
+    return { code: 1, error };
+  };
+  let account: Account | null;
+  try {
+    account = config.run_as ? resolveAccount(config.run_as) : null;
+  } catch (err) {
+    return failed(describeError(err));
+  }
+  const sockets = worker ? InheritedSockets.fromJson(process.env.POSTERN_LISTEN_SOCKETS) : InheritedSockets.fromEnv();
+  const metrics = new Metrics({ processMetrics: true });
+  // The primary keeps a cluster's shared state; a single process keeps its own.
+  const shared = worker ? null : await SharedState.open(config, { logger, registry: metrics.registry });
+  const tickets = await redisTicketKeys(config, shared?.link ?? null, logger);
+  const closeState = async () => {
+    await tickets.close();
+    await shared?.close();
+  };
+  const postern = new Postern(config, {
+    logger,
+    metrics,
+    admission: shared?.admission ?? new RemoteAdmission(),
+    windows: shared?.windows ?? new ClusterWindowCounter(windowChannel()),
+    sockets,
+    ticketKeys: tickets.backing,
+  });
   try {
     await postern.start();
   } catch (err) {
-    if (worker) send({ postern: 'failed', message: describeError(err) });
-    return { code: 1, error: describeError(err) };
+    await closeState();
+    return failed(describeError(err));
   }
-  const status = worker ? null : new StatusListener(logger, proxySources(postern));
+  if (!worker) {
+    const unused = sockets.closeRest();
+    if (unused.length) logger.warn({ sockets: unused }, `${unused.length} inherited socket(s) match no listener: closed`);
+  }
+  const sources = proxySources(postern);
+  const status = worker ? null : new StatusListener(logger, { ...sources, details: () => shared?.details() ?? [] });
   try {
     await status?.apply(config);
   } catch (err) {
     await postern.stop(0);
-    return { code: 1, error: `metrics listener ${config.metrics!.listen.text}: ${describeError(err)}` };
+    await closeState();
+    return failed(`metrics listener ${config.metrics!.listen.text}: ${describeError(err)}`);
+  }
+  try {
+    if (pidFile) writePidFile(pidFile);
+    if (account) dropTo(account, [ticketKeyFile(config), pidFile], logger);
+  } catch (err) {
+    await postern.stop(0);
+    await status?.close();
+    await closeState();
+    return failed(describeError(err));
   }
   opts.onStarted?.(postern);
   const reload = () => {
@@ -119,6 +111,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
       logger.error({ event: 'reload_failed', err: describeError(err) }, 'reload refused: invalid config');
       return;
     }
+    shared?.checkReload(next, logger);
     void postern
       .reload(next)
       .then(() => status?.apply(next))
@@ -132,102 +125,80 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
       logger.info({ signal: why }, 'draining');
       void postern.stop().then(async () => {
         await status?.close();
+        await closeState();
+        if (pidFile) removePidFile(pidFile);
         logger.info('stopped');
         logger.flush();
         resolve({ code: 0 });
       });
     };
     if (worker) {
-      // The primary's view of this worker: live sessions and backends, every second.
-      const sources = proxySources(postern);
-      // prom-client answers the primary's metrics requests only once a worker has built
-      // an AggregatorRegistry (that installs its message listener).
-      AggregatorRegistry.setRegistries([postern.metrics.registry]);
-      new AggregatorRegistry();
-      const push = () => send({ postern: 'status', sessions: sources.sessions(), backends: sources.backends(), ready: sources.ready() });
-      push();
-      setInterval(push, 1000).unref();
-      onPrimaryMessage((m) => {
-        if (m.postern === 'reload') reload();
-        else if (m.postern === 'stop') stop('primary');
-      });
-      // The primary is gone (killed): drain rather than serve unsupervised.
-      process.on('disconnect', () => stop('primary gone'));
-      signals.bind(stop, null);
+      serveAsWorker(postern, reload, stop);
+      signals.bind({ stop, reload: null, upgrade: null });
       send({ postern: 'ready' });
-    } else {
-      signals.bind(stop, reload);
+      return;
     }
+    let upgrading = false;
+    const upgrade = () => {
+      if (upgrading || stopping) return;
+      upgrading = true;
+      const handed: HandedSocket[] = postern.listeners.flatMap((l) => {
+        const fd = l.fd();
+        return fd === null ? [] : [{ fd, name: l.cfg.name }];
+      });
+      logger.info({ event: 'upgrade', sockets: handed.length }, 'SIGUSR2: starting a new process with the listening sockets');
+      startSuccessor(handed).then(
+        (pid) => {
+          logger.info({ event: 'upgrade', pid }, `new process ${pid} serves; this one stops accepting and drains`);
+          stop('upgrade');
+        },
+        (err: unknown) => {
+          upgrading = false;
+          logger.error({ event: 'upgrade_failed', err: describeError(err) }, 'upgrade failed; this process keeps serving');
+        },
+      );
+    };
+    signals.bind({ stop, reload, upgrade });
+    predecessor?.serving();
   });
 }
 
-/** The cluster primary: forks `config.workers` workers and supervises them. */
+/** A worker's side of the cluster: status to the primary, reload/stop and socket requests from it. */
+function serveAsWorker(postern: Postern, reload: () => void, stop: (why: string) => void): void {
+  const sources = proxySources(postern);
+  // prom-client answers the primary's metrics requests only once a worker has built
+  // an AggregatorRegistry (that installs its message listener).
+  AggregatorRegistry.setRegistries([postern.metrics.registry]);
+  new AggregatorRegistry();
+  const push = () => send({ postern: 'status', sessions: sources.sessions(), backends: sources.backends(), ready: sources.ready() });
+  push();
+  setInterval(push, 1000).unref();
+  onPrimaryMessage((m) => {
+    if (m.postern === 'reload') reload();
+    else if (m.postern === 'stop') stop('primary');
+    else if (m.postern === 'sockets?') sendSockets(postern);
+  });
+  // The primary is gone (killed): drain rather than serve unsupervised.
+  process.on('disconnect', () => stop('primary gone'));
+}
+
+/** For an upgrade: each listening socket to the primary, which has none of its own to hand over. */
+function sendSockets(postern: Postern): void {
+  const open = postern.listeners.filter((l) => l.handle() !== null);
+  open.forEach((l, index) => {
+    if (process.send && process.connected) process.send({ postern: 'socket', name: l.cfg.name, index, count: open.length }, l.handle() as never);
+  });
+  if (open.length === 0) send({ postern: 'socket', name: '', index: -1, count: 0 });
+}
+
 /**
  * Cluster workers must issue and accept the same session tickets, or a client resuming on
  * another worker gets a full handshake. With no ticket_keys.file configured, the primary
  * makes a private one (0700 directory) that only its workers share.
  */
-function withSharedTicketKeys(config: Config): Config {
+export function withSharedTicketKeys(config: Config): Config {
   const file = process.env.POSTERN_TICKET_KEY_FILE;
   if (!file || !config.tls || config.tls.ticket_keys.file) return config;
   return { ...config, tls: { ...config.tls, ticket_keys: { ...config.tls.ticket_keys, file } } };
 }
 
-export async function servePrimary(config: Config, file: string): Promise<ServeResult> {
-  const signals = new SignalGate(true);
-  let keyDir: string | null = null;
-  if (config.tls?.session_tickets && !config.tls.ticket_keys.file) {
-    keyDir = await mkdtemp(join(tmpdir(), 'postern-tickets-'));
-    process.env.POSTERN_TICKET_KEY_FILE = join(keyDir, 'ticket-keys');
-  }
-  const logger = createLogger(config.log);
-  const primary = new Primary({
-    workers: config.workers,
-    limits: config.limits,
-    logger,
-    reloadCheck: () => {
-      current = loadConfig(file);
-      return current.limits;
-    },
-    stopTimeoutMs: config.shutdown_grace + 5000,
-  });
-  let current = config;
-  // Counters and gauges summed over the workers by prom-client's cluster support.
-  const aggregate = new AggregatorRegistry();
-  const status = new StatusListener(logger, {
-    metrics: { registry: { metrics: () => aggregate.clusterMetrics(), contentType: aggregate.contentType } },
-    sessions: () => primary.sessions(),
-    backends: () => primary.backends(),
-    ready: () => primary.ready(),
-  });
-  try {
-    await primary.start();
-    await status.apply(config);
-  } catch (err) {
-    await primary.stop();
-    await status.close();
-    return { code: 1, error: describeError(err) };
-  }
-  logger.info({ workers: config.workers }, `${config.workers} workers running`);
-  return new Promise<ServeResult>((resolve) => {
-    let stopping = false;
-    signals.bind(
-      (signal) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'draining');
-        void primary.stop().then(async () => {
-          await status.close();
-          if (keyDir) await rm(keyDir, { recursive: true, force: true });
-          logger.info('stopped');
-          logger.flush();
-          resolve({ code: 0 });
-        });
-      },
-      () => {
-        primary.reload();
-        void status.apply(current).catch((err: unknown) => logger.error({ err: describeError(err) }, 'metrics listener'));
-      },
-    );
-  });
-}

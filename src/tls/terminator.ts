@@ -13,6 +13,7 @@ import { OcspStaple } from './ocsp.js';
 import { peekClientHello } from './client-hello.js';
 import { ServerSessionCache, type SessionCacheStats } from './session-cache.js';
 import { installTicketKeyCallback, probeTicketKeyCallback, setSingleTicketKey, ticketKeyHandler } from './ticket-callback.js';
+import type { TicketKeyBacking } from './ticket-key-backing.js';
 import { TicketKeyStore } from './ticket-key-store.js';
 
 export interface TlsLogger {
@@ -26,6 +27,8 @@ export interface TerminatorOptions {
   ticketKeyCallback?: 'auto' | 'off';
   /** How often OCSP files are polled for changes. */
   ocspPollMs?: number;
+  /** Where ticket keys are shared instead of `ticket_keys.file` (Redis, for several hosts). */
+  ticketKeys?: TicketKeyBacking;
 }
 
 /** How tickets are protected: overlapping keys via Node's hook, one key at a time, or no tickets. */
@@ -93,7 +96,13 @@ export class TlsTerminator {
     let keys: TicketKeyStore | null = null;
     let mode: TicketMode = 'off';
     if (cfg.session_tickets) {
-      keys = await TicketKeyStore.open({ file: cfg.ticket_keys.file, rotate: cfg.ticket_keys.rotate, lifetime: cfg.ticket_keys.lifetime, logger: log });
+      keys = await TicketKeyStore.open({
+        file: cfg.ticket_keys.file,
+        backing: opts.ticketKeys,
+        rotate: cfg.ticket_keys.rotate,
+        lifetime: cfg.ticket_keys.lifetime,
+        logger: log,
+      });
       mode = 'single-key';
       if (opts.ticketKeyCallback !== 'off') {
         const dflt = planSni(certs).default.members.map((i) => certs[i]!);
@@ -117,7 +126,7 @@ export class TlsTerminator {
         min_version: cfg.min_version,
         session_timeout_s: settings.sessionTimeout,
         tickets: mode,
-        ticket_key_file: cfg.session_tickets ? cfg.ticket_keys.file : null,
+        ticket_key_file: cfg.session_tickets ? (opts.ticketKeys?.name ?? cfg.ticket_keys.file) : null,
         session_cache: cfg.session_cache.size,
       },
       'TLS ready',

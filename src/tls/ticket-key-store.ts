@@ -1,7 +1,8 @@
-// Keeps the ticket key set current: loads it from the key file (or memory), publishes the next key
-// ahead of time, drops keys nobody can hold a valid ticket for, and notices keys other processes wrote.
+// Keeps the ticket key set current: loads it from its backing (the key file, Redis, or memory),
+// publishes the next key ahead of time, drops keys nobody can hold a valid ticket for, and
+// notices keys other processes wrote.
 import { keyName, maintain, TicketKeyRing, type Schedule, type TicketKey } from './ticket-keys.js';
-import { checkKeyFile, readKeyFile, withKeyFileLock, writeKeyFile, type KeyFileVersion } from './ticket-key-file.js';
+import { KeyFileBacking, MemoryBacking, type TicketKeyBacking } from './ticket-key-backing.js';
 import { TlsConfigError } from './errors.js';
 
 interface Log {
@@ -12,18 +13,17 @@ interface Log {
 export interface TicketKeyStoreOptions extends Schedule {
   /** Shared key file, or null for keys in memory only (still rotated; lost on restart). */
   file: string | null;
+  /** Where the keys are kept instead of `file` (Redis, for several hosts). */
+  backing?: TicketKeyBacking;
   logger: Log;
   now?: () => number;
 }
-
-const sameVersion = (a: KeyFileVersion | null, b: KeyFileVersion | null): boolean =>
-  a !== null && b !== null && a.mtimeMs === b.mtimeMs && a.size === b.size && a.ino === b.ino;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class TicketKeyStore {
   readonly ring = new TicketKeyRing();
-  private version: KeyFileVersion | null = null;
+  private readonly backing: TicketKeyBacking;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private syncing: Promise<void> | null = null;
@@ -33,6 +33,8 @@ export class TicketKeyStore {
 
   private constructor(private readonly opts: TicketKeyStoreOptions) {
     this.now = opts.now ?? Date.now;
+    this.backing =
+      opts.backing ?? (opts.file ? new KeyFileBacking(opts.file, () => opts.logger.info({ file: opts.file }, 'ticket key file created')) : new MemoryBacking());
   }
 
   /** Ready to use: a key is active. Throws TlsConfigError when the file is unusable. */
@@ -43,7 +45,7 @@ export class TicketKeyStore {
     for (;;) {
       await store.sync();
       if (store.ring.keys.length > 0) break;
-      if (Date.now() > deadline) throw new TlsConfigError('TLS_TICKET_KEYS', `ticket key file ${opts.file}: lock held too long`, opts.file);
+      if (Date.now() > deadline) throw new TlsConfigError('TLS_TICKET_KEYS', `ticket keys ${store.backing.name}: lock held too long`, opts.file ?? undefined);
       await sleep(100);
     }
     store.notify();
@@ -76,41 +78,17 @@ export class TicketKeyStore {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.backing.close?.();
   }
 
   private async doSync(): Promise<void> {
-    const { file } = this.opts;
     const now = this.now();
-    if (!file) {
-      const next = maintain(this.ring.keys, now, this.opts);
-      if (next) this.ring.set(next);
-      return;
-    }
-    const v = await checkKeyFile(file);
-    if (v && !sameVersion(v, this.version)) {
-      const r = await readKeyFile(file);
-      if (r) this.adopt(r.keys, r.version);
-    }
-    if (!maintain(this.ring.keys, now, this.opts) && v) return;
-    // Changes are made to what is in the file under the lock, never to our possibly stale copy.
-    await withKeyFileLock(file, async () => {
-      const r = await readKeyFile(file);
-      // A deleted file is rewritten from memory, so its removal costs no ticket.
-      const base = r?.keys ?? this.ring.keys;
-      const next = maintain(base, now, this.opts) ?? (r ? null : base);
-      if (next) {
-        await writeKeyFile(file, next);
-        this.adopt(next, await checkKeyFile(file));
-        if (!r) this.opts.logger.info({ file }, 'ticket key file created');
-      } else if (r) {
-        this.adopt(r.keys, r.version);
-      }
-    });
-  }
-
-  private adopt(keys: readonly TicketKey[], version: KeyFileVersion | null): void {
-    this.ring.set(keys);
-    this.version = version;
+    const stored = await this.backing.read();
+    if (stored !== null && stored !== 'unchanged') this.ring.set(stored);
+    if (!maintain(this.ring.keys, now, this.opts) && stored !== null) return;
+    // Nothing stored (a deleted file, a fresh Redis): our keys are written back, so that costs no ticket.
+    const kept = await this.backing.update((base) => maintain(base ?? this.ring.keys, now, this.opts) ?? (base ? null : [...this.ring.keys]));
+    if (kept) this.ring.set(kept);
   }
 
   private notify(): void {

@@ -1,97 +1,118 @@
-// Postern as operators run it: `node dist/cli.js run -c FILE` in a child process (npm test
-// builds dist/ first), its JSON records parsed from stdout, its memory read from /proc.
+// `postern run` as operators start it: the built dist/cli.js in a child process (or under a
+// wrapper such as systemd-socket-activate), its JSON log captured line by line. Every
+// process started here is stopped by the test (SIGTERM, then SIGKILL).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LogRecord } from './postern.js';
 
-const CLI = join(process.cwd(), 'dist', 'cli.js');
+export const CLI = join(process.cwd(), 'dist', 'cli.js');
+
+export function cliBuilt(): boolean {
+  return existsSync(CLI);
+}
+
+export type Rec = Record<string, unknown> & { event?: string; msg?: string; conn?: string; level?: string };
 
 export interface PosternProcess {
   child: ChildProcess;
-  records: LogRecord[];
-  /** stdout lines that are not JSON, and stderr. */
-  other: string[];
-  waitFor(pred: (r: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
-  /** Resident memory of the process now, in bytes (VmRSS). */
-  rss(): number;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code. */
+  /** stdout and stderr as text so far (a successor started by SIGUSR2 writes here too). */
+  output(): string;
+  /** JSON log records so far. */
+  records(): Rec[];
+  waitFor(re: RegExp, timeoutMs?: number, from?: number): Promise<RegExpMatchArray>;
+  waitRecord(pred: (r: Rec) => boolean, timeoutMs?: number): Promise<Rec>;
+  exit: Promise<number | null>;
+  /** SIGTERM (SIGKILL after `graceMs`), resolves with the exit code. */
   stop(graceMs?: number): Promise<number | null>;
 }
 
+export function startPosternProcess(args: string[], opts: { wrapper?: string[]; env?: NodeJS.ProcessEnv } = {}): PosternProcess {
+  const command = [...(opts.wrapper ?? []), process.execPath, CLI, ...args];
+  const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const records = (): Rec[] =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Rec];
+        } catch {
+          return [];
+        }
+      });
+  const until = async <T>(probe: () => T | null, what: string, timeoutMs: number): Promise<T> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const v = probe();
+      if (v !== null) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; output:\n${out.slice(-4000)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  return {
+    child,
+    output: () => out,
+    records,
+    exit,
+    waitFor: (re, timeoutMs = 15_000, from = 0) => until(() => re.exec(out.slice(from)), String(re), timeoutMs),
+    waitRecord: (pred, timeoutMs = 15_000) => until(() => records().find(pred) ?? null, 'a log record', timeoutMs),
+    stop: async (graceMs = 10_000) => {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const code = await exit;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** The pid in a pid file, or null. */
+export function readPid(file: string): number | null {
+  try {
+    const n = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops a process by pid (one this test started, e.g. a successor): SIGTERM, then SIGKILL. */
+export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
+  if (!alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/** Pids of `pid`'s children (cluster workers), from /proc. */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
+    for (const p of text.trim().split(/\s+/)) if (p) out.push(Number(p));
+  } catch {
+    // Gone.
+  }
+  return out;
+}
+
+/** Resident memory of a process now, in bytes (VmRSS from /proc). */
 export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
-}
-
-/** Starts Postern on `yaml` and resolves once `ready` matches a record (default: listening). */
-export async function startPosternProcess(
-  yaml: string,
-  ready: (r: LogRecord) => boolean = (r) => typeof r.msg === 'string' && r.msg.startsWith('listening on'),
-): Promise<PosternProcess> {
-  const dir = await mkdtemp(join(tmpdir(), 'postern-proc-'));
-  const file = join(dir, 'postern.yaml');
-  await writeFile(file, yaml);
-  const child = spawn(process.execPath, [CLI, 'run', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const records: LogRecord[] = [];
-  const other: string[] = [];
-  const waiters: { pred: (r: LogRecord) => boolean; resolve(r: LogRecord): void }[] = [];
-  let partial = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    const lines = (partial + d.toString()).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      let rec: LogRecord;
-      try {
-        rec = JSON.parse(line) as LogRecord;
-      } catch {
-        other.push(line);
-        continue;
-      }
-      records.push(rec);
-      for (let i = waiters.length - 1; i >= 0; i--) if (waiters[i]!.pred(rec)) waiters.splice(i, 1)[0]!.resolve(rec);
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => other.push(d.toString()));
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const waitFor = (pred: (r: LogRecord) => boolean, timeoutMs = 10_000) => {
-    const found = records.find(pred);
-    if (found) return Promise.resolve(found);
-    return new Promise<LogRecord>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching record within ${timeoutMs} ms; stderr: ${other.join('').slice(-500)}`)), timeoutMs);
-      waiters.push({
-        pred,
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-      });
-    });
-  };
-  const stop = async (graceMs = 5000) => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      const code = await exited;
-      clearTimeout(kill);
-      await rm(dir, { recursive: true, force: true });
-      return code;
-    }
-    await rm(dir, { recursive: true, force: true });
-    return child.exitCode;
-  };
-  try {
-    await Promise.race([
-      waitFor(ready, 15_000),
-      exited.then((code) => {
-        throw new Error(`postern exited with ${code} while starting: ${other.join('').slice(-500)}`);
-      }),
-    ]);
-  } catch (err) {
-    await stop(1000);
-    throw err;
-  }
-  return { child, records, other, waitFor, rss: () => rssOf(child.pid!), stop };
 }

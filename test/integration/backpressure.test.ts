@@ -3,11 +3,14 @@
 // slowloris clients in the command and DATA phases, against Postern in its own process
 // (its RSS read from /proc) while an ordinary client keeps sending mail through it.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSink, type Sink } from '../../src/sink/index.js';
 import { freePort } from '../helpers/net.js';
-import { startPosternProcess, type PosternProcess } from '../helpers/postern-process.js';
+import { rssOf, startPosternProcess, type PosternProcess } from '../helpers/postern-process.js';
 import { SmtpClient, sendMessage } from '../helpers/smtp-client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -80,22 +83,28 @@ describe('bounded memory under hostile clients', { timeout: 120_000 }, () => {
   let sink: Sink;
   let p: PosternProcess;
   let port: number;
+  let dir: string;
+  const rss = () => rssOf(p.child.pid!);
   before(async () => {
     sink = await startSink({ xclient: true });
     port = await freePort();
-    p = await startPosternProcess(yaml(port, sink.address().port));
+    dir = await mkdtemp(join(tmpdir(), 'postern-flood-'));
+    await writeFile(join(dir, 'postern.yaml'), yaml(port, sink.address().port));
+    p = startPosternProcess(['run', '-c', join(dir, 'postern.yaml')]);
+    await p.waitRecord((r) => typeof r.msg === 'string' && r.msg.startsWith('listening on'));
     // Warm up: the first sessions load code and fill caches.
     await ordinary(port, 500);
   });
   after(async () => {
     await p.stop();
     await sink.close();
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('two clients pipelining EHLO and NOOP without reading: RSS stays bounded, mail still flows, both are timed out with records', async (t) => {
-    const base = p.rss();
+    const base = rss();
     let peak = base;
-    const sampler = setInterval(() => (peak = Math.max(peak, p.rss())), 100);
+    const sampler = setInterval(() => (peak = Math.max(peak, rss())), 100);
     const FLOOD_MS = 6000;
     const [a, b, mail] = await Promise.all([
       flood(port, '127.0.0.2', 'EHLO flooder.test\r\n', FLOOD_MS),
@@ -104,8 +113,8 @@ describe('bounded memory under hostile clients', { timeout: 120_000 }, () => {
     ]);
     // The flooders stop writing but stay connected, still not reading: Postern gives up on
     // them after its command timeout (4s) and ends each with a session record.
-    const recA = await p.waitFor((r) => r.event === 'session' && (r.client as { address: string }).address === '127.0.0.2', 15_000);
-    const recB = await p.waitFor((r) => r.event === 'session' && (r.client as { address: string }).address === '127.0.0.3', 15_000);
+    const recA = await p.waitRecord((r) => r.event === 'session' && (r.client as { address: string }).address === '127.0.0.2', 15_000);
+    const recB = await p.waitRecord((r) => r.event === 'session' && (r.client as { address: string }).address === '127.0.0.3', 15_000);
     clearInterval(sampler);
     a.socket.destroy();
     b.socket.destroy();
@@ -120,7 +129,7 @@ describe('bounded memory under hostile clients', { timeout: 120_000 }, () => {
   });
 
   it('3,000 idle connections and slowloris clients in the command and DATA phases: RSS bounded, mail flows', async (t) => {
-    const base = p.rss();
+    const base = rss();
     const idle: net.Socket[] = [];
     for (let i = 0; i < 3000; i++) {
       const s = net.connect({ port, host: '127.0.0.1', localAddress: `127.0.0.${10 + (i % 200)}` });
@@ -141,8 +150,8 @@ describe('bounded memory under hostile clients', { timeout: 120_000 }, () => {
       slowCmd.socket.write('E');
       slowData.socket.write('x');
     }, 300);
-    let peak = p.rss();
-    const sampler = setInterval(() => (peak = Math.max(peak, p.rss())), 100);
+    let peak = rss();
+    const sampler = setInterval(() => (peak = Math.max(peak, rss())), 100);
     const mail = await ordinary(port, 3000);
     clearInterval(drip);
     clearInterval(sampler);
@@ -164,10 +173,10 @@ describe('bounded memory under hostile clients', { timeout: 120_000 }, () => {
     } finally {
       clearInterval(drip2);
     }
-    const recData = await p.waitFor((r) => r.event === 'session' && (r.client as { address: string }).address === '127.0.0.5');
+    const recData = await p.waitRecord((r) => r.event === 'session' && (r.client as { address: string }).address === '127.0.0.5');
     assert.equal(recData.close, 'timeout');
     assert.ok((recData.duration_ms as number) < 12_000, `the DATA trickler lasted ${recData.duration_ms} ms`);
-    const recCmd = await p.waitFor((r) => r.event === 'session' && (r.client as { address: string }).address === '127.0.0.4');
+    const recCmd = await p.waitRecord((r) => r.event === 'session' && (r.client as { address: string }).address === '127.0.0.4');
     assert.equal(recCmd.close, 'timeout');
   });
 });

@@ -2,7 +2,8 @@
 // IPC message, in order; other messages never overtake it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Batcher, RemoteAdmission, send, type ClusterMessage } from '../../src/server/cluster.js';
+import { Batcher, type ClusterMessage } from '../../src/server/cluster/messages.js';
+import { RemoteAdmission, send } from '../../src/server/cluster/worker.js';
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 

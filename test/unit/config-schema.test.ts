@@ -61,6 +61,8 @@ const EXPECTED_DEFAULTS: Config = {
   banner: 'ESMTP Postern',
   shutdown_grace: 30_000,
   workers: availableParallelism(),
+  state: { redis: null },
+  run_as: null,
 };
 
 /** The problems parseConfig throws for `text` (fails the test if it doesn't throw). */

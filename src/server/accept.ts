@@ -1,0 +1,223 @@
+// The accept pipeline, from a listener's new socket to a running session:
+//   accept (drain check, PROXY header from a trusted balancer)
+//   -> admit (every backend down?, admission: total, per-IP connections and rate)
+//   -> admitted (refusal, or the implicit-TLS handshake)
+//   -> startSession.
+// Connections refused on the way get their session record here (observe/records.ts).
+
+import type net from 'node:net';
+import { CidrList } from '../config/cidr.js';
+import type { Config, ListenerConfig } from '../config/types.js';
+import type { BackendPool } from '../backend/pool.js';
+import { anomalyFilter } from '../observe/anomalies.js';
+import { nextConnId } from '../observe/ids.js';
+import type { Logger } from '../observe/logger.js';
+import type { Metrics } from '../observe/metrics.js';
+import { anomalyRecord, sessionRecord, type Endpoint } from '../observe/records.js';
+import { Session } from '../session/session.js';
+import type { TlsInfo, TlsTerminator } from '../tls/index.js';
+import { normalizeAddress, type AdmissionControl, type Refusal } from './admission.js';
+import type { Listener } from './listener.js';
+import { readProxyHeader, resolveClient } from './proxy-in.js';
+
+/** Who a new connection is, once any PROXY header from a trusted balancer has been read. */
+export interface Arrival {
+  client: Endpoint;
+  local: Endpoint;
+  /** The balancer that vouched for `client`, or null. */
+  proxy: string | null;
+  /** The peer may vouch for clients (trusted_proxies): XCLIENT is offered to it. */
+  trusted: boolean;
+  /** Bytes that came with the header. */
+  initial: Buffer | null;
+  /** Why a trusted peer's header failed, or null. */
+  proxyFailure: string | null;
+}
+
+/** What the pipeline reads from the running proxy; config, pool and TLS change on reload. */
+export interface AcceptContext {
+  readonly config: Config;
+  readonly pool: BackendPool;
+  readonly tls: TlsTerminator | null;
+  /** Stopping: new connections get 421 and are closed. */
+  readonly draining: boolean;
+  readonly admission: AdmissionControl;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly sessions: Set<Session>;
+}
+
+export class AcceptPipeline {
+  readonly #trusted = new WeakMap<ListenerConfig, CidrList>();
+
+  constructor(private readonly ctx: AcceptContext) {}
+
+  /** Peers allowed to vouch for clients on this listener (PROXY header or XCLIENT). */
+  #trustedOn(cfg: ListenerConfig): CidrList {
+    let list = this.#trusted.get(cfg);
+    if (!list) this.#trusted.set(cfg, (list = new CidrList(cfg.trusted_proxies)));
+    return list;
+  }
+
+  accept(socket: net.Socket, listener: Listener): void {
+    const peer: Endpoint = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
+    const local: Endpoint = { address: normalizeAddress(socket.localAddress), port: socket.localPort ?? 0 };
+    const id = nextConnId();
+    const lcfg = listener.cfg;
+    this.ctx.metrics.connectionsTotal.inc({ listener: lcfg.name });
+    if (this.ctx.draining) {
+      socket.on('error', () => undefined);
+      socket.end(`421 4.3.2 ${this.ctx.config.hostname} Service shutting down\r\n`);
+      return;
+    }
+    const trusted = this.#trustedOn(lcfg).contains(peer.address);
+    if (lcfg.proxy_protocol !== 'on' || !trusted) {
+      this.#admit(socket, listener, id, { client: peer, local, proxy: null, trusted, initial: null, proxyFailure: null });
+      return;
+    }
+    // A trusted balancer MUST open with a header (the spec forbids guessing whether one comes).
+    socket.on('error', () => undefined);
+    readProxyHeader(socket, lcfg.proxy_protocol_timeout).then(
+      ({ header, rest }) => {
+        socket.removeAllListeners('error');
+        const r = resolveClient(header, socket);
+        this.#admit(socket, listener, id, {
+          client: r.client,
+          local: r.local,
+          proxy: `${peer.address}:${peer.port}`,
+          trusted,
+          initial: rest.length ? rest : null,
+          proxyFailure: null,
+        });
+      },
+      (err: Error) => {
+        socket.removeAllListeners('error');
+        if (socket.destroyed) return;
+        this.#admit(socket, listener, id, { client: peer, local, proxy: null, trusted, initial: null, proxyFailure: err.message });
+      },
+    );
+  }
+
+  #admit(socket: net.Socket, listener: Listener, id: string, who: Arrival): void {
+    const { config: cfg, admission } = this.ctx;
+    const name = listener.cfg.name;
+    const { client } = who;
+    if (cfg.backends.reject_when_down === 'connect' && !this.ctx.pool.anyUp()) {
+      // Every backend is down and the operator prefers clients to retry elsewhere now.
+      socket.on('error', () => undefined);
+      socket.end(`421 4.3.2 ${cfg.hostname} Service not available, try again later\r\n`);
+      this.ctx.logger.info(sessionRecord({ conn: id, client, listener: name, proxy: who.proxy, duration_ms: 0, close: 'backend_failed' }), 'session');
+      return;
+    }
+    // Limits count the real client, after PROXY resolution.
+    const refused = admission.admit(client.address);
+    if (refused instanceof Promise) {
+      socket.on('error', () => undefined);
+      refused.then(
+        (r) => {
+          socket.removeAllListeners('error');
+          if (socket.destroyed) {
+            if (!r) admission.release(client.address);
+            return;
+          }
+          this.#admitted(socket, listener, id, who, r);
+        },
+        () => socket.destroy(),
+      );
+      return;
+    }
+    this.#admitted(socket, listener, id, who, refused);
+  }
+
+  #admitted(socket: net.Socket, listener: Listener, id: string, who: Arrival, refused: Refusal | null): void {
+    const { config: cfg, metrics } = this.ctx;
+    const name = listener.cfg.name;
+    const { client } = who;
+    if (refused) {
+      metrics.limitRejections.inc({ limit: refused.limit });
+      socket.on('error', () => undefined);
+      // A TLS client could not read a plaintext 421: it just sees the connection close.
+      if (listener.cfg.tls === 'implicit') socket.destroy();
+      else socket.end(`421 4.7.0 ${cfg.hostname} ${refused.text}\r\n`);
+      this.ctx.logger.info(sessionRecord({ conn: id, client, listener: name, proxy: who.proxy, duration_ms: 0, close: 'limit', limit: refused.limit }), 'session');
+      return;
+    }
+    if (listener.cfg.tls === 'implicit') {
+      // Port 465 (RFC 8314): the handshake comes before the greeting. Bytes that came with
+      // a PROXY header are the start of the client's ClientHello.
+      const started = Date.now();
+      this.ctx.tls!.accept(socket, { timeoutMs: cfg.limits.timeouts.greeting, head: who.initial ?? undefined }).then(
+        ({ socket: secure, info }) => {
+          metrics.tlsHandshakes.inc({ listener: name, resumed: String(info.resumed) });
+          this.#startSession(secure, listener, id, { ...who, initial: null }, info);
+        },
+        (err: Error & { reason?: string }) => {
+          this.ctx.admission.release(client.address);
+          this.#tlsFailed(id, who, name, err.reason ?? err.message, Date.now() - started);
+        },
+      );
+      return;
+    }
+    this.#startSession(socket, listener, id, who, null);
+  }
+
+  /** A client whose implicit-TLS handshake failed: the anomaly and its session record. */
+  #tlsFailed(id: string, who: Arrival, listener: string, reason: string, ms: number): void {
+    this.ctx.metrics.anomalies.inc({ kind: 'tls_handshake_failed' });
+    if (anomalyFilter(this.ctx.config.log.anomalies)('tls_handshake_failed')) {
+      this.ctx.logger.info(anomalyRecord(id, 'tls_handshake_failed', reason), 'anomaly tls_handshake_failed');
+    }
+    this.ctx.logger.info(
+      sessionRecord({ conn: id, client: who.client, listener, proxy: who.proxy, duration_ms: ms, close: 'error', anomalies: ['tls_handshake_failed'] }),
+      'session',
+    );
+  }
+
+  #startSession(socket: net.Socket, listener: Listener, id: string, who: Arrival, tls: TlsInfo | null): void {
+    const { config: cfg, metrics, admission } = this.ctx;
+    const name = listener.cfg.name;
+    const { client } = who;
+    metrics.connectionsActive.inc({ listener: name });
+    let admitted = client.address;
+    const session = new Session(socket, {
+      tls,
+      terminator: this.ctx.tls,
+      id,
+      config: cfg,
+      listener: listener.cfg,
+      pool: this.ctx.pool,
+      logger: this.ctx.logger,
+      metrics,
+      logAnomaly: anomalyFilter(cfg.log.anomalies),
+      client,
+      local: who.local,
+      proxy: who.proxy,
+      trusted: who.trusted,
+      initial: who.initial,
+      proxyFailure: who.proxyFailure,
+      readmit: (address) => {
+        // XCLIENT from a trusted upstream named another client: count that one instead.
+        admission.release(admitted);
+        const settle = (r: Refusal | null): string | null => {
+          if (r) {
+            metrics.limitRejections.inc({ limit: r.limit });
+            admission.force(admitted);
+            return r.text;
+          }
+          admitted = address;
+          return null;
+        };
+        const r = admission.admit(address);
+        return r instanceof Promise ? r.then(settle) : settle(r);
+      },
+      onEnd: (s) => {
+        this.ctx.sessions.delete(s);
+        admission.release(admitted);
+        metrics.connectionsActive.dec({ listener: name });
+      },
+    });
+    this.ctx.sessions.add(session);
+    session.start();
+    socket.resume();
+  }
+}

@@ -1,0 +1,88 @@
+// The messages between the cluster primary and its workers, and the batching that lets
+// one IPC write carry all of one event-loop turn's admission traffic.
+
+import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-server.js';
+import type { WindowReply, WindowRequest } from '../../state/cluster-windows.js';
+import type { Refusal } from '../admission.js';
+
+/** Messages between primary and workers; every one carries `postern` so others pass by. */
+export type ClusterMessage =
+  | { postern: 'admit'; id: number; ip: string }
+  | { postern: 'admitted'; id: number; refusal: Refusal | null }
+  | { postern: 'release'; ip: string }
+  | { postern: 'force'; ip: string }
+  | { postern: 'ready' }
+  | { postern: 'failed'; message: string }
+  | { postern: 'reload' }
+  | { postern: 'stop' }
+  | { postern: 'status'; sessions: SessionSnapshot[]; backends: BackendSnapshot[]; ready: boolean }
+  /** Upgrade: the primary asks a worker for its listening sockets... */
+  | { postern: 'sockets?' }
+  /** ...and gets each with one of these (the socket travels as the message's handle). */
+  | { postern: 'socket'; name: string; index: number; count: number }
+  /** Window counts (auth failures) held by the primary for all workers. */
+  | WindowRequest
+  | WindowReply
+  /** Several of the others (admit/release/force up, admitted down), to be handled in order. */
+  | { postern: 'batch'; msgs: SingleMessage[] };
+
+/** Any message but a batch: what a batch carries. */
+export type SingleMessage = Exclude<ClusterMessage, { postern: 'batch' }>;
+
+/** Worker to primary: the per-connection traffic that is queued and sent in batches. */
+export type AdmissionMessage = Extract<ClusterMessage, { postern: 'admit' | 'release' | 'force' }>;
+
+export function isMessage(m: unknown): m is ClusterMessage {
+  return typeof m === 'object' && m !== null && typeof (m as { postern?: unknown }).postern === 'string';
+}
+
+export function isAdmission(m: SingleMessage): m is AdmissionMessage {
+  return m.postern === 'admit' || m.postern === 'release' || m.postern === 'force';
+}
+
+/** The messages one IPC message carries, a batch unwrapped. */
+export function unwrap(m: ClusterMessage): readonly SingleMessage[] {
+  if (m.postern !== 'batch') return [m];
+  return Array.isArray(m.msgs) ? (m.msgs.filter(isMessage) as SingleMessage[]) : [];
+}
+
+/** A batch of one goes as itself; both forms are accepted on either side. */
+export function wrap(msgs: SingleMessage[]): ClusterMessage {
+  return msgs.length === 1 ? msgs[0]! : { postern: 'batch', msgs };
+}
+
+/**
+ * Messages queued during one event-loop turn and delivered together, in order, at its end
+ * (setImmediate): one IPC write (one serialisation, one syscall) instead of one per message.
+ * At most one delivery is scheduled at a time; `flush()` delivers at once what is queued.
+ */
+export class Batcher<M> {
+  #queue: M[] = [];
+  #scheduled = false;
+
+  constructor(
+    private readonly deliver: (msgs: M[]) => void,
+    private readonly schedule: (run: () => void) => void = (run) => void setImmediate(run),
+  ) {}
+
+  push(m: M): void {
+    this.#queue.push(m);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    this.schedule(() => {
+      this.#scheduled = false;
+      this.flush();
+    });
+  }
+
+  flush(): void {
+    if (this.#queue.length === 0) return;
+    const msgs = this.#queue;
+    this.#queue = [];
+    this.deliver(msgs);
+  }
+
+  get size(): number {
+    return this.#queue.length;
+  }
+}

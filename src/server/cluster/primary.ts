@@ -1,0 +1,235 @@
+// The primary of `workers: N`: forks the workers, which accept on the shared listeners
+// themselves, and holds what must be one for all of them: per-IP connection counts and
+// rates, the aggregated metrics, the live-session view, and the signals (SIGHUP reload,
+// SIGTERM drain).
+
+import cluster, { type Worker } from 'node:cluster';
+import type { LimitsConfig } from '../../config/types.js';
+import type { Logger } from '../../observe/logger.js';
+import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-server.js';
+import { answerWindow } from '../../state/cluster-windows.js';
+import { LocalWindowCounter, type WindowCounter } from '../../state/windows.js';
+import { Admission, type AdmissionControl } from '../admission.js';
+import { HeldAdmission } from './held-admission.js';
+import { Batcher, isMessage, unwrap, wrap, type SingleMessage } from './messages.js';
+
+export interface PrimaryOptions {
+  workers: number;
+  limits: LimitsConfig;
+  logger: Logger;
+  /** Validates the config file again on SIGHUP; returns its limits, or throws. */
+  reloadCheck: () => LimitsConfig;
+  /** How long a draining worker may take before it is killed. */
+  stopTimeoutMs: number;
+  /** Where per-IP decisions are made; a local Admission by default. */
+  admission?: AdmissionControl;
+  /** The window counts workers share (auth failures); in this process by default. */
+  windows?: WindowCounter;
+  /** More environment for every worker (e.g. the inherited sockets to listen on). */
+  workerEnv?: Record<string, string>;
+}
+
+/** A listening socket a worker sent for an upgrade: a native handle with its descriptor. */
+export interface SentSocket {
+  name: string;
+  handle: { fd?: number; close(): void };
+}
+
+/** The primary's view of its workers, fed by their periodic status messages. */
+export interface ClusterView {
+  sessions(): SessionSnapshot[];
+  backends(): BackendSnapshot[];
+  ready(): boolean;
+}
+
+export class Primary implements ClusterView {
+  readonly #admission: AdmissionControl;
+  readonly #held: HeldAdmission;
+  readonly #windows: WindowCounter;
+  readonly #status = new Map<number, { sessions: SessionSnapshot[]; backends: BackendSnapshot[]; ready: boolean }>();
+  #stopping = false;
+
+  constructor(private readonly opts: PrimaryOptions) {
+    this.#admission = opts.admission ?? new Admission(opts.limits);
+    this.#windows = opts.windows ?? new LocalWindowCounter();
+    this.#held = new HeldAdmission(this.#admission, (worker, id, refusal) => {
+      const w = cluster.workers?.[worker];
+      if (w) this.#repliesTo(w).push({ postern: 'admitted', id, refusal });
+    });
+    // Workers accept on the shared socket themselves: no hop through the primary.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+  }
+
+  /** Forks the workers; resolves once all are listening, rejects with the first start-up error. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let ready = 0;
+      let failed = false;
+      cluster.on('message', (w: Worker, m: unknown, handle: unknown) => this.#onMessage(w, m, handle));
+      const early = (w: Worker, code: number | null) => {
+        if (ready >= this.opts.workers || failed) return;
+        failed = true;
+        reject(new Error(this.#failures.get(w.id) ?? `worker exited with code ${code} while starting`));
+      };
+      cluster.on('exit', (w, code) => {
+        this.#forget(w.id);
+        if (ready < this.opts.workers) return early(w, code);
+        if (this.#stopping) return;
+        this.opts.logger.error({ worker: w.id, code }, 'worker died; starting another');
+        setTimeout(() => this.#fork(), 500).unref();
+      });
+      this.#onReady = () => {
+        if (++ready === this.opts.workers) resolve();
+      };
+      for (let i = 0; i < this.opts.workers; i++) this.#fork();
+    });
+  }
+
+  #onReady: () => void = () => undefined;
+  readonly #failures = new Map<number, string>();
+
+  #fork(): void {
+    cluster.fork({ ...this.opts.workerEnv, POSTERN_WORKER: '1' });
+  }
+
+  /** Per worker, its `admitted` replies of this turn. */
+  readonly #replies = new Map<number, Batcher<SingleMessage>>();
+
+  #repliesTo(w: Worker): Batcher<SingleMessage> {
+    let b = this.#replies.get(w.id);
+    if (!b) {
+      b = new Batcher((msgs) => {
+        if (w.isConnected()) w.send(wrap(msgs));
+      });
+      this.#replies.set(w.id, b);
+    }
+    return b;
+  }
+
+  /** Anything but a reply: after the replies already queued for that worker. */
+  #sendTo(w: Worker, m: SingleMessage): void {
+    this.#replies.get(w.id)?.flush();
+    // A worker that already exited (one that failed to start) would answer EPIPE.
+    if (w.isConnected()) w.send(m);
+  }
+
+  #onMessage(w: Worker, m: unknown, handle: unknown): void {
+    if (!isMessage(m)) return;
+    if (m.postern === 'socket') return this.#onSocket?.(m, handle);
+    for (const one of unwrap(m)) this.#handle(w, one);
+  }
+
+  #onSocket: ((m: { name: string; index: number; count: number }, handle: unknown) => void) | null = null;
+
+  /**
+   * For an upgrade: the listening sockets, as one worker holds them (node:cluster made them
+   * here and keeps them to itself). The caller closes the handles when done.
+   */
+  listeningSockets(timeoutMs = 5000): Promise<SentSocket[]> {
+    const w = Object.values(cluster.workers ?? {}).find((x): x is Worker => !!x && x.isConnected() && this.#status.has(x.id));
+    if (!w) return Promise.reject(new Error('no worker running to take the listening sockets from'));
+    return new Promise((resolve, reject) => {
+      const got: SentSocket[] = [];
+      const done = (err: Error | null) => {
+        clearTimeout(timer);
+        this.#onSocket = null;
+        if (err) {
+          got.forEach((s) => s.handle.close());
+          reject(err);
+        } else resolve(got);
+      };
+      const timer = setTimeout(() => done(new Error(`worker ${w.id} did not send its listening sockets within ${timeoutMs} ms`)), timeoutMs);
+      this.#onSocket = (m, handle) => {
+        if (m.count === 0) return done(new Error('the worker has no listening socket'));
+        const h = handle as SentSocket['handle'] | undefined;
+        if (h && typeof h.close === 'function') got.push({ name: String(m.name), handle: h });
+        if (m.index === m.count - 1) done(got.length === m.count ? null : new Error('a listening socket did not arrive'));
+      };
+      this.#sendTo(w, { postern: 'sockets?' });
+    });
+  }
+
+  #handle(w: Worker, m: SingleMessage): void {
+    switch (m.postern) {
+      case 'admit':
+        return this.#held.admit(w.id, m.id, m.ip);
+      case 'release':
+        return this.#held.release(w.id, m.ip);
+      case 'force':
+        return this.#held.force(w.id, m.ip);
+      case 'window':
+        return answerWindow(this.#windows, m, (r) => this.#sendTo(w, r));
+      case 'ready':
+        return this.#onReady();
+      case 'failed':
+        this.#failures.set(w.id, m.message);
+        return;
+      case 'status':
+        this.#status.set(w.id, { sessions: m.sessions, backends: m.backends, ready: m.ready });
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** A worker is gone: its connections are gone too. */
+  #forget(worker: number): void {
+    this.#held.forget(worker);
+    this.#status.delete(worker);
+    this.#replies.delete(worker);
+  }
+
+  /** SIGHUP: check the new config here, then let every worker reload it. */
+  reload(): void {
+    let limits: LimitsConfig;
+    try {
+      limits = this.opts.reloadCheck();
+    } catch (err) {
+      this.opts.logger.error({ event: 'reload_failed', err: (err as Error).message }, 'reload refused: invalid config');
+      return;
+    }
+    this.#admission.update(limits);
+    for (const w of Object.values(cluster.workers ?? {})) if (w) this.#sendTo(w, { postern: 'reload' });
+  }
+
+  /** SIGTERM: every worker drains; resolves when all have exited. */
+  stop(): Promise<void> {
+    this.#stopping = true;
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+    const exits = workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
+    for (const w of workers) this.#sendTo(w, { postern: 'stop' });
+    const kill = setTimeout(() => workers.forEach((w) => w.process.kill('SIGKILL')), this.opts.stopTimeoutMs);
+    kill.unref();
+    return Promise.all(exits).then(() => {
+      clearTimeout(kill);
+      this.#held.close();
+      this.#admission.close();
+      this.#windows.close();
+    });
+  }
+
+  sessions(): SessionSnapshot[] {
+    return [...this.#status.values()].flatMap((s) => s.sessions);
+  }
+
+  /** A backend is up when any worker finds it up; counts add up across workers. */
+  backends(): BackendSnapshot[] {
+    const merged = new Map<string, BackendSnapshot>();
+    for (const s of this.#status.values()) {
+      for (const b of s.backends) {
+        const m = merged.get(b.address);
+        if (!m) merged.set(b.address, { ...b });
+        else {
+          m.active += b.active;
+          if (b.up === true) m.up = true;
+          else if (m.up === null) m.up = b.up;
+        }
+      }
+    }
+    return [...merged.values()];
+  }
+
+  ready(): boolean {
+    return [...this.#status.values()].some((s) => s.ready);
+  }
+}

@@ -1,0 +1,145 @@
+// `postern run` with `workers: N`: the cluster primary. It forks and supervises the
+// workers, holds the per-IP counts and window counts they share (itself, or through Redis),
+// serves the metrics listener with their aggregated metrics, and acts on the signals.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AggregatorRegistry, Registry } from 'prom-client';
+import { loadConfig, type Config } from '../config/index.js';
+import { createLogger } from '../observe/logger.js';
+import { Primary } from './cluster/primary.js';
+import { describeError } from './describe.js';
+import { InheritedSockets } from './inherited-sockets.js';
+import { removePidFile, writePidFile } from './pid-file.js';
+import { dropTo, resolveAccount, ticketKeyFile, type Account } from './privileges.js';
+import type { ServeOptions, ServeResult } from './serve.js';
+import { SharedState } from './shared-state.js';
+import { SignalGate } from './signals.js';
+import { StatusListener } from './status-listener.js';
+import { startSuccessor } from './upgrade.js';
+
+export async function servePrimary(config: Config, file: string, opts: Omit<ServeOptions, 'file' | 'onStarted'> = {}): Promise<ServeResult> {
+  const signals = new SignalGate();
+  const predecessor = opts.predecessor ?? null;
+  const failed = (error: string): ServeResult => {
+    predecessor?.failed(error);
+    return { code: 1, error };
+  };
+  let account: Account | null;
+  try {
+    account = config.run_as ? resolveAccount(config.run_as) : null;
+  } catch (err) {
+    return failed(describeError(err));
+  }
+  const logger = createLogger(config.log);
+  // Sockets handed over (systemd, a predecessor): the workers listen on those that match a
+  // listener, through node:cluster, which opens them here and shares them.
+  const inherited = InheritedSockets.fromEnv();
+  const matched = new InheritedSockets(
+    config.listeners.flatMap((l) => {
+      const fd = inherited.take(l.listen, l.name);
+      return fd === null ? [] : [{ fd, name: l.name, host: l.listen.host, port: l.listen.port }];
+    }),
+  );
+  const unused = inherited.closeRest();
+  if (unused.length) logger.warn({ sockets: unused }, `${unused.length} inherited socket(s) match no listener: closed`);
+  let keyDir: string | null = null;
+  // Workers share ticket keys through a private file, unless a file or Redis is configured.
+  if (config.tls?.session_tickets && !config.tls.ticket_keys.file && !config.state.redis) {
+    keyDir = await mkdtemp(join(tmpdir(), 'postern-tickets-'));
+    process.env.POSTERN_TICKET_KEY_FILE = join(keyDir, 'ticket-keys');
+  }
+  const registry = new Registry();
+  const shared = await SharedState.open(config, { logger, registry });
+  let current = config;
+  const primary = new Primary({
+    workers: config.workers,
+    limits: config.limits,
+    logger,
+    reloadCheck: () => {
+      current = loadConfig(file);
+      shared.checkReload(current, logger);
+      return current.limits;
+    },
+    stopTimeoutMs: config.shutdown_grace + 5000,
+    admission: shared.admission,
+    windows: shared.windows,
+    workerEnv: matched.size ? { POSTERN_LISTEN_SOCKETS: matched.toJson() } : {},
+  });
+  // Counters and gauges summed over the workers by prom-client's cluster support, and the
+  // primary's own (Redis's state).
+  const aggregate = new AggregatorRegistry();
+  const status = new StatusListener(logger, {
+    metrics: {
+      registry: {
+        metrics: async () => (await aggregate.clusterMetrics()) + (await registry.metrics()),
+        contentType: aggregate.contentType,
+      },
+    },
+    sessions: () => primary.sessions(),
+    backends: () => primary.backends(),
+    ready: () => primary.ready(),
+    details: () => shared.details(),
+  });
+  const cleanUp = async () => {
+    await status.close();
+    await shared.close();
+    if (keyDir) await rm(keyDir, { recursive: true, force: true });
+  };
+  try {
+    await primary.start();
+    await status.apply(config);
+    if (opts.pidFile) writePidFile(opts.pidFile);
+    // Workers drop root themselves once they listen; the primary once they all do.
+    if (account) dropTo(account, [keyDir && join(keyDir, 'ticket-keys'), ticketKeyFile(config), opts.pidFile ?? null], logger);
+  } catch (err) {
+    await primary.stop();
+    await cleanUp();
+    return failed(describeError(err));
+  }
+  logger.info({ workers: config.workers }, `${config.workers} workers running`);
+  return new Promise<ServeResult>((resolve) => {
+    let stopping = false;
+    let upgrading = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'draining');
+      void primary.stop().then(async () => {
+        await cleanUp();
+        if (opts.pidFile) removePidFile(opts.pidFile);
+        logger.info('stopped');
+        logger.flush();
+        resolve({ code: 0 });
+      });
+    };
+    const upgrade = async () => {
+      if (upgrading || stopping) return;
+      upgrading = true;
+      logger.info({ event: 'upgrade' }, 'SIGUSR2: starting a new process with the listening sockets');
+      let sockets: Awaited<ReturnType<Primary['listeningSockets']>> = [];
+      try {
+        sockets = await primary.listeningSockets();
+        const handed = sockets.flatMap((s) => (typeof s.handle.fd === 'number' && s.handle.fd >= 0 ? [{ fd: s.handle.fd, name: s.name }] : []));
+        const pid = await startSuccessor(handed);
+        logger.info({ event: 'upgrade', pid }, `new process ${pid} serves; this one stops accepting and drains`);
+        stop('upgrade');
+      } catch (err) {
+        upgrading = false;
+        logger.error({ event: 'upgrade_failed', err: describeError(err) }, 'upgrade failed; this process keeps serving');
+      } finally {
+        for (const s of sockets) s.handle.close();
+      }
+    };
+    signals.bind({
+      stop,
+      reload: () => {
+        primary.reload();
+        void status.apply(current).catch((err: unknown) => logger.error({ err: describeError(err) }, 'metrics listener'));
+      },
+      upgrade: () => void upgrade(),
+    });
+    predecessor?.serving();
+  });
+}
