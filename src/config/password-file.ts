@@ -29,8 +29,9 @@ export interface ParsedPasswordFile {
 const SCHEME_PREFIX = /^\{(BLF-CRYPT|ARGON2ID|ARGON2I|CRYPT)\}/i;
 // bcrypt: $2a$/$2b$/$2y$, two-digit cost, 53 characters of salt and hash.
 const BCRYPT = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
-// argon2 in the PHC string format, as argon2's own tools and Dovecot write it.
-const ARGON2 = /^\$argon2(id|i|d)\$(v=\d+\$)?m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}$/;
+// argon2 in the PHC string format, as argon2's own tools and Dovecot write it (m, t, p in
+// that order) or as the node argon2 library does (m, p, t).
+const ARGON2 = /^\$argon2(id|i|d)\$(v=\d+\$)?[mtp]=\d+,[mtp]=\d+,[mtp]=\d+\$[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}$/;
 
 /** Every entry and every bad line; a user listed twice is a problem at its second line. */
 export function parsePasswordFile(text: string): ParsedPasswordFile {
