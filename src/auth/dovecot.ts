@@ -25,6 +25,7 @@ export class DovecotVerifier implements Verifier {
   readonly type = 'dovecot';
   #conn: DovecotConnection | null = null;
   #closed = false;
+  #opened = 0;
 
   constructor(private readonly opts: DovecotVerifierOptions) {}
 
@@ -44,8 +45,16 @@ export class DovecotVerifier implements Verifier {
 
   /** The connection, opening one when there is none or the last was lost. */
   async #connection(): Promise<DovecotConnection> {
-    if (this.#conn === null || this.#conn.lost) this.#conn = new DovecotConnection(this.opts);
+    if (this.#conn === null || this.#conn.lost) {
+      this.#conn = new DovecotConnection(this.opts);
+      this.#opened++;
+    }
     return this.#conn.ready;
+  }
+
+  /** Connections opened so far (one, unless Dovecot went away). */
+  get connectionsOpened(): number {
+    return this.#opened;
   }
 
   /** Requests in flight (for tests and status). */

@@ -46,6 +46,9 @@ export interface DovecotInstance {
   readLog(): string;
   /** SIGKILL to the whole instance (master and its children), like a crash. */
   kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT to the whole instance: it keeps its connections but answers nothing. */
+  pause(): void;
+  resume(): void;
   /** Starts the instance again on the same socket and port (after kill or stop). */
   restart(): Promise<void>;
   /** Stops the instance and removes its directory. */
@@ -118,6 +121,8 @@ export async function startDovecot(opts: DovecotOptions): Promise<DovecotInstanc
     logFile,
     readLog: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
     kill: () => killAll('SIGKILL'),
+    pause: () => signalGroup(master, 'SIGSTOP'),
+    resume: () => signalGroup(master, 'SIGCONT'),
     async restart() {
       await killAll('SIGTERM');
       await start();
@@ -225,6 +230,11 @@ async function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'
       // the group is empty
     }
   }
+}
+
+function signalGroup(child: ChildProcess | null, signal: NodeJS.Signals): void {
+  if (child?.pid === undefined) throw new Error('dovecot is not running');
+  process.kill(-child.pid, signal);
 }
 
 function safeRead(file: string): string {
