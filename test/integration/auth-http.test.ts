@@ -150,7 +150,7 @@ describe('http verifier (nginx auth_http protocol)', () => {
 
   it('answers many attempts at once, each with its own result', async () => {
     const v = make();
-    answers = Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? { 'Auth-Status': 'OK' } : { 'Auth-Status': 'No', 'Auth-Wait': '0' }));
+    answers = Array.from({ length: 60 }, (_, i): Answer => (i % 2 === 0 ? { 'Auth-Status': 'OK' } : { 'Auth-Status': 'No', 'Auth-Wait': '0' }));
     // The server answers in arrival order; each request carries its user, so match by it.
     const results = await Promise.all(Array.from({ length: 60 }, (_, i) => v.verify({ ...REQ, user: `u${i}` })));
     const byUser = new Map(seen.map((s, i) => [s.headers.find(([n]) => n === 'Auth-User')?.[1], i % 2 === 0]));
