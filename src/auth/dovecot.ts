@@ -115,7 +115,7 @@ class DovecotConnection {
     this.ready.catch(() => undefined);
     this.#socket.on('connect', () => this.#socket.write(clientHandshake(opts.pid ?? process.pid)));
     this.#socket.on('data', (chunk: Buffer) => this.#data(chunk));
-    this.#socket.on('error', (e: NodeJS.ErrnoException) => this.destroy(e.code === undefined ? e.message : `${e.code} ${e.message}`));
+    this.#socket.on('error', (e: NodeJS.ErrnoException) => this.destroy(e.code === undefined || e.message.includes(e.code) ? e.message : `${e.code} ${e.message}`));
     this.#socket.on('close', () => this.destroy('connection closed by dovecot'));
   }
 

@@ -62,7 +62,7 @@ export class HttpVerifier implements Verifier {
   }
 
   /** One GET; resolves with the response headers, the body is drained and dropped. */
-  #get(headers: Record<string, string>): Promise<ResponseHeaders> {
+  #get(headers: Record<string, string>, retry = true): Promise<ResponseHeaders> {
     const mod = this.#url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const r = mod.request(this.#url, { method: 'GET', headers, agent: this.#agent, timeout: this.opts.timeout }, (res) => {
@@ -79,6 +79,12 @@ export class HttpVerifier implements Verifier {
       r.on('timeout', () => r.destroy(new Error(`no answer within ${this.opts.timeout} ms`)));
       r.on('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(deadline);
+        // A kept-alive connection the server closed just as we reused it: ask once more
+        // on a fresh one (the pattern node:http documents for reusedSocket).
+        if (retry && r.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
+          this.#get(headers, false).then(resolve, reject);
+          return;
+        }
         reject(new Error(e.code !== undefined && !e.message.includes(e.code) ? `${e.code} ${e.message}` : e.message));
       });
       r.end();

@@ -146,8 +146,6 @@ log_path = ${logFile}
 protocols =
 listen = 127.0.0.1
 ssl = no
-# Postern sends "secured" for TLS clients; tests also cover plaintext AUTH.
-disable_plaintext_auth = no
 auth_mechanisms = plain login
 # Failures are answered at once (the default waits 2 s), so the tests stay quick.
 auth_failure_delay = 0

@@ -2,7 +2,7 @@
 // answering the way nginx's auth_http servers do.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { HttpVerifier } from '../../src/auth/http.js';
 import type { VerifyRequest, VerifyResult } from '../../src/auth/verifier.js';
@@ -146,6 +146,40 @@ describe('http verifier (nginx auth_http protocol)', () => {
     const r = await v.verify(REQ);
     assert.equal(!r.ok && r.failure, 'temporary');
     assert.match(r.ok ? '' : r.reason, /ECONNREFUSED/);
+  });
+
+  it('asks again on a fresh connection when a kept-alive one is reset as it is reused', async () => {
+    // A raw server that answers the first request of each connection and resets the
+    // connection at the second: what a server closing idle keep-alive sockets looks like
+    // when the close and our reuse cross.
+    let connections = 0;
+    const raw = net.createServer((sock) => {
+      connections++;
+      let requests = 0;
+      let buf = '';
+      sock.on('data', (d) => {
+        buf += d.toString('latin1');
+        if (!buf.includes('\r\n\r\n')) return;
+        buf = '';
+        if (++requests > 1) {
+          sock.resetAndDestroy();
+          return;
+        }
+        sock.write('HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n');
+      });
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    const v = new HttpVerifier({ url: `http://127.0.0.1:${(raw.address() as AddressInfo).port}/auth`, timeout: 2000 });
+    try {
+      assert.deepEqual(await v.verify(REQ), { ok: true, user: 'alice@example.org' });
+      assert.deepEqual(await v.verify(REQ), { ok: true, user: 'alice@example.org' });
+      assert.equal(connections, 2);
+    } finally {
+      // The kept-alive connection would hold raw.close() open.
+      await v.close();
+      await new Promise((r) => raw.close(r));
+    }
   });
 
   it('answers many attempts at once, each with its own result', async () => {
