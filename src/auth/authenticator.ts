@@ -15,7 +15,10 @@ import type { Verifier, VerifyRequest } from './verifier.js';
 /** Everything about the attempt except the credentials. */
 export type AttemptContext = Omit<VerifyRequest, 'user' | 'password' | 'authzid' | 'mechanism'>;
 
-/** `result` doubles as the label of postern_auth_total{result}. */
+/**
+ * `result` is the label of postern_auth_total{result} (observe/metrics.ts AuthResult); the
+ * fifth label, `aborted`, is an exchange that ended in an AuthStep error.
+ */
 export type AuthOutcome =
   | {
       result: 'ok';
@@ -28,8 +31,8 @@ export type AuthOutcome =
       reply: string;
     }
   | {
-      /** failed: the credentials were refused (log `auth_failed`); temporary: the verifier could not say. */
-      result: 'failed' | 'temporary';
+      /** invalid: the credentials were refused (log `auth_failed`); temporary: the verifier could not say. */
+      result: 'invalid' | 'temporary';
       reply: SmtpError;
       /** Hold the reply this long (ms). */
       delayMs: number;
@@ -91,7 +94,7 @@ export class Authenticator {
     if (r.failure === 'invalid') await this.#limiter.recordFailure(ip, credentials.user).catch(() => undefined);
     const reply = r.reply ?? (r.failure === 'invalid' ? AUTH_ERRORS.invalid : r.failure === 'mechanism' ? AUTH_ERRORS.mechanismTooWeak : AUTH_ERRORS.temporary);
     return {
-      result: r.failure === 'temporary' ? 'temporary' : 'failed',
+      result: r.failure === 'temporary' ? 'temporary' : 'invalid',
       reply,
       delayMs: r.waitMs ?? 0,
       close: r.close === true,

@@ -109,7 +109,7 @@ describe('Authenticator over a real password file', () => {
 
     assert.deepEqual(await a.authenticate(plain('alice', 'right'), ctx('192.0.2.1')), { result: 'ok', user: 'alice', mechanism: 'PLAIN', reply: '235 2.7.0 Authentication successful\r\n' });
     const f1 = await a.authenticate(plain('alice', 'wrong'), ctx('192.0.2.1'));
-    assert.deepEqual({ ...f1, reply: f1.reply.toString() }, { result: 'failed', reply: 'SmtpError: 535 5.7.8 Authentication credentials invalid', delayMs: 0, close: false, reason: 'password mismatch' });
+    assert.deepEqual({ ...f1, reply: f1.reply.toString() }, { result: 'invalid', reply: 'SmtpError: 535 5.7.8 Authentication credentials invalid', delayMs: 0, close: false, reason: 'password mismatch' });
     await a.authenticate(plain('nobody', 'x'), ctx('192.0.2.1'));
     assert.equal(asked, 3);
     const flood = await a.authenticate(plain('alice', 'right'), ctx('192.0.2.1'));
@@ -134,7 +134,7 @@ describe('Authenticator over a real password file', () => {
       const w = i % 2 === 0 ? w1 : w2;
       results.push((await w.authenticate(plain('bob', `guess${i}`), ctx(`198.51.100.${i + 1}`))).result);
     }
-    assert.deepEqual(results, ['failed', 'failed', 'failed', 'flood', 'flood', 'flood']);
+    assert.deepEqual(results, ['invalid', 'invalid', 'invalid', 'flood', 'flood', 'flood']);
     shared.close();
   });
 });
