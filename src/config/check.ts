@@ -1,9 +1,10 @@
 // `postern check`: the schema, plus the files the config names (certificates, keys, CA,
-// OCSP responses, ticket keys) checked the way the TLS layer will load them.
+// OCSP responses, ticket keys, the password file) checked the way they will be loaded.
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from './errors.js';
+import { parsePasswordFile } from './password-file.js';
 import { readConfigFile, resolvePath, validateConfigText } from './load.js';
 import { formatPath, type PathSegment } from './yamlpath.js';
 
@@ -66,6 +67,18 @@ export function checkFiles(raw: Rec, baseDir: string): FileProblem[] {
       } catch (e) {
         out.push({ path: ['backends', 'tls', 'ca'], message: `${p} holds no PEM certificate: ${reason(e)}` });
       }
+    }
+  }
+
+  const verifier = isRec(raw.auth) && isRec(raw.auth.verifier) ? raw.auth.verifier : {};
+  if (verifier.type === 'file' && typeof verifier.path === 'string') {
+    const p = resolvePath(baseDir, verifier.path);
+    const at: PathSegment[] = ['auth', 'verifier', 'path'];
+    const data = read(p, at, out);
+    if (data !== null) {
+      const parsed = parsePasswordFile(data.toString('utf8'));
+      for (const bad of parsed.problems) out.push({ path: at, message: `${p} line ${bad.line}: ${bad.message}` });
+      if (parsed.problems.length === 0 && parsed.entries.size === 0) out.push({ path: at, message: `${p} lists no users` });
     }
   }
   return out;

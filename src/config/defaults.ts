@@ -7,6 +7,7 @@ export const DEFAULTS = {
     proxy_protocol: 'off',
     trusted_proxies: [] as string[],
     proxy_protocol_timeout: '3s',
+    auth: 'off',
   },
   tls: {
     min_version: 'TLSv1.2',
@@ -40,6 +41,13 @@ export const DEFAULTS = {
   },
   smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse', pregreet: { wait: '0s', action: 'log' }, non_smtp: { action: 'log' } },
   log: { level: 'info', format: 'json', anomalies: 'all', addresses: true },
+  auth: {
+    mechanisms: ['PLAIN', 'LOGIN'] as string[],
+    plaintext: false,
+    verifier: { dovecot: { timeout: '30s' }, http: { timeout: '10s' } },
+    failures: { per_ip: '20/10m', per_user: '10/10m' },
+    to_backend: 'xclient-login',
+  },
   metrics: { listen: '127.0.0.1:9325' },
   received_header: 'auto',
   banner: 'ESMTP Postern',
@@ -54,3 +62,9 @@ export const LINE_LENGTH_MIN = 512;
 export const LINE_LENGTH_MAX = 65536;
 /** Bounds for LIMITS MAILMAX / RCPTMAX / RCPTDOMAINMAX values. */
 export const LIMIT_MAX = 999999;
+
+/** Request headers of nginx's auth_http protocol that Postern sends itself (auth.verifier.headers cannot set them). */
+export const AUTH_HTTP_HEADERS = [
+  'Host', 'Auth-Method', 'Auth-User', 'Auth-Pass', 'Auth-Protocol', 'Auth-Login-Attempt', 'Client-IP', 'Client-Host',
+  'Auth-SMTP-Helo', 'Auth-SSL', 'Auth-SSL-Protocol', 'Auth-SSL-Cipher',
+] as const;

@@ -8,7 +8,7 @@ import { DURATION_FORM, parseDuration } from './duration.js';
 import { ConfigValueError, show } from './errors.js';
 import { RATE_FORM, parseRate } from './rate.js';
 import { SIZE_FORM, parseSize } from './size.js';
-import type { HostPort } from './types.js';
+import type { DovecotAddress, HostPort } from './types.js';
 
 /** A field from a parse function; `undefined` reaches it only when the key is missing. */
 export function field<T>(parse: (v: unknown) => T) {
@@ -249,5 +249,91 @@ export function bannerText() {
     if (/[^\x20-\x7e]/.test(v)) return fail(`must be printable ASCII (RFC 5321 replies), got ${show(v)}`);
     if (v.length > BANNER_MAX) return fail(`expected ${form}, got ${v.length} characters`);
     return v;
+  });
+}
+/** A rate, or null to switch the limit off. */
+export function rateOrNull() {
+  return field((v) => {
+    present(v, `${RATE_FORM}, or null to disable`);
+    if (v === null) return null;
+    if (typeof v !== 'string') return fail(`expected ${RATE_FORM}, or null to disable, got ${show(v)}`);
+    return parseRate(v);
+  });
+}
+
+/** A non-empty list of words from `known`, written in any case, kept upper-case and unique. */
+export function upperWordList<const T extends string>(known: readonly T[]) {
+  const form = `a list of ${known.join(', ')}`;
+  return field((v): T[] => {
+    present(v, form);
+    if (!Array.isArray(v) || v.length === 0) return fail(`expected ${form} (at least one), got ${show(v)}`);
+    const out: T[] = [];
+    for (const item of v as unknown[]) {
+      const word = typeof item === 'string' ? item.trim().toUpperCase() : '';
+      if (!(known as readonly string[]).includes(word)) fail(`unknown entry ${show(item)}: expected ${form}`);
+      if (out.includes(word as T)) fail(`${show(item)} is listed twice`);
+      out.push(word as T);
+    }
+    return out;
+  });
+}
+
+const DOVECOT_ADDRESS_FORM = 'a unix socket path (e.g. /run/dovecot/auth-client) or HOST:PORT';
+
+/** Dovecot's auth-client socket: anything with a `/` is a unix socket path. */
+export function dovecotAddress() {
+  return field((v): DovecotAddress => {
+    present(v, DOVECOT_ADDRESS_FORM);
+    if (typeof v !== 'string' || v.trim() === '') return fail(`expected ${DOVECOT_ADDRESS_FORM}, got ${show(v)}`);
+    if (v.includes('/')) return { type: 'unix', path: v, text: v };
+    let hp: HostPort;
+    try {
+      hp = parseHostPort(v);
+    } catch {
+      return fail(`expected ${DOVECOT_ADDRESS_FORM}, got ${show(v)}`);
+    }
+    if (hp.port < 1) fail(`port must be 1-65535, got ${show(v)}`);
+    return { type: 'tcp', ...hp };
+  });
+}
+
+export function httpUrl() {
+  const form = 'an http:// or https:// URL';
+  return field((v): string => {
+    present(v, form);
+    if (typeof v !== 'string') return fail(`expected ${form}, got ${show(v)}`);
+    let u: URL;
+    try {
+      u = new URL(v);
+    } catch {
+      return fail(`expected ${form}, got ${show(v)}`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') fail(`expected ${form}, got ${show(v)}`);
+    return v;
+  });
+}
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Extra HTTP request headers (`name: value`), e.g. a shared secret. Postern's own
+ * protocol headers cannot be overridden.
+ */
+export function headerMap(reserved: readonly string[]) {
+  const form = 'a mapping of header names to text values';
+  return field((v): Record<string, string> => {
+    present(v, form);
+    if (v === null) return {};
+    if (typeof v !== 'object' || Array.isArray(v)) return fail(`expected ${form}, got ${show(v)}`);
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(v as Record<string, unknown>)) {
+      if (!TOKEN.test(name)) fail(`${show(name)} is not a valid header name`);
+      if (reserved.some((r) => r.toLowerCase() === name.toLowerCase())) fail(`header ${show(name)} is set by Postern itself`);
+      if (typeof value !== 'string' && typeof value !== 'number') fail(`header ${name}: expected text, got ${show(value)}`);
+      const text = String(value);
+      if (/[^\t\x20-\x7e]/.test(text)) fail(`header ${name}: the value may hold only printable ASCII`);
+      out[name] = text;
+    }
+    return out;
   });
 }

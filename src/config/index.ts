@@ -10,5 +10,6 @@ export { CidrList, parseCidr, type Cidr } from './cidr.js';
 export { parseRate } from './rate.js';
 export { parseIp } from './ip.js';
 export { ANOMALY_KINDS, isAnomalyKind, type AnomalyKind } from './anomalies.js';
-export { DEFAULTS } from './defaults.js';
+export { DEFAULTS, AUTH_HTTP_HEADERS } from './defaults.js';
 export { receivedHeaderWanted } from './received.js';
+export { parsePasswordFile, type HashKind, type PasswordEntry, type PasswordFileProblem, type ParsedPasswordFile } from './password-file.js';

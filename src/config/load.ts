@@ -96,8 +96,9 @@ export function resolvePath(baseDir: string, p: string): string {
 }
 
 export function resolveConfigPaths(c: Config, baseDir: string): Config {
-  if (c.tls === null && c.backends.tls.ca === null) return c;
   const r = (p: string): string => resolvePath(baseDir, p);
+  c = resolveAuthPaths(c, r);
+  if (c.tls === null && c.backends.tls.ca === null) return c;
   const tls = c.tls === null ? null : {
     ...c.tls,
     certificates: c.tls.certificates.map((cert) => ({ ...cert, cert: r(cert.cert), key: r(cert.key), ...(cert.ocsp === undefined ? {} : { ocsp: r(cert.ocsp) }) })),
@@ -105,6 +106,16 @@ export function resolveConfigPaths(c: Config, baseDir: string): Config {
   };
   const ca = c.backends.tls.ca === null ? null : r(c.backends.tls.ca);
   return { ...c, tls, backends: { ...c.backends, tls: { ...c.backends.tls, ca } } };
+}
+
+function resolveAuthPaths(c: Config, r: (p: string) => string): Config {
+  const v = c.auth?.verifier;
+  if (c.auth === null || v === undefined) return c;
+  if (v.type === 'file') return { ...c, auth: { ...c.auth, verifier: { ...v, path: r(v.path) } } };
+  if (v.type === 'dovecot' && v.address.type === 'unix') {
+    return { ...c, auth: { ...c.auth, verifier: { ...v, address: { ...v.address, path: r(v.address.path) } } } };
+  }
+  return c;
 }
 
 function syntaxProblem(message: string, pos: { line: number; col: number } | undefined): ConfigProblem {
@@ -134,6 +145,16 @@ function issueMessage(iss: RawIssue, hints: Map<string, string>): string | undef
       if (iss.input === undefined) return 'required key is missing';
       const want = iss.expected === 'object' ? 'a mapping (key: value)' : iss.expected === 'array' ? 'a list' : iss.expected;
       return `expected ${want}, got ${show(iss.input)}`;
+    }
+    case 'invalid_union': {
+      // A discriminated union (auth.verifier): name the known types.
+      const d = (iss as { discriminator?: unknown }).discriminator;
+      const options = (iss as { options?: unknown[] }).options;
+      if (typeof d !== 'string' || !Array.isArray(options)) return undefined;
+      const form = `one of ${options.map(String).join(', ')}`;
+      const input = iss.input as Record<string, unknown> | undefined;
+      const got = typeof input === 'object' && input !== null ? input[d] : undefined;
+      return got === undefined ? `required key is missing: expected ${form}` : `expected ${form}, got ${show(got)}`;
     }
     case 'too_small':
       if (iss.origin === 'array') return iss.minimum === 1 ? 'needs at least one entry' : `needs at least ${String(iss.minimum)} entries`;

@@ -44,6 +44,10 @@ export function crossFieldProblems(raw: Rec, tlsDefaults: { rotate: string; life
   const tls = rec(raw.tls);
   const haveCerts = Array.isArray(tls.certificates) && tls.certificates.length > 0;
 
+  // `auth:` absent or false means no AUTH section; `auth:` empty is a section missing its verifier.
+  const authSection = raw.auth !== undefined && raw.auth !== false;
+  const plaintext = rec(raw.auth).plaintext === true;
+
   const names = new Map<string, number>();
   const listens = new Map<string, PathSegment[]>();
   listeners.forEach((l, i) => {
@@ -61,6 +65,16 @@ export function crossFieldProblems(raw: Rec, tlsDefaults: { rotate: string; life
     }
     if ((l.tls === 'starttls' || l.tls === 'implicit') && !haveCerts) {
       out.push({ path: ['listeners', i, 'tls'], message: `tls: ${l.tls} needs a certificate: add tls.certificates (a list of {cert, key})` });
+    }
+    if (l.auth === 'optional' || l.auth === 'required') {
+      if (!authSection) {
+        out.push({ path: ['listeners', i, 'auth'], message: `auth: ${l.auth} needs the auth section: add auth.verifier (dovecot, http or file)` });
+      } else if ((l.tls === undefined || l.tls === 'none') && !plaintext) {
+        out.push({
+          path: ['listeners', i, 'auth'],
+          message: `auth: ${l.auth} on a listener without TLS: AUTH is never offered before TLS; use tls: starttls or implicit, or set auth.plaintext: true`,
+        });
+      }
     }
     const proxyOn = l.proxy_protocol === 'on' || l.proxy_protocol === true;
     if (proxyOn && list(l.trusted_proxies).length === 0) {

@@ -2,10 +2,10 @@
 // Cross-field rules (unique names, TLS listeners need certificates, ...) live in rules.ts.
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { z } from 'zod';
-import { DEFAULTS, LIMIT_MAX, LINE_LENGTH_MAX, LINE_LENGTH_MIN } from './defaults.js';
+import { AUTH_HTTP_HEADERS, DEFAULTS, LIMIT_MAX, LINE_LENGTH_MAX, LINE_LENGTH_MIN } from './defaults.js';
 import {
-  anomalies, autoOrBool, bannerText, bool, cidrList, duration, field, filePath, filePathOrNull, hostPort, hostname, hostnameOrNull,
-  int, intOrNull, listenerName, oneOf, optionalFilePath, rate, size,
+  anomalies, autoOrBool, bannerText, bool, cidrList, dovecotAddress, duration, field, filePath, filePathOrNull, headerMap, hostPort, hostname,
+  hostnameOrNull, httpUrl, int, intOrNull, listenerName, oneOf, optionalFilePath, rate, rateOrNull, size, upperWordList,
 } from './fields.js';
 import { ConfigValueError } from './errors.js';
 import type { CertificateConfig, Config } from './types.js';
@@ -24,6 +24,7 @@ const listener = z.strictObject({
   proxy_protocol: oneOf(['off', 'on'] as const, [[false, 'off'], [true, 'on']]).prefault(D.listener.proxy_protocol),
   trusted_proxies: cidrList().prefault([]),
   proxy_protocol_timeout: duration().prefault(D.listener.proxy_protocol_timeout),
+  auth: oneOf(['off', 'optional', 'required'] as const, [[false, 'off']]).prefault(D.listener.auth),
 });
 
 const certificate = z
@@ -170,6 +171,32 @@ const runAs = z
   .nullable()
   .prefault(null);
 
+const verifier = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('dovecot'),
+    address: dovecotAddress(),
+    timeout: duration().prefault(D.auth.verifier.dovecot.timeout),
+  }),
+  z.strictObject({
+    type: z.literal('http'),
+    url: httpUrl(),
+    timeout: duration().prefault(D.auth.verifier.http.timeout),
+    headers: headerMap(AUTH_HTTP_HEADERS).prefault({}),
+  }),
+  z.strictObject({ type: z.literal('file'), path: filePath() }),
+]);
+
+const auth = z.strictObject({
+  mechanisms: upperWordList(['PLAIN', 'LOGIN'] as const).prefault(D.auth.mechanisms),
+  plaintext: bool().prefault(D.auth.plaintext),
+  verifier,
+  failures: section({
+    per_ip: rateOrNull().prefault(D.auth.failures.per_ip),
+    per_user: rateOrNull().prefault(D.auth.failures.per_user),
+  }),
+  to_backend: oneOf(['xclient-login', 'none'] as const).prefault(D.auth.to_backend),
+});
+
 const metrics = z.strictObject({ listen: hostPort(0).prefault(D.metrics.listen) });
 
 export const configSchema = z.strictObject({
@@ -182,6 +209,9 @@ export const configSchema = z.strictObject({
   limits,
   smtp,
   log,
+  // Absent or false: no AUTH anywhere (a listener with auth on is then an error, see rules.ts).
+  // Present but empty (`auth:`): asks for AUTH, so the missing verifier is reported.
+  auth: z.preprocess((v) => (v === null ? {} : v === false || v === undefined ? null : v), auth.nullable()).prefault(false),
   // Absent or false: off. Present but empty (`metrics:` or `metrics: {}`): on, default address.
   metrics: z.preprocess((v) => (v === null ? {} : v === false || v === undefined ? null : v), metrics.nullable()).prefault(false),
   received_header: autoOrBool().prefault(D.received_header),

@@ -11,6 +11,9 @@ export interface HostPort {
 
 export type TlsMode = 'none' | 'starttls' | 'implicit';
 
+/** Where SMTP AUTH is offered: `required` answers MAIL before AUTH with 530 5.7.0. */
+export type AuthMode = 'off' | 'optional' | 'required';
+
 export interface ListenerConfig {
   name: string;
   listen: HostPort;
@@ -19,6 +22,7 @@ export interface ListenerConfig {
   /** CIDR strings as written, e.g. `10.0.0.0/8`, `::1/128`. */
   trusted_proxies: string[];
   proxy_protocol_timeout: number;
+  auth: AuthMode;
 }
 
 export interface CertificateConfig {
@@ -102,6 +106,33 @@ export interface SmtpConfig {
   non_smtp: { action: 'log' | 'disconnect' };
 }
 
+export type SaslMechanismName = 'PLAIN' | 'LOGIN';
+
+/** Dovecot's auth-client socket: a unix socket path or a TCP `HOST:PORT`. */
+export type DovecotAddress = { type: 'unix'; path: string; text: string } | ({ type: 'tcp' } & HostPort);
+
+export type VerifierConfig =
+  | { type: 'dovecot'; address: DovecotAddress; timeout: number }
+  /** nginx `auth_http`: `headers` are sent with every request, like `auth_http_header`. */
+  | { type: 'http'; url: string; timeout: number; headers: Record<string, string> }
+  | { type: 'file'; path: string };
+
+export interface RateConfig {
+  count: number;
+  window: number;
+}
+
+export interface AuthConfig {
+  mechanisms: SaslMechanismName[];
+  /** Offer AUTH on connections without TLS too. */
+  plaintext: boolean;
+  verifier: VerifierConfig;
+  /** Failed logins per client IP (IPv6: per /64) and per user name; null: no limit. */
+  failures: { per_ip: RateConfig | null; per_user: RateConfig | null };
+  /** `xclient-login`: XCLIENT LOGIN=<user> (identity xclient only); `none`: the backend is not told. */
+  to_backend: 'xclient-login' | 'none';
+}
+
 export interface LogConfig {
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   format: 'json' | 'text';
@@ -130,6 +161,8 @@ export interface Config {
   limits: LimitsConfig;
   smtp: SmtpConfig;
   log: LogConfig;
+  /** SMTP AUTH at Postern; null when no `auth:` section (then every listener must have auth: off). */
+  auth: AuthConfig | null;
   metrics: { listen: HostPort } | null;
   /**
    * Prepend Postern's own Received: header to relayed messages. `null` is the YAML `auto`:

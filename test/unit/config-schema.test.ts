@@ -28,6 +28,7 @@ const EXPECTED_DEFAULTS: Config = {
       proxy_protocol: 'off',
       trusted_proxies: [],
       proxy_protocol_timeout: 3000,
+      auth: 'off',
     },
   ],
   tls: null,
@@ -56,6 +57,7 @@ const EXPECTED_DEFAULTS: Config = {
   },
   smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse', pregreet: { wait: 0, action: 'log' }, non_smtp: { action: 'log' } },
   log: { level: 'info', format: 'json', anomalies: 'all', addresses: true },
+  auth: null,
   metrics: null,
   received_header: null,
   banner: 'ESMTP Postern',
@@ -381,6 +383,7 @@ hostname: mx.example.net
 listeners: [{ name: smtp, listen: '0.0.0.0:25' }]
 tls: { certificates: [{ cert: /etc/postern/tls/mx.pem, key: /etc/postern/tls/mx.key }] }
 backends: { servers: [{ address: '10.0.0.11:25' }] }
+auth: { verifier: { type: dovecot, address: /run/dovecot/auth-client } }
 metrics: {}
 `);
     assert.deepEqual(reference, bare);
