@@ -4,7 +4,7 @@
 // and failure reports, reuse counts). The session holds the Binding that comes back and
 // ends it one of three ways: unbind (QUIT), park (kept for the next session) or abort.
 
-import type { BackendsConfig } from '../config/types.js';
+import type { BackendsConfig, HostPort } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import { capSize, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import type { Reply } from '../smtp/reply.js';
@@ -22,6 +22,8 @@ export interface BindRequest {
   client: BackendClient;
   /** What the balancer hashes (client-hash): the client's address. */
   clientKey: string;
+  /** The one server to use (a verifier routed the session there), or null for the balancer's choice. */
+  route?: HostPort | null;
   logger: Logger;
   connId: string;
   /** The session ended while binding: stop, and leave nothing open. */
@@ -132,7 +134,7 @@ export class Binding {
 export async function bind(req: BindRequest): Promise<Binding | null> {
   const { pool, cfg, client } = req;
   const tried: string[] = [];
-  for (const server of pool.candidates(req.clientKey)) {
+  for (const server of req.route ? [pool.routeTo(req.route)] : pool.candidates(req.clientKey)) {
     if (req.cancelled()) return null;
     tried.push(server.key);
     pool.acquire(server);

@@ -1,7 +1,7 @@
 // The configured backend servers, their health and load, and which of them a session
 // should try. Active checks run every `interval`; failures in real sessions count too.
 
-import type { BackendsConfig, ServerConfig } from '../config/types.js';
+import type { BackendsConfig, HostPort, ServerConfig } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
 import { observeHealthCheck } from '../observe/record-metrics.js';
@@ -147,6 +147,26 @@ export class BackendPool {
     const live = this.servers.filter((s) => s.up !== false && !s.cfg.drain);
     return order(this.cfg.strategy, live, clientKey);
   }
+
+  /**
+   * The server a verifier routed this session to (auth_http's Auth-Server/Auth-Port): the
+   * configured one with that address, or one made for it (not health-checked, kept for
+   * the next session routed there), as nginx's mail proxy goes where it is told.
+   */
+  routeTo(address: HostPort): ServerState {
+    const text = address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+    const known = this.servers.find((s) => s.cfg.address.host === address.host && s.cfg.address.port === address.port);
+    if (known) return known;
+    let s = this.#routed.get(text);
+    if (!s) {
+      s = new ServerState({ address: { host: address.host, port: address.port, text }, weight: 1, drain: false });
+      this.#routed.set(text, s);
+    }
+    return s;
+  }
+
+  /** Servers made by routeTo, by address. */
+  readonly #routed = new Map<string, ServerState>();
 
   anyUp(): boolean {
     return this.servers.some((s) => s.up !== false && !s.cfg.drain);

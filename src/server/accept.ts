@@ -5,6 +5,7 @@
 //   -> startSession.
 // Connections refused on the way get their session record here (observe/records.ts).
 
+import type { Authenticator } from '../auth/index.js';
 import type net from 'node:net';
 import { CidrList } from '../config/cidr.js';
 import type { Config, ListenerConfig } from '../config/types.js';
@@ -45,6 +46,8 @@ export interface AcceptContext {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly sessions: Set<Session>;
+  /** SMTP AUTH (the `auth:` section), or null. */
+  readonly authenticator: Authenticator | null;
 }
 
 export class AcceptPipeline {
@@ -186,6 +189,7 @@ export class AcceptPipeline {
       config: cfg,
       listener: listener.cfg,
       pool: this.ctx.pool,
+      authenticator: this.ctx.authenticator,
       logger: this.ctx.logger,
       metrics,
       logAnomaly: anomalyFilter(cfg.log.anomalies),

@@ -1,6 +1,7 @@
 // The running proxy: listeners, admission, backend pool, live sessions, drain and reload.
 
 import type { Config, ListenerConfig } from '../config/types.js';
+import { Authenticator, createVerifier } from '../auth/index.js';
 import { BackendPool } from '../backend/pool.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
@@ -37,6 +38,7 @@ export class Postern implements AcceptContext {
   readonly sessions = new Set<Session>();
   #draining = false;
   #tls: TlsTerminator | null = null;
+  #auth: Authenticator | null = null;
   readonly #pipeline: AcceptPipeline;
   readonly #sockets: InheritedSockets | null;
   readonly #ticketKeys: TicketKeyBacking | undefined;
@@ -78,6 +80,17 @@ export class Postern implements AcceptContext {
     return this.#windows;
   }
 
+  /** SMTP AUTH at Postern, or null without an `auth:` section. */
+  get authenticator(): Authenticator | null {
+    return this.#auth;
+  }
+
+  /** The Authenticator for `auth` (failures counted in the shared windows); throws if its verifier cannot start. */
+  async #newAuthenticator(auth: Config['auth']): Promise<Authenticator | null> {
+    if (!auth) return null;
+    return new Authenticator(await createVerifier(auth.verifier), this.#windows, auth.failures);
+  }
+
   #newPool(config: Config): BackendPool {
     return new BackendPool(config.backends, { hostname: config.hostname, logger: this.logger, metrics: this.metrics });
   }
@@ -85,6 +98,7 @@ export class Postern implements AcceptContext {
   /** Checks the backends once, then opens the listeners. Throws ListenError on a bind failure. */
   async start(): Promise<void> {
     if (this.#config.tls) this.#tls = await TlsTerminator.create(this.#config.tls, { logger: this.logger, ticketKeys: this.#ticketKeys });
+    this.#auth = await this.#newAuthenticator(this.#config.auth);
     await this.#pool.start();
     try {
       for (const cfg of this.#config.listeners) this.#listeners.push(await this.#open(cfg));
@@ -92,6 +106,7 @@ export class Postern implements AcceptContext {
       await this.#closeListeners();
       this.#pool.stop();
       this.#tls?.close();
+      await this.#auth?.close();
       throw err;
     }
   }
@@ -124,6 +139,18 @@ export class Postern implements AcceptContext {
     // Certificates first: if they do not load, nothing changes (the error reaches the caller).
     if (next.tls && this.#tls) await this.#tls.reload(next.tls);
     else if (next.tls && !this.#tls) this.#tls = await TlsTerminator.create(next.tls, { logger: this.logger, ticketKeys: this.#ticketKeys });
+    // AUTH: a new verifier when its settings changed (the old one closes once built);
+    // otherwise the verifier reloads what it reads itself (the password file).
+    if (JSON.stringify(old.auth) !== JSON.stringify(next.auth)) {
+      const auth = await this.#newAuthenticator(next.auth);
+      const was = this.#auth;
+      this.#auth = auth;
+      void was?.close();
+    } else if (this.#auth) {
+      const r = await this.#auth.reload();
+      if (r.ok) this.logger.info({ event: 'reload', key: 'auth.verifier', detail: r.detail }, 'auth verifier reloaded');
+      else this.logger.warn({ event: 'reload_failed', key: 'auth.verifier', err: r.reason }, 'auth verifier reload failed; keeping the old one');
+    }
     this.#config = next;
     this.#admission.update(next.limits);
     if (JSON.stringify(old.backends) !== JSON.stringify(next.backends) || old.hostname !== next.hostname) {
@@ -166,6 +193,7 @@ export class Postern implements AcceptContext {
     this.#admission.close();
     this.#windows.close();
     this.#tls?.close();
+    await this.#auth?.close();
   }
 
   async #closeListeners(): Promise<void> {

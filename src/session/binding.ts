@@ -3,7 +3,7 @@
 // queue, noticing a backend that goes away, and ending the binding (QUIT, park for the
 // next session, or abort). The pool's bookkeeping is backend/bind.ts's.
 
-import type { Config } from '../config/types.js';
+import type { Config, HostPort } from '../config/types.js';
 import { bind, type Binding } from '../backend/bind.js';
 import { BackendError } from '../backend/errors.js';
 import type { BackendClient } from '../backend/handshake.js';
@@ -52,6 +52,8 @@ export class SessionBinding {
   #b: Binding | null = null;
   /** The last binding, for the session record. */
   #last: BackendSessionRecord | null = null;
+  /** Where a verifier routed this session (auth_http's Auth-Server), or null. */
+  route: HostPort | null = null;
   /** A QUIT waiting for the backend's owed replies before it decides reuse. */
   #onIdle: (() => void) | null = null;
   /** Replies to the end of a message still owed, and their timer (limits.timeouts.final_reply). */
@@ -108,6 +110,7 @@ export class SessionBinding {
       hostname: config.hostname,
       client: who,
       clientKey: who.address,
+      route: this.route,
       logger,
       connId,
       cancelled: () => this.host.finished,

@@ -1,6 +1,7 @@
 // What a session is given at its start: the config in force, the shared pool and
 // observability, who the client is as the server saw it, and the server's callbacks.
 
+import type { Authenticator } from '../auth/index.js';
 import type { BackendPool } from '../backend/pool.js';
 import type { Config, ListenerConfig } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
@@ -34,6 +35,8 @@ export interface SessionContext<S = unknown> {
   tls?: TlsRecord | null;
   /** Does STARTTLS handshakes for `tls: starttls` listeners. */
   terminator?: TlsTerminator | null;
+  /** SMTP AUTH at Postern (the `auth:` section), or null when no listener offers it. */
+  authenticator?: Authenticator | null;
   /** XCLIENT named another client: count it for the per-IP limits; a refusal text if over. */
   readmit?: (address: string) => string | null | Promise<string | null>;
   /** The session has ended (its record is written). */

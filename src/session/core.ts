@@ -15,7 +15,9 @@ import { SessionBinding } from './binding.js';
 import { ClientIo } from './client-io.js';
 import type { SessionContext } from './context.js';
 import { Farewell } from './farewell.js';
-import { acceptedIdentity, receivedFor, type ClientIdentity } from './identity.js';
+import { AUTH_LINE_MAX } from '../auth/index.js';
+import { SessionAuth } from './auth.js';
+import { acceptedIdentity, authenticated, receivedFor, type ClientIdentity } from './identity.js';
 import { Input } from './input.js';
 import { SessionLimits } from './limits.js';
 import { MessageFlow } from './message.js';
@@ -47,6 +49,7 @@ export abstract class SessionCore<Self> {
   protected readonly binding: SessionBinding;
   protected readonly message: MessageFlow;
   protected readonly limits: SessionLimits;
+  protected readonly auth: SessionAuth;
   #log: Logger | null = null;
 
   protected mode: Mode = 'command';
@@ -116,7 +119,8 @@ export abstract class SessionCore<Self> {
         pile: (full) => this.io.pile(full),
         backend: () => this.binding.bound?.conn.socket,
       },
-      () => this.cfg.limits.line_length,
+      // An AUTH exchange line may be as long as a SASL mechanism makes it (RFC 4954 §4).
+      () => (this.auth.exchanging ? Math.max(AUTH_LINE_MAX, this.cfg.limits.line_length) : this.cfg.limits.line_length),
     );
     this.binding = new SessionBinding(
       {
@@ -141,6 +145,31 @@ export abstract class SessionCore<Self> {
         log: () => this.#logger(),
       },
       { config: ctx.config, pool: ctx.pool, logger: ctx.logger, connId: ctx.id },
+    );
+    this.auth = new SessionAuth(
+      {
+        queue: this.queue,
+        metrics: ctx.metrics,
+        id: this.id,
+        identity: () => this.identity,
+        tls: () => this.tls !== null,
+        helo: () => this.helo,
+        esmtp: () => this.esmtp,
+        inTransaction: () => this.tx.open !== null,
+        hold: (p, then) => this.hold(p, then),
+        authenticated: (auth, route) => {
+          this.identity = authenticated(this.identity, auth);
+          // A backend bound before was told an anonymous client: the next MAIL binds anew.
+          this.binding.unbind();
+          this.binding.route = route;
+        },
+        anomaly: (kind, detail) => this.anomaly(kind, detail, kind === 'auth_failed'),
+        closeWith: (reason, reply) => this.closeWith(reason, reply),
+        refuse: (err) => this.refuse(err),
+      },
+      ctx.listener.auth,
+      ctx.config.auth,
+      ctx.authenticator ?? null,
     );
     this.message = new MessageFlow({
       id: this.id,
@@ -355,8 +384,9 @@ export abstract class SessionCore<Self> {
     this.mode = 'closed';
   }
 
-  protected anomaly(kind: AnomalyKind, detail: string): void {
-    if (this.anomalies.has(kind)) return;
+  /** An anomaly, named once in the session record; `each`: a record every time (each failed login). */
+  protected anomaly(kind: AnomalyKind, detail: string, each = false): void {
+    if (this.anomalies.has(kind) && !each) return;
     this.anomalies.add(kind);
     const rec = anomalyRecord(this.id, kind, detail);
     observeAnomaly(this.ctx.metrics, rec);

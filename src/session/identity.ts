@@ -72,6 +72,8 @@ export function backendHelo(helo: string | null, address: string): string | null
 export function backendClient(
   id: ClientIdentity,
   session: { connId: string; helo: string | null; esmtp: boolean; tls: TlsRecord | null },
+  /** auth.to_backend: xclient-login tells the backend who logged in (XCLIENT LOGIN); none does not. */
+  tellLogin = true,
 ): BackendClient {
   return {
     connId: session.connId,
@@ -83,7 +85,7 @@ export function backendClient(
     helo: backendHelo(session.helo, id.client.address),
     proto: session.esmtp ? 'ESMTP' : 'SMTP',
     name: id.name ?? null,
-    login: id.auth?.user ?? null,
+    login: tellLogin ? (id.auth?.user ?? null) : null,
   };
 }
 

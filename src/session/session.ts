@@ -27,6 +27,8 @@ export class Session extends SessionCore<Session> {
   #utf8 = false;
 
   protected handleLine(line: Line, pipelined: boolean): void {
+    // Inside an AUTH exchange a line is a SASL response, never a command (and never logged).
+    if (this.auth.exchanging) return this.auth.line(line.text.toString('latin1'), line.tooLong);
     if (line.tooLong) {
       this.anomaly('line_too_long', `command line over ${this.cfg.limits.line_length} bytes`);
       this.refuse(R.lineTooLong());
@@ -98,7 +100,7 @@ export class Session extends SessionCore<Session> {
       case 'STARTTLS':
         return this.#starttls(args);
       case 'AUTH':
-        throw R.notAvailable(verb);
+        return this.auth.command(args);
       default:
         if (isNonSmtp(verb, line)) {
           this.anomaly('non_smtp', line.slice(0, 80));
@@ -132,7 +134,7 @@ export class Session extends SessionCore<Session> {
       backend: this.binding.extensions(),
       limits: this.limits.inForce(),
       trusted: this.ctx.trusted === true,
-      auth: [],
+      auth: this.auth.offered(),
     });
   }
 
@@ -145,6 +147,7 @@ export class Session extends SessionCore<Session> {
       return;
     }
     if (!this.helo) throw R.needHelo();
+    this.auth.checkMail();
     this.limits.newTransaction();
     const path = parsePathCommand(args, 'FROM');
     const utf8 = path.params.has('SMTPUTF8');
@@ -164,7 +167,8 @@ export class Session extends SessionCore<Session> {
   async #backendClient() {
     const cfg = this.cfg.backends;
     this.identity = await withName(this.identity, cfg.reverse_lookup, Math.min(cfg.reply_timeout, 5000));
-    return backendClient(this.identity, { connId: this.id, helo: this.helo, esmtp: this.esmtp, tls: this.tls });
+    const tellLogin = this.cfg.auth?.to_backend !== 'none';
+    return backendClient(this.identity, { connId: this.id, helo: this.helo, esmtp: this.esmtp, tls: this.tls }, tellLogin);
   }
 
   #rcpt(args: string, line: string): void {
