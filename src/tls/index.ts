@@ -4,8 +4,10 @@
 //  - Certificates: one SecureContext per group of certificates (at most one per key type) serving a
 //    name; the ClientHello is read first so the connection starts on the right context (client-hello.ts
 //    says why SNICallback alone cannot do that with RSA + ECDSA pairs).
-//  - Tickets: keys in a shared JSON file (ticket-key-file.ts documents the format), a new key published
-//    half a rotation ahead, retired keys kept for `lifetime`; overlap through Node's undocumented
+//  - Tickets: keys in a shared JSON file (ticket-key-file.ts documents the format and why it has no
+//    lock), a new key published half a rotation ahead, retired keys kept for `lifetime`; a process
+//    re-reads the file before its first ticket under a key and on a ticket under a key it lacks, so
+//    resumption never waits for a timer (ticket-key-store.ts); overlap through Node's undocumented
 //    ticket-key callback, probed with real handshakes at start-up (ticket-callback.ts), else one key at
 //    a time (a rotation then costs each client one full handshake; logged).
 //  - Session-ID cache (TLS 1.2 clients without tickets) on lru-cache; clients offering TLS 1.3 are

@@ -67,6 +67,9 @@ interface Handshake {
   session: Buffer | null;
 }
 
+/** How long a probe waits for a TLS 1.3 ticket once its handshake is done (they follow at once). */
+const TICKET_WAIT_MS = 1000;
+
 function handshake(ctx: tls.SecureContext, version: tls.SecureVersion, session: Buffer | undefined, timeoutMs: number): Promise<Handshake> {
   const [a, b] = duplexPair();
   const server = new tls.TLSSocket(a, { isServer: true, secureContext: ctx });
@@ -75,8 +78,13 @@ function handshake(ctx: tls.SecureContext, version: tls.SecureVersion, session: 
     let reused = false;
     let latest: Buffer | null = null;
     let secure = false;
+    let done = false;
+    let ticketTimer: NodeJS.Timeout | undefined;
     const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
+      clearTimeout(ticketTimer);
       // TLS 1.2: the session (with any renewed ticket) is complete once the handshake is.
       const session = version === 'TLSv1.2' ? (client.getSession() ?? null) : latest;
       client.destroy();
@@ -84,8 +92,9 @@ function handshake(ctx: tls.SecureContext, version: tls.SecureVersion, session: 
       if (err) reject(err);
       else resolve({ reused, session });
     };
-    // TLS 1.3 tickets arrive after the handshake; a resumed handshake gets one only if renewed.
-    const timer = setTimeout(() => (secure ? finish() : finish(new Error(`${version} probe handshake timed out`))), timeoutMs);
+    // A generous bound on the handshake itself: a loaded machine at start-up must not pass for a
+    // misbehaving hook (that would cost every rotation a full handshake for the process's life).
+    const timer = setTimeout(() => finish(new Error(`${version} probe handshake timed out`)), timeoutMs);
     server.on('error', () => undefined);
     client.on('error', (err) => finish(err));
     client.on('session', (s: Buffer) => {
@@ -95,7 +104,9 @@ function handshake(ctx: tls.SecureContext, version: tls.SecureVersion, session: 
     client.once('secureConnect', () => {
       secure = true;
       reused = client.isSessionReused();
+      // TLS 1.3 tickets arrive after the handshake; a resumed handshake gets one only if renewed.
       if (version === 'TLSv1.2' || latest) finish();
+      else ticketTimer = setTimeout(() => finish(), TICKET_WAIT_MS);
     });
     client.resume();
   });
@@ -106,7 +117,7 @@ function handshake(ctx: tls.SecureContext, version: tls.SecureVersion, session: 
  * the callback is called; a ticket from a key that is no longer current still resumes (and is
  * renewed); once that key is gone the ticket is refused with a full handshake, not an error.
  */
-export async function probeTicketKeyCallback(makeContext: () => tls.SecureContext, timeoutMs = 2000): Promise<ProbeResult> {
+export async function probeTicketKeyCallback(makeContext: () => tls.SecureContext, timeoutMs = 10_000): Promise<ProbeResult> {
   try {
     const ctx = makeContext();
     if (!ticketKeyCallbackPresent(ctx)) return { ok: false, reason: 'SecureContext has no enableTicketKeyCallback' };
@@ -131,11 +142,11 @@ export async function probeTicketKeyCallback(makeContext: () => tls.SecureContex
       if (calls === 0) return { ok: false, reason: 'the ticket-key callback was never called' };
       if (first.reused || !first.session) return { ok: false, reason: `${version}: no ticket from a full handshake` };
       keys = [oldKey, newKey];
-      const second = await handshake(ctx, version, first.session, 300);
+      const second = await handshake(ctx, version, first.session, timeoutMs);
       if (!second.reused) return { ok: false, reason: `${version}: a ticket under the previous key did not resume` };
       if (!second.session) renewed = false;
       keys = [newKey];
-      const third = await handshake(ctx, version, first.session, 300);
+      const third = await handshake(ctx, version, first.session, timeoutMs);
       if (third.reused) return { ok: false, reason: `${version}: a ticket under a dropped key resumed` };
     }
     return { ok: true, renewed };

@@ -1,8 +1,18 @@
-// Keeps the ticket key set current: loads it from its backing (the key file, Redis, or memory),
-// publishes the next key ahead of time, drops keys nobody can hold a valid ticket for, and
-// notices keys other processes wrote.
+// Keeps the ticket key set current: loads it from the key file, a shared backing (Redis) or
+// memory, publishes the next key ahead of time, drops keys nobody can hold a valid ticket for,
+// and notices keys other processes wrote.
+//
+// Resumption must never depend on when a timer last read the file. Two rules make sure of it:
+//  - before the first ticket under a key, the file is looked at again (a stat; a read if it
+//    changed), so this process only encrypts with a key that is in the file as it is now: every
+//    peer and every later process can decrypt what it issues;
+//  - a ticket under a key this process does not know makes it look at the file at once, so a key a
+//    peer started using is found without waiting for the next timer.
+// A shared backing (Redis, for several hosts) is asynchronous: there the next key is published
+// half a rotation ahead under the backing's lock, and an unknown ticket key starts a look.
 import { keyName, maintain, TicketKeyRing, type Schedule, type TicketKey } from './ticket-keys.js';
-import { KeyFileBacking, MemoryBacking, type TicketKeyBacking } from './ticket-key-backing.js';
+import { createKeyFile, keyFileVersion, readKeyFile, removeStaleTemps, replaceKeyFile, sameVersion, type KeyFileVersion } from './ticket-key-file.js';
+import type { TicketKeyBacking } from './ticket-key-backing.js';
 import { TlsConfigError } from './errors.js';
 
 interface Log {
@@ -19,34 +29,52 @@ export interface TicketKeyStoreOptions extends Schedule {
   now?: () => number;
 }
 
+/** What a look at the file found: the same version as held, a new one (now held), or no usable file. */
+type Look = 'same' | 'reread' | 'missing';
+
+const hex = (k: TicketKey): string => keyName(k).toString('hex');
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class TicketKeyStore {
+  /** The keys of the file as last read (or of memory): the only keys that encrypt. */
   readonly ring = new TicketKeyRing();
-  private readonly backing: TicketKeyBacking;
+  /** Keys that were active here and then vanished from the file (replaced by hand, a racing writer): decrypt only, until they expire. */
+  private readonly vanished = new Map<string, { key: TicketKey; until: number }>();
+  private version: KeyFileVersion | null = null;
+  /** The encrypting key last checked against the file. */
+  private confirmed = '';
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   private syncing: Promise<void> | null = null;
   private currentName = '';
+  private lookFailed = false;
   private readonly listeners: ((k: TicketKey) => void)[] = [];
   private readonly now: () => number;
 
+  private readonly backing: TicketKeyBacking | null;
+
   private constructor(private readonly opts: TicketKeyStoreOptions) {
     this.now = opts.now ?? Date.now;
-    this.backing =
-      opts.backing ?? (opts.file ? new KeyFileBacking(opts.file, () => opts.logger.info({ file: opts.file }, 'ticket key file created')) : new MemoryBacking());
+    this.backing = opts.backing ?? null;
+  }
+
+  /** Where the keys live, for messages. */
+  private get where(): string {
+    return this.backing?.name ?? this.opts.file ?? 'memory';
   }
 
   /** Ready to use: a key is active. Throws TlsConfigError when the file is unusable. */
   static async open(opts: TicketKeyStoreOptions): Promise<TicketKeyStore> {
     const store = new TicketKeyStore(opts);
-    // Another process may hold the lock while it creates the file: wait for it, past a stale lock's age.
-    const deadline = Date.now() + 12_000;
+    // Only a file deleted right after another process created it can leave us without a key; a
+    // shared backing may be locked by another host publishing the first key for a while.
+    const deadline = Date.now() + (store.backing ? 12_000 : 1_000);
     for (;;) {
       await store.sync();
       if (store.ring.keys.length > 0) break;
-      if (Date.now() > deadline) throw new TlsConfigError('TLS_TICKET_KEYS', `ticket keys ${store.backing.name}: lock held too long`, opts.file ?? undefined);
-      await sleep(100);
+      if (Date.now() > deadline) throw new TlsConfigError('TLS_TICKET_KEYS', `ticket keys ${store.where}: no key could be read or created`, opts.file ?? undefined);
+      await sleep(50);
     }
     store.notify();
     store.schedule();
@@ -58,12 +86,31 @@ export class TicketKeyStore {
     this.listeners.push(fn);
   }
 
+  /** The key to encrypt a new ticket with. */
   current(): TicketKey {
-    return this.ring.current(this.now());
+    const now = this.now();
+    let k = this.ring.current(now);
+    if (this.opts.file && !this.backing && hex(k) !== this.confirmed) {
+      // First ticket under this key here: it must still be in the file (see the top of this file).
+      const look = this.lookSafely();
+      k = this.ring.current(now);
+      if (look !== 'missing') this.confirmed = hex(k);
+    }
+    return k;
   }
 
+  /** The key a ticket names, if any process sharing the file has published it. */
   find(name: Buffer): TicketKey | undefined {
-    return this.ring.find(name);
+    const k = this.ring.find(name) ?? this.findVanished(name);
+    if (k) return k;
+    if (this.backing) {
+      // Published by another host after our last read: look (for the next ticket; this one waits for nothing).
+      void this.sync().catch(() => undefined);
+      return undefined;
+    }
+    if (!this.opts.file) return k;
+    // Published by a peer after our last read: look now rather than refuse a valid ticket.
+    return this.lookSafely() === 'reread' ? this.ring.find(name) : undefined;
   }
 
   /** One housekeeping step; exposed so tests can force it. */
@@ -78,23 +125,96 @@ export class TicketKeyStore {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.backing.close?.();
+    this.backing?.close?.();
   }
 
   private async doSync(): Promise<void> {
+    const { file } = this.opts;
     const now = this.now();
-    const stored = await this.backing.read();
-    if (stored !== null && stored !== 'unchanged') this.ring.set(stored);
+    if (this.backing) return this.syncBacking(now);
+    if (!file) {
+      const next = maintain(this.ring.keys, now, this.opts);
+      if (next) this.ring.set(next);
+      return;
+    }
+    // Read-modify-replace; if another process replaced the file meanwhile, start again from its version.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = readKeyFile(file);
+      if (!r) {
+        // First start (a fresh key), or the file was deleted (rewritten from memory, so no ticket is
+        // lost). If another process created it first, its keys are the ones.
+        const keys = maintain(this.ring.keys, now, this.opts) ?? this.ring.keys;
+        if (await createKeyFile(file, keys)) this.opts.logger.info({ file }, 'ticket key file created');
+        this.look();
+        return;
+      }
+      if (!sameVersion(r.version, this.version)) this.adopt(r.keys, r.version);
+      const next = maintain(r.keys, now, this.opts);
+      if (!next) return;
+      if (await replaceKeyFile(file, next, r.version)) {
+        this.look();
+        await removeStaleTemps(file, now);
+        return;
+      }
+    }
+  }
+
+  /** A shared backing: changes are made under its lock to what it holds, never to our copy. */
+  private async syncBacking(now: number): Promise<void> {
+    const backing = this.backing!;
+    const stored = await backing.read();
+    if (stored !== null && stored !== 'unchanged') this.adopt(stored, null);
     if (!maintain(this.ring.keys, now, this.opts) && stored !== null) return;
-    // Nothing stored (a deleted file, a fresh Redis): our keys are written back, so that costs no ticket.
-    const kept = await this.backing.update((base) => maintain(base ?? this.ring.keys, now, this.opts) ?? (base ? null : [...this.ring.keys]));
-    if (kept) this.ring.set(kept);
+    // Nothing stored (a fresh Redis): our keys are written back, so that costs no ticket.
+    const kept = await backing.update((base) => maintain(base ?? this.ring.keys, now, this.opts) ?? (base ? null : [...this.ring.keys]));
+    if (kept) this.adopt(kept, null);
+  }
+
+  /** Reads the file if it changed since we last read it. Throws TlsConfigError on an unusable file. */
+  private look(): Look {
+    const file = this.opts.file!;
+    const v = keyFileVersion(file);
+    if (!v) return 'missing';
+    if (sameVersion(v, this.version)) return 'same';
+    const r = readKeyFile(file);
+    if (!r) return 'missing';
+    this.adopt(r.keys, r.version);
+    return 'reread';
+  }
+
+  /** look() for the ticket callback, which must not throw: an unusable file keeps the keys held (logged once). */
+  private lookSafely(): Look {
+    try {
+      const look = this.look();
+      this.lookFailed = false;
+      return look;
+    } catch (err) {
+      if (!this.lookFailed) this.opts.logger.warn({ err: (err as Error).message, file: this.opts.file }, 'ticket key file unreadable; keeping the current keys');
+      this.lookFailed = true;
+      return 'missing';
+    }
+  }
+
+  private adopt(keys: readonly TicketKey[], version: KeyFileVersion | null): void {
+    const now = this.now();
+    const names = new Set(keys.map(hex));
+    for (const k of this.ring.keys) {
+      if (k.activeFrom <= now && !names.has(hex(k))) this.vanished.set(hex(k), { key: k, until: now + this.opts.lifetime });
+    }
+    for (const [n, v] of this.vanished) if (names.has(n) || v.until <= now) this.vanished.delete(n);
+    this.ring.set(keys);
+    this.version = version;
+  }
+
+  private findVanished(name: Buffer): TicketKey | undefined {
+    const v = this.vanished.get(name.toString('hex'));
+    return v && v.until > this.now() ? v.key : undefined;
   }
 
   private notify(): void {
     if (this.ring.keys.length === 0) return;
     const cur = this.current();
-    const name = keyName(cur).toString('hex');
+    const name = hex(cur);
     if (name === this.currentName) return;
     this.currentName = name;
     for (const fn of this.listeners) fn(cur);
@@ -108,7 +228,7 @@ export class TicketKeyStore {
     const delay = activation === null ? every : Math.min(every, Math.max(activation - now + 1, 1));
     this.timer = setTimeout(() => {
       this.sync()
-        .catch((err: unknown) => this.opts.logger.warn({ err: (err as Error).message, file: this.opts.file }, 'ticket key maintenance failed; keeping the current keys'))
+        .catch((err: unknown) => this.opts.logger.warn({ err: (err as Error).message, keys: this.where }, 'ticket key maintenance failed; keeping the current keys'))
         .finally(() => {
           this.notify();
           this.schedule();

@@ -26,25 +26,26 @@ export interface Schedule {
 
 /**
  * The key set after housekeeping at `now`, or null when nothing changes:
- *  - a key is active now (a fresh one if none is, or the active one is past `rotate` with no successor);
+ *  - an empty set gets a key active now (the only key ever made active at once);
  *  - the next key is published half a rotation ahead, so every process sharing the file knows it
- *    before it starts encrypting;
+ *    before it starts encrypting. After downtime (the active key is past `rotate` and has no
+ *    successor) it is published half a rotation ahead too, never made active at once: the old key
+ *    keeps encrypting meanwhile, which costs nothing, while a key made active at once would be used
+ *    by one process before the others have read it;
  *  - a key is dropped once its successor has been active for `lifetime` (no ticket it issued is still valid).
  */
 export function maintain(keys: readonly TicketKey[], now: number, s: Schedule, make = newTicketKey): TicketKey[] | null {
   const sorted = [...keys].sort((a, b) => a.activeFrom - b.activeFrom);
   let changed = false;
-  const current = () => sorted.filter((k) => k.activeFrom <= now).at(-1);
-  const hasFuture = () => sorted.some((k) => k.activeFrom > now);
-
-  let cur = current();
-  if (!cur || (now >= cur.activeFrom + s.rotate && !hasFuture())) {
-    cur = make(now);
-    sorted.push(cur);
+  if (sorted.length === 0) {
+    sorted.push(make(now));
     changed = true;
   }
-  if (!hasFuture() && now >= cur.activeFrom + s.rotate / 2) {
-    sorted.push(make(Math.max(cur.activeFrom + s.rotate, now + 1)));
+  // The latest active key; the earliest if none is active yet (clock skew), as TicketKeyRing.current.
+  const cur = sorted.filter((k) => k.activeFrom <= now).at(-1) ?? sorted[0]!;
+  const hasFuture = sorted.some((k) => k.activeFrom > now);
+  if (!hasFuture && now >= cur.activeFrom + s.rotate / 2) {
+    sorted.push(make(Math.max(cur.activeFrom + s.rotate, now + Math.ceil(s.rotate / 2))));
     changed = true;
   }
   const kept = sorted.filter((_, i) => {

@@ -1,12 +1,12 @@
 // Ticket key schedule, key file format and sharing between processes (two stores on one file).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TlsConfigError } from '../../src/tls/errors.js';
-import { formatKeyFile, parseKeyFile, readKeyFile, withKeyFileLock } from '../../src/tls/ticket-key-file.js';
+import { createKeyFile, formatKeyFile, keyFileVersion, parseKeyFile, readKeyFile, replaceKeyFile, writeKeyFile } from '../../src/tls/ticket-key-file.js';
 import { TicketKeyStore } from '../../src/tls/ticket-key-store.js';
 import { keyName, maintain, TicketKeyRing, type TicketKey } from '../../src/tls/ticket-keys.js';
 
@@ -39,9 +39,22 @@ describe('ticket key schedule', () => {
     );
   });
 
-  it('after downtime (active key past rotate, no successor) a fresh key becomes active at once', () => {
+  it('after downtime (active key past rotate, no successor) the next key is published ahead, never active at once', () => {
+    // A key active at once would be used here before the other processes sharing the file read it.
     const next = maintain([key(0)], 50_000, S)!;
-    assert.equal(next.at(-1)!.activeFrom, 50_000);
+    assert.deepEqual(
+      next.map((k) => k.activeFrom),
+      [0, 50_500],
+    );
+    assert.equal(new TicketKeyRing(next).current(50_000).activeFrom, 0, 'the old key encrypts meanwhile');
+    assert.equal(maintain(next, 50_100, S), null);
+  });
+
+  it('only an empty set gets a key active now', () => {
+    assert.deepEqual(
+      maintain([], 7, S)!.map((k) => k.activeFrom),
+      [7],
+    );
   });
 
   it('the ring encrypts with the latest active key, finds any key by name, knows the next switch', () => {
@@ -82,18 +95,30 @@ describe('ticket key file', () => {
     const f = path.join(dir, 'open.json');
     await writeFile(f, formatKeyFile([key(0)]), { mode: 0o604 });
     await chmod(f, 0o604);
-    await assert.rejects(readKeyFile(f), /chmod 600/);
+    assert.throws(() => readKeyFile(f), /chmod 600/);
   });
 
-  it('the lock is exclusive', async () => {
-    const f = path.join(dir, 'locked.json');
-    let inner: boolean | null = null;
-    const outer = await withKeyFileLock(f, async () => {
-      inner = await withKeyFileLock(f, async () => undefined);
-    });
-    assert.equal(outer, true);
-    assert.equal(inner, false);
-    assert.equal(await withKeyFileLock(f, async () => undefined), true, 'released afterwards');
+  it('creation is exclusive: of two processes creating the file at once, one set of keys wins', async () => {
+    for (let i = 0; i < 20; i++) {
+      const f = path.join(dir, `create-${i}.json`);
+      const [a, b] = [[key(1)], [key(2)]];
+      const made = await Promise.all([createKeyFile(f, a), createKeyFile(f, b)]);
+      assert.equal(made.filter(Boolean).length, 1, 'exactly one created it');
+      const inFile = readKeyFile(f)!.keys;
+      assert.deepEqual(inFile, made[0] ? a : b);
+    }
+    assert.deepEqual((await readdir(dir)).filter((n) => n.includes('.tmp-')), [], 'no temporary file left');
+  });
+
+  it('a replacement computed from an older version is refused', async () => {
+    const f = path.join(dir, 'cas.json');
+    await writeKeyFile(f, [key(0)]);
+    const v1 = keyFileVersion(f)!;
+    await writeKeyFile(f, [key(0), key(1000)]);
+    assert.equal(await replaceKeyFile(f, [key(5)], v1), false);
+    assert.equal(readKeyFile(f)!.keys.length, 2, 'untouched');
+    assert.equal(await replaceKeyFile(f, [key(5)], keyFileVersion(f)!), true);
+    assert.equal(readKeyFile(f)!.keys[0]!.activeFrom, 5);
   });
 
   it('a store creates the file (0600, parent dir too), and two stores on one file agree on every key', async () => {
@@ -136,6 +161,136 @@ describe('ticket key file', () => {
       assert.ok(s.find(keyName(first)), 'the retired key still decrypts');
     } finally {
       s.close();
+    }
+  });
+});
+
+// Two stores on one file stand for two processes; their clocks are set by hand and only the
+// steps named are run, so every assertion is about what a store knows, never about timers.
+describe('ticket key store: resumption never waits for a timer', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'postern-tks-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const R = { rotate: 3600_000, lifetime: 7200_000 };
+  const clock = (t: number) => {
+    const c = { t, now: () => c.t };
+    return c;
+  };
+  const open = (file: string, c: { now: () => number }) => TicketKeyStore.open({ file, ...R, logger: quiet, now: c.now });
+  const hex = (k: TicketKey) => keyName(k).toString('hex');
+
+  it('a key a peer published and started using is found on the first ticket, before any timer reads the file', async () => {
+    const f = path.join(dir, 'peer.json');
+    const c = clock(Date.now());
+    const a = await open(f, c);
+    const b = await open(f, c);
+    try {
+      // Half a rotation later A publishes the next key; B's timer has not run.
+      c.t += R.rotate / 2;
+      await a.sync();
+      c.t += R.rotate / 2 + 1;
+      const issued = a.current();
+      assert.notEqual(hex(issued), hex(b.ring.current(c.t - R.rotate)), 'A encrypts with the new key');
+      assert.equal(b.find(keyName(issued))?.key.toString('hex'), issued.key.toString('hex'), 'B decrypts it at once');
+      assert.equal(hex(b.current()), hex(issued), 'and encrypts with it too');
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('after downtime two processes starting together never encrypt with a key the other lacks', async () => {
+    const f = path.join(dir, 'downtime.json');
+    const t0 = Date.now() - 5 * R.rotate;
+    await writeKeyFile(f, [key(t0)]);
+    const c = clock(Date.now());
+    const a = await open(f, c);
+    const b = await open(f, c);
+    try {
+      for (let step = 0; step < 8; step++) {
+        for (const [x, y] of [[a, b], [b, a]] as const) {
+          const k = x.current();
+          assert.ok(y.find(keyName(k)), `step ${step}: a ticket one issues, the other decrypts`);
+        }
+        await (step % 2 ? a : b).sync();
+        c.t += R.rotate / 4;
+      }
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('a published key replaced by a racing writer before it became active is never used', async () => {
+    const f = path.join(dir, 'race.json');
+    const c = clock(Date.now());
+    const a = await open(f, c);
+    try {
+      const first = a.current();
+      c.t += R.rotate / 2;
+      await a.sync();
+      const lost = a.ring.keys.at(-1)!;
+      // Another writer that read the file before A's update replaces it with its own next key.
+      const theirs = key(first.activeFrom + R.rotate + 10);
+      await writeKeyFile(f, [first, theirs]);
+      c.t = lost.activeFrom + 20;
+      assert.equal(hex(a.current()), hex(theirs), 'the key in the file encrypts, not the one lost');
+    } finally {
+      a.close();
+    }
+  });
+
+  it('a key that vanishes from the file after it was used still decrypts here until it expires', async () => {
+    const f = path.join(dir, 'vanish.json');
+    const c = clock(Date.now());
+    const a = await open(f, c);
+    try {
+      const used = a.current();
+      const other = key(c.t - 1000);
+      // Replaced by hand (a restored backup, say), then read at the next step.
+      await writeKeyFile(f, [other]);
+      c.t += 1;
+      await a.sync();
+      assert.equal(hex(a.current()), hex(other), 'the file wins for encrypting');
+      assert.ok(a.find(keyName(used)), 'tickets under the vanished key still resume');
+      c.t += R.lifetime + 1;
+      assert.equal(a.find(keyName(used)), undefined, 'until its lifetime is over');
+    } finally {
+      a.close();
+    }
+  });
+
+  it("a writer killed mid-write leaves nothing that blocks or changes the next start (its temporary file, an old version's lock)", async () => {
+    const f = path.join(dir, 'killed.json');
+    const c = clock(Date.now());
+    const a = await open(f, c);
+    const keys = a.ring.keys.map(hex);
+    a.close();
+    await writeFile(`${f}.tmp-999999-deadbeef`, '{"format":"postern-tic', { mode: 0o600 });
+    await writeFile(`${f}.lock`, '999999\n', { mode: 0o600 });
+    const started = Date.now();
+    const b = await open(f, c);
+    try {
+      assert.ok(Date.now() - started < 1000, 'no wait');
+      assert.deepEqual(b.ring.keys.map(hex), keys, 'the same keys');
+    } finally {
+      b.close();
+    }
+  });
+
+  it('many processes creating the file at once agree on one first key', async () => {
+    for (let i = 0; i < 10; i++) {
+      const f = path.join(dir, `herd-${i}.json`);
+      const c = clock(Date.now());
+      const stores = await Promise.all(Array.from({ length: 4 }, () => open(f, c)));
+      try {
+        assert.equal(new Set(stores.map((s) => hex(s.current()))).size, 1);
+      } finally {
+        for (const s of stores) s.close();
+      }
     }
   });
 });

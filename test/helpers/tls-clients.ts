@@ -1,0 +1,110 @@
+// Real TLS clients for implicit-TLS SMTP listeners: Node's tls with a saved session, and
+// `openssl s_client` with -sess_out / -sess_in. Each reports whether the session was resumed.
+import { spawn, spawnSync } from 'node:child_process';
+import tls from 'node:tls';
+
+export interface TlsVisit {
+  reused: boolean;
+  /** The newest session (ticket) the server gave, to resume with next time; null if none came. */
+  session: Buffer | null;
+  version: string | null;
+  /** Client port, to find the server's session record. */
+  localPort: number;
+}
+
+export interface NodeTlsOptions {
+  port: number;
+  host?: string;
+  ca: string;
+  servername: string;
+  version: tls.SecureVersion;
+  session?: Buffer | null;
+  timeoutMs?: number;
+}
+
+/** Connects, reads the 220 greeting, says QUIT, waits for the close. Rejects on any error. */
+export function nodeTlsVisit(o: NodeTlsOptions): Promise<TlsVisit> {
+  return new Promise((resolve, reject) => {
+    let latest: Buffer | null = null;
+    let text = '';
+    let localPort = 0;
+    let reused = false;
+    let version: string | null = null;
+    const s = tls.connect({
+      port: o.port,
+      host: o.host ?? '127.0.0.1',
+      servername: o.servername,
+      ca: o.ca,
+      minVersion: o.version,
+      maxVersion: o.version,
+      session: o.session ?? undefined,
+    });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`TLS visit timed out; got ${JSON.stringify(text)}`));
+    }, o.timeoutMs ?? 10_000);
+    s.on('session', (x: Buffer) => (latest = x));
+    s.once('secureConnect', () => {
+      localPort = s.localPort ?? 0;
+      reused = s.isSessionReused();
+      version = s.getProtocol();
+    });
+    s.on('data', (d: Buffer) => {
+      const before = text;
+      text += d.toString('latin1');
+      if (!/^220 /m.test(before) && /^220 /m.test(text)) s.write('QUIT\r\n');
+    });
+    s.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      if (!/^220 /m.test(text)) return reject(new Error(`no greeting over TLS; got ${JSON.stringify(text)}`));
+      // TLS 1.2 sends its ticket in the handshake; getSession() then holds it.
+      resolve({ reused, session: latest ?? s.getSession() ?? null, version, localPort });
+    });
+  });
+}
+
+export const opensslAvailable = (): boolean => spawnSync('openssl', ['version']).status === 0;
+
+export interface SClientResult {
+  reused: boolean;
+  out: string;
+}
+
+/**
+ * `openssl s_client` on an implicit-TLS port: waits for the greeting, sends QUIT, and reports
+ * `Reused` or `New` from its summary. `args` carry -sess_out / -sess_in and the version flag.
+ */
+export function sClientVisit(port: number, ca: string, servername: string, args: string[], timeoutMs = 10_000): Promise<SClientResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', servername, '-CAfile', ca, '-ign_eof', ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let quit = false;
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      // After the 220 the TLS 1.3 tickets have arrived too (the server sends them first).
+      if (!quit && /^220 /m.test(out)) {
+        quit = true;
+        child.stdin.write('QUIT\r\n');
+        child.stdin.end();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`openssl s_client timed out:\n${out}`));
+    }, timeoutMs);
+    child.on('close', () => {
+      clearTimeout(timer);
+      const m = /^(New|Reused), (TLSv1\.[23])/m.exec(out);
+      if (!m) return reject(new Error(`openssl s_client: no handshake summary:\n${out}`));
+      resolve({ reused: m[1] === 'Reused', out });
+    });
+  });
+}
