@@ -56,9 +56,9 @@ export class SessionBinding {
   route: HostPort | null = null;
   /** A QUIT waiting for the backend's owed replies before it decides reuse. */
   #onIdle: (() => void) | null = null;
-  /** Replies to the end of a message still owed, and their timer (limits.timeouts.final_reply). */
-  #finals = 0;
-  #finalTimer: NodeJS.Timeout | null = null;
+  /** Replies the backend owes, oldest first (true: the reply to the end of a message), and their timer. */
+  #owed: boolean[] = [];
+  #replyTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly host: BindingHost,
@@ -149,42 +149,36 @@ export class SessionBinding {
     this.#expect(handler, { final: true });
   }
 
-  /** A reply to the end of a message is owed: its own timeout runs, not the client's. */
-  get awaitingFinal(): boolean {
-    return this.#finals > 0;
-  }
-
+  /**
+   * Every reply the backend owes is awaited for as long as RFC 5321 §4.5.3.2 gives a client:
+   * limits.timeouts.final_reply (10 minutes) for the end of a message (§4.5.3.2.6), and the
+   * command timeout (5 minutes, as for MAIL and RCPT, §4.5.3.2.2-3) for anything else. The
+   * timer is for the oldest reply owed and starts again at each reply; past it the backend
+   * counts as lost: the client gets 421 4.4.2, never a 250.
+   */
   #expect(handler: BackendHandler, opts: ForwardOptions): void {
-    if (!opts.final) {
-      this.host.queue.expect(handler, opts.slot, opts.flushed ?? null, opts.internal);
-      return;
-    }
     const b = this.#b!;
-    this.#finals++;
-    if (!this.#finalTimer) {
-      const ms = this.ctx.config.limits.timeouts.final_reply;
-      // RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the end of the message. Past it the
-      // backend may still hold the message; the client gets a 4xx and may send it again.
-      this.#finalTimer = setTimeout(() => this.#lost(b, `no reply to the end of a message within ${ms} ms`), ms);
-    }
+    this.#owed.push(opts.final === true);
+    if (!this.#replyTimer) this.#arm(b);
     this.host.queue.expect(
       (r) => {
-        this.#settleFinal();
+        this.#owed.shift();
+        if (this.#replyTimer) clearTimeout(this.#replyTimer);
+        this.#replyTimer = null;
+        if (this.#owed.length > 0 && this.#b === b) this.#arm(b);
         return handler(r);
       },
       opts.slot,
       opts.flushed ?? null,
+      opts.internal,
     );
   }
 
-  #settleFinal(): void {
-    if (--this.#finals > 0) {
-      this.#finalTimer?.refresh();
-      return;
-    }
-    this.#finals = 0;
-    if (this.#finalTimer) clearTimeout(this.#finalTimer);
-    this.#finalTimer = null;
+  #arm(b: Binding): void {
+    const final = this.#owed[0] === true;
+    const t = this.ctx.config.limits.timeouts;
+    const ms = final ? t.final_reply : t.command;
+    this.#replyTimer = setTimeout(() => this.#lost(b, `no reply to ${final ? 'the end of a message' : 'a relayed command'} within ${ms} ms`), ms);
   }
 
   /** Body bytes; false when the backend's buffer is full (stop reading the client until it drains). */
@@ -265,9 +259,9 @@ export class SessionBinding {
     const b = this.#b;
     this.#b = null;
     this.#onIdle = null;
-    this.#finals = 0;
-    if (this.#finalTimer) clearTimeout(this.#finalTimer);
-    this.#finalTimer = null;
+    this.#owed = [];
+    if (this.#replyTimer) clearTimeout(this.#replyTimer);
+    this.#replyTimer = null;
     return b;
   }
 
@@ -329,13 +323,12 @@ export class SessionBinding {
       return;
     }
     // Relay the backend's own 221, then let it close its side.
-    queue.expect(
+    this.#expect(
       (r) => {
         if (this.#b === b) this.#take()!.quitted();
         return r.code === 221 ? r.raw : BYE;
       },
-      slot,
-      flushed,
+      { slot, flushed },
     );
     b.write('QUIT\r\n');
   }

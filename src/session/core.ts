@@ -351,10 +351,10 @@ export abstract class SessionCore<Self> {
 
   #onTimeout(): void {
     if (this.finished || (this.mode === 'closed' && this.farewell.quitSeen)) return;
-    if (this.binding.awaitingFinal) {
-      // The client is waiting for the backend's reply to its message: that has its own
-      // timeout (limits.timeouts.final_reply); cutting the client now could make it send
-      // the message again although the backend kept it.
+    if (this.queue.owed > 0) {
+      // The client is waiting for us (a bind, a backend's reply, a verifier): each of those
+      // has its own timeout. Cutting the client now could make it send a message again that
+      // the backend kept (RFC 5321 §4.5.3.2.6 gives 10 minutes for that reply).
       this.io.setTimer(this.cfg.limits.timeouts.command);
       return;
     }

@@ -1,13 +1,9 @@
 // The fault matrix (issue 13): a backend that misbehaves at each stage of a session, for each
-// identity mode, with a healthy backend configured after it. DESIGN.md "Life of a connection"
-// step 5: a fault before the client's command was forwarded fails over to the next server (the
-// client notices nothing) and counts against the faulty one (fall: 1, so it goes down: a
-// `backend` record); a fault after that gives the client a 4xx (421 4.4.2 for a lost backend),
-// never a 250 the backend did not give. The reply to the final dot is waited for
+// identity mode, with a healthy backend configured after it. A fault before the client's
+// command was forwarded fails over to the next server (the client notices nothing) and counts
+// against the faulty one (fall: 1, so it goes down: a `backend` record); a fault after that
+// gives the client a 4xx (421 4.4.2 for a lost backend), never a 250 the backend did not give. The reply to the final dot is waited for
 // (RFC 5321 §4.5.3.2.6), whatever the client's command timeout.
-//
-// Cases that fail today because of findings the lead is fixing in src/session and src/backend
-// assert the correct behaviour and are marked todo with the finding.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startSink, type Sink } from '../../src/sink/index.js';
@@ -27,15 +23,12 @@ const KINDS: FaultKind[] = ['reset', 'close', '421', 'garbage', 'stall'];
 
 const SLOW_DOT_MS = 2000;
 
-const FINDING_2 = 'finding 2 (issue 13): a raw ECONNRESET during the backend handshake is not a BackendError, so no failover';
-const FINDING_4 = 'finding 4 (issue 13): the reply to the final dot is cut by the client command timeout (limits.timeouts.final_reply is coming)';
 
 interface Case {
   identity: Identity;
   fault: Fault;
   /** Before the client's command was forwarded. */
   before: boolean;
-  todo?: string;
 }
 
 function cases(): Case[] {
@@ -44,12 +37,12 @@ function cases(): Case[] {
     out.push({ identity, fault: { stage: 'connect', kind: 'refuse' }, before: true });
     for (const stage of HANDSHAKE) {
       if (stage === 'xclient' && identity !== 'xclient') continue;
-      for (const kind of KINDS) out.push({ identity, fault: { stage, kind }, before: true, todo: kind === 'reset' ? FINDING_2 : undefined });
+      for (const kind of KINDS) out.push({ identity, fault: { stage, kind }, before: true });
     }
     for (const stage of RELAY) {
-      for (const kind of KINDS) out.push({ identity, fault: { stage, kind }, before: false, todo: stage === 'dot' && kind === 'stall' ? FINDING_4 : undefined });
+      for (const kind of KINDS) out.push({ identity, fault: { stage, kind }, before: false });
     }
-    out.push({ identity, fault: { stage: 'dot', kind: 'slow', delayMs: SLOW_DOT_MS }, before: false, todo: FINDING_4 });
+    out.push({ identity, fault: { stage: 'dot', kind: 'slow', delayMs: SLOW_DOT_MS }, before: false });
   }
   return out;
 }
@@ -155,7 +148,7 @@ describe('fault matrix: a faulty backend, then a healthy one', { concurrency: 8 
     const { identity, fault } = c;
     const title = `${identity}: ${fault.kind} at ${fault.stage} -> ${c.before ? 'failover, the client notices nothing' : fault.kind === 'slow' ? "the backend's late 250 reaches the client" : 'a 4xx, never a 250'}`;
     const id = ++n;
-    it(title, { todo: c.todo, timeout: 30_000 }, async () => {
+    it(title, { timeout: 30_000 }, async () => {
       const from = `case${id}-${identity}-${fault.stage}-${fault.kind}@example.org`;
       const h = healthy.get(identity)!;
       const fake: FakeBackend = await startFakeBackend({ xclient: identity === 'xclient', proxy: identity.startsWith('proxy') });
