@@ -209,13 +209,19 @@ describe('failover to real Postfix', { skip }, () => {
       const port = c.socket.localPort!;
       const r = await sendMessage(c, { helo: 'failover.test' });
       assert.equal(r.code, 250);
-      await pf.waitForLog(new RegExp(`client=unknown\\[127\\.0\\.0\\.11\\]:${port}\\b`));
+      const m = await pf.waitForLog(new RegExp(`([0-9A-F]+): client=unknown\\[127\\.0\\.0\\.11\\]:${port}\\b`));
       const rec = await p.waitFor((x) => x.event === 'session' && x.helo === 'failover.test');
+      // Postfix's queue id (`250 2.0.0 Ok: queued as ...`) joins the transaction record to its log.
+      const tx = await p.waitFor((x) => x.event === 'transaction' && x.conn === rec.conn);
+      assert.equal(tx.queue_id, m[1]);
+      assert.deepEqual(tx.recipients, [{ address: 'b@example.net', code: 250, reply: (tx.recipients as { reply: string }[])[0]!.reply }]);
       const { local, handshake_ms, ...backend } = rec.backend as Record<string, unknown>;
       assert.deepEqual(backend, { address: `127.0.0.1:${pf.port}`, identity: 'xclient' });
       // Postern's own side of the connection, which Postfix logs as `connect from ...[127.0.0.1]:PORT`.
       assert.match(local as string, /^127\.0\.0\.1:\d+$/);
       assert.equal(typeof handshake_ms, 'number');
+      // ... and Postfix's connect line names that same port: the session record joins its log.
+      await pf.waitForLog(new RegExp(`connect from unknown\\[127\\.0\\.0\\.1\\]:${String(local).split(':')[1]}\\b`));
     } finally {
       await p.stop();
       await refuser.close();

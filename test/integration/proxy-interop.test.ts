@@ -184,7 +184,10 @@ describe('Postern proxy-v2 / proxy-v1 in front of real Exim 4.96', { skip: eximS
   it('proxy-v2: Exim logs each real client, address and port, with the proxy as PRX', async () => {
     for (const local of ['127.0.0.2', '127.0.0.3']) {
       const port = await sessionFrom(p2, local, `v2-${local}.test`);
-      await ex.waitForLog(new RegExp(`<= v2-${esc(local)}\\.test@example\\.org H=\\(v2-${esc(local)}\\.test\\) \\[${esc(local)}\\]:${port} P=esmtp PRX=127\\.0\\.0\\.1 `));
+      const m = await ex.waitForLog(new RegExp(`(\\S+) <= v2-${esc(local)}\\.test@example\\.org H=\\(v2-${esc(local)}\\.test\\) \\[${esc(local)}\\]:${port} P=esmtp PRX=127\\.0\\.0\\.1 `));
+      // Exim's message id (`250 OK id=...`) joins Postern's transaction record to Exim's log.
+      const tx = await p2.waitFor((r) => r.event === 'transaction' && r.from === `v2-${local}.test@example.org`);
+      assert.equal(tx.queue_id, m[1]);
     }
   });
 

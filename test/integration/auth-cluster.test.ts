@@ -1,0 +1,79 @@
+// AUTH failure limits hold for the whole cluster (workers: 2), not per process: the kernel
+// hands each connection to either worker, and the counts live with the primary. With
+// per-process counts the client would get twice the limit.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import bcrypt from 'bcrypt';
+import { startSink, type Sink } from '../../src/sink/index.js';
+import { freePort } from '../helpers/net.js';
+import { cliBuilt, startPosternProcess, type PosternProcess } from '../helpers/postern-process.js';
+import { SmtpClient } from '../helpers/smtp-client.js';
+
+const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
+
+/** One connection: EHLO, AUTH PLAIN with these credentials, QUIT; the AUTH reply's code. */
+async function attempt(port: number, localAddress: string, pass: string): Promise<number> {
+  const c = await SmtpClient.connect(port, { localAddress });
+  await c.waitReplies(1);
+  await c.cmd('EHLO cluster.test');
+  const r = await c.cmd(`AUTH PLAIN ${plain('dora', pass)}`, 8000);
+  await c.cmd('QUIT');
+  return r.code;
+}
+
+describe('AUTH failure limits across cluster workers', { skip: cliBuilt() ? false : 'dist/cli.js missing (npm test builds it)', timeout: 90_000 }, () => {
+  let dir: string;
+  let sink: Sink;
+  let p: PosternProcess;
+  let port: number;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'postern-auth-cluster-'));
+    sink = await startSink({ xclient: true });
+    port = await freePort();
+    await writeFile(join(dir, 'passwd'), `dora:${await bcrypt.hash('dora-pw', 4)}\n`);
+    await writeFile(
+      join(dir, 'postern.yaml'),
+      `hostname: cluster.test
+workers: 2
+listeners:
+  - { name: smtp, listen: 127.0.0.1:${port}, auth: optional }
+backends:
+  identity: xclient
+  health_check: { interval: 1s, timeout: 2s, rise: 1, fall: 1 }
+  servers: [{ address: 127.0.0.1:${sink.address().port} }]
+limits:
+  per_ip: { connections: 100, rate: 10000/1m }
+auth:
+  plaintext: true
+  verifier: { type: file, path: ${join(dir, 'passwd')} }
+  failures: { per_ip: 4/10m, per_user: 1000/10m }
+log: { level: info }
+`,
+    );
+    p = startPosternProcess(['run', '-c', join(dir, 'postern.yaml')]);
+    await p.waitFor(/workers running/);
+  });
+  after(async () => {
+    await p?.stop();
+    await sink?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('per_ip 4: failures 1-4 get 535 and every later attempt 454, whichever worker takes it (3 addresses x 8 attempts)', async () => {
+    for (const address of ['127.0.0.21', '127.0.0.22', '127.0.0.23']) {
+      const codes: number[] = [];
+      for (let i = 0; i < 8; i++) codes.push(await attempt(port, address, `wrong-${i}`));
+      assert.deepEqual(codes, [535, 535, 535, 535, 454, 454, 454, 454], `${address}: ${codes.join(' ')}`);
+    }
+    // Both workers served sessions (otherwise this proved nothing about sharing).
+    // Connection ids start with a per-process prefix.
+    const servedBy = new Set(p.records().filter((r) => r.event === 'session').map((r) => String(r.conn).slice(0, 6)));
+    assert.ok(servedBy.size >= 2, `sessions served by ${servedBy.size} process(es)`);
+    // The right password from a fresh address still works.
+    assert.equal(await attempt(port, '127.0.0.24', 'dora-pw'), 235);
+  });
+});
