@@ -20,7 +20,9 @@ export class Listener {
     onConnection: (socket: net.Socket, l: Listener) => void,
   ) {
     // pauseOnConnect: nothing is read before the session is set up.
-    this.server = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => onConnection(s, this));
+    // allowHalfOpen: a client may send QUIT and shut its side (Exim's and Postfix's smtp
+    // clients do): the replies still owed, the 221 among them, must still reach it.
+    this.server = net.createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (s) => onConnection(s, this));
   }
 
   /**

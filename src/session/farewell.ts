@@ -5,7 +5,9 @@
 //  - a reset before its FIN: `rst_after_quit`, whether the reset came before, during or
 //    after our 221 (Outlook sends QUIT and resets without reading; on a real network the
 //    221 is long in the kernel when the reset arrives, so only a linger sees it);
-//  - its FIN before our 221 went out: `quit_no_wait`.
+//  - its FIN before our 221 went out: a half-close (Exim and Postfix send QUIT and shut their
+//    side, still reading), or the peer gone; which one, the 221's fate tells: a reset in
+//    answer to it is `quit_no_wait` (the peer did not wait for it), no reset is nothing.
 // Without QUIT: a hang-up (`no_quit` when work was left undone, `disconnect_in_data` in a
 // body) or a reset. The linger never delays the session record by more than LINGER_MS.
 
@@ -34,6 +36,8 @@ export class Farewell {
   #quit = false;
   #flushed = false;
   #peerFin = false;
+  /** The peer's FIN came before our 221 was written. */
+  #finFirst = false;
   #linger: NodeJS.Timeout | null = null;
 
   constructor(private readonly host: FarewellHost) {}
@@ -58,11 +62,12 @@ export class Farewell {
   /** The peer's FIN. */
   onEnd(): void {
     if (this.#quit) {
-      if (!this.#flushed && !this.#peerFin) this.host.anomaly('quit_no_wait', 'client closed after QUIT before the 221 was written');
+      // Our side ends once the 221 is out (flushed), whatever the peer does meanwhile.
+      if (!this.#flushed && !this.#peerFin) this.#finFirst = true;
       this.#peerFin = true;
-    } else if (this.host.reason === null) {
-      this.host.gone('client_closed');
+      return;
     }
+    if (this.host.reason === null) this.host.gone('client_closed');
     this.host.end();
   }
 
@@ -71,6 +76,8 @@ export class Farewell {
       if (!this.#peerFin) {
         const when = this.#flushed ? 'after the 221 was written' : 'before the 221 was written';
         this.host.anomaly('rst_after_quit', `${err.code} (${err.syscall ?? '?'}) after QUIT, ${when}, before the client's FIN`);
+      } else if (this.#finFirst) {
+        this.host.anomaly('quit_no_wait', 'client closed after QUIT before the 221 was written');
       }
     } else if (this.host.reason === null) {
       this.host.gone(isReset(err) ? 'client_reset' : 'error', err.message);

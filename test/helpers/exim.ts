@@ -51,6 +51,8 @@ export interface EximOptions {
   proxyTimeout?: string;
   /** Extra main-section lines appended to the config. */
   extraMain?: string;
+  /** Exim as a client: accept every message and deliver it over SMTP to this host and port (manualroute). */
+  relayTo?: { host: string; port: number };
 }
 
 /** Where the .debs and the unpacked tree live between runs. */
@@ -188,14 +190,34 @@ async function startIn(dir: string, port: number, opts: EximOptions, hasV6: bool
     'begin acl',
     'acl_rcpt:',
     '  accept',
-    // Received, logged, then thrown away: nothing is ever delivered or queued.
-    'acl_data:',
-    '  discard',
-    'begin routers',
-    'blackhole:',
-    '  driver = redirect',
-    '  data = :blackhole:',
-    '',
+    ...(opts.relayTo
+      ? [
+          // Exim as a client: every message goes on over SMTP, as its smtp transport sends it.
+          'acl_data:',
+          '  accept',
+          'begin routers',
+          'onward:',
+          '  driver = manualroute',
+          `  route_list = * ${opts.relayTo.host}::${opts.relayTo.port}`,
+          '  transport = onward_smtp',
+          '  self = send',
+          'begin transports',
+          'onward_smtp:',
+          '  driver = smtp',
+          '  hosts_avoid_tls = *',
+          '  allow_localhost',
+          '',
+        ]
+      : [
+          // Received, logged, then thrown away: nothing is ever delivered or queued.
+          'acl_data:',
+          '  discard',
+          'begin routers',
+          'blackhole:',
+          '  driver = redirect',
+          '  data = :blackhole:',
+          '',
+        ]),
   ];
   await writeFile(conf, lines.join('\n'), { mode: 0o644 });
 

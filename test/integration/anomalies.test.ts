@@ -1,26 +1,12 @@
 // The anomaly catalog: each misbehaving client (raw sockets) gets exactly the kinds it
-// earned, and a corpus of well-behaved real clients gets none (no false positives).
+// earned (the well-behaved client corpus is client-corpus.test.ts).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import nodemailer from 'nodemailer';
 import { startSink, type Sink } from '../../src/sink/index.js';
 import { basicYaml, startPostern, type LogRecord, type TestPostern } from '../helpers/postern.js';
 import { SmtpClient } from '../helpers/smtp-client.js';
-import { swaks, swaksAvailable } from '../helpers/swaks.js';
-import { severityOf, type AnomalyKind } from '../../src/config/anomalies.js';
 
 const sorted = (r: LogRecord) => [...(r.anomalies as string[])].sort();
-
-function run(cmd: string, args: string[], input?: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as NodeJS.ErrnoException & { code?: number }).code as unknown as number) ?? 1 : 0, out: stdout + stderr }),
-    );
-    if (input !== undefined) child.stdin!.end(input);
-  });
-}
 
 describe('misbehaving clients: exactly the expected anomalies', () => {
   let sink: Sink;
@@ -186,72 +172,5 @@ describe('greet wait and early talkers', () => {
       await p.stop();
       await sink.close();
     }
-  });
-});
-
-/** The anomalies of a session record that are warnings (notices are what ordinary clients do). */
-const warnings = (rec: Record<string, unknown>) => (rec.anomalies as AnomalyKind[]).filter((k) => severityOf(k) === 'warning');
-
-describe('well-behaved clients: no warnings', () => {
-  let sink: Sink;
-  let p: TestPostern;
-  before(async () => {
-    sink = await startSink({ xclient: true });
-    p = await startPostern(basicYaml([`127.0.0.1:${sink.address().port}`]));
-  });
-  after(async () => {
-    await p.stop();
-    await sink.close();
-  });
-
-  const clean = async (helo: string, n = 1) => {
-    await p.waitFor((x) => x.event === 'session' && x.helo === helo);
-    const recs = p.records.filter((x) => x.event === 'session' && x.helo === helo);
-    assert.ok(recs.length >= n);
-    for (const r of recs) assert.deepEqual(warnings(r), [], JSON.stringify(r));
-  };
-
-  it('swaks, plain and --pipeline', { skip: !swaksAvailable() && 'swaks not installed' }, async () => {
-    for (const extra of [[], ['--pipeline']]) {
-      const helo = `swaks${extra.length}.test`;
-      const r = await swaks(['--server', `127.0.0.1:${p.port}`, '--ehlo', helo, '--to', 'b@example.net', '--from', 'a@example.org', ...extra]);
-      assert.equal(r.code, 0, r.transcript);
-      await clean(helo);
-    }
-  });
-
-  it("Postfix's smtp-source", { skip: !existsSync('/usr/sbin/smtp-source') && 'smtp-source not installed' }, async () => {
-    // smtp-source closes without reading the 221, so its kernel answers the 221 with a
-    // reset: rst_after_quit (or quit_no_wait when its FIN beat the 221), both notices.
-    const r = await run('/usr/sbin/smtp-source', ['-s', '2', '-m', '6', '-r', '3', '-l', '2048', '-S', 'smtp-source test', '-M', 'source.test', `127.0.0.1:${p.port}`]);
-    assert.equal(r.code, 0, r.out);
-    await p.waitFor((x) => x.event === 'session' && x.helo === 'source.test');
-    await new Promise((res) => setTimeout(res, 200));
-    const recs = p.records.filter((x) => x.event === 'session' && x.helo === 'source.test');
-    assert.equal(recs.length, 6);
-    for (const rec of recs) {
-      assert.equal(rec.close, 'quit');
-      assert.deepEqual(warnings(rec), [], JSON.stringify(rec));
-    }
-    assert.equal(recs.reduce((n, x) => n + (x.transactions as number), 0), 6);
-  });
-
-  it("Python's smtplib", async () => {
-    const py = `
-import smtplib
-s = smtplib.SMTP('127.0.0.1', ${p.port}, local_hostname='python.test', timeout=10)
-s.sendmail('py@example.org', ['b@example.net', 'c@example.net'], 'Subject: py\\r\\n\\r\\nhello from smtplib\\r\\n')
-s.quit()
-`;
-    const r = await run('python3', ['-c', py]);
-    assert.equal(r.code, 0, r.out);
-    await clean('python.test');
-  });
-
-  it('nodemailer', async () => {
-    const t = nodemailer.createTransport({ host: '127.0.0.1', port: p.port, secure: false, ignoreTLS: true, name: 'nodemailer.test' });
-    // nodemailer's transport hangs up after the message without QUIT (close(), not quit()).
-    await t.sendMail({ from: 'nm@example.org', to: 'b@example.net', subject: 'nm', text: 'hello from nodemailer' });
-    await clean('nodemailer.test');
   });
 });
