@@ -134,9 +134,13 @@ export class InheritedSockets {
 
   /** From LISTEN_FDS (systemd or a predecessor); the variables are removed from the environment. */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): InheritedSockets {
+    const fds = takeListenFds(env);
+    // The socket tables are read only when there is something to match: on a busy host they
+    // hold every connection (TIME_WAIT included), and reading them costs start-up time.
+    if (fds.length === 0) return new InheritedSockets([]);
     const tables = [readTable('/proc/net/tcp', false), readTable('/proc/net/tcp6', true)];
     return new InheritedSockets(
-      takeListenFds(env).map(({ fd, name }) => {
+      fds.map(({ fd, name }) => {
         const a = listeningAddress(fd, tables);
         return { fd, name, host: a?.host ?? null, port: a?.port ?? null };
       }),
