@@ -1,7 +1,7 @@
-// `npm run bench`: Postern against direct, HAProxy and nginx on loopback, workloads W1-W6
-// (issue 7). Every process it starts is stopped at the end, on error and on Ctrl-C.
+// `npm run bench`: Postern against direct, HAProxy, nginx and the Node floor on loopback,
+// workloads W1-W6 (issues 7 and 17). Every process it starts is stopped at the end, on error and on Ctrl-C.
 // Environment: BENCH_QUICK=1, BENCH_ONLY=W1,W6, BENCH_CONTENDERS=..., BENCH_ROUNDS=3,
-// BENCH_GEN_PROCS=N, BENCH_RESULTS=path (default bench/RESULTS.md). See bench/README.md.
+// BENCH_PER_CORE=0, BENCH_GEN_PROCS=N, BENCH_RESULTS=path (default bench/RESULTS.md). See bench/README.md.
 
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -17,7 +17,7 @@ import { resultsMarkdown, sectionMarkdown, settingsMarkdown, targetsMarkdown } f
 import { startSink } from './lib/sink.js';
 import { INSTALL_LINE, findTools, missingTools, toolVersions } from './lib/tools.js';
 import { WORKLOAD_RUNNERS } from './workloads/index.js';
-import { plainContenders, type BenchContext, type Section } from './workloads/types.js';
+import { perCoreContenders, plainContenders, type BenchContext, type Section } from './workloads/types.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const started = Date.now();
@@ -63,8 +63,10 @@ function failedSection(id: WorkloadId, err: unknown): Section {
 }
 
 function needs(o: Options) {
+  const plainWorkloads = (['W1', 'W2', 'W6'] as const).filter((w) => o.only.has(w));
   return {
-    plain: o.only.has('W1') || o.only.has('W2') || o.only.has('W6'),
+    plain: plainWorkloads.length > 0,
+    perCore: plainWorkloads.some((w) => perCoreContenders(o, w).length > 0),
     implicit: o.only.has('W3'),
     starttls: o.only.has('W4'),
   };
@@ -104,18 +106,21 @@ async function main(): Promise<number> {
     generators: async () => (pool ??= await GeneratorPool.start(opts.genProcs, dir)),
     log,
   };
-  if (need.plain) await fleet.preflightPlain(tools.smtpSource, plainContenders(ctx), log);
+  if (need.plain) await fleet.preflightPlain(tools.smtpSource, [...plainContenders(ctx), ...(need.perCore ? perCoreContenders(opts) : [])], log);
 
   const sections: Section[] = [];
   for (const id of WORKLOADS) {
     if (!opts.only.has(id)) continue;
     log(`${id}: start`);
+    const t0 = Date.now();
     let section: Section;
     try {
       section = await WORKLOAD_RUNNERS[id](ctx);
     } catch (err) {
       section = failedSection(id, err);
     }
+    section.seconds = (Date.now() - t0) / 1000;
+    log(`${id}: done in ${section.seconds.toFixed(0)} s`);
     sections.push(section);
     process.stdout.write('\n' + sectionMarkdown(section) + '\n');
   }
@@ -131,7 +136,7 @@ async function main(): Promise<number> {
   const out = process.env.BENCH_RESULTS ? path.resolve(process.env.BENCH_RESULTS) : path.join(REPO, 'bench', 'RESULTS.md');
   writeFileSync(out, resultsMarkdown(machine, opts, elapsed, sections, new Date()));
   const targets = targetsMarkdown(sections.flatMap((s) => s.targets));
-  process.stdout.write(`\n${settingsMarkdown(opts, elapsed)}\n\n${targets ? targets + '\n\n' : ''}Results written to ${path.relative(process.cwd(), out)}\n`);
+  process.stdout.write(`\n${settingsMarkdown(opts, elapsed, sections)}\n\n${targets ? targets + '\n\n' : ''}Results written to ${path.relative(process.cwd(), out)}\n`);
   return 0;
 }
 

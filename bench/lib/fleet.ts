@@ -5,6 +5,7 @@ import type { CertKind } from './certs.js';
 import { startHaproxy } from './haproxy.js';
 import type { Instance, LaunchContext } from './instance.js';
 import { startNginx } from './nginx.js';
+import { startNodePipe, startNodeTls } from './node-floor.js';
 import type { ContenderId, Options } from './options.js';
 import { startPostern } from './postern.js';
 import { runCommand, sleep, tail } from './procs.js';
@@ -16,6 +17,8 @@ export const TLS_POSTERN: Record<CertKind, string> = { ecdsa: 'postern-tls-ecdsa
 
 export interface FleetNeeds {
   plain: boolean;
+  /** The per-core twins of the plain contenders (one process or one thread each). */
+  perCore: boolean;
   implicit: boolean;
   starttls: boolean;
 }
@@ -53,9 +56,17 @@ export class Fleet {
     if (want('haproxy')) await f.#add('haproxy', () => startHaproxy(ctx, { plain: needs.plain, implicit }));
     if (want('nginx')) await f.#add('nginx', () => startNginx(ctx, { plain: needs.plain, implicit, starttls }));
     if (needs.plain) {
+      if (want('node-pipe')) await f.#add('node-pipe', () => startNodePipe(ctx, ctx.cores, 'node-pipe'));
       if (want('postern-xclient')) await f.#add('postern-xclient', () => startPostern(ctx, 'xclient', { plain: true }, 'postern-xclient'));
       if (want('postern-none')) await f.#add('postern-none', () => startPostern(ctx, 'none', { plain: true }, 'postern-none'));
     }
+    if (needs.plain && needs.perCore) {
+      if (want('haproxy')) await f.#add('haproxy-1', () => startHaproxy(ctx, { plain: true }, 'haproxy-1', 1));
+      if (want('nginx')) await f.#add('nginx-1', () => startNginx(ctx, { plain: true }, 'nginx-1', 1));
+      if (want('node-pipe')) await f.#add('node-pipe-1', () => startNodePipe(ctx, 1, 'node-pipe-1'));
+      if (want('postern-xclient')) await f.#add('postern-xclient-1', () => startPostern(ctx, 'xclient', { plain: true }, 'postern-xclient-1', 1));
+    }
+    if (needs.implicit && want('node-tls')) await f.#add('node-tls', () => startNodeTls(ctx, ctx.cores, ['ecdsa', 'rsa'], 'node-tls'));
     if ((needs.implicit || needs.starttls) && (want('postern-xclient') || want('postern-none'))) {
       await f.#add(TLS_POSTERN.ecdsa, () => startPostern(ctx, 'none', { implicit: needs.implicit ? ['ecdsa'] : [] }, TLS_POSTERN.ecdsa));
       await f.#add(TLS_POSTERN.rsa, () => startPostern(ctx, 'none', { implicit: needs.implicit ? ['rsa'] : [], starttls }, TLS_POSTERN.rsa));

@@ -1,4 +1,4 @@
-// HAProxy in TCP mode, nbthread = cores, TLS offload with `bind ... ssl crt` for W3/W5.
+// HAProxy in TCP mode, nbthread = cores (or 1 for the per-core table), TLS offload with `bind ... ssl crt` for W3/W5.
 
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,7 +12,7 @@ export function haproxyMaxconn(nofile: number): number {
   return Math.max(100, Math.min(200_000, Math.floor((nofile - 200) / 2)));
 }
 
-export async function startHaproxy(ctx: LaunchContext, spec: ListenerSpec, label = 'haproxy'): Promise<Instance> {
+export async function startHaproxy(ctx: LaunchContext, spec: ListenerSpec, label = 'haproxy', threads = ctx.cores): Promise<Instance> {
   if (!ctx.tools.haproxy) throw new Error('haproxy is not installed');
   const implicitKinds: CertKind[] = spec.implicit ?? [];
   const ports = await freePorts((spec.plain ? 1 : 0) + implicitKinds.length);
@@ -20,7 +20,7 @@ export async function startHaproxy(ctx: LaunchContext, spec: ListenerSpec, label
   const maxconn = haproxyMaxconn(ctx.nofile);
   const lines = [
     'global',
-    `  nbthread ${ctx.cores}`,
+    `  nbthread ${threads}`,
     `  maxconn ${maxconn}`,
     '  ssl-default-bind-options ssl-min-ver TLSv1.2',
     '  tune.ssl.cachesize 20000',
@@ -52,5 +52,5 @@ export async function startHaproxy(ctx: LaunchContext, spec: ListenerSpec, label
     await proc.stop();
     throw err;
   }
-  return { name: 'haproxy', procs: [proc], ...inst, stop: () => proc.stop() };
+  return { name: label, procs: [proc], ...inst, stop: () => proc.stop() };
 }

@@ -1,4 +1,4 @@
-// nginx mail proxy: xclient on, smtp_auth none, worker_processes = cores; the auth_http
+// nginx mail proxy: xclient on, smtp_auth none, worker_processes = cores (or 1 for the per-core table); the auth_http
 // request is answered by the same nginx (an http server returning Auth-Status: OK and the sink).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { allPorts, type Instance, type LaunchContext, type ListenerSpec } from '
 import { freePorts } from './ports.js';
 import { startManaged, waitForPorts } from './procs.js';
 
-export async function startNginx(ctx: LaunchContext, spec: ListenerSpec, label = 'nginx'): Promise<Instance> {
+export async function startNginx(ctx: LaunchContext, spec: ListenerSpec, label = 'nginx', workers = ctx.cores): Promise<Instance> {
   const { nginx, nginxMailModule } = ctx.tools;
   if (!nginx || !nginxMailModule) throw new Error('nginx or its mail module is not installed');
   const implicitKinds: CertKind[] = spec.implicit ?? [];
@@ -36,7 +36,7 @@ export async function startNginx(ctx: LaunchContext, spec: ListenerSpec, label =
     servers.push(`  server {\n    listen 127.0.0.1:${port};\n    protocol smtp;\n    starttls on;\n${cert(kind)}\n  }`);
   }
   const conf = `load_module ${nginxMailModule};
-worker_processes ${ctx.cores};
+worker_processes ${workers};
 worker_rlimit_nofile ${ctx.nofile};
 daemon off;
 master_process on;
@@ -83,5 +83,5 @@ ${servers.join('\n')}
     await proc.stop();
     throw err;
   }
-  return { name: 'nginx', procs: [proc], ...inst, stop: () => proc.stop() };
+  return { name: label, procs: [proc], ...inst, stop: () => proc.stop() };
 }

@@ -5,8 +5,11 @@ import os from 'node:os';
 export const WORKLOADS = ['W1', 'W2', 'W3', 'W4', 'W5', 'W6'] as const;
 export type WorkloadId = (typeof WORKLOADS)[number];
 
-export const CONTENDERS = ['direct', 'haproxy', 'nginx', 'postern-xclient', 'postern-none'] as const;
+export const CONTENDERS = ['direct', 'haproxy', 'nginx', 'node-pipe', 'node-tls', 'postern-xclient', 'postern-none'] as const;
 export type ContenderId = (typeof CONTENDERS)[number];
+
+/** Workloads that get a per-core table (one process or one thread per contender) next to the all-cores one. */
+export const PER_CORE_WORKLOADS: ReadonlySet<WorkloadId> = new Set<WorkloadId>(['W1', 'W2', 'W6']);
 
 export interface Counts {
   /** W1: smtp-source -s, -m, -l. */
@@ -29,32 +32,36 @@ export interface Options {
   rounds: number;
   only: Set<WorkloadId>;
   contenders: Set<ContenderId>;
+  /** Per-core tables for PER_CORE_WORKLOADS (BENCH_PER_CORE=0 turns them off). */
+  perCore: boolean;
   /** Load generator processes for W3, W4 and W5. */
   genProcs: number;
   cores: number;
   counts: Counts;
 }
 
+// Full counts are sized so that the whole run (W1-W6, every contender, per-core tables) stays
+// under 15 minutes on 2 cores: see "Time budget" in bench/README.md before raising any.
 const FULL: Counts = {
-  w1: { sessions: 20, messages: 20_000, size: 1024 },
-  w2: { sessions: 10, messages: 500, size: 1_048_576 },
-  tlsWarmupMs: 500,
-  tlsWindowMs: 2_500,
+  w1: { sessions: 20, messages: 8_000, size: 1024 },
+  w2: { sessions: 10, messages: 250, size: 1_048_576 },
+  tlsWarmupMs: 400,
+  tlsWindowMs: 1_500,
   tlsConcurrency: 64,
   idlePlain: 10_000,
   idleTls: 5_000,
-  latencySessions: 1_000,
+  latencySessions: 500,
 };
 
 const QUICK: Counts = {
-  w1: { sessions: 20, messages: 2_000, size: 1024 },
-  w2: { sessions: 10, messages: 50, size: 1_048_576 },
+  w1: { sessions: 20, messages: 1_000, size: 1024 },
+  w2: { sessions: 10, messages: 30, size: 1_048_576 },
   tlsWarmupMs: 200,
-  tlsWindowMs: 700,
+  tlsWindowMs: 500,
   tlsConcurrency: 64,
   idlePlain: 1_000,
   idleTls: 500,
-  latencySessions: 200,
+  latencySessions: 100,
 };
 
 function list<T extends string>(raw: string | undefined, all: readonly T[], what: string): Set<T> {
@@ -83,6 +90,7 @@ export function readOptions(env: NodeJS.ProcessEnv = process.env): Options {
     rounds: positiveInt(env.BENCH_ROUNDS, 3, 'BENCH_ROUNDS'),
     only: list(env.BENCH_ONLY, WORKLOADS, 'BENCH_ONLY'),
     contenders: list(env.BENCH_CONTENDERS, CONTENDERS, 'BENCH_CONTENDERS'),
+    perCore: env.BENCH_PER_CORE !== '0' && env.BENCH_PER_CORE !== 'false',
     genProcs: positiveInt(env.BENCH_GEN_PROCS, Math.max(2, cores), 'BENCH_GEN_PROCS'),
     cores,
     counts: { ...(quick ? QUICK : FULL), ...(env.BENCH_CONCURRENCY ? { tlsConcurrency: positiveInt(env.BENCH_CONCURRENCY, 16, 'BENCH_CONCURRENCY') } : {}) },

@@ -16,7 +16,8 @@ interface ListenerConf {
   tls?: 'implicit' | 'starttls';
 }
 
-export async function startPostern(ctx: LaunchContext, identity: Identity, spec: ListenerSpec, label: string): Promise<Instance> {
+/** `workers`: Postern's `workers` key (default: left out, so one process per core). */
+export async function startPostern(ctx: LaunchContext, identity: Identity, spec: ListenerSpec, label: string, workers?: number): Promise<Instance> {
   const implicitKinds: CertKind[] = spec.implicit ?? [];
   const starttlsKinds: CertKind[] = spec.starttls ?? [];
   const tlsKinds = [...new Set([...implicitKinds, ...starttlsKinds])];
@@ -53,6 +54,7 @@ export async function startPostern(ctx: LaunchContext, identity: Identity, spec:
     // Stop at once when the harness is done (no drain period).
     shutdown_grace: '0s',
   };
+  if (workers !== undefined) config.workers = workers;
   const kind = tlsKinds[0];
   if (kind) config.tls = { certificates: [{ cert: ctx.certs[kind].cert, key: ctx.certs[kind].key }] };
   // JSON is YAML.

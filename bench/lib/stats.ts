@@ -16,7 +16,7 @@ export function percentile(values: readonly number[], p: number): number {
   return v[rank - 1]!;
 }
 
-/** a / b, or NaN when either is missing or b is 0. */
+/** a / b, or NaN when either is missing or b is not positive (a ratio to nothing, or to noise below zero, says nothing). */
 export function ratio(a: number, b: number): number {
-  return Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : Number.NaN;
+  return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : Number.NaN;
 }

@@ -45,16 +45,26 @@ export function naNotes(unavailable: Map<string, string>): string {
   return 'n/a:\n' + [...unavailable].map(([c, why]) => `- ${c}: ${why}`).join('\n');
 }
 
-/** Postern / haproxy and Postern / nginx for each Postern variant present. */
-export function ratioTable(values: Map<string, number>, posterns: readonly string[] = POSTERNS, note = ''): string {
-  const rows: Cell[][] = [];
-  for (const p of posterns) {
-    if (!values.has(p)) continue;
-    for (const peer of ['haproxy', 'nginx']) {
-      if (!values.has(peer)) continue;
-      rows.push([`${p} / ${peer}`, fmtRatio(ratio(values.get(p)!, values.get(peer)!))]);
-    }
-  }
+/** Every numerator / denominator pair, in order. */
+export function pairsOf(numerators: readonly string[], denominators: readonly string[]): [string, string][] {
+  return numerators.flatMap((n) => denominators.map((d): [string, string] => [n, d]));
+}
+
+/** The all-cores ratios: each Postern variant / each peer and the Node floor. */
+export const ALL_CORES_PAIRS = pairsOf(POSTERNS, ['haproxy', 'nginx', 'node-pipe']);
+/** The per-core ratios (issue 17): Postern with one worker / the Node floor and each peer, one core each. */
+export const PER_CORE_PAIRS = pairsOf(['postern-xclient-1'], ['node-pipe-1', 'nginx-1', 'haproxy-1']);
+
+/** `a / b` for each pair where both have a figure; '' when none has. */
+export function ratioTable(values: Map<string, number>, pairs: [string, string][], note = ''): string {
+  const rows: Cell[][] = pairs
+    .filter(([a, b]) => values.has(a) && values.has(b))
+    .map(([a, b]) => [`${a} / ${b}`, fmtRatio(ratio(values.get(a)!, values.get(b)!))]);
   if (rows.length === 0) return '';
   return markdownTable(['ratio', `value${note}`], rows);
+}
+
+/** Only the entries of `m` whose key is in `keys`. */
+export function subset<V>(m: Map<string, V>, keys: readonly string[]): Map<string, V> {
+  return new Map([...m].filter(([k]) => keys.includes(k)));
 }

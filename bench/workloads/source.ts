@@ -1,9 +1,11 @@
-// W1 and W2: smtp-source through every plain contender, alternating A B C A B C.
+// W1 and W2: smtp-source through every plain contender, alternating A B C A B C; the per-core
+// twins run in the same rounds, and get their own table.
 
+import type { WorkloadId } from '../lib/options.js';
 import { smtpSource } from '../lib/smtp-source.js';
 import { fmt } from '../lib/table.js';
-import { contenderTable, medianOf, push, ratioTable, type Samples } from './report.js';
-import { plainContenders, type BenchContext } from './types.js';
+import { ALL_CORES_PAIRS, PER_CORE_PAIRS, contenderTable, medianOf, push, ratioTable, subset, type Samples } from './report.js';
+import { perCoreContenders, plainContenders, type BenchContext } from './types.js';
 
 export interface SourceResult {
   /** Median per available contender. */
@@ -18,14 +20,16 @@ export interface SourceResult {
  */
 export async function sourceRounds(
   ctx: BenchContext,
-  label: string,
+  label: WorkloadId,
   params: { sessions: number; messages: number; size: number },
   unit: string,
   digits: number,
   figure: (ms: number) => number,
   timeoutMs: number,
 ): Promise<SourceResult> {
-  const contenders = plainContenders(ctx);
+  const allCores = plainContenders(ctx);
+  const perCore = perCoreContenders(ctx.opts, label);
+  const contenders = [...allCores, ...perCore];
   const unavailable = new Map<string, string>();
   const samples: Samples = new Map();
   const errors: string[] = [];
@@ -55,7 +59,20 @@ export async function sourceRounds(
   }
   const medians = new Map<string, number>();
   for (const c of contenders) if (!unavailable.has(c)) medians.set(c, medianOf(samples, c));
-  const parts = [contenderTable(samples, contenders, unit, digits, unavailable), ratioTable(medians)];
+  const parts = [
+    perCore.length ? '**All cores** (every contender may use every core):' : '',
+    contenderTable(samples, allCores, unit, digits, subset(unavailable, allCores)),
+    ratioTable(medians, ALL_CORES_PAIRS),
+  ];
+  if (perCore.length) {
+    const rows = ['direct', ...perCore];
+    parts.push(
+      '**Per core** (`-1`: one process or one thread: Postern `workers: 1`, HAProxy `nbthread 1`, nginx `worker_processes 1`, ' +
+        'node-pipe without cluster; same rounds as above, direct repeated):',
+      contenderTable(samples, rows, unit, digits, subset(unavailable, rows)),
+      ratioTable(medians, PER_CORE_PAIRS),
+    );
+  }
   if (errors.length > 0) parts.push('Failed runs:\n' + errors.map((e) => `- ${e}`).join('\n'));
   const raw = [...samples.entries()].map(([c, v]) => `${label} ${c}: ${v.map((x) => fmt(x, digits)).join(', ')} ${unit}`);
   return { medians, body: parts.filter(Boolean).join('\n\n'), raw };

@@ -1,23 +1,24 @@
-// Turning medians into the issue's target checks (one line per Postern variant).
+// Turning medians into the issues' target checks.
 
 import { ratio } from '../lib/stats.js';
 import { fmtRatio } from '../lib/table.js';
 import type { TargetCheck } from './types.js';
 
-/** `postern / peer >= min` for each Postern variant that has a figure. */
-export function ratioTargets(
-  medians: Map<string, number>,
-  posterns: readonly string[],
-  peer: string,
-  min: number,
+/** `a / b >= min` (or `<= max` when `atMost`), from the two medians. */
+export function ratioTarget(
+  issue: number,
   what: string,
-): TargetCheck[] {
-  return posterns.map((p) => {
-    const r = ratio(medians.get(p) ?? Number.NaN, medians.get(peer) ?? Number.NaN);
-    return {
-      target: `${what}: ${p} ≥ ${min}× ${peer}`,
-      actual: fmtRatio(r),
-      met: Number.isFinite(r) ? r >= min : null,
-    };
-  });
+  medians: Map<string, number>,
+  a: string,
+  b: string,
+  bound: number,
+  atMost = false,
+): TargetCheck {
+  const r = ratio(medians.get(a) ?? Number.NaN, medians.get(b) ?? Number.NaN);
+  return {
+    issue,
+    target: `${what}: ${a} ${atMost ? '≤' : '≥'} ${bound}× ${b}`,
+    actual: fmtRatio(r),
+    met: Number.isFinite(r) ? (atMost ? r <= bound : r >= bound) : null,
+  };
 }

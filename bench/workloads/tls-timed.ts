@@ -109,9 +109,11 @@ export async function runTimedCells(
         continue;
       }
       const p = await pool.probe(job(cell, port));
-      if (!p.ok) {
-        na.set(ct.name, `failed: ${p.error ?? 'unknown'}`);
-        ctx.log(`${label} ${cell.label} ${ct.name}: n/a (${p.error ?? 'unknown'})`);
+      // A resumed cell that does not resume would measure full handshakes under the wrong name.
+      const error = !p.ok ? `failed: ${p.error ?? 'unknown'}` : cell.resumed && !p.reused ? 'the second handshake did not resume the first one\'s session' : null;
+      if (error) {
+        na.set(ct.name, error);
+        ctx.log(`${label} ${cell.label} ${ct.name}: n/a (${error})`);
       } else {
         runnable.set(`${cell.label}|${ct.name}`, port);
       }

@@ -4,7 +4,7 @@ import type { Certs } from '../lib/certs.js';
 import type { Fleet } from '../lib/fleet.js';
 import type { GeneratorPool } from '../lib/generators.js';
 import type { LaunchContext } from '../lib/instance.js';
-import { CONTENDERS, type ContenderId, type Options, type WorkloadId } from '../lib/options.js';
+import { CONTENDERS, PER_CORE_WORKLOADS, type ContenderId, type Options, type WorkloadId } from '../lib/options.js';
 
 export interface BenchContext {
   opts: Options;
@@ -17,6 +17,8 @@ export interface BenchContext {
 }
 
 export interface TargetCheck {
+  /** The issue that set it (7: the first round, 17: speed per core). */
+  issue: number;
   target: string;
   actual: string;
   /** null: could not be measured. */
@@ -33,13 +35,37 @@ export interface Section {
   /** Every run's figure, for the appendix. */
   raw: string[];
   targets: TargetCheck[];
+  /** Wall time the workload took (set by run.ts), for the time budget. */
+  seconds?: number;
 }
 
 export type Workload = (ctx: BenchContext) => Promise<Section>;
 
-/** The plain contenders in table order, filtered by BENCH_CONTENDERS. */
+/** Contenders that relay plain SMTP (W1, W2, W6); node-tls only terminates TLS (W3). */
+const PLAIN: readonly ContenderId[] = CONTENDERS.filter((c) => c !== 'node-tls');
+
+/** The all-cores plain contenders in table order, filtered by BENCH_CONTENDERS. */
 export function plainContenders(ctx: BenchContext): ContenderId[] {
-  return CONTENDERS.filter((c) => c === 'direct' || ctx.opts.contenders.has(c));
+  return PLAIN.filter((c) => c === 'direct' || ctx.opts.contenders.has(c));
+}
+
+/**
+ * Per-core twins (issue 17): Postern with `workers: 1`, HAProxy with `nbthread 1`, nginx with
+ * `worker_processes 1`, node-pipe as one process. Selected with their all-cores contender.
+ */
+export const PER_CORE = {
+  haproxy: 'haproxy-1',
+  nginx: 'nginx-1',
+  'node-pipe': 'node-pipe-1',
+  'postern-xclient': 'postern-xclient-1',
+} as const satisfies Partial<Record<ContenderId, string>>;
+
+export type PerCoreId = (typeof PER_CORE)[keyof typeof PER_CORE];
+
+/** Per-core contenders in table order, or none (BENCH_PER_CORE=0, or a workload without a per-core table). */
+export function perCoreContenders(opts: Options, workload?: WorkloadId): PerCoreId[] {
+  if (!opts.perCore || (workload !== undefined && !PER_CORE_WORKLOADS.has(workload))) return [];
+  return (Object.keys(PER_CORE) as (keyof typeof PER_CORE)[]).filter((c) => opts.contenders.has(c)).map((c) => PER_CORE[c]);
 }
 
 export const POSTERNS = ['postern-xclient', 'postern-none'] as const;
