@@ -32,7 +32,7 @@ export interface BindRequest {
 
 /**
  * A session's hold on one backend connection. Ends exactly once: `unbind` (QUIT), `park`
- * (identity none: kept for the next session), `quitted` (QUIT already relayed) or `abort`
+ * (identity none: kept for the next session) or `abort`
  * (the backend sees a drop and forgets any open transaction).
  */
 export class Binding {
@@ -100,13 +100,6 @@ export class Binding {
   unbind(): void {
     if (!this.#end()) return;
     this.conn.quit();
-  }
-
-  /** QUIT was relayed already (the client's own): close once the backend has answered it. */
-  quitted(): void {
-    if (!this.#end()) return;
-    const conn = this.conn;
-    setTimeout(() => conn.destroy(), 2000).unref();
   }
 
   /** Hands the connection back for the next session, without QUIT (check `reusable` first). */

@@ -47,9 +47,7 @@ export abstract class SessionCore<Self> {
   protected readonly farewell: Farewell;
   protected readonly queue: ReplyQueue;
   protected readonly binding: SessionBinding;
-  protected readonly message: MessageFlow;
   protected readonly limits: SessionLimits;
-  protected readonly auth: SessionAuth;
   #log: Logger | null = null;
 
   protected mode: Mode = 'command';
@@ -105,6 +103,7 @@ export abstract class SessionCore<Self> {
       },
       end: () => this.io.end(),
       destroy: () => this.io.destroy(),
+      linger: (ms) => this.io.setTimer(ms),
       finish: (reason) => this.finish(reason),
     });
     this.input = new Input(
@@ -113,14 +112,14 @@ export abstract class SessionCore<Self> {
         line: (line, pipelined) => this.handleLine(line, pipelined),
         data: (chunk) => this.message.dataChunk(chunk),
         bdat: (chunk) => this.message.bdatChunk(chunk),
-        bdatLeft: () => this.message.body.bdatLeft,
+        bdatLeft: () => this.#message?.body.bdatLeft ?? 0,
         owed: () => this.queue.owed,
         unsent: () => this.io.unsent,
         pile: (full) => this.io.pile(full),
         backend: () => this.binding.bound?.conn.socket,
       },
       // An AUTH exchange line may be as long as a SASL mechanism makes it (RFC 4954 §4).
-      () => (this.auth.exchanging ? Math.max(AUTH_LINE_MAX, this.cfg.limits.line_length) : this.cfg.limits.line_length),
+      () => (this.#auth?.exchanging ? Math.max(AUTH_LINE_MAX, this.cfg.limits.line_length) : this.cfg.limits.line_length),
     );
     this.binding = new SessionBinding(
       {
@@ -146,7 +145,29 @@ export abstract class SessionCore<Self> {
       },
       { config: ctx.config, pool: ctx.pool, logger: ctx.logger, connId: ctx.id },
     );
-    this.auth = new SessionAuth(
+    this.limits = new SessionLimits(
+      () => this.cfg.limits,
+      () => this.binding.backendLimits(),
+      (limit) => ctx.metrics.limitRejections.inc({ limit }),
+    );
+  }
+
+  #auth: SessionAuth | null = null;
+  #message: MessageFlow | null = null;
+
+  /** Inside an AUTH exchange: lines are SASL responses. */
+  protected get authExchanging(): boolean {
+    return this.#auth?.exchanging === true;
+  }
+
+  /** AUTH (made at the first use: most sessions never authenticate). */
+  protected get auth(): SessionAuth {
+    return (this.#auth ??= this.#newSessionAuth());
+  }
+
+  #newSessionAuth(): SessionAuth {
+    const ctx = this.ctx;
+    return new SessionAuth(
       {
         queue: this.queue,
         metrics: ctx.metrics,
@@ -171,7 +192,16 @@ export abstract class SessionCore<Self> {
       ctx.config.auth,
       ctx.authenticator ?? null,
     );
-    this.message = new MessageFlow({
+  }
+
+  /** The message phase (made at the first DATA or BDAT: a session that sends none pays nothing). */
+  protected get message(): MessageFlow {
+    return (this.#message ??= this.#newMessageFlow());
+  }
+
+  #newMessageFlow(): MessageFlow {
+    const ctx = this.ctx;
+    return new MessageFlow({
       id: this.id,
       cfg: this.cfg,
       metrics: ctx.metrics,
@@ -192,11 +222,6 @@ export abstract class SessionCore<Self> {
       anomaly: (kind, detail) => this.anomaly(kind, detail),
       closeWith: (reason, reply) => this.closeWith(reason, reply),
     });
-    this.limits = new SessionLimits(
-      () => this.cfg.limits,
-      () => this.binding.backendLimits(),
-      (limit) => ctx.metrics.limitRejections.inc({ limit }),
-    );
   }
 
   /** Public view for /sessions and the shutdown path. */
@@ -272,8 +297,9 @@ export abstract class SessionCore<Self> {
   /** The one reset (RFC 5321 §4.1.1.5 RSET, and what EHLO, XCLIENT and STARTTLS imply): no transaction. */
   protected reset(): void {
     this.tx.reset();
+    this.binding.dropHeld();
     this.limits.newTransaction();
-    this.message.body.reset();
+    this.#message?.body.reset();
   }
 
   // ---- client input -------------------------------------------------------------------
@@ -342,7 +368,7 @@ export abstract class SessionCore<Self> {
 
   /** Nothing open that the next session on this backend connection could inherit. */
   protected quiet(): boolean {
-    return this.tx.open === null && this.message.body.poisoned === null && !this.#midBody && this.mode !== 'data' && this.mode !== 'bdat';
+    return this.tx.open === null && (this.#message?.body.poisoned ?? null) === null && !this.#midBody && this.mode !== 'data' && this.mode !== 'bdat';
   }
 
   // ---- DATA body -----------------------------------------------------------------------
@@ -350,6 +376,7 @@ export abstract class SessionCore<Self> {
   // ---- end -----------------------------------------------------------------------------
 
   #onTimeout(): void {
+    if (this.farewell.lingering) return this.farewell.lingerOver();
     if (this.finished || (this.mode === 'closed' && this.farewell.quitSeen)) return;
     if (this.queue.owed > 0) {
       // The client is waiting for us (a bind, a backend's reply, a verifier): each of those
@@ -374,7 +401,7 @@ export abstract class SessionCore<Self> {
     if (reason === 'error') this.#logger().info({ err: why }, 'client socket error');
     if (this.mode === 'data' || this.mode === 'bdat') {
       this.#midBody = true;
-      this.anomaly('disconnect_in_data', `after ${this.mode === 'data' ? this.message.body.dataBytes : 'some'} body bytes`);
+      this.anomaly('disconnect_in_data', `after ${this.mode === 'data' ? (this.#message?.body.dataBytes ?? 0) : 'some'} body bytes`);
     } else if (this.tx.count === 0 || this.tx.open !== null || this.queue.owed > 0) {
       // Hanging up after delivering its mail is what many senders do (nodemailer, for
       // one); Postfix counts it a normal disconnect. Leaving before any work was done,

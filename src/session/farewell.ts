@@ -26,6 +26,8 @@ export interface FarewellHost {
   end(): void;
   /** The socket is closed at once. */
   destroy(): void;
+  /** Runs the session's one timer for `ms`; when it fires the session calls `lingerOver`. */
+  linger(ms: number): void;
   /** Ends the session: its record is written. */
   finish(reason: CloseReason): void;
 }
@@ -38,7 +40,6 @@ export class Farewell {
   #peerFin = false;
   /** The peer's FIN came before our 221 was written. */
   #finFirst = false;
-  #linger: NodeJS.Timeout | null = null;
 
   constructor(private readonly host: FarewellHost) {}
 
@@ -55,8 +56,17 @@ export class Farewell {
   flushed(): void {
     this.#flushed = true;
     this.host.end();
-    this.#linger ??= setTimeout(() => this.host.destroy(), LINGER_MS);
-    this.#linger.unref?.();
+    this.host.linger(LINGER_MS);
+  }
+
+  /** After the 221, waiting for the peer's FIN or reset. */
+  get lingering(): boolean {
+    return this.#flushed;
+  }
+
+  /** Neither FIN nor reset within the linger: close, nothing to name. */
+  lingerOver(): void {
+    this.host.destroy();
   }
 
   /** The peer's FIN. */
@@ -86,7 +96,6 @@ export class Farewell {
   }
 
   onClose(): void {
-    if (this.#linger) clearTimeout(this.#linger);
     if (this.host.reason === null && !this.#quit) this.host.gone('client_closed');
     this.host.finish(this.#quit ? 'quit' : 'client_closed');
   }

@@ -10,6 +10,8 @@ import { SmtpError } from '../smtp/errors.js';
 const line = (code: number, text: string) => `${code} ${text}\r\n`;
 
 export const OK = line(C250Completed, '2.0.0 Ok');
+/** MAIL while it is held back for the next command (session/binding.ts #holdMail). */
+export const MAIL_OK = line(C250Completed, '2.1.0 Ok');
 export const BYE = line(C221Closing, '2.0.0 Bye');
 export const HELP = line(C214Help, '2.0.0 Postern SMTP proxy; see RFC 5321');
 export const READY_FOR_TLS = line(C220ServiceReady, '2.0.0 Ready to start TLS');

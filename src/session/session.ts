@@ -28,7 +28,7 @@ export class Session extends SessionCore<Session> {
 
   protected handleLine(line: Line, pipelined: boolean): void {
     // Inside an AUTH exchange a line is a SASL response, never a command (and never logged).
-    if (this.auth.exchanging) return this.auth.line(line.text.toString('latin1'), line.tooLong);
+    if (this.authExchanging) return this.auth.line(line.text.toString('latin1'), line.tooLong);
     if (line.tooLong) {
       this.anomaly('line_too_long', `command line over ${this.cfg.limits.line_length} bytes`);
       this.refuse(R.lineTooLong());
@@ -134,7 +134,7 @@ export class Session extends SessionCore<Session> {
       backend: this.binding.extensions(),
       limits: this.limits.inForce(),
       trusted: this.ctx.trusted === true,
-      auth: this.auth.offered(),
+      auth: this.ctx.authenticator ? this.auth.offered() : [],
     });
   }
 
@@ -147,7 +147,7 @@ export class Session extends SessionCore<Session> {
       return;
     }
     if (!this.helo) throw R.needHelo();
-    this.auth.checkMail();
+    if (this.ctx.authenticator) this.auth.checkMail();
     this.limits.newTransaction();
     const path = parsePathCommand(args, 'FROM');
     const utf8 = path.params.has('SMTPUTF8');
@@ -156,11 +156,16 @@ export class Session extends SessionCore<Session> {
     this.limits.checkDeclaredSize(path.params.get('SIZE'));
     const from = path.address;
     const opened = this.tx.mail(from);
-    this.binding.toBackend(() => this.#backendClient(), line, (r) => {
-      this.binding.countTransaction();
-      opened(r.code >= 200 && r.code < 300);
-      return r.raw;
-    });
+    this.binding.toBackend(
+      () => this.#backendClient(),
+      line,
+      (r) => {
+        this.binding.countTransaction();
+        opened(r.code >= 200 && r.code < 300);
+        return r.raw;
+      },
+      { reply: R.MAIL_OK, held: () => opened(true) },
+    );
   }
 
   /** What the backend is told about the client, with its PTR name when wanted (once per identity). */

@@ -49,6 +49,8 @@ export class Transactions {
     const generation = ++this.#generation;
     return (accepted) => {
       if (generation !== this.#generation) return;
+      // Opened early (a held MAIL) and confirmed by the backend's 250: the same transaction.
+      if (accepted && this.#open?.recipients === recipients) return;
       this.#open = accepted ? { from, rcpts: 0, recipients, size: 0, firstRcpt: null, traced: false } : null;
     };
   }

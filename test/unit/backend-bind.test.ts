@@ -242,20 +242,6 @@ describe('bind() and Binding', () => {
     assert.equal(b.conns[0]!.quit, false);
   });
 
-  it('quitted(): the client’s QUIT was relayed; Postern sends no second QUIT and releases the session', async () => {
-    const b = await backend();
-    const s = tracked(setup([b.address], 'identity: none'));
-    const binding = (await bind(s.request()))!;
-    const replies: Reply[] = [];
-    binding.relay({ onReply: (r) => void replies.push(r), onClose: () => undefined });
-    const bye = command(binding, 'QUIT', replies);
-    binding.quitted();
-    assert.equal((await bye).code, 221);
-    assert.equal(s.pool.servers[0]!.active, 0);
-    await until(() => b.conns[0]!.closed, 'closed');
-    assert.equal(b.conns[0]!.commands.filter((c) => c === 'QUIT').length, 1);
-  });
-
   it('relay(): replies go to the session; the backend closing is reported', async () => {
     const b = await backend({ reply: (line) => (line === 'NOOP' ? '250 2.0.0 noop ok\r\n' : undefined) });
     const s = tracked(setup([b.address], 'identity: none'));
