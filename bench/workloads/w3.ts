@@ -56,7 +56,11 @@ export function tlsContenders(ctx: BenchContext, listener: 'implicit' | 'starttl
 }
 
 export const w3: Workload = async (ctx): Promise<Section> => {
-  const cells = cellsOf(['TLSv1.2', 'TLSv1.3'], ['ecdsa', 'rsa']);
+  const cells = [
+    ...cellsOf(['TLSv1.2', 'TLSv1.3'], ['ecdsa', 'rsa']),
+    // Clients without tickets (some MTAs): every resumption is a session-ID lookup in the server's cache.
+    { label: 'TLS 1.2 ECDSA P-256 resumed by session ID', version: 'TLSv1.2' as const, cert: 'ecdsa' as const, resumed: true, noTicket: true },
+  ];
   const contenders = tlsContenders(ctx, 'implicit');
   // Postern's CPU is that of both its TLS processes; the one not serving the cell idles.
   const out = await runTimedCells(ctx, 'W3', 'tls-handshake', cells, contenders, 'handshakes/s');
@@ -79,7 +83,8 @@ export const w3: Workload = async (ctx): Promise<Section> => {
       `${ctx.opts.genProcs} generator processes × ${c.tlsConcurrency} connections in flight (Node TLS clients, no SNI, ` +
       `certificate not verified) connect, complete the handshake and close; ${c.tlsWarmupMs} ms warm-up, then handshakes ` +
       `completed in ${c.tlsWindowMs} ms. Resumed: each connection offers the last session/ticket the server issued ` +
-      '(after a handshake that did not resume, the client waits ≤300 ms for the new one). CPU % is per core (200 % = both cores of a 2-core machine); ' +
+      '(after a handshake that did not resume, the client waits ≤300 ms for the new one); "by session ID": clients that send no ' +
+      'SessionTicket extension, so the server must find the session in its cache, whichever worker it lands on. CPU % is per core (200 % = both cores of a 2-core machine); ' +
       'HAProxy also opens a backend connection to smtp-sink per handshake (its TCP mode), nginx and Postern greet themselves. ' +
       'Postern: identity `none` (no backend is contacted), one process per certificate.',
     body: [
