@@ -4,7 +4,8 @@
 // as the client sees it ("Reused") and as the server logged it (tls.resumed):
 //   TLS 1.2 by session ID (-no_ticket), TLS 1.2 by ticket, TLS 1.3
 //   x implicit TLS, STARTTLS, across listeners, across a ticket-key rotation, across a
-//     restart with the key file (and tls.session_cache.file), across a restart with Redis.
+//     restart with the key file (and tls.session_cache.file), across a restart with Redis,
+//     across an upgrade (SIGUSR2: the new process takes the sockets over).
 // With 2 workers the kernel hands each connection to either: a per-worker session cache
 // resumes a session ID about 1 time in 2, and 16 in a row by luck has odds of 1 in 65,536
 // (each cell also checks that its connections did land on another worker than the one that
@@ -18,7 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { startSink, type Sink } from '../../src/sink/index.js';
 import { makePki, type Leaf, type TestPki } from '../helpers/certs.js';
 import { freePort } from '../helpers/net.js';
-import { cliBuilt, startPosternProcess, type PosternProcess, type Rec } from '../helpers/postern-process.js';
+import { alive, cliBuilt, startPosternProcess, stopPid, type PosternProcess, type Rec } from '../helpers/postern-process.js';
 import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { opensslAvailable, RESUME_KINDS, visit, type ResumeKind, type Visit } from '../helpers/resumption.js';
 
@@ -56,7 +57,10 @@ describe('TLS resumption matrix', { skip }, () => {
 
   /** One `postern run` configuration, restartable on the same ports. */
   class Instance {
+    /** The process started last; after an upgrade its successor writes to the same output. */
     proc: PosternProcess | null = null;
+    /** The process serving now (a successor after an upgrade). */
+    pid = 0;
     readonly ports: Record<ListenerName, number> = { smtp: 0, smtps: 0 };
     file = '';
     keyFile = '';
@@ -100,13 +104,29 @@ ${state}`,
     async start(): Promise<void> {
       const p = startPosternProcess(['run', '-c', this.file]);
       this.proc = p;
+      this.pid = p.child.pid!;
       await p.waitFor(this.workers > 1 ? /workers running/ : new RegExp(`listening on 127\\.0\\.0\\.1:${this.ports.smtps}`), 30_000);
       if (this.shared === 'redis') await p.waitFor(/Redis connected/);
     }
 
     async stop(): Promise<void> {
+      if (this.proc && this.pid !== this.proc.child.pid) await stopPid(this.pid);
       const code = await this.proc?.stop();
       assert.equal(code ?? 0, 0, `${this.name} stopped cleanly`);
+    }
+
+    /** SIGUSR2: a new process takes the listening sockets over; the old one drains and exits. */
+    async upgrade(): Promise<void> {
+      const old = this.pid;
+      const from = this.proc!.output().length;
+      process.kill(old, 'SIGUSR2');
+      const m = await this.proc!.waitFor(/new process (\d+) serves/, 30_000, from);
+      this.pid = Number(m[1]);
+      const deadline = Date.now() + 15_000;
+      while (alive(old)) {
+        assert.ok(Date.now() < deadline, 'the old process drained and exited');
+        await new Promise((r) => setTimeout(r, 50));
+      }
     }
 
     async restart(): Promise<void> {
@@ -204,7 +224,7 @@ ${state}`,
         await Promise.all([file.start(), shared.start()]);
       });
       after(async () => {
-        await Promise.all([file.proc?.stop(), shared.proc?.stop()]);
+        await Promise.all([file.stop(), shared.stop()]);
       });
 
       for (const kind of RESUME_KINDS) {
@@ -244,6 +264,13 @@ ${state}`,
           for (const kind of RESUME_KINDS) await resumeRounds(inst, kind, firsts.get(kind)!, (i) => (i % 2 === 0 ? 'smtps' : 'smtp'), false);
         });
       }
+
+      it(`across an upgrade (SIGUSR2) with the key file and tls.session_cache.file, every kind: ${ROUNDS}/${ROUNDS}`, async () => {
+        const firsts = new Map<ResumeKind, Awaited<ReturnType<typeof issue>>>();
+        for (const kind of RESUME_KINDS) firsts.set(kind, await issue(file, kind, 'smtps'));
+        await file.upgrade();
+        for (const kind of RESUME_KINDS) await resumeRounds(file, kind, firsts.get(kind)!, (i) => (i % 2 === 0 ? 'smtp' : 'smtps'), false);
+      });
     });
   }
 });
