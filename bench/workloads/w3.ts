@@ -55,6 +55,10 @@ export function tlsContenders(ctx: BenchContext, listener: 'implicit' | 'starttl
   return out;
 }
 
+const SESSION_ID_NOTE =
+  '"Resumed by session ID": clients that send no SessionTicket extension (some MTAs), so the server has to find the session in ' +
+  'its cache by ID, whichever worker (or thread) the connection lands on; a cache per worker resumes about 1 connection in N workers.';
+
 export const w3: Workload = async (ctx): Promise<Section> => {
   const cells = [
     ...cellsOf(['TLSv1.2', 'TLSv1.3'], ['ecdsa', 'rsa']),
@@ -83,13 +87,13 @@ export const w3: Workload = async (ctx): Promise<Section> => {
       `${ctx.opts.genProcs} generator processes × ${c.tlsConcurrency} connections in flight (Node TLS clients, no SNI, ` +
       `certificate not verified) connect, complete the handshake and close; ${c.tlsWarmupMs} ms warm-up, then handshakes ` +
       `completed in ${c.tlsWindowMs} ms. Resumed: each connection offers the last session/ticket the server issued ` +
-      '(after a handshake that did not resume, the client waits ≤300 ms for the new one); "by session ID": clients that send no ' +
-      'SessionTicket extension, so the server must find the session in its cache, whichever worker it lands on. CPU % is per core (200 % = both cores of a 2-core machine); ' +
+      '(after a handshake that did not resume, the client waits ≤300 ms for the new one). CPU % is per core (200 % = both cores of a 2-core machine); ' +
       'HAProxy also opens a backend connection to smtp-sink per handshake (its TCP mode), nginx and Postern greet themselves. ' +
       'Postern: identity `none` (no backend is contacted), one process per certificate.',
     body: [
       cellTable(out, cells, names, peers),
       unavailableNotes(out),
+      SESSION_ID_NOTE,
       'Proxy CPU time per operation in µs (lower is better; not limited by the generator):',
       cellTable(out, cells, names, peers, 'costs'),
       'Detail (medians; CPU over the measured window, % of one core):',
