@@ -9,6 +9,8 @@ export interface TimedJob {
   port: number;
   tls: TlsVersion;
   resumed: boolean;
+  /** The client sends no SessionTicket extension (TLS 1.2): it resumes by session ID. */
+  noTicket?: boolean;
   /** Connections in flight in this process. */
   concurrency: number;
   /** Date.now() at which every process starts its loop. */

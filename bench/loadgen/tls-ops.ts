@@ -2,6 +2,7 @@
 // Resumed mode offers the last session the server handed out and reports whether the
 // handshake resumed it.
 
+import { constants } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { TlsVersion } from './protocol.js';
@@ -12,6 +13,8 @@ export interface TlsTarget {
   port: number;
   version: TlsVersion;
   resumed: boolean;
+  /** No SessionTicket extension: TLS 1.2 resumption by session ID. */
+  noTicket?: boolean;
 }
 
 /** The session to offer next; updated from every connection's 'session' events. */
@@ -23,21 +26,22 @@ const OP_TIMEOUT_MS = 5_000;
 /** How long a resumed-mode connection waits for a fresh ticket after the handshake. */
 const TICKET_WAIT_MS = 300;
 
-/** One client context per version, shared by every connection (making one per connection costs ~25 %). */
-const contexts = new Map<TlsVersion, tls.SecureContext>();
+/** One client context per version (and ticket choice), shared by every connection (making one per connection costs ~25 %). */
+const contexts = new Map<string, tls.SecureContext>();
 
-function contextFor(version: TlsVersion): tls.SecureContext {
-  let ctx = contexts.get(version);
+function contextFor(version: TlsVersion, noTicket = false): tls.SecureContext {
+  const key = `${version}${noTicket ? '-no-ticket' : ''}`;
+  let ctx = contexts.get(key);
   if (!ctx) {
-    ctx = tls.createSecureContext({ minVersion: version, maxVersion: version });
-    contexts.set(version, ctx);
+    ctx = tls.createSecureContext({ minVersion: version, maxVersion: version, ...(noTicket ? { secureOptions: constants.SSL_OP_NO_TICKET } : {}) });
+    contexts.set(key, ctx);
   }
   return ctx;
 }
 
 function tlsOptions(t: TlsTarget, slot: SessionSlot): tls.ConnectionOptions {
   return {
-    secureContext: contextFor(t.version),
+    secureContext: contextFor(t.version, t.noTicket),
     // Self-signed bench certificates; the chain is not what is measured.
     rejectUnauthorized: false,
     ...(t.resumed && slot.session ? { session: slot.session } : {}),

@@ -12,7 +12,7 @@ function send(msg: FromWorker): void {
 }
 
 function operation(job: TimedJob): () => Promise<boolean> {
-  const target: TlsTarget = { host: job.host, port: job.port, version: job.tls, resumed: job.resumed };
+  const target: TlsTarget = { host: job.host, port: job.port, version: job.tls, resumed: job.resumed, noTicket: job.noTicket ?? false };
   const slot: SessionSlot = { session: null };
   const op = job.kind === 'tls-handshake' ? handshakeOnce : starttlsOnce;
   return () => op(target, slot);

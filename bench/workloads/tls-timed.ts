@@ -15,6 +15,8 @@ export interface TlsCell {
   version: TlsVersion;
   cert: CertKind;
   resumed: boolean;
+  /** Clients without tickets: TLS 1.2 resumption by session ID. */
+  noTicket?: boolean;
 }
 
 export interface TlsContender {
@@ -89,6 +91,7 @@ export async function runTimedCells(
     port,
     tls: cell.version,
     resumed: cell.resumed,
+    noTicket: cell.noTicket ?? false,
     concurrency: c.tlsConcurrency,
     startAt: Date.now() + START_DELAY_MS,
     warmupMs: c.tlsWarmupMs,

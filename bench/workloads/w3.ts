@@ -62,15 +62,27 @@ export function tlsContenders(ctx: BenchContext, listener: 'implicit' | 'starttl
   return out;
 }
 
+const SESSION_ID_NOTE =
+  '"Resumed by session ID": clients that send no SessionTicket extension (some MTAs), so the server has to find the session in ' +
+  'its cache by ID, whichever worker (or thread) the connection lands on; a cache per worker resumes about 1 connection in N workers.';
+
 export const w3: Workload = async (ctx): Promise<Section> => {
-  const cells = cellsOf(['TLSv1.2', 'TLSv1.3'], ['ecdsa', 'rsa']);
+  const cells = [
+    ...cellsOf(['TLSv1.2', 'TLSv1.3'], ['ecdsa', 'rsa']),
+    // Clients without tickets (some MTAs): every resumption is a session-ID lookup in the server's cache.
+    { label: 'TLS 1.2 ECDSA P-256 resumed by session ID', version: 'TLSv1.2' as const, cert: 'ecdsa' as const, resumed: true, noTicket: true },
+  ];
   const contenders = tlsContenders(ctx, 'implicit');
   // Postern's CPU is that of both its TLS processes; the one not serving the cell idles.
   const out = await runTimedCells(ctx, 'W3', 'tls-handshake', cells, contenders, 'handshakes/s');
   const names = contenders.map((c) => c.name);
   const peers = names.filter((n) => n !== 'postern');
   // Issue 17: within 5 % of what a bare Node TLS server does with the same certificate, full and resumed.
-  const targets: TargetCheck[] = cells.map((cell) => ratioTarget(17, `W3 ${cell.label} handshakes/s`, out.rates.get(cell.label) ?? new Map(), 'postern', 'node-tls', 0.95));
+  // The session-ID cell has no target against node-tls: a bare Node server keeps its session
+  // cache per worker (issue 18 is about exactly that), so it cannot resume there.
+  const targets: TargetCheck[] = cells
+    .filter((cell) => !('noTicket' in cell && cell.noTicket))
+    .map((cell) => ratioTarget(17, `W3 ${cell.label} handshakes/s`, out.rates.get(cell.label) ?? new Map(), 'postern', 'node-tls', 0.95));
   const c = ctx.opts.counts;
   return {
     id: 'W3',
@@ -87,6 +99,7 @@ export const w3: Workload = async (ctx): Promise<Section> => {
     body: [
       cellTable(out, cells, names, peers),
       unavailableNotes(out),
+      SESSION_ID_NOTE,
       'Proxy CPU time per operation in µs (lower is better; not limited by the generator):',
       cellTable(out, cells, names, peers, 'costs'),
       'Detail (medians; CPU over the measured window, % of one core):',

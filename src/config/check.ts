@@ -56,6 +56,8 @@ export function checkFiles(raw: Rec, baseDir: string): FileProblem[] {
 
   const tk = isRec(tls.ticket_keys) ? tls.ticket_keys : {};
   if (typeof tk.file === 'string') checkTicketFile(resolvePath(baseDir, tk.file), ['tls', 'ticket_keys', 'file'], out);
+  const sc = isRec(tls.session_cache) ? tls.session_cache : {};
+  if (typeof sc.file === 'string') checkTicketFile(resolvePath(baseDir, sc.file), ['tls', 'session_cache', 'file'], out, 'the TLS session cache file');
 
   const btls = isRec(raw.backends) && isRec(raw.backends.tls) ? raw.backends.tls : {};
   if (typeof btls.ca === 'string') {
@@ -123,7 +125,7 @@ function loadKey(path: string, at: PathSegment[], out: FileProblem[]): KeyObject
 }
 
 // The file may not exist yet (Postern creates it), but its directory must.
-function checkTicketFile(path: string, at: PathSegment[], out: FileProblem[]): void {
+function checkTicketFile(path: string, at: PathSegment[], out: FileProblem[], what = 'the ticket key file'): void {
   try {
     const st = statSync(path);
     if (!st.isFile()) out.push({ path: at, message: `${path} is not a regular file` });
@@ -139,7 +141,7 @@ function checkTicketFile(path: string, at: PathSegment[], out: FileProblem[]): v
   try {
     if (!statSync(dir).isDirectory()) out.push({ path: at, message: `${dir} is not a directory, so ${path} cannot be created there` });
   } catch (e) {
-    out.push({ path: at, message: `directory ${dir} for the ticket key file does not exist (${errnoText(e)})` });
+    out.push({ path: at, message: `directory ${dir} for ${what} does not exist (${errnoText(e)})` });
   }
 }
 

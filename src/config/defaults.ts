@@ -13,7 +13,7 @@ export const DEFAULTS = {
     min_version: 'TLSv1.2',
     session_tickets: true,
     ticket_keys: { file: null, rotate: '1h', lifetime: '2h' },
-    session_cache: { size: 20000, lifetime: '2h' },
+    session_cache: { size: 20000, lifetime: '2h', file: null },
   },
   backends: {
     identity: 'xclient',

@@ -103,6 +103,7 @@ export function resolveConfigPaths(c: Config, baseDir: string): Config {
     ...c.tls,
     certificates: c.tls.certificates.map((cert) => ({ ...cert, cert: r(cert.cert), key: r(cert.key), ...(cert.ocsp === undefined ? {} : { ocsp: r(cert.ocsp) }) })),
     ticket_keys: { ...c.tls.ticket_keys, file: c.tls.ticket_keys.file === null ? null : r(c.tls.ticket_keys.file) },
+    session_cache: { ...c.tls.session_cache, file: c.tls.session_cache.file === null ? null : r(c.tls.session_cache.file) },
   };
   const ca = c.backends.tls.ca === null ? null : r(c.backends.tls.ca);
   return { ...c, tls, backends: { ...c.backends, tls: { ...c.backends.tls, ca } } };

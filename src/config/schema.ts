@@ -44,6 +44,7 @@ const tls = z.strictObject({
   session_cache: section({
     size: int(0).prefault(D.tls.session_cache.size),
     lifetime: duration().prefault(D.tls.session_cache.lifetime),
+    file: filePathOrNull().prefault(D.tls.session_cache.file),
   }),
 });
 

@@ -36,7 +36,7 @@ export interface TlsConfig {
   min_version: 'TLSv1.2' | 'TLSv1.3';
   session_tickets: boolean;
   ticket_keys: { file: string | null; rotate: number; lifetime: number };
-  session_cache: { size: number; lifetime: number };
+  session_cache: { size: number; lifetime: number; file: string | null };
 }
 
 export type Identity = 'xclient' | 'proxy-v2' | 'proxy-v1' | 'none';

@@ -133,3 +133,63 @@ export class Metrics {
 export function redisUpGauge(registry: Registry): Gauge {
   return new Gauge({ name: 'postern_state_redis_up', help: '1 when the shared Redis (state.redis) is usable', registers: [registry] });
 }
+
+/** What the TLS session cache metrics read: the host's cache, held by the process that registers them. */
+export interface SessionCacheCounts {
+  sessions: number;
+  hits: number;
+  sharedHits: number;
+  misses: number;
+  stored: number;
+}
+
+/**
+ * The host's TLS session-ID cache (tls.session_cache), registered where it is held: the
+ * single process, or a cluster's primary (whose registry is served next to its workers'
+ * aggregated metrics), so each is one value per host, never a sum over workers.
+ *  - `postern_tls_session_cache_hits_total{store}`: lookups answered, `host` from this host's
+ *    cache, `redis` only found in Redis (another host's session, or one from before a restart);
+ *  - `postern_tls_session_cache_misses_total`: lookups answered with nothing (a full handshake);
+ *  - `postern_tls_session_cache_stores_total`: sessions stored;
+ *  - `postern_tls_session_cache_sessions`: sessions held now.
+ */
+export function tlsSessionCacheMetrics(registry: Registry, read: () => SessionCacheCounts): void {
+  new Counter({
+    name: 'postern_tls_session_cache_hits_total',
+    help: "TLS session-ID lookups answered by this host's session cache (store=host) or only by Redis (store=redis)",
+    labelNames: ['store'] as const,
+    registers: [registry],
+    collect() {
+      const s = read();
+      this.reset();
+      this.inc({ store: 'host' }, s.hits - s.sharedHits);
+      this.inc({ store: 'redis' }, s.sharedHits);
+    },
+  });
+  new Counter({
+    name: 'postern_tls_session_cache_misses_total',
+    help: 'TLS session-ID lookups that found no session (the client gets a full handshake)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read().misses);
+    },
+  });
+  new Counter({
+    name: 'postern_tls_session_cache_stores_total',
+    help: 'TLS sessions stored in the session-ID cache',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read().stored);
+    },
+  });
+  new Gauge({
+    name: 'postern_tls_session_cache_sessions',
+    help: "TLS sessions held in this host's session-ID cache",
+    registers: [registry],
+    collect() {
+      this.set(read().sessions);
+    },
+  });
+}

@@ -2,7 +2,7 @@
 // states from the metrics listener's /sessions, as a terminal table.
 
 import { ConfigError, loadConfig, type Config, type HostPort } from '../config/index.js';
-import type { BackendSnapshot, SessionSnapshot } from './status-server.js';
+import type { BackendSnapshot, SessionSnapshot, TlsSessionCacheSnapshot } from './status-server.js';
 
 export const DEFAULT_STATUS_ADDR = '127.0.0.1:9325';
 const FETCH_TIMEOUT_MS = 3000;
@@ -10,6 +10,8 @@ const FETCH_TIMEOUT_MS = 3000;
 export interface StatusData {
   sessions: SessionSnapshot[];
   backends: BackendSnapshot[];
+  /** Absent from older servers, null without a session cache. */
+  tls_session_cache?: TlsSessionCacheSnapshot | null;
 }
 
 interface Out {
@@ -123,9 +125,9 @@ export async function fetchStatus(url: string): Promise<StatusData> {
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   const body = (await res.json()) as unknown;
   if (typeof body !== 'object' || body === null) throw new Error(`${url}: not a Postern /sessions reply`);
-  const { sessions, backends } = body as Partial<StatusData>;
+  const { sessions, backends, tls_session_cache } = body as Partial<StatusData>;
   if (!Array.isArray(sessions) || !Array.isArray(backends)) throw new Error(`${url}: not a Postern /sessions reply`);
-  return { sessions, backends };
+  return { sessions, backends, tls_session_cache: typeof tls_session_cache === 'object' ? tls_session_cache : null };
 }
 
 export async function statusMain(argv: string[], io: StatusIo = {}): Promise<number> {
@@ -201,6 +203,8 @@ export function renderStatus(d: StatusData, opts: { source?: string; columns?: n
     `postern status${opts.source ? ` from ${opts.source}` : ''} at ${clock(opts.now ?? new Date())}: ` +
       `${d.sessions.length} session${d.sessions.length === 1 ? '' : 's'}, ${up}/${d.backends.length} backends up`,
   );
+  const cache = d.tls_session_cache;
+  if (cache) lines.push(sessionCacheLine(cache));
   lines.push('');
   lines.push(
     ...table(
@@ -232,6 +236,16 @@ export function renderStatus(d: StatusData, opts: { source?: string; columns?: n
     );
   const cut = opts.columns;
   return lines.map((l) => (cut && l.length > cut ? l.slice(0, cut - 1) + '…' : l)).join('\n') + '\n';
+}
+
+/** The host's TLS session-ID cache in one line: size, hits (from Redis), misses, Redis's state. */
+export function sessionCacheLine(c: TlsSessionCacheSnapshot): string {
+  const n = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
+  const lookups = n(c.hits) + n(c.misses);
+  const share = lookups > 0 ? ` (${((100 * n(c.hits)) / lookups).toFixed(1)} % hits)` : '';
+  const redis = c.redis === 'up' ? ', Redis up' : c.redis === 'down' ? ', Redis DOWN: this host only' : '';
+  const fromRedis = c.redis !== null ? ` (${n(c.redis_hits)} from Redis)` : '';
+  return `TLS session cache: ${n(c.sessions)}/${n(c.capacity)} sessions, ${n(c.hits)} hits${fromRedis}, ${n(c.misses)} misses${share}${redis}`;
 }
 
 /** Left-aligned columns, right-aligned where `right` says (numbers). */

@@ -26,6 +26,20 @@ export interface BackendSnapshot {
   active: number;
 }
 
+/** The host's TLS session-ID cache (tls.session_cache), as /sessions shows it. */
+export interface TlsSessionCacheSnapshot {
+  /** Sessions held now, of `capacity` at most. */
+  sessions: number;
+  capacity: number;
+  /** Lookups answered; `redis_hits` of them only Redis knew. */
+  hits: number;
+  redis_hits: number;
+  misses: number;
+  stored: number;
+  /** Redis behind the cache: 'up', 'down' (this host's cache answers alone), or null without state.redis. */
+  redis: 'up' | 'down' | null;
+}
+
 /** What /metrics needs: a Metrics instance, or a cluster's aggregated registry. */
 export interface MetricsSource {
   registry: { metrics(): Promise<string>; readonly contentType: string };
@@ -40,6 +54,8 @@ export interface StatusSources {
   unreadyReason?(): string;
   /** More lines for /readyz's body, e.g. whether shared state (Redis) is reachable. */
   details?(): string[];
+  /** The host's TLS session cache, or null when there is none. */
+  tlsSessionCache?(): TlsSessionCacheSnapshot | null;
 }
 
 export interface StatusServer {
@@ -168,7 +184,8 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, src: 
       return;
     }
     case '/sessions':
-      send(res, 200, 'application/json', JSON.stringify({ sessions: src.sessions(), backends: src.backends() }) + '\n');
+      const cache = src.tlsSessionCache ? { tls_session_cache: src.tlsSessionCache() } : {};
+      send(res, 200, 'application/json', JSON.stringify({ sessions: src.sessions(), backends: src.backends(), ...cache }) + '\n');
       return;
     default:
       send(res, 404, 'text/plain; charset=utf-8', 'not found: try /metrics, /healthz, /readyz, /sessions\n');

@@ -6,8 +6,9 @@ import { BackendPool } from '../backend/pool.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
 import type { Session } from '../session/session.js';
-import { TlsTerminator } from '../tls/index.js';
+import { TlsTerminator, type TerminatorOptions } from '../tls/index.js';
 import type { TicketKeyBacking } from '../tls/ticket-key-backing.js';
+import type { SessionStore } from '../tls/session-store.js';
 import { AcceptPipeline, type AcceptContext } from './accept.js';
 import { Admission, type AdmissionControl } from './admission.js';
 import type { InheritedSockets } from './inherited-sockets.js';
@@ -25,6 +26,8 @@ export interface PosternOptions {
   sockets?: InheritedSockets;
   /** Where TLS ticket keys are shared instead of `tls.ticket_keys.file` (Redis). */
   ticketKeys?: TicketKeyBacking;
+  /** The host's TLS session cache (held here, or by the cluster primary); one of the terminator's own by default. */
+  sessionStore?: SessionStore;
 }
 
 export class Postern implements AcceptContext {
@@ -42,6 +45,7 @@ export class Postern implements AcceptContext {
   readonly #pipeline: AcceptPipeline;
   readonly #sockets: InheritedSockets | null;
   readonly #ticketKeys: TicketKeyBacking | undefined;
+  readonly #sessionStore: SessionStore | undefined;
 
   constructor(config: Config, opts: PosternOptions) {
     this.#config = config;
@@ -53,6 +57,7 @@ export class Postern implements AcceptContext {
     this.#pipeline = new AcceptPipeline(this);
     this.#sockets = opts.sockets ?? null;
     this.#ticketKeys = opts.ticketKeys;
+    this.#sessionStore = opts.sessionStore;
   }
 
   get config(): Config {
@@ -97,7 +102,7 @@ export class Postern implements AcceptContext {
 
   /** Checks the backends once, then opens the listeners. Throws ListenError on a bind failure. */
   async start(): Promise<void> {
-    if (this.#config.tls) this.#tls = await TlsTerminator.create(this.#config.tls, { logger: this.logger, ticketKeys: this.#ticketKeys });
+    if (this.#config.tls) this.#tls = await TlsTerminator.create(this.#config.tls, this.#tlsOptions());
     this.#auth = await this.#newAuthenticator(this.#config.auth);
     await this.#pool.start();
     try {
@@ -109,6 +114,10 @@ export class Postern implements AcceptContext {
       await this.#auth?.close();
       throw err;
     }
+  }
+
+  #tlsOptions(): TerminatorOptions {
+    return { logger: this.logger, ticketKeys: this.#ticketKeys, sessionStore: this.#sessionStore };
   }
 
   async #open(cfg: ListenerConfig): Promise<Listener> {
@@ -138,7 +147,7 @@ export class Postern implements AcceptContext {
     const old = this.#config;
     // Certificates first: if they do not load, nothing changes (the error reaches the caller).
     if (next.tls && this.#tls) await this.#tls.reload(next.tls);
-    else if (next.tls && !this.#tls) this.#tls = await TlsTerminator.create(next.tls, { logger: this.logger, ticketKeys: this.#ticketKeys });
+    else if (next.tls && !this.#tls) this.#tls = await TlsTerminator.create(next.tls, this.#tlsOptions());
     // AUTH: a new verifier when its settings changed (the old one closes once built);
     // otherwise the verifier reloads what it reads itself (the password file).
     if (JSON.stringify(old.auth) !== JSON.stringify(next.auth)) {

@@ -17,6 +17,7 @@ import type { ServeOptions, ServeResult } from './serve.js';
 import { SharedState } from './shared-state.js';
 import { SignalGate } from './signals.js';
 import { StatusListener } from './status-listener.js';
+import { TlsSessionHost } from './tls-session-host.js';
 import { startSuccessor } from './upgrade.js';
 
 export async function servePrimary(config: Config, file: string, opts: Omit<ServeOptions, 'file' | 'onStarted'> = {}): Promise<ServeResult> {
@@ -52,6 +53,8 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
   }
   const registry = new Registry();
   const shared = await SharedState.open(config, { logger, registry });
+  // The host's TLS session cache, which the workers ask over IPC.
+  const tlsHost = await TlsSessionHost.open(config, { link: shared.link, logger, registry });
   let current = config;
   const primary = new Primary({
     workers: config.workers,
@@ -66,6 +69,7 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
     admission: shared.admission,
     windows: shared.windows,
     workerEnv: matched.size ? { POSTERN_LISTEN_SOCKETS: matched.toJson() } : {},
+    tlsSessions: tlsHost?.cache ?? null,
   });
   // Counters and gauges summed over the workers by prom-client's cluster support, and the
   // primary's own (Redis's state).
@@ -81,6 +85,7 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
     backends: () => primary.backends(),
     ready: () => primary.ready(),
     details: () => shared.details(),
+    tlsSessionCache: () => tlsHost?.snapshot() ?? null,
   });
   const cleanUp = async () => {
     await status.close();
@@ -92,7 +97,9 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
     await status.apply(config);
     if (opts.pidFile) writePidFile(opts.pidFile);
     // Workers drop root themselves once they listen; the primary once they all do.
-    if (account) dropTo(account, [keyDir && join(keyDir, 'ticket-keys'), ticketKeyFile(config), opts.pidFile ?? null], logger);
+    if (account) {
+      dropTo(account, [keyDir && join(keyDir, 'ticket-keys'), ticketKeyFile(config), config.tls?.session_cache.file ?? null, opts.pidFile ?? null], logger);
+    }
   } catch (err) {
     await primary.stop();
     await cleanUp();
@@ -107,6 +114,8 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
       stopping = true;
       logger.info({ signal }, 'draining');
       void primary.stop().then(async () => {
+        // Only a primary that served saves its sessions: one that failed to start leaves the file alone.
+        await tlsHost?.save();
         await cleanUp();
         if (opts.pidFile) removePidFile(opts.pidFile);
         logger.info('stopped');
@@ -122,6 +131,8 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
       try {
         sockets = await primary.listeningSockets();
         const handed = sockets.flatMap((s) => (typeof s.handle.fd === 'number' && s.handle.fd >= 0 ? [{ fd: s.handle.fd, name: s.name }] : []));
+        // The successor reads the session cache file as it starts.
+        await tlsHost?.save();
         const pid = await startSuccessor(handed);
         logger.info({ event: 'upgrade', pid }, `new process ${pid} serves; this one stops accepting and drains`);
         stop('upgrade');

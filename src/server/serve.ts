@@ -8,7 +8,8 @@ import { createLogger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
 import { proxySources } from '../observe/status-server.js';
 import { ClusterWindowCounter } from '../state/cluster-windows.js';
-import { onPrimaryMessage, RemoteAdmission, send, windowChannel } from './cluster/worker.js';
+import { IpcSessionStore } from './cluster/tls-sessions.js';
+import { onPrimaryMessage, RemoteAdmission, send, tlsSessionChannel, windowChannel } from './cluster/worker.js';
 import { describeError } from './describe.js';
 import { InheritedSockets } from './inherited-sockets.js';
 import { removePidFile, writePidFile } from './pid-file.js';
@@ -17,6 +18,7 @@ import { dropTo, resolveAccount, ticketKeyFile, type Account } from './privilege
 import { redisTicketKeys, SharedState } from './shared-state.js';
 import { SignalGate } from './signals.js';
 import { StatusListener } from './status-listener.js';
+import { TlsSessionHost } from './tls-session-host.js';
 import { Predecessor, startSuccessor, type HandedSocket } from './upgrade.js';
 
 export interface ServeResult {
@@ -60,7 +62,11 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
   // The primary keeps a cluster's shared state; a single process keeps its own.
   const shared = worker ? null : await SharedState.open(config, { logger, registry: metrics.registry });
   const tickets = await redisTicketKeys(config, shared?.link ?? null, logger);
+  // The host's TLS session cache: here, or the primary's (asked over IPC).
+  const tlsHost = worker ? null : await TlsSessionHost.open(config, { link: shared?.link ?? null, logger, registry: metrics.registry });
+  const ipcSessions = worker && config.tls && config.tls.session_cache.size > 0 ? new IpcSessionStore(tlsSessionChannel()) : null;
   const closeState = async () => {
+    ipcSessions?.close();
     await tickets.close();
     await shared?.close();
   };
@@ -71,6 +77,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
     windows: shared?.windows ?? new ClusterWindowCounter(windowChannel()),
     sockets,
     ticketKeys: tickets.backing,
+    sessionStore: ipcSessions ?? tlsHost?.cache,
   });
   try {
     await postern.start();
@@ -83,7 +90,9 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
     if (unused.length) logger.warn({ sockets: unused }, `${unused.length} inherited socket(s) match no listener: closed`);
   }
   const sources = proxySources(postern);
-  const status = worker ? null : new StatusListener(logger, { ...sources, details: () => shared?.details() ?? [] });
+  const status = worker
+    ? null
+    : new StatusListener(logger, { ...sources, details: () => shared?.details() ?? [], tlsSessionCache: () => tlsHost?.snapshot() ?? null });
   try {
     await status?.apply(config);
   } catch (err) {
@@ -93,7 +102,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
   }
   try {
     if (pidFile) writePidFile(pidFile);
-    if (account) dropTo(account, [ticketKeyFile(config), pidFile], logger);
+    if (account) dropTo(account, [ticketKeyFile(config), config.tls?.session_cache.file ?? null, pidFile], logger);
   } catch (err) {
     await postern.stop(0);
     await status?.close();
@@ -125,6 +134,8 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
       logger.info({ signal: why }, 'draining');
       void postern.stop().then(async () => {
         await status?.close();
+        // Only a process that served saves its sessions: one that failed to start leaves the file alone.
+        await tlsHost?.save();
         await closeState();
         if (pidFile) removePidFile(pidFile);
         logger.info('stopped');
@@ -147,7 +158,8 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
         return fd === null ? [] : [{ fd, name: l.cfg.name }];
       });
       logger.info({ event: 'upgrade', sockets: handed.length }, 'SIGUSR2: starting a new process with the listening sockets');
-      startSuccessor(handed).then(
+      // The successor reads the session cache file as it starts.
+      (tlsHost?.save() ?? Promise.resolve()).then(() => startSuccessor(handed)).then(
         (pid) => {
           logger.info({ event: 'upgrade', pid }, `new process ${pid} serves; this one stops accepting and drains`);
           stop('upgrade');

@@ -151,7 +151,7 @@ export class RedisLink extends EventEmitter {
     this.#warned = true;
     this.#logger.warn(
       { event: 'redis', state: 'down', url: this.where, reason: this.#reason },
-      'Redis unreachable: per-host state (connection caps, rates, auth failure windows, ticket keys) until it returns',
+      'Redis unreachable: per-host state (connection caps, rates, auth failure windows, ticket keys, TLS session cache) until it returns',
     );
   }
 }

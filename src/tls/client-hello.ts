@@ -15,11 +15,13 @@ export interface HelloInfo {
   servername: string | null;
   /** The client offers TLS 1.3 (supported_versions), so with our maximum of 1.3 it will get 1.3. */
   tls13: boolean;
+  /** The client sends the SessionTicket extension (RFC 5077 3.2), empty or with a ticket: it takes tickets. */
+  ticket: boolean;
 }
 
 export type HelloParse = { state: 'more' } | ({ state: 'done' } & HelloInfo);
 
-const NOTHING: HelloInfo = { servername: null, tls13: false };
+const NOTHING: HelloInfo = { servername: null, tls13: false, ticket: false };
 
 /** Looks at the TLS records received so far for a complete ClientHello, its server_name and versions. */
 export function parseClientHello(buf: Buffer): HelloParse {
@@ -48,7 +50,7 @@ export function parseClientHello(buf: Buffer): HelloParse {
 }
 
 function helloInfo(body: Buffer): HelloInfo {
-  const info = { servername: null as string | null, tls13: false };
+  const info = { servername: null as string | null, tls13: false, ticket: false };
   try {
     let p = 2 + 32; // legacy_version, random
     p += 1 + body.readUInt8(p); // session id
@@ -65,7 +67,7 @@ function helloInfo(body: Buffer): HelloInfo {
         // supported_versions: [len8] version16...
         const list = body.subarray(p + 1, p + 1 + body.readUInt8(p));
         for (let i = 0; i + 1 < list.length; i += 2) if (list.readUInt16BE(i) === 0x0304) info.tls13 = true;
-      }
+      } else if (type === 35) info.ticket = true;
       p += len;
     }
   } catch {
@@ -123,7 +125,7 @@ export function peekClientHello(raw: net.Socket, timeoutMs: number): Promise<Hel
     const onData = (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const r = parseClientHello(buf);
-      if (r.state === 'done') finish(null, { servername: r.servername, tls13: r.tls13 });
+      if (r.state === 'done') finish(null, { servername: r.servername, tls13: r.tls13, ticket: r.ticket });
     };
     const onEnd = () => finish(new TlsHandshakeError('connection closed', 'server'));
     const onError = (err: unknown) => finish(new TlsHandshakeError(reasonOf(err), 'server', false, { cause: err }));

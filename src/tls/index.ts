@@ -10,7 +10,9 @@
 //    resumption never waits for a timer (ticket-key-store.ts); overlap through Node's undocumented
 //    ticket-key callback, probed with real handshakes at start-up (ticket-callback.ts), else one key at
 //    a time (a rotation then costs each client one full handshake; logged).
-//  - Session-ID cache (TLS 1.2 clients without tickets) on lru-cache; clients offering TLS 1.3 are
+//  - Session-ID cache (TLS 1.2 clients without tickets), one per host: held by the single process or
+//    the cluster primary (host-session-cache.ts; workers ask it over IPC), with Redis behind it across
+//    hosts, saved to `session_cache.file` across restarts; clients offering TLS 1.3 or tickets are
 //    routed past it (session-cache.ts). sessionTimeout = ticket lifetime (or cache lifetime without tickets).
 //  - OCSP: DER file per certificate, polled for changes, not stapled past nextUpdate or for a name
 //    served by two key types (Node asks for the staple before OpenSSL picks the certificate).
@@ -22,3 +24,6 @@ export { TlsHandshakeError, TlsConfigError, type TlsConfigErrorCode } from './er
 export type { TlsInfo } from './info.js';
 /** For `postern check`: loads every certificate/key pair the way the terminator does (TlsConfigError on failure). */
 export { loadCertificates } from './certificates.js';
+export { HostSessionCache, type HostSessionCacheStats } from './host-session-cache.js';
+export { sessionCacheTtl, type SessionStore, type SharedSessions, type StoredSession } from './session-store.js';
+export { readSessionFile, writeSessionFile, SessionFileError } from './session-cache-file.js';

@@ -11,7 +11,9 @@ import { awaitHandshake } from './handshake.js';
 import { serverNameOf, tlsInfo, type TlsInfo } from './info.js';
 import { OcspStaple } from './ocsp.js';
 import { peekClientHello } from './client-hello.js';
+import { HostSessionCache } from './host-session-cache.js';
 import { ServerSessionCache, type SessionCacheStats } from './session-cache.js';
+import { sessionCacheTtl, type SessionStore } from './session-store.js';
 import { installTicketKeyCallback, probeTicketKeyCallback, setSingleTicketKey, ticketKeyHandler } from './ticket-callback.js';
 import type { TicketKeyBacking } from './ticket-key-backing.js';
 import { TicketKeyStore } from './ticket-key-store.js';
@@ -29,6 +31,11 @@ export interface TerminatorOptions {
   ocspPollMs?: number;
   /** Where ticket keys are shared instead of `ticket_keys.file` (Redis, for several hosts). */
   ticketKeys?: TicketKeyBacking;
+  /**
+   * Where TLS 1.2 sessions are kept by ID (with `session_cache.size` > 0): the host's cache,
+   * held by this process or asked of the cluster primary. Default: a cache of this process's own.
+   */
+  sessionStore?: SessionStore;
 }
 
 /** How tickets are protected: overlapping keys via Node's hook, one key at a time, or no tickets. */
@@ -60,8 +67,9 @@ export class TlsTerminator {
   /**
    * tls.Servers that never listen: sockets given one as `server:` get its OCSPRequest and session
    * events. Node arms the session-ID cache machinery (a ClientHello parser and two JS calls per
-   * handshake) whenever the server has those listeners, and it never helps TLS 1.3; so clients that
-   * offer TLS 1.3 get a sink without them, and only TLS 1.2-only clients pay for the cache.
+   * handshake) whenever the server has those listeners, and it never helps TLS 1.3, nor a TLS 1.2
+   * client that offers tickets (it gets a ticket and resumes with it); so those get a sink without
+   * them, and only TLS 1.2 clients without tickets pay for the cache (and fill it).
    */
   private readonly sinkTls13: tls.Server;
   private readonly sinkCache: tls.Server;
@@ -111,7 +119,8 @@ export class TlsTerminator {
         else log.warn({ reason: probe.reason }, 'TLS ticket-key callback unusable on this Node: one ticket key at a time, so each rotation costs every client one full handshake');
       }
     }
-    const cache = cfg.session_cache.size > 0 ? new ServerSessionCache(cfg.session_cache.size, cfg.session_cache.lifetime) : null;
+    const store = cfg.session_cache.size > 0 ? (opts.sessionStore ?? new HostSessionCache({ size: cfg.session_cache.size, ttlMs: sessionCacheTtl(cfg) })) : null;
+    const cache = store ? new ServerSessionCache(store) : null;
     let gen: Generation;
     try {
       gen = await buildGeneration(certs, settings, mode, keys, opts);
@@ -156,7 +165,7 @@ export class TlsTerminator {
     const ctx = this.contextFor(servername);
     const sock = new tls.TLSSocket(raw, {
       isServer: true,
-      server: hello.tls13 ? this.sinkTls13 : this.sinkCache,
+      server: hello.tls13 || (hello.ticket && this.ticketMode !== 'off') ? this.sinkTls13 : this.sinkCache,
       secureContext: ctx,
       // Same context again: Node then knows it for OCSPRequest; answered synchronously, no extra turn.
       SNICallback: (_name, cb) => cb(null, ctx),

@@ -35,7 +35,7 @@ function tlsConfig(certs: (Leaf | { leaf: Leaf; ocsp: string })[], over: Partial
     min_version: 'TLSv1.2',
     session_tickets: true,
     ticket_keys: { file: null, rotate: 3600_000, lifetime: 7200_000 },
-    session_cache: { size: 1000, lifetime: 7200_000 },
+    session_cache: { size: 1000, lifetime: 7200_000, file: null },
     ...over,
   };
 }

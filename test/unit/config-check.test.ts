@@ -99,6 +99,17 @@ backends:
     assert.match(ps[0]?.message ?? '', /encrypted/);
   });
 
+  it('checks tls.session_cache.file like the ticket key file, relative to the config', () => {
+    const file = config('sessions.yaml', `  certificates: [{ cert: ${join(dir, 'mx.pem')}, key: ${join(dir, 'mx.key')} }]
+  session_cache: { file: no-such-dir/sessions }`);
+    const ps = checkConfigFile(file);
+    assert.deepEqual(at(ps), ['tls.session_cache.file']);
+    assert.match(ps[0]?.message ?? '', /directory .*no-such-dir for the TLS session cache file does not exist/);
+    const ok = config('sessions-ok.yaml', '  certificates: [{ cert: mx.pem, key: mx.key }]\n  session_cache: { file: tickets/sessions }');
+    assert.deepEqual(checkConfigFile(ok), []);
+    assert.equal(loadConfig(ok).tls?.session_cache.file, join(dir, 'tickets', 'sessions'));
+  });
+
   it('reports a ticket key directory that does not exist and a CA file that is not PEM', () => {
     const file = config('dirs.yaml', `  certificates: [{ cert: ${join(dir, 'mx.pem')}, key: ${join(dir, 'mx.key')} }]
   ticket_keys: { file: ${join(dir, 'no-such-dir', 'keys')} }`);

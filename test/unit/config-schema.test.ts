@@ -107,7 +107,7 @@ describe('defaults', () => {
       min_version: 'TLSv1.2',
       session_tickets: true,
       ticket_keys: { file: null, rotate: 3_600_000, lifetime: 7_200_000 },
-      session_cache: { size: 20_000, lifetime: 7_200_000 },
+      session_cache: { size: 20_000, lifetime: 7_200_000, file: null },
     });
     // An empty section cannot serve TLS anyway: it means no TLS, like an absent one.
     assert.equal(parseConfig(`${MINIMAL}tls:\n`).tls, null);

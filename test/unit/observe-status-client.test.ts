@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../../src/observe/metrics.js';
-import { bytes, duration, parseStatusArgs, renderStatus, statusMain, type StatusData } from '../../src/observe/status-client.js';
+import { bytes, duration, parseStatusArgs, renderStatus, sessionCacheLine, statusMain, type StatusData } from '../../src/observe/status-client.js';
 import { startStatusServer, type StatusServer } from '../../src/observe/status-server.js';
 
 const data: StatusData = {
@@ -119,6 +119,15 @@ describe('postern status: the table', () => {
   it('cuts lines to the terminal width', () => {
     const narrow = renderStatus(data, { columns: 40 });
     assert.ok(narrow.split('\n').every((l) => l.length <= 40));
+  });
+
+  it("shows the host's TLS session cache in one line, when there is one", () => {
+    assert.doesNotMatch(text, /TLS session cache/);
+    const cache = { sessions: 812, capacity: 20000, hits: 950, redis_hits: 40, misses: 50, stored: 900, redis: 'up' as const };
+    const withCache = renderStatus({ ...data, tls_session_cache: cache }, { now: new Date('2026-05-01T12:00:00Z') }).split('\n');
+    assert.equal(withCache[1], 'TLS session cache: 812/20000 sessions, 950 hits (40 from Redis), 50 misses (95.0 % hits), Redis up');
+    assert.equal(sessionCacheLine({ ...cache, redis: 'down' }), 'TLS session cache: 812/20000 sessions, 950 hits (40 from Redis), 50 misses (95.0 % hits), Redis DOWN: this host only');
+    assert.equal(sessionCacheLine({ ...cache, hits: 0, misses: 0, redis_hits: 0, redis: null }), 'TLS session cache: 812/20000 sessions, 0 hits, 0 misses');
   });
 
   it('says so when nothing is connected', () => {

@@ -1,5 +1,6 @@
 // Reading SNI from a real ClientHello however it is cut into records and segments; non-TLS gives up at once.
 import assert from 'node:assert/strict';
+import { constants } from 'node:crypto';
 import tls from 'node:tls';
 import { describe, it } from 'node:test';
 import { duplexPair } from '../../src/tls/duplex-pair.js';
@@ -33,7 +34,7 @@ function reframe(hello: Buffer, n: number): Buffer {
 describe('ClientHello peek', () => {
   it('finds the server name, whatever the record and segment boundaries', async () => {
     const hello = await clientHello({ servername: 'Mail.Example.ORG' });
-    const want = { state: 'done', servername: 'mail.example.org', tls13: true };
+    const want = { state: 'done', servername: 'mail.example.org', tls13: true, ticket: true };
     assert.deepEqual(parseClientHello(hello), want);
     for (const framed of [hello, reframe(hello, 100), reframe(hello, 3)]) {
       for (let i = 1; i < framed.length; i++) assert.deepEqual(parseClientHello(framed.subarray(0, i)), { state: 'more' }, `cut at ${i}`);
@@ -46,12 +47,19 @@ describe('ClientHello peek', () => {
     assert.equal((parseClientHello(await clientHello({ minVersion: 'TLSv1.3' })) as { tls13: boolean }).tls13, true);
   });
 
+  it('tells whether the client takes session tickets (the SessionTicket extension, empty or not)', async () => {
+    const ticket = (h: Buffer) => (parseClientHello(h) as { ticket: boolean }).ticket;
+    assert.equal(ticket(await clientHello({ maxVersion: 'TLSv1.2' })), true);
+    const noTicket = tls.createSecureContext({ maxVersion: 'TLSv1.2', secureOptions: constants.SSL_OP_NO_TICKET });
+    assert.equal(ticket(await clientHello({ secureContext: noTicket })), false, 'a client with SSL_OP_NO_TICKET sends no SessionTicket extension');
+  });
+
   it('no SNI, or not TLS at all: done with no name', async () => {
     const hello = await clientHello({});
-    assert.deepEqual(parseClientHello(hello), { state: 'done', servername: null, tls13: true });
-    assert.deepEqual(parseClientHello(Buffer.from('EHLO x\r\n')), { state: 'done', servername: null, tls13: false });
+    assert.deepEqual(parseClientHello(hello), { state: 'done', servername: null, tls13: true, ticket: true });
+    assert.deepEqual(parseClientHello(Buffer.from('EHLO x\r\n')), { state: 'done', servername: null, tls13: false, ticket: false });
     assert.deepEqual(parseClientHello(Buffer.from('GE')), { state: 'more' }, 'too short to tell');
-    assert.deepEqual(parseClientHello(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0, 0, 0])), { state: 'done', servername: null, tls13: false }, 'not a ClientHello');
+    assert.deepEqual(parseClientHello(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0, 0, 0])), { state: 'done', servername: null, tls13: false, ticket: false }, 'not a ClientHello');
     const huge = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff]), Buffer.alloc(70_000)]);
     assert.equal(parseClientHello(huge).state, 'done');
   });

@@ -4,6 +4,7 @@
 import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-server.js';
 import type { WindowReply, WindowRequest } from '../../state/cluster-windows.js';
 import type { Refusal } from '../admission.js';
+import type { TlsSessionReply, TlsSessionRequest } from './tls-sessions.js';
 
 /** Messages between primary and workers; every one carries `postern` so others pass by. */
 export type ClusterMessage =
@@ -23,6 +24,9 @@ export type ClusterMessage =
   /** Window counts (auth failures) held by the primary for all workers. */
   | WindowRequest
   | WindowReply
+  /** TLS sessions in the host's cache, held by the primary for all workers. */
+  | TlsSessionRequest
+  | TlsSessionReply
   /** Several of the others (admit/release/force up, admitted down), to be handled in order. */
   | { postern: 'batch'; msgs: SingleMessage[] };
 

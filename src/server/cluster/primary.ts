@@ -11,7 +11,9 @@ import { answerWindow } from '../../state/cluster-windows.js';
 import { LocalWindowCounter, type WindowCounter } from '../../state/windows.js';
 import { Admission, type AdmissionControl } from '../admission.js';
 import { HeldAdmission } from './held-admission.js';
+import type { SessionStore } from '../../tls/session-store.js';
 import { Batcher, isMessage, unwrap, wrap, type SingleMessage } from './messages.js';
+import { answerTlsSession } from './tls-sessions.js';
 
 export interface PrimaryOptions {
   workers: number;
@@ -27,6 +29,8 @@ export interface PrimaryOptions {
   windows?: WindowCounter;
   /** More environment for every worker (e.g. the inherited sockets to listen on). */
   workerEnv?: Record<string, string>;
+  /** The host's TLS session cache, which workers ask over IPC (none: TLS off or no session cache). */
+  tlsSessions?: SessionStore | null;
 }
 
 /** A listening socket a worker sent for an upgrade: a native handle with its descriptor. */
@@ -159,6 +163,12 @@ export class Primary implements ClusterView {
         return this.#held.force(w.id, m.ip);
       case 'window':
         return answerWindow(this.#windows, m, (r) => this.#sendTo(w, r));
+      case 'tls-session': {
+        const store = this.opts.tlsSessions;
+        if (store) answerTlsSession(store, m, (r) => this.#sendTo(w, r));
+        else this.#sendTo(w, { postern: 'tls-session-reply', id: m.id, data: null });
+        return;
+      }
       case 'ready':
         return this.#onReady();
       case 'failed':

@@ -3,6 +3,7 @@
 import type { WindowChannel } from '../../state/cluster-windows.js';
 import type { AdmissionControl, Refusal } from '../admission.js';
 import { Batcher, isAdmission, isMessage, unwrap, wrap, type ClusterMessage, type SingleMessage } from './messages.js';
+import type { TlsSessionChannel } from './tls-sessions.js';
 
 /** Admission asked of the primary over IPC, so per-IP caps hold across workers. */
 export class RemoteAdmission implements AdmissionControl {
@@ -79,6 +80,17 @@ export function windowChannel(): WindowChannel {
     onReply: (handler) =>
       onPrimaryMessage((m) => {
         if (m.postern === 'windowed') handler(m);
+      }),
+  };
+}
+
+/** The IPC channel a worker's IpcSessionStore asks the primary through (sent at once: a handshake waits). */
+export function tlsSessionChannel(): TlsSessionChannel {
+  return {
+    send: (m) => send(m),
+    onReply: (handler) =>
+      onPrimaryMessage((m) => {
+        if (m.postern === 'tls-session-reply') handler(m);
       }),
   };
 }
