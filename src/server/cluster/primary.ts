@@ -93,7 +93,10 @@ export class Primary implements ClusterView {
   readonly #failures = new Map<number, string>();
 
   #fork(): void {
-    cluster.fork({ ...this.opts.workerEnv, POSTERN_WORKER: '1' });
+    const w = cluster.fork({ ...this.opts.workerEnv, POSTERN_WORKER: '1' });
+    // A message to a worker that has just died fails asynchronously (EPIPE) whatever
+    // isConnected() said a moment before: its exit is handled on 'exit', never a crash here.
+    w.on('error', () => undefined);
   }
 
   /** Per worker, its `admitted` replies of this turn. */
