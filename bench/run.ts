@@ -3,7 +3,7 @@
 // Environment: BENCH_QUICK=1, BENCH_ONLY=W1,W6, BENCH_CONTENDERS=..., BENCH_ROUNDS=3,
 // BENCH_PER_CORE=0, BENCH_GEN_PROCS=N, BENCH_RESULTS=path (default bench/RESULTS.md). See bench/README.md.
 
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeCerts } from './lib/certs.js';
@@ -134,7 +134,9 @@ async function main(): Promise<number> {
   const elapsed = (Date.now() - started) / 1000;
   const machine = describeMachine(toolVersions(tools), REPO);
   const out = process.env.BENCH_RESULTS ? path.resolve(process.env.BENCH_RESULTS) : path.join(REPO, 'bench', 'RESULTS.md');
-  writeFileSync(out, resultsMarkdown(machine, opts, elapsed, sections, new Date()));
+  const changesFile = path.join(path.dirname(fileURLToPath(import.meta.url)), 'CHANGES.md');
+  const changes = existsSync(changesFile) ? readFileSync(changesFile, 'utf8') : null;
+  writeFileSync(out, resultsMarkdown(machine, opts, elapsed, sections, new Date(), changes));
   const targets = targetsMarkdown(sections.flatMap((s) => s.targets));
   process.stdout.write(`\n${settingsMarkdown(opts, elapsed, sections)}\n\n${targets ? targets + '\n\n' : ''}Results written to ${path.relative(process.cwd(), out)}\n`);
   return 0;

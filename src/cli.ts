@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// argv -> run | check | demo | sink | status | report (../shared/CONTRACT.md "Commands");
+// argv -> run | check | demo | sink | status | report (the public commands, README "Commands");
 // every command answers --help / -h with its usage and starts nothing.
 
 import { readFileSync } from 'node:fs';

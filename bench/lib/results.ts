@@ -32,7 +32,8 @@ export function sectionMarkdown(s: Section): string {
   return `## ${s.title}\n\n${s.method}\n\n${s.body}\n`;
 }
 
-export function resultsMarkdown(m: Machine, o: Options, elapsedS: number, sections: Section[], when: Date): string {
+/** `changes`: bench/CHANGES.md, the hand-kept log of speed changes with their before/after figures. */
+export function resultsMarkdown(m: Machine, o: Options, elapsedS: number, sections: Section[], when: Date, changes: string | null = null): string {
   const targets = sections.flatMap((s) => s.targets);
   return [
     '# Postern benchmark results',
@@ -49,6 +50,7 @@ export function resultsMarkdown(m: Machine, o: Options, elapsedS: number, sectio
     '',
     ...(targets.length ? ['## Targets', '', targetsMarkdown(targets), ''] : []),
     ...sections.map(sectionMarkdown),
+    ...(changes ? ['## Speed changes, before and after', '', changes.trim(), ''] : []),
     '## Every run',
     '',
     '```',

@@ -1,6 +1,6 @@
 // The validated, defaulted configuration as the rest of Postern sees it.
 // Durations are milliseconds, sizes are bytes, addresses are parsed.
-// YAML keys are in ../shared/CONTRACT.md; this file is the in-memory form.
+// The YAML keys are public (README, conf/examples/reference.yaml); this file is the in-memory form.
 
 export interface HostPort {
   host: string; // IPv6 without brackets
@@ -141,7 +141,7 @@ export interface LogConfig {
   addresses: boolean;
 }
 
-/** Shared state for several instances (CONTRACT.md `state`). */
+/** Shared state for several instances (`state`). */
 export interface StateConfig {
   /** `redis://[user:pass@]host:port[/db]`, `rediss://...` (TLS) or `unix:///path`. */
   redis: { url: string; prefix: string } | null;

@@ -1,4 +1,4 @@
-// Prometheus metrics; names are public (../shared/CONTRACT.md). Counters and histograms
+// Prometheus metrics; the names are public (README "Operations"). Counters and histograms
 // are summed over cluster workers by prom-client's AggregatorRegistry (its default `sum`
 // aggregator adds each bucket, _sum and _count), so every metric here must mean the same
 // when added up; the one that does not (postern_backend_up) says how it aggregates.

@@ -1,4 +1,4 @@
-// Folds Postern's JSON log records (CONTRACT.md: session, transaction, anomaly, backend)
+// Folds Postern's JSON log records (session, transaction, anomaly, backend)
 // into the report, one record at a time, in memory bounded by the caps below whatever
 // the log's size.
 

@@ -89,7 +89,7 @@ export function proxySources(p: LiveProxy): StatusSources {
   };
 }
 
-/** A live session from its (CONTRACT.md) session record. */
+/** A live session from its session record. */
 export function sessionSnapshot(rec: SessionRecord, state: string, started: number, now = Date.now()): SessionSnapshot {
   return {
     conn: rec.conn,
