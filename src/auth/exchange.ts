@@ -2,6 +2,7 @@
 // AUTH command's arguments, then each line the client sends, and it answers with what to
 // send next (a 334 challenge), the finished credentials, or the error reply that ends the
 // exchange. No I/O, no sockets, no verifier: those are the session's and Authenticator's.
+import { C334ContinueAuth } from '../smtp/codes.js';
 import type { SaslMechanismName } from '../config/types.js';
 import type { SmtpError } from '../smtp/errors.js';
 import { formatReply } from '../smtp/reply.js';
@@ -155,7 +156,7 @@ export class AuthExchange {
   }
 
   #challenge(b64: string): AuthStep {
-    return { kind: 'challenge', reply: formatReply(334, b64) };
+    return { kind: 'challenge', reply: formatReply(C334ContinueAuth, b64) };
   }
 
   #done(credentials: Credentials): AuthStep {

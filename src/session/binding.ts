@@ -3,6 +3,7 @@
 // queue, noticing a backend that goes away, and ending the binding (QUIT, park for the
 // next session, or abort). The pool's bookkeeping is backend/bind.ts's.
 
+import { C250Completed, C421ServiceUnavail } from '../smtp/codes.js';
 import type { Config, HostPort } from '../config/types.js';
 import { bind, type Binding } from '../backend/bind.js';
 import { BackendError } from '../backend/errors.js';
@@ -266,7 +267,7 @@ export class SessionBinding {
     this.forward(
       `EHLO ${name}`,
       (r) => {
-        if (r.code === 250) b.setCaps(parseEhlo(r));
+        if (r.code === C250Completed) b.setCaps(parseEhlo(r));
         return null;
       },
       { internal: true },
@@ -287,7 +288,7 @@ export class SessionBinding {
       this.#lost(b, `unsolicited ${r.code}`);
       return;
     }
-    if (r.code === 421 && !this.host.closed) {
+    if (r.code === C421ServiceUnavail && !this.host.closed) {
       // The backend is closing the session (RFC 5321 §3.8): so do we, after this reply. A
       // 421 to a held MAIL reached nobody: it goes in place of the next reply owed.
       const unseen = this.#mailRefusal === r;

@@ -371,8 +371,6 @@ export abstract class SessionCore<Self> {
     return this.tx.open === null && (this.#message?.body.poisoned ?? null) === null && !this.#midBody && this.mode !== 'data' && this.mode !== 'bdat';
   }
 
-  // ---- DATA body -----------------------------------------------------------------------
-
   // ---- end -----------------------------------------------------------------------------
 
   #onTimeout(): void {

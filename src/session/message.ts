@@ -3,6 +3,7 @@
 // accounting, a refused body read to its end and answered in its place, and the
 // transaction record once the backend (or Postern) has given the final answer.
 
+import { C354StartMailInput, C552MailboxFull } from '../smtp/codes.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -49,7 +50,7 @@ export class MessageFlow {
       relay: (data) => this.#relay(data),
       anomaly: (kind, detail) => host.anomaly(kind, detail),
       poisoned: (err) => {
-        if (err.smtpCode === 552) host.metrics.limitRejections.inc({ limit: 'message_size' });
+        if (err.smtpCode === C552MailboxFull) host.metrics.limitRejections.inc({ limit: 'message_size' });
         host.binding.abort();
       },
     });
@@ -60,7 +61,7 @@ export class MessageFlow {
     const h = this.host;
     h.input.wait();
     h.binding.forward('DATA', (r) => {
-      if (r.code === 354) {
+      if (r.code === C354StartMailInput) {
         h.bodyMode('data');
         this.body.startData(h.cfg.smtp.bare_lf === 'normalize');
         // Before any body byte, so the header leads the message.

@@ -1,6 +1,7 @@
 // BDAT framing, RFC 3030 §2: `BDAT <chunk-size> [LAST]`; exactly chunk-size octets follow
 // the command line, with no dot-stuffing and no terminator.
 
+import { C501BadParamSyntax } from './codes.js';
 import { SmtpError } from './errors.js';
 
 export interface BdatCommand {
@@ -11,9 +12,9 @@ export interface BdatCommand {
 /** Parses the argument part of a BDAT command. */
 export function parseBdat(args: string): BdatCommand {
   const m = /^(\d{1,15})(?: +(LAST))? *$/i.exec(args);
-  if (!m) throw new SmtpError(501, '5.5.4', 'Syntax: BDAT chunk-size [LAST]');
+  if (!m) throw new SmtpError(C501BadParamSyntax, '5.5.4', 'Syntax: BDAT chunk-size [LAST]');
   const size = Number(m[1]);
-  if (!Number.isSafeInteger(size)) throw new SmtpError(501, '5.5.4', 'BDAT chunk size out of range');
+  if (!Number.isSafeInteger(size)) throw new SmtpError(C501BadParamSyntax, '5.5.4', 'BDAT chunk size out of range');
   return { size, last: m[2] !== undefined };
 }
 

@@ -1,6 +1,7 @@
 // EHLO replies, RFC 5321 §4.1.1.1: the first line greets, each further line is
 // `keyword [params]`. Keywords are case-insensitive.
 
+import { C250Completed } from './codes.js';
 import { formatReply, type Reply } from './reply.js';
 
 /** Keyword (upper-cased) -> parameters. */
@@ -23,7 +24,7 @@ export function parseEhlo(reply: Reply): Capabilities {
 export function renderEhlo(greeting: string, caps: Capabilities): string {
   const lines = [greeting];
   for (const [key, params] of caps) lines.push(params.length ? `${key} ${params.join(' ')}` : key);
-  return formatReply(250, lines);
+  return formatReply(C250Completed, lines);
 }
 
 /** SIZE parameter (RFC 1870): 0 or absent means no fixed limit. */

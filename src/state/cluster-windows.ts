@@ -2,6 +2,7 @@
 // Redis when the primary has it), so a client's auth failures add up whichever worker
 // its connections land on. The channel is the cluster's IPC, given by the caller.
 
+import { PendingCalls } from './pending-calls.js';
 import type { WindowCounter } from './windows.js';
 
 export type WindowRequest = { postern: 'window'; id: number; op: 'hit' | 'count'; key: string; windowMs: number };
@@ -15,15 +16,10 @@ export interface WindowChannel {
 
 /** The worker side: every hit and count is asked of the primary. */
 export class ClusterWindowCounter implements WindowCounter {
-  #next = 0;
-  readonly #pending = new Map<number, (n: number) => void>();
+  readonly #calls = new PendingCalls<number>(0);
 
   constructor(private readonly channel: WindowChannel) {
-    channel.onReply((m) => {
-      const done = this.#pending.get(m.id);
-      this.#pending.delete(m.id);
-      done?.(m.n);
-    });
+    channel.onReply((m) => this.#calls.settle(m.id, m.n));
   }
 
   hit(key: string, windowMs: number): Promise<number> {
@@ -35,17 +31,12 @@ export class ClusterWindowCounter implements WindowCounter {
   }
 
   #ask(op: 'hit' | 'count', key: string, windowMs: number): Promise<number> {
-    const id = ++this.#next;
-    return new Promise((resolve) => {
-      this.#pending.set(id, resolve);
-      this.channel.send({ postern: 'window', id, op, key, windowMs });
-    });
+    return new Promise((resolve) => this.channel.send({ postern: 'window', id: this.#calls.open(resolve), op, key, windowMs }));
   }
 
   close(): void {
     // Nobody waits for an answer that will not come.
-    for (const done of this.#pending.values()) done(0);
-    this.#pending.clear();
+    this.#calls.settleAll();
   }
 }
 

@@ -5,6 +5,7 @@
 
 import type { SessionStore } from '../../tls/session-store.js';
 import { MAX_SESSION_BYTES, validSessionKey } from '../../tls/session-store.js';
+import { PendingCalls } from '../../state/pending-calls.js';
 
 export type TlsSessionRequest = { postern: 'tls-session'; id: number; op: 'get' | 'put'; key: string; data?: string };
 /** For a get, the session (base64) or null; for a put, null once stored. */
@@ -21,14 +22,14 @@ export const IPC_WAIT_MS = 1000;
 
 /** The worker side. */
 export class IpcSessionStore implements SessionStore {
-  #next = 0;
-  readonly #pending = new Map<number, { timer: NodeJS.Timeout; done: (data: string | null) => void }>();
+  readonly #calls: PendingCalls<string | null>;
 
   constructor(
     private readonly channel: TlsSessionChannel,
-    private readonly waitMs = IPC_WAIT_MS,
+    waitMs = IPC_WAIT_MS,
   ) {
-    channel.onReply((m) => this.#settle(m.id, typeof m.data === 'string' ? m.data : null));
+    this.#calls = new PendingCalls<string | null>(null, waitMs);
+    channel.onReply((m) => this.#calls.settle(m.id, typeof m.data === 'string' ? m.data : null));
   }
 
   put(id: Buffer, data: Buffer, done: () => void): void {
@@ -41,22 +42,12 @@ export class IpcSessionStore implements SessionStore {
 
   /** Every pending call is answered (as a miss) now: the primary is gone. */
   close(): void {
-    for (const id of [...this.#pending.keys()]) this.#settle(id, null);
+    this.#calls.settleAll();
   }
 
   #ask(op: 'get' | 'put', id: Buffer, data: string | undefined, done: (data: string | null) => void): void {
-    const n = ++this.#next;
-    const timer = setTimeout(() => this.#settle(n, null), this.waitMs);
-    this.#pending.set(n, { timer, done });
+    const n = this.#calls.open(done);
     this.channel.send({ postern: 'tls-session', id: n, op, key: id.toString('hex'), ...(data === undefined ? {} : { data }) });
-  }
-
-  #settle(id: number, data: string | null): void {
-    const p = this.#pending.get(id);
-    if (!p) return;
-    this.#pending.delete(id);
-    clearTimeout(p.timer);
-    p.done(data);
   }
 }
 

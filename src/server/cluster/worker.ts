@@ -1,33 +1,23 @@
 // The worker side of the cluster: admission asked of the primary, messages to and from it.
 
 import type { WindowChannel } from '../../state/cluster-windows.js';
+import { PendingCalls } from '../../state/pending-calls.js';
 import type { AdmissionControl, Refusal } from '../admission.js';
 import { Batcher, isAdmission, isMessage, unwrap, wrap, type ClusterMessage, type SingleMessage } from './messages.js';
 import type { TlsSessionChannel } from './tls-sessions.js';
 
 /** Admission asked of the primary over IPC, so per-IP caps hold across workers. */
 export class RemoteAdmission implements AdmissionControl {
-  #next = 0;
-  readonly #pending = new Map<number, (r: Refusal | null) => void>();
+  readonly #calls = new PendingCalls<Refusal | null>(null);
 
   constructor() {
     onPrimaryMessage((m) => {
-      if (m.postern === 'admitted') this.#answer(m);
+      if (m.postern === 'admitted') this.#calls.settle(m.id, m.refusal);
     });
-  }
-
-  #answer(m: { id: number; refusal: Refusal | null }): void {
-    const done = this.#pending.get(m.id);
-    this.#pending.delete(m.id);
-    done?.(m.refusal);
   }
 
   admit(ip: string): Promise<Refusal | null> {
-    const id = ++this.#next;
-    return new Promise((resolve) => {
-      this.#pending.set(id, resolve);
-      send({ postern: 'admit', id, ip });
-    });
+    return new Promise((resolve) => send({ postern: 'admit', id: this.#calls.open(resolve), ip }));
   }
 
   release(ip: string): void {
@@ -44,7 +34,7 @@ export class RemoteAdmission implements AdmissionControl {
 
   close(): void {
     toPrimary.flush();
-    this.#pending.clear();
+    this.#calls.drop();
   }
 }
 
@@ -73,24 +63,21 @@ export function onPrimaryMessage(handler: (m: SingleMessage) => void): void {
   });
 }
 
-/** The IPC channel a worker's ClusterWindowCounter asks the primary through. */
-export function windowChannel(): WindowChannel {
+type Reply<K extends SingleMessage['postern']> = Extract<SingleMessage, { postern: K }>;
+
+/** Requests to the primary, and its replies of kind `reply`. */
+function channel<K extends SingleMessage['postern']>(reply: K) {
   return {
-    send: (m) => send(m),
-    onReply: (handler) =>
+    send: (m: SingleMessage) => send(m),
+    onReply: (handler: (m: Reply<K>) => void) =>
       onPrimaryMessage((m) => {
-        if (m.postern === 'windowed') handler(m);
+        if (m.postern === reply) handler(m as Reply<K>);
       }),
   };
 }
 
+/** The IPC channel a worker's ClusterWindowCounter asks the primary through. */
+export const windowChannel = (): WindowChannel => channel('windowed');
+
 /** The IPC channel a worker's IpcSessionStore asks the primary through (sent at once: a handshake waits). */
-export function tlsSessionChannel(): TlsSessionChannel {
-  return {
-    send: (m) => send(m),
-    onReply: (handler) =>
-      onPrimaryMessage((m) => {
-        if (m.postern === 'tls-session-reply') handler(m);
-      }),
-  };
-}
+export const tlsSessionChannel = (): TlsSessionChannel => channel('tls-session-reply');
