@@ -1,6 +1,8 @@
 // A small deterministic PRNG (SplitMix32 over a 32-bit state): the same seed gives the same
 // inputs, so a failure found by a long run is replayed from its seed and iteration.
 
+import { splitAt } from '../helpers/chunks.js';
+
 export class Rng {
   #s: number;
 
@@ -53,15 +55,7 @@ export function randomChunks(data: Buffer, rng: Rng): Buffer[] {
   const cuts = new Set<number>();
   const n = rng.below(Math.min(data.length, 12));
   for (let i = 0; i < n; i++) cuts.add(rng.between(1, data.length - 1));
-  const points = [...cuts].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(data.subarray(prev, p));
-    prev = p;
-  }
-  out.push(data.subarray(prev));
-  return out;
+  return splitAt(data, [...cuts].sort((a, b) => a - b));
 }
 
 export const bytewise = (data: Buffer): Buffer[] => Array.from(data, (x) => Buffer.from([x]));

@@ -1,12 +1,15 @@
 // A real redis-server for the shared-state tests: its own temporary directory, a free
 // loopback port, no persistence; killed (SIGKILL) and started again on the same port to
 // test outages. Always stopped by the test that starts it.
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { RedisLink, type StateLog } from '../../src/state/redis-link.js';
 import { freePort } from './net.js';
 
 const REDIS = '/usr/bin/redis-server';
@@ -112,4 +115,36 @@ function rawCommand(port: number, args: string[]): Promise<string> {
       resolve(v);
     };
   });
+}
+
+/**
+ * For a describe block: a redis-server started before its tests and stopped after them,
+ * and `link`, which opens a ready RedisLink under `prefix` (kept in `links`, closed with it).
+ */
+export function suiteRedis(logger: StateLog): { readonly redis: RedisServer; readonly links: readonly RedisLink[]; link(prefix: string): Promise<RedisLink> } {
+  let server: RedisServer | null = null;
+  const links: RedisLink[] = [];
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    for (const l of links) await l.close();
+    await server?.stop();
+  });
+  const redis = (): RedisServer => {
+    if (!server) throw new Error('redis-server not started yet (use it inside a test)');
+    return server;
+  };
+  return {
+    get redis() {
+      return redis();
+    },
+    links,
+    link: async (prefix) => {
+      const l = new RedisLink({ url: redis().url, prefix, logger, maxRetryDelayMs: 200 });
+      links.push(l);
+      assert.equal(await l.ready(5000), true, 'RedisLink ready');
+      return l;
+    },
+  };
 }

@@ -3,42 +3,27 @@
 // window counters shared by two instances with a per-host fallback, ticket keys under a
 // lock, and the cluster-IPC window counter's two halves.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ClusterWindowCounter, answerWindow, type WindowReply } from '../../src/state/cluster-windows.js';
 import { RedisIpCounts } from '../../src/state/redis-ip-counts.js';
-import { RedisLink } from '../../src/state/redis-link.js';
 import { RedisTicketKeys } from '../../src/state/redis-ticket-keys.js';
 import { RedisWindowCounter } from '../../src/state/redis-windows.js';
 import { LocalWindowCounter } from '../../src/state/windows.js';
 import { TicketKeyStore } from '../../src/tls/ticket-key-store.js';
-import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { redisAvailable, suiteRedis } from '../helpers/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const limits = { connections: 2, rate: 1000, windowMs: 60_000 };
 
 describe('Redis state primitives', { skip: !redisAvailable() && 'redis-server missing (apt-get install redis-server)' }, () => {
-  let redis: RedisServer;
-  const links: RedisLink[] = [];
   const logs: { level: string; o: object; m?: string }[] = [];
   const logger = {
     info: (o: object, m?: string) => logs.push({ level: 'info', o, m }),
     warn: (o: object, m?: string) => logs.push({ level: 'warn', o, m }),
   };
+  const fx = suiteRedis(logger);
+  const link = fx.link;
   let n = 0;
-  async function link(prefix: string): Promise<RedisLink> {
-    const l = new RedisLink({ url: redis.url, prefix, logger, maxRetryDelayMs: 200 });
-    links.push(l);
-    assert.equal(await l.ready(5000), true);
-    return l;
-  }
-
-  before(async () => {
-    redis = await startRedis();
-  });
-  after(async () => {
-    for (const l of links) await l.close();
-    await redis.stop();
-  });
 
   it('a dead instance\'s connections stop counting once its heartbeat runs out', async () => {
     const prefix = `ttl${++n}:`;
@@ -95,15 +80,15 @@ describe('Redis state primitives', { skip: !redisAvailable() && 'redis-server mi
     await sleep(20);
     assert.equal(await b.count('ip:192.0.2.7', 10), 0, 'a 10 ms window holds none of them now');
     const warnings = logs.filter((l) => l.level === 'warn').length;
-    await redis.kill();
+    await fx.redis.kill();
     await sleep(200);
     assert.equal(la.up, false);
     // Per host: A saw two of the three, B one.
     assert.equal(await a.hit('ip:192.0.2.7', 60_000), 3);
     assert.equal(await b.hit('ip:192.0.2.7', 60_000), 2);
     assert.equal(await a.count('ip:192.0.2.7', 60_000), 3);
-    assert.equal(logs.filter((l) => l.level === 'warn').length - warnings, links.filter((l) => !l.up).length, 'one warning per link for the outage');
-    await redis.restart();
+    assert.equal(logs.filter((l) => l.level === 'warn').length - warnings, fx.links.filter((l) => !l.up).length, 'one warning per link for the outage');
+    await fx.redis.restart();
     assert.equal(await la.ready(5000), true);
     assert.equal(await lb.ready(5000), true);
     assert.equal(await a.hit('user:alice', 60_000), 1);
@@ -132,10 +117,10 @@ describe('Redis state primitives', { skip: !redisAvailable() && 'redis-server mi
     assert.notEqual(a.current().key.subarray(0, 16).toString('hex'), firstKey, 'rotated');
     assert.ok(names(b).includes(firstKey), 'the retired key still decrypts');
     // A writer holding the lock: others leave the set alone (and try again later).
-    await redis.command('SET', `${prefix}tls:ticket-keys:lock`, 'someone-else', 'PX', '5000');
+    await fx.redis.command('SET', `${prefix}tls:ticket-keys:lock`, 'someone-else', 'PX', '5000');
     const backing = new RedisTicketKeys(la);
     assert.equal(await backing.update(() => []), null);
-    await redis.command('DEL', `${prefix}tls:ticket-keys:lock`);
+    await fx.redis.command('DEL', `${prefix}tls:ticket-keys:lock`);
     a.close();
     b.close();
   });
@@ -145,11 +130,11 @@ describe('Redis state primitives', { skip: !redisAvailable() && 'redis-server mi
     const la = await link(prefix);
     const a = await TicketKeyStore.open({ file: null, backing: new RedisTicketKeys(la), rotate: 60_000, lifetime: 120_000, logger });
     const before = a.current().key.toString('hex');
-    await redis.kill();
+    await fx.redis.kill();
     await sleep(200);
     await a.sync(); // Redis away: the keys in hand go on
     assert.equal(a.current().key.toString('hex'), before);
-    await redis.restart();
+    await fx.redis.restart();
     assert.equal(await la.ready(5000), true);
     await a.sync();
     const lb = await link(prefix);

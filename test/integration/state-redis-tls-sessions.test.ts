@@ -3,11 +3,10 @@
 // two host caches on one Redis find each other's sessions; while Redis is away a host's
 // cache answers alone and gives its sessions to Redis when it returns.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { RedisLink } from '../../src/state/redis-link.js';
+import { describe, it } from 'node:test';
 import { RedisTlsSessions } from '../../src/state/redis-tls-sessions.js';
 import { HostSessionCache } from '../../src/tls/host-session-cache.js';
-import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis.js';
+import { redisAvailable, suiteRedis } from '../helpers/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const logger = { info: () => undefined, warn: () => undefined };
@@ -15,40 +14,25 @@ const get = (c: HostSessionCache, id: Buffer) => new Promise<Buffer | null>((r) 
 const put = (c: HostSessionCache, id: Buffer, d: Buffer) => new Promise<void>((r) => c.put(id, d, r));
 
 describe('TLS sessions in Redis', { skip: !redisAvailable() && 'redis-server missing (apt-get install redis-server)' }, () => {
-  let redis: RedisServer;
-  const links: RedisLink[] = [];
+  const fx = suiteRedis(logger);
+  const link = fx.link;
   let n = 0;
-
-  async function link(prefix: string): Promise<RedisLink> {
-    const l = new RedisLink({ url: redis.url, prefix, logger, maxRetryDelayMs: 200 });
-    links.push(l);
-    assert.equal(await l.ready(5000), true);
-    return l;
-  }
-
-  before(async () => {
-    redis = await startRedis();
-  });
-  after(async () => {
-    for (const l of links) await l.close();
-    await redis.stop();
-  });
 
   it('keeps a session under the prefix with its lifetime as TTL, and gives it back with the lifetime left', async () => {
     const prefix = `s${++n}:`;
     const store = new RedisTlsSessions(await link(prefix));
     const data = Buffer.from([0x30, 0x82, 0, 0xff, 1, 2, 3]);
     await store.set('abcd', data, Date.now() + 400);
-    const ttl = Number(await redis.command('PTTL', `${prefix}tls:session:abcd`));
+    const ttl = Number(await fx.redis.command('PTTL', `${prefix}tls:session:abcd`));
     assert.ok(ttl > 300 && ttl <= 400, `PTTL ${ttl}`);
     const got = await store.get('abcd');
     assert.deepEqual(got?.data, data, 'binary-safe');
     assert.ok(got!.expiresAt > Date.now() + 300 && got!.expiresAt <= Date.now() + 400);
     assert.equal(await store.get('ef01'), null);
-    await redis.command('SET', `${prefix}tls:session:ef01`, 'x');
+    await fx.redis.command('SET', `${prefix}tls:session:ef01`, 'x');
     assert.equal(await store.get('ef01'), null, 'a key with no TTL is not one of ours');
     await store.set('dead', data, Date.now() - 1);
-    assert.equal(await redis.command('EXISTS', `${prefix}tls:session:dead`), '0', 'an expired session is not written');
+    assert.equal(await fx.redis.command('EXISTS', `${prefix}tls:session:dead`), '0', 'an expired session is not written');
     await sleep(450);
     assert.equal(await store.get('abcd'), null, 'Redis forgot it at its lifetime');
   });
@@ -63,7 +47,7 @@ describe('TLS sessions in Redis', { skip: !redisAvailable() && 'redis-server mis
     assert.deepEqual(await get(b, id1), Buffer.from('one'));
     assert.equal(b.stats().sharedHits, 1);
 
-    await redis.kill();
+    await fx.redis.kill();
     const deadline = Date.now() + 10_000;
     while (la.up || lb.up) {
       assert.ok(Date.now() < deadline, 'the links noticed the outage');
@@ -76,13 +60,13 @@ describe('TLS sessions in Redis', { skip: !redisAvailable() && 'redis-server mis
     assert.equal(await get(b, id2), null, 'B cannot know it: a miss at once');
     assert.ok(Date.now() - t0 < 200, 'nothing waits for Redis while it is away');
 
-    await redis.restart();
+    await fx.redis.restart();
     while (!la.up || !lb.up) {
       assert.ok(Date.now() < deadline + 10_000, 'the links came back');
       await sleep(50);
     }
     for (let i = 0; ; i++) {
-      if ((await redis.command('EXISTS', `${prefix}tls:session:${id2.toString('hex')}`)) === '1') break;
+      if ((await fx.redis.command('EXISTS', `${prefix}tls:session:${id2.toString('hex')}`)) === '1') break;
       assert.ok(i < 100, 'A wrote back the session it stored while Redis was away');
       await sleep(50);
     }

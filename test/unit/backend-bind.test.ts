@@ -2,31 +2,14 @@
 // Binding a session holds (unbind, park, abort, reusable), against scripted SMTP servers
 // on loopback and a pool built from a real parsed config.
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { bind, type Binding, type BindRequest } from '../../src/backend/bind.js';
-import type { BackendClient } from '../../src/backend/handshake.js';
 import { BackendPool } from '../../src/backend/pool.js';
-import { parseConfig, type Config } from '../../src/config/index.js';
-import { createLogger } from '../../src/observe/logger.js';
-import { Metrics } from '../../src/observe/metrics.js';
+import type { Config } from '../../src/config/index.js';
 import type { Reply } from '../../src/smtp/reply.js';
 import { freePort } from '../helpers/net.js';
-import { startScriptBackend, until, type ScriptBackend, type ScriptOptions } from '../helpers/script-backend.js';
-
-type Rec = Record<string, unknown>;
-
-const CLIENT: BackendClient = {
-  connId: 'conn1',
-  tls: null,
-  address: '192.0.2.10',
-  port: 40000,
-  destAddress: '198.51.100.1',
-  destPort: 25,
-  helo: 'client.example',
-  proto: 'ESMTP',
-  name: null,
-  login: null,
-};
+import { QUICK_BACKENDS, TEST_CLIENT as CLIENT, suiteBackends, testPool, type Rec } from '../helpers/pool.js';
+import { until, type ScriptBackend, type ScriptOptions } from '../helpers/script-backend.js';
 
 interface Setup {
   pool: BackendPool;
@@ -36,24 +19,7 @@ interface Setup {
 }
 
 function setup(servers: string[], backends: string): Setup {
-  const cfg = parseConfig(`hostname: postern.test
-listeners:
-  - name: smtp
-    listen: 127.0.0.1:2525
-backends:
-  connect_timeout: 1s
-  reply_timeout: 2s
-  health_check: { interval: 1h, timeout: 1s, rise: 1, fall: 1 }
-  servers:
-${servers.map((s) => `    - address: ${s}`).join('\n')}
-${backends
-  .split('\n')
-  .map((l) => `  ${l}`)
-  .join('\n')}
-`);
-  const records: Rec[] = [];
-  const logger = createLogger({ level: 'info', format: 'json' }, { write: (line: string) => void records.push(JSON.parse(line) as Rec) });
-  const pool = new BackendPool(cfg.backends, { hostname: cfg.hostname, logger, metrics: new Metrics() });
+  const { cfg, pool, logger, records } = testPool(servers, `${QUICK_BACKENDS}\n${backends}`);
   return {
     pool,
     cfg,
@@ -80,21 +46,7 @@ function command(b: Binding, line: string, replies: Reply[]): Promise<Reply> {
 }
 
 describe('bind() and Binding', () => {
-  const backends: ScriptBackend[] = [];
-  const pools: BackendPool[] = [];
-  after(async () => {
-    for (const p of pools) p.stop();
-    for (const b of backends) await b.close();
-  });
-  async function backend(opts: ScriptOptions = {}): Promise<ScriptBackend> {
-    const b = await startScriptBackend(opts);
-    backends.push(b);
-    return b;
-  }
-  function tracked(s: Setup): Setup {
-    pools.push(s.pool);
-    return s;
-  }
+  const { backend, tracked } = suiteBackends();
 
   it('identity none: one EHLO as the client; the server is reported up, its session counted', async () => {
     const b = await backend({ ehlo: ['PIPELINING', 'SIZE 777', 'LIMITS MAILMAX=4 RCPTMAX=9'] });

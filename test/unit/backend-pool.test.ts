@@ -5,44 +5,16 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { BackendError } from '../../src/backend/errors.js';
 import { BackendPool, type ServerState } from '../../src/backend/pool.js';
-import { parseConfig } from '../../src/config/index.js';
-import { createLogger } from '../../src/observe/logger.js';
-import { Metrics } from '../../src/observe/metrics.js';
+import type { Metrics } from '../../src/observe/metrics.js';
 import { parseEhlo, type Capabilities } from '../../src/smtp/ehlo.js';
 import { ReplyParser } from '../../src/smtp/reply.js';
 import { freePort } from '../helpers/net.js';
+import { testPool, type Rec, type ServerSpec } from '../helpers/pool.js';
 import { startScriptBackend, until, type ScriptBackend } from '../helpers/script-backend.js';
-
-type Rec = Record<string, unknown>;
-
-interface ServerSpec {
-  address: string;
-  weight?: number;
-  drain?: boolean;
-}
 
 /** A pool from YAML: `servers` and extra lines under `backends:`. */
 function pool(servers: (string | ServerSpec)[], backends = ''): { pool: BackendPool; records: Rec[]; metrics: Metrics } {
-  const list = servers
-    .map((s) => (typeof s === 'string' ? { address: s } : s))
-    .map((s) => `    - address: ${s.address}\n      weight: ${s.weight ?? 1}\n      drain: ${s.drain ?? false}`)
-    .join('\n');
-  const cfg = parseConfig(`hostname: postern.test
-listeners:
-  - name: smtp
-    listen: 127.0.0.1:2525
-backends:
-  servers:
-${list}
-${backends
-  .split('\n')
-  .map((l) => `  ${l}`)
-  .join('\n')}
-`);
-  const records: Rec[] = [];
-  const logger = createLogger({ level: 'info', format: 'json' }, { write: (line: string) => void records.push(JSON.parse(line) as Rec) });
-  const metrics = new Metrics();
-  return { pool: new BackendPool(cfg.backends, { hostname: cfg.hostname, logger, metrics }), records, metrics };
+  return testPool(servers, backends);
 }
 
 const SERVERS = ['10.0.0.1:25', '10.0.0.2:25', '10.0.0.3:25'];

@@ -2,32 +2,16 @@
 // pool from a parsed config and scripted SMTP servers on loopback; a small host object
 // plays the session (what it is told: wait/resume, anomalies, backend failures).
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { BackendPool } from '../../src/backend/pool.js';
-import type { BackendClient } from '../../src/backend/handshake.js';
-import { parseConfig, type Config } from '../../src/config/index.js';
-import { createLogger, type Logger } from '../../src/observe/logger.js';
-import { Metrics } from '../../src/observe/metrics.js';
+import type { Config } from '../../src/config/index.js';
+import type { Logger } from '../../src/observe/logger.js';
 import type { AnomalyKind } from '../../src/observe/records.js';
 import { SessionBinding, type BindingHost } from '../../src/session/binding.js';
 import { ReplyQueue } from '../../src/session/reply-queue.js';
 import { freePort } from '../helpers/net.js';
-import { startScriptBackend, until, type ScriptBackend, type ScriptOptions } from '../helpers/script-backend.js';
-
-type Rec = Record<string, unknown>;
-
-const CLIENT: BackendClient = {
-  connId: 'conn1',
-  tls: null,
-  address: '192.0.2.10',
-  port: 40000,
-  destAddress: '198.51.100.1',
-  destPort: 25,
-  helo: 'client.example',
-  proto: 'ESMTP',
-  name: null,
-  login: null,
-};
+import { QUICK_BACKENDS, TEST_CLIENT as CLIENT, suiteBackends, testPool, type Rec } from '../helpers/pool.js';
+import { until } from '../helpers/script-backend.js';
 
 class Host implements BindingHost {
   readonly queue: ReplyQueue;
@@ -75,27 +59,13 @@ interface Setup {
 }
 
 function setup(servers: string[], backends: string, limits = ''): Setup {
-  const config = parseConfig(`hostname: postern.test
-listeners:
-  - name: smtp
-    listen: 127.0.0.1:2525
-backends:
-  connect_timeout: 1s
-  reply_timeout: 2s
-  health_check: { interval: 1h, timeout: 1s, rise: 1, fall: 1 }
-  servers:
-${servers.map((s) => `    - address: ${s}`).join('\n')}
-${backends
-  .split('\n')
-  .map((l) => `  ${l}`)
-  .join('\n')}
-limits:
+  const { cfg: config, pool, logger, records } = testPool(
+    servers,
+    `${QUICK_BACKENDS}\n${backends}`,
+    `limits:
   mailmax: 20
-${limits}
-`);
-  const records: Rec[] = [];
-  const logger = createLogger({ level: 'info', format: 'json' }, { write: (line: string) => void records.push(JSON.parse(line) as Rec) });
-  const pool = new BackendPool(config.backends, { hostname: config.hostname, logger, metrics: new Metrics() });
+${limits}`,
+  );
   const host = new Host(logger);
   const binding = new SessionBinding(host, { config, pool, logger, connId: 'conn1' });
   return { host, binding, pool, config, records };
@@ -104,21 +74,7 @@ ${limits}
 const relay = (r: { raw: Buffer }) => r.raw;
 
 describe('SessionBinding', () => {
-  const backends: ScriptBackend[] = [];
-  const pools: BackendPool[] = [];
-  after(async () => {
-    for (const p of pools) p.stop();
-    for (const b of backends) await b.close();
-  });
-  async function backend(opts: ScriptOptions = {}): Promise<ScriptBackend> {
-    const b = await startScriptBackend(opts);
-    backends.push(b);
-    return b;
-  }
-  function tracked(s: Setup): Setup {
-    pools.push(s.pool);
-    return s;
-  }
+  const { backend, tracked } = suiteBackends();
 
   it('the first command that needs a backend binds one, holding input meanwhile; the reply keeps its place', async () => {
     const b = await backend({ ehlo: ['PIPELINING', 'SIZE 4242', 'CHUNKING'] });

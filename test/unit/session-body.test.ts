@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import type { AnomalyKind } from '../../src/observe/records.js';
 import { Body, type BodyHost } from '../../src/session/body.js';
 import type { SmtpError } from '../../src/smtp/errors.js';
+import { splitAt } from '../helpers/chunks.js';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
@@ -27,17 +28,6 @@ function host(): Host {
     out: () => Buffer.concat(h.relayed).toString('latin1'),
   };
   return h;
-}
-
-/** The wire split into chunks at `points` (ascending offsets). */
-function split(wire: Buffer, points: number[]): Buffer[] {
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of [...points, wire.length]) {
-    out.push(wire.subarray(prev, p));
-    prev = p;
-  }
-  return out;
 }
 
 /**
@@ -76,7 +66,7 @@ describe('Body: DATA', () => {
       const h = host();
       const body = new Body(h);
       body.startData(false);
-      const r = feedData(body, split(wire, points));
+      const r = feedData(body, splitAt(wire, points));
       const where = `split at ${points.join(',')}`;
       assert.ok(r.ended, where);
       assert.equal(h.out(), MESSAGE + TERMINATOR, where);
@@ -122,7 +112,7 @@ describe('Body: DATA', () => {
         const h = host();
         const body = new Body(h);
         body.startData(false);
-        const r = feedData(body, split(wire, points));
+        const r = feedData(body, splitAt(wire, points));
         assert.ok(r.ended, where);
         assert.equal(r.rest, AFTER, where);
         assert.equal(h.poisons.length, 1, `${where}: poisoned once`);
@@ -150,7 +140,7 @@ describe('Body: DATA', () => {
       const h = host();
       const body = new Body(h);
       body.startData(true);
-      const r = feedData(body, split(wire, points));
+      const r = feedData(body, splitAt(wire, points));
       assert.ok(r.ended, where);
       assert.equal(r.rest, AFTER, where);
       assert.equal(h.poisons.length, 0, where);
@@ -179,7 +169,7 @@ describe('Body: DATA', () => {
     const h = host();
     const body = new Body(h);
     body.startData(false);
-    const chunks = split(wire, [100, 200, 300, 400, 500, 600, 700, 800, 900]);
+    const chunks = splitAt(wire, [100, 200, 300, 400, 500, 600, 700, 800, 900]);
     const r = feedData(body, chunks, 450);
     assert.ok(r.ended);
     assert.equal(h.poisons.length, 1);
@@ -209,7 +199,7 @@ describe('Body: DATA', () => {
         const h = host();
         const body = new Body(h);
         body.startData(false);
-        feedData(body, split(wire, points), MESSAGE.length);
+        feedData(body, splitAt(wire, points), MESSAGE.length);
         if (h.poisons.length) refused.push(points.join(','));
       }
       assert.deepEqual(refused, []);

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DataScanner } from '../../src/smtp/data.js';
+import { splitAt } from '../helpers/chunks.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -30,17 +31,6 @@ function feed(chunks: Uint8Array[], scanner = new DataScanner()): Fed {
     offset += c.length;
   }
   return { end: -1, chunk: -1, local: -1, bare: scanner.bare, bytes: scanner.bytes };
-}
-
-function splitAt(data: Buffer, points: number[]): Buffer[] {
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(data.subarray(prev, p));
-    prev = p;
-  }
-  out.push(data.subarray(prev));
-  return out;
 }
 
 const bytewise = (data: Buffer): Buffer[] => [...data].map((x) => Buffer.from([x]));

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { LineReader, type Line } from '../../src/smtp/lines.js';
+import { splitAt } from '../helpers/chunks.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -167,14 +168,7 @@ describe('LineReader: chunk boundaries', () => {
           const data = Buffer.from(raw.flat());
           const whole = feed([data], 12);
           const points = [...new Set(cuts.map((c) => c % (data.length + 1)))].sort((x, y) => x - y);
-          const chunks: Buffer[] = [];
-          let prev = 0;
-          for (const p of points) {
-            chunks.push(data.subarray(prev, p));
-            prev = p;
-          }
-          chunks.push(data.subarray(prev));
-          const split = feed(chunks, 12);
+          const split = feed(splitAt(data, points), 12);
           // A too-long line is detected at different times depending on chunking, but the
           // reported lines must agree.
           assert.deepEqual(split.lines, whole.lines);

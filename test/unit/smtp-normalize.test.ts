@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DataScanner } from '../../src/smtp/data.js';
 import { BareLineNormalizer } from '../../src/smtp/normalize.js';
+import { splitAt } from '../helpers/chunks.js';
 
 function normalizeAll(chunks: Buffer[]): Buffer {
   const n = new BareLineNormalizer();
@@ -38,14 +39,7 @@ describe('BareLineNormalizer', () => {
         // A client body, dot-stuffed where its lines really start (after CRLF).
         const raw = Buffer.from(pieces.join(''), 'latin1');
         const points = [...new Set(cuts.map((c) => (raw.length ? c % raw.length : 0)))].sort((a, b) => a - b);
-        const chunks: Buffer[] = [];
-        let at = 0;
-        for (const p of points) {
-          chunks.push(raw.subarray(at, p));
-          at = p;
-        }
-        chunks.push(raw.subarray(at));
-        const out = normalizeAll(chunks);
+        const out = normalizeAll(splitAt(raw, points));
         // Only CRLF line ends remain.
         assert.ok(!/\r(?!\n)|(?<!\r)\n/.test(out.toString('latin1')));
         // The output scanned strictly finds a terminator only where the raw body, scanned
