@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { checkConfigFile, loadConfig, parseHostPort, type Config, type HostPort } from './config/index.js';
+import { checkConfigFile, configWarnings, formatProblem, loadConfig, parseHostPort, type Config, type HostPort } from './config/index.js';
 import { reportMain, REPORT_USAGE } from './observe/report.js';
 import { statusMain, STATUS_USAGE } from './observe/status-client.js';
 import { describeError as describe } from './server/describe.js';
@@ -148,6 +148,7 @@ function check(argv: string[]): number {
   const file = configFlag(argv);
   const problems = checkConfigFile(file);
   if (problems.length === 0) {
+    for (const w of configWarnings(loadConfig(file))) process.stderr.write(`${file}: warning: ${formatProblem(w)}\n`);
     process.stdout.write(`${file}: OK\n`);
     return 0;
   }

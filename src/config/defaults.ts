@@ -6,6 +6,7 @@ export const DEFAULTS = {
     tls: 'none',
     proxy_protocol: 'off',
     trusted_proxies: [] as string[],
+    xclient_from: [] as string[],
     proxy_protocol_timeout: '3s',
     auth: 'off',
   },

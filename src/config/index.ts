@@ -3,6 +3,7 @@ export * from './types.js';
 export { ConfigError, ConfigValueError, formatProblem, type ConfigErrorCode, type ConfigProblem } from './errors.js';
 export { parseConfig, loadConfig, validateConfigText, resolveConfigPaths, type Validation } from './load.js';
 export { checkConfigFile } from './check.js';
+export { configWarnings } from './warnings.js';
 export { parseDuration, MAX_DURATION_MS } from './duration.js';
 export { parseSize } from './size.js';
 export { parseHostPort } from './address.js';

@@ -23,6 +23,7 @@ const listener = z.strictObject({
   tls: oneOf(['none', 'starttls', 'implicit'] as const).prefault(D.listener.tls),
   proxy_protocol: oneOf(['off', 'on'] as const, [[false, 'off'], [true, 'on']]).prefault(D.listener.proxy_protocol),
   trusted_proxies: cidrList().prefault([]),
+  xclient_from: cidrList().prefault([]),
   proxy_protocol_timeout: duration().prefault(D.listener.proxy_protocol_timeout),
   auth: oneOf(['off', 'optional', 'required'] as const, [[false, 'off']]).prefault(D.listener.auth),
 });

@@ -19,8 +19,13 @@ export interface ListenerConfig {
   listen: HostPort;
   tls: TlsMode;
   proxy_protocol: 'off' | 'on';
-  /** CIDR strings as written, e.g. `10.0.0.0/8`, `::1/128`. */
+  /** Peers that may send a PROXY header (CIDR strings as written, e.g. `10.0.0.0/8`, `::1/128`). */
   trusted_proxies: string[];
+  /**
+   * Clients that may send XCLIENT (nginx's mail proxy, another Postern), judged on the
+   * address the session believes: after a PROXY header, the client behind the balancer.
+   */
+  xclient_from: string[];
   proxy_protocol_timeout: number;
   auth: AuthMode;
 }

@@ -27,8 +27,6 @@ export interface Arrival {
   local: Endpoint;
   /** The balancer that vouched for `client`, or null. */
   proxy: string | null;
-  /** The peer may vouch for clients (trusted_proxies): XCLIENT is offered to it. */
-  trusted: boolean;
   /** Bytes that came with the header. */
   initial: Buffer | null;
   /** Why a trusted peer's header failed, or null. */
@@ -51,15 +49,19 @@ export interface AcceptContext {
 }
 
 export class AcceptPipeline {
-  readonly #trusted = new WeakMap<ListenerConfig, CidrList>();
+  /** Per listener config: peers that may send a PROXY header, clients that may send XCLIENT. */
+  readonly #grants = new WeakMap<ListenerConfig, { proxy: CidrList; xclient: CidrList }>();
 
   constructor(private readonly ctx: AcceptContext) {}
 
-  /** Peers allowed to vouch for clients on this listener (PROXY header or XCLIENT). */
-  #trustedOn(cfg: ListenerConfig): CidrList {
-    let list = this.#trusted.get(cfg);
-    if (!list) this.#trusted.set(cfg, (list = new CidrList(cfg.trusted_proxies)));
-    return list;
+  // Two separate grants, as Postfix (smtpd_upstream_proxy_protocol vs
+  // smtpd_authorized_xclient_hosts) and Exim (hosts_proxy vs hosts_xclient) keep them: a
+  // balancer trusted for its PROXY header relays its clients' bytes, and those clients must
+  // never inherit its trust.
+  #grantsOn(cfg: ListenerConfig): { proxy: CidrList; xclient: CidrList } {
+    let g = this.#grants.get(cfg);
+    if (!g) this.#grants.set(cfg, (g = { proxy: new CidrList(cfg.trusted_proxies), xclient: new CidrList(cfg.xclient_from) }));
+    return g;
   }
 
   accept(socket: net.Socket, listener: Listener): void {
@@ -73,9 +75,8 @@ export class AcceptPipeline {
       socket.end(`421 4.3.2 ${this.ctx.config.hostname} Service shutting down\r\n`);
       return;
     }
-    const trusted = this.#trustedOn(lcfg).contains(peer.address);
-    if (lcfg.proxy_protocol !== 'on' || !trusted) {
-      this.#admit(socket, listener, id, { client: peer, local, proxy: null, trusted, initial: null, proxyFailure: null });
+    if (lcfg.proxy_protocol !== 'on' || !this.#grantsOn(lcfg).proxy.contains(peer.address)) {
+      this.#admit(socket, listener, id, { client: peer, local, proxy: null, initial: null, proxyFailure: null });
       return;
     }
     // A trusted balancer MUST open with a header (the spec forbids guessing whether one comes).
@@ -88,7 +89,6 @@ export class AcceptPipeline {
           client: r.client,
           local: r.local,
           proxy: `${peer.address}:${peer.port}`,
-          trusted,
           initial: rest.length ? rest : null,
           proxyFailure: null,
         });
@@ -96,7 +96,7 @@ export class AcceptPipeline {
       (err: Error) => {
         socket.removeAllListeners('error');
         if (socket.destroyed) return;
-        this.#admit(socket, listener, id, { client: peer, local, proxy: null, trusted, initial: null, proxyFailure: err.message });
+        this.#admit(socket, listener, id, { client: peer, local, proxy: null, initial: null, proxyFailure: err.message });
       },
     );
   }
@@ -196,11 +196,11 @@ export class AcceptPipeline {
       client,
       local: who.local,
       proxy: who.proxy,
-      trusted: who.trusted,
+      xclientFrom: this.#grantsOn(listener.cfg).xclient,
       initial: who.initial,
       proxyFailure: who.proxyFailure,
       readmit: (address) => {
-        // XCLIENT from a trusted upstream named another client: count that one instead.
+        // XCLIENT from an xclient_from upstream named another client: count that one instead.
         admission.release(admitted);
         const settle = (r: Refusal | null): string | null => {
           if (r) {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { loadConfig, type Config } from '../config/index.js';
 import { createLogger } from '../observe/logger.js';
+import { logConfigWarnings } from './config-warnings.js';
 import { Primary } from './cluster/primary.js';
 import { describeError } from './describe.js';
 import { InheritedSockets } from './inherited-sockets.js';
@@ -34,6 +35,7 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
     return failed(describeError(err));
   }
   const logger = createLogger(config.log);
+  logConfigWarnings(config, logger);
   // Sockets handed over (systemd, a predecessor): the workers listen on those that match a
   // listener, through node:cluster, which opens them here and shares them.
   const inherited = InheritedSockets.fromEnv();

@@ -6,6 +6,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { loadConfig, type Config } from '../config/index.js';
 import { createLogger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
+import { logConfigWarnings } from './config-warnings.js';
 import { proxySources } from '../observe/status-server.js';
 import { ClusterWindowCounter } from '../state/cluster-windows.js';
 import { IpcSessionStore } from './cluster/tls-sessions.js';
@@ -43,6 +44,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
   config = withSharedTicketKeys(config);
   const signals = new SignalGate();
   const logger = createLogger(config.log);
+  if (!worker) logConfigWarnings(config, logger);
   const predecessor = opts.predecessor ?? null;
   // A worker's pid is not the service's: its primary writes the pid file.
   const pidFile = worker ? null : (opts.pidFile ?? null);

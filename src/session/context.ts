@@ -3,6 +3,7 @@
 
 import type { Authenticator } from '../auth/index.js';
 import type { BackendPool } from '../backend/pool.js';
+import type { CidrList } from '../config/cidr.js';
 import type { Config, ListenerConfig } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
@@ -19,14 +20,17 @@ export interface SessionContext<S = unknown> {
   metrics: Metrics;
   /** Whether an anomaly kind gets its own log record (`log.anomalies`). */
   logAnomaly: (kind: AnomalyKind) => boolean;
-  /** The real client (after PROXY / XCLIENT from a trusted upstream). */
+  /** The real client (after a PROXY header from a trusted balancer). */
   client: Endpoint;
   /** Where the client connected to. */
   local: Endpoint;
   /** The upstream proxy that vouched for `client`, or null. */
   proxy: string | null;
-  /** The peer is in the listener's trusted_proxies: it may send XCLIENT. */
-  trusted?: boolean;
+  /**
+   * The listener's xclient_from: who may send XCLIENT, judged on the client the session
+   * believes at that moment (after a PROXY header, the client behind the balancer).
+   */
+  xclientFrom?: CidrList;
   /** Bytes that arrived with the PROXY header, before our greeting. */
   initial?: Buffer | null;
   /** A trusted peer's PROXY header failed: refuse everything but QUIT (as Exim does). */

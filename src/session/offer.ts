@@ -14,8 +14,8 @@ export interface OfferState {
   backend: ReadonlySet<string>;
   /** LIMITS in force (RFC 9422 §3). */
   limits: Limits;
-  /** The peer may tell us who the client is (trusted_proxies). */
-  trusted: boolean;
+  /** The client may tell us who the client is (in xclient_from, as the session sees it now). */
+  xclient: boolean;
   /** SASL mechanisms offered now, or none (RFC 4954 §3). */
   auth: readonly string[];
 }
@@ -29,6 +29,6 @@ export function offer(s: OfferState): Capabilities {
   const limits = renderLimits(s.limits);
   if (limits) caps.set('LIMITS', limits);
   if (s.auth.length > 0) caps.set('AUTH', [...s.auth]);
-  if (s.trusted) caps.set('XCLIENT', [...XCLIENT_ATTRS]);
+  if (s.xclient) caps.set('XCLIENT', [...XCLIENT_ATTRS]);
   return caps;
 }

@@ -86,7 +86,7 @@ export class Session extends SessionCore<Session> {
       case 'EXPN':
         return this.#vrfy(verb, line);
       case 'XCLIENT':
-        if (this.ctx.trusted) return this.#xclient(args);
+        if (this.#xclientAllowed()) return this.#xclient(args);
         // Never passed on: a backend trusting us would take the client's word for its identity.
         this.anomaly('xclient_untrusted', `XCLIENT from ${this.identity.client.address}`);
         throw R.xclientNotAllowed();
@@ -133,9 +133,19 @@ export class Session extends SessionCore<Session> {
       size: this.limits.size(),
       backend: this.binding.extensions(),
       limits: this.limits.inForce(),
-      trusted: this.ctx.trusted === true,
+      xclient: this.#xclientAllowed(),
       auth: this.ctx.authenticator ? this.auth.offered() : [],
     });
+  }
+
+  /**
+   * XCLIENT rights follow the client the session believes now, never the socket's peer:
+   * after a PROXY header every byte is the client's behind the balancer, and after one
+   * XCLIENT the told client is judged (Postfix re-checks smtpd_authorized_xclient_hosts
+   * against the new address the same way).
+   */
+  #xclientAllowed(): boolean {
+    return this.ctx.xclientFrom?.contains(this.identity.client.address) === true;
   }
 
   #mail(args: string, line: string): void {
@@ -214,7 +224,7 @@ export class Session extends SessionCore<Session> {
   }
 
   /**
-   * XCLIENT from a trusted upstream (another Postern, nginx's mail proxy): Postfix's
+   * XCLIENT from an xclient_from upstream (another Postern, nginx's mail proxy): Postfix's
    * semantics (XCLIENT_README): not inside a transaction, xtext values, `[UNAVAILABLE]`
    * leaves an attribute unset, success is the greeting again and the client must EHLO anew.
    */
@@ -234,7 +244,8 @@ export class Session extends SessionCore<Session> {
 
   #xclientApply(told: XclientArgs): void {
     const id = this.identity;
-    const upstream = id.proxy ?? `${this.ctx.client.address}:${this.ctx.client.port}`;
+    // The upstream that vouches is the client that sent XCLIENT (behind any balancer).
+    const upstream = `${id.client.address}:${id.client.port}`;
     this.identity = xclientIdentity(id, told, upstream);
     // HELO and PROTO are reset unless supplied; the client must say EHLO again.
     this.#startOver(told.helo ?? null, told.proto === 'ESMTP');

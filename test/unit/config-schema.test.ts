@@ -27,6 +27,7 @@ const EXPECTED_DEFAULTS: Config = {
       tls: 'none',
       proxy_protocol: 'off',
       trusted_proxies: [],
+      xclient_from: [],
       proxy_protocol_timeout: 3000,
       auth: 'off',
     },
