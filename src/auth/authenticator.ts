@@ -8,8 +8,9 @@ import { DovecotVerifier } from './dovecot.js';
 import type { Credentials } from './exchange.js';
 import { FileVerifier } from './file.js';
 import { HttpVerifier } from './http.js';
-import { AuthFailureLimiter } from './limiter.js';
+import { AuthFailureLimiter, type FailureLimits } from './limiter.js';
 import { AUTH_ERRORS, REPLY_AUTH_OK } from './replies.js';
+import { actsAsItself } from './sasl-plain.js';
 import type { Verifier, VerifyRequest } from './verifier.js';
 
 /** Everything about the attempt except the credentials. */
@@ -57,7 +58,7 @@ export class Authenticator {
   constructor(
     readonly verifier: Verifier,
     counter: WindowCounter,
-    limits: AuthConfig['failures'],
+    limits: FailureLimits,
     opts: { floodDelayMs?: number; keyPrefix?: string } = {},
   ) {
     const lopts: { prefix?: string; delayMs?: number } = {};
@@ -85,8 +86,14 @@ export class Authenticator {
         reason: `${flood.count} failures reached auth.failures.${flood.limit} (${flood.max})`,
       };
     }
+    // Refused before any verifier is asked, so none can differ (auth_http would pass it on
+    // and accept). Not a failure for the limits: no password was tried.
+    if (!actsAsItself(credentials)) {
+      return { result: 'invalid', reply: AUTH_ERRORS.invalid, delayMs: 0, close: false, reason: 'authzid differs from the user (RFC 4616 §2: nobody may act for another)' };
+    }
     const r = await this.verifier.verify({ ...context, ...credentials });
     if (r.ok) {
+      await this.#limiter.recordSuccess(ip, credentials.user).catch(() => undefined);
       const out: AuthOutcome = { result: 'ok', user: r.user, mechanism: credentials.mechanism, reply: REPLY_AUTH_OK };
       if (r.server !== undefined) out.server = r.server;
       return out;

@@ -40,6 +40,16 @@ export function decodePlain(message: Buffer): PlainMessage {
   return { authzid, user, password };
 }
 
+/**
+ * RFC 4616 §2: with an authzid, the server must check that the authcid may act as it, and
+ * refuse otherwise. Postern authorises nobody to act for another user (it tells the
+ * backend a single login, XCLIENT LOGIN=), so an authzid is accepted only when it names
+ * the authcid itself. One rule for every verifier (Authenticator applies it first).
+ */
+export function actsAsItself(m: Pick<PlainMessage, 'authzid' | 'user'>): boolean {
+  return m.authzid === '' || m.authzid === m.user;
+}
+
 export function encodePlain(m: PlainMessage): Buffer {
   return Buffer.concat([Buffer.from(m.authzid, 'utf8'), Buffer.of(0), Buffer.from(m.user, 'utf8'), Buffer.of(0), Buffer.from(m.password, 'utf8')]);
 }

@@ -46,7 +46,7 @@ export const DEFAULTS = {
     mechanisms: ['PLAIN', 'LOGIN'] as string[],
     plaintext: false,
     verifier: { dovecot: { timeout: '30s' }, http: { timeout: '10s' } },
-    failures: { per_ip: '20/10m', per_user: '10/10m' },
+    failures: { per_ip: '20/10m', per_user: '10/10m', known_address: '14d' },
     to_backend: 'xclient-login',
   },
   metrics: { listen: '127.0.0.1:9325' },

@@ -195,6 +195,7 @@ const auth = z.strictObject({
   failures: section({
     per_ip: rateOrNull().prefault(D.auth.failures.per_ip),
     per_user: rateOrNull().prefault(D.auth.failures.per_user),
+    known_address: duration({ allowZero: true }).prefault(D.auth.failures.known_address),
   }),
   to_backend: oneOf(['xclient-login', 'none'] as const).prefault(D.auth.to_backend),
 });

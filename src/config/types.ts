@@ -132,8 +132,12 @@ export interface AuthConfig {
   /** Offer AUTH on connections without TLS too. */
   plaintext: boolean;
   verifier: VerifierConfig;
-  /** Failed logins per client IP (IPv6: per /64) and per user name; null: no limit. */
-  failures: { per_ip: RateConfig | null; per_user: RateConfig | null };
+  /**
+   * Failed logins per client IP (IPv6: per /64) and per user name; null: no limit.
+   * known_address (ms): how long a login exempts its address from the user's per_user
+   * limit (auth/limiter.ts); 0: never.
+   */
+  failures: { per_ip: RateConfig | null; per_user: RateConfig | null; known_address: number };
   /** `xclient-login`: XCLIENT LOGIN=<user> (identity xclient only); `none`: the backend is not told. */
   to_backend: 'xclient-login' | 'none';
 }

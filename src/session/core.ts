@@ -15,7 +15,7 @@ import { SessionBinding } from './binding.js';
 import { ClientIo } from './client-io.js';
 import type { SessionContext } from './context.js';
 import { Farewell } from './farewell.js';
-import { AUTH_LINE_MAX } from '../auth/index.js';
+import { splitterLineMax, withinLineLength } from '../auth/line-limit.js';
 import { SessionAuth } from './auth.js';
 import { acceptedIdentity, authenticated, receivedFor, type ClientIdentity } from './identity.js';
 import { Input } from './input.js';
@@ -109,7 +109,7 @@ export abstract class SessionCore<Self> {
     this.input = new Input(
       {
         mode: () => this.mode,
-        line: (line, pipelined) => this.handleLine(line, pipelined),
+        line: (line, pipelined) => this.handleLine(withinLineLength(line, this.cfg.limits.line_length, this.authExchanging), pipelined),
         data: (chunk) => this.message.dataChunk(chunk),
         bdat: (chunk) => this.message.bdatChunk(chunk),
         bdatLeft: () => this.#message?.body.bdatLeft ?? 0,
@@ -118,8 +118,9 @@ export abstract class SessionCore<Self> {
         pile: (full) => this.io.pile(full),
         backend: () => this.binding.bound?.conn.socket,
       },
-      // An AUTH exchange line may be as long as a SASL mechanism makes it (RFC 4954 §4).
-      () => (this.#auth?.exchanging ? Math.max(AUTH_LINE_MAX, this.cfg.limits.line_length) : this.cfg.limits.line_length),
+      // An AUTH line (command or response) may be as long as a SASL mechanism makes it
+      // (RFC 4954 §4); other commands are held to line_length by withinLineLength above.
+      () => splitterLineMax(this.cfg.limits.line_length, this.authExchanging || (ctx.listener.auth !== 'off' && ctx.authenticator != null)),
     );
     this.binding = new SessionBinding(
       {

@@ -15,8 +15,8 @@ const MAX_EVENTS_PER_KEY = 10_000;
 
 /** Counts held in this process. */
 export class LocalWindowCounter implements WindowCounter {
-  readonly #events = new Map<string, number[]>();
-  #longest = 0;
+  /** Event times per key, and the longest window the key was hit with (what pruning keeps). */
+  readonly #events = new Map<string, { times: number[]; windowMs: number }>();
   readonly #sweep: NodeJS.Timeout;
 
   constructor(private readonly now: () => number = Date.now) {
@@ -25,17 +25,24 @@ export class LocalWindowCounter implements WindowCounter {
   }
 
   async hit(key: string, windowMs: number): Promise<number> {
-    this.#longest = Math.max(this.#longest, windowMs);
-    let times = this.#events.get(key);
-    if (!times) this.#events.set(key, (times = []));
+    let e = this.#events.get(key);
+    if (!e) this.#events.set(key, (e = { times: [], windowMs }));
+    // Per key: one long-lived key (a known address, days) must not keep every short one.
+    e.windowMs = Math.max(e.windowMs, windowMs);
+    const times = e.times;
     times.push(this.now());
     if (times.length > MAX_EVENTS_PER_KEY) times.splice(0, times.length - MAX_EVENTS_PER_KEY);
     return this.#inWindow(times, windowMs);
   }
 
   async count(key: string, windowMs: number): Promise<number> {
-    const times = this.#events.get(key);
-    return times ? this.#inWindow(times, windowMs) : 0;
+    const e = this.#events.get(key);
+    return e ? this.#inWindow(e.times, windowMs) : 0;
+  }
+
+  /** Keys held (for tests and the memory bound). */
+  get keys(): number {
+    return this.#events.size;
   }
 
   #inWindow(times: number[], windowMs: number): number {
@@ -46,10 +53,13 @@ export class LocalWindowCounter implements WindowCounter {
   }
 
   #prune(): void {
-    const since = this.now() - this.#longest;
-    for (const [key, times] of this.#events) {
-      while (times.length && times[0]! <= since) times.shift();
-      if (!times.length) this.#events.delete(key);
+    const now = this.now();
+    for (const [key, { times, windowMs }] of this.#events) {
+      const since = now - windowMs;
+      let old = 0;
+      while (old < times.length && times[old]! <= since) old++;
+      if (old === times.length) this.#events.delete(key);
+      else if (old > 0) times.splice(0, old);
     }
   }
 

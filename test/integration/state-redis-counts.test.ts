@@ -4,6 +4,7 @@
 // lock, and the cluster-IPC window counter's two halves.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { AuthFailureLimiter } from '../../src/auth/limiter.js';
 import { ClusterWindowCounter, answerWindow, type WindowReply } from '../../src/state/cluster-windows.js';
 import { RedisIpCounts } from '../../src/state/redis-ip-counts.js';
 import { RedisTicketKeys } from '../../src/state/redis-ticket-keys.js';
@@ -95,6 +96,27 @@ describe('Redis state primitives', { skip: !redisAvailable() && 'redis-server mi
     assert.equal(await b.hit('user:alice', 60_000), 2, 'shared again');
     a.close();
     b.close();
+  });
+
+  it('auth known addresses through Redis: a login on one host exempts that address on another; the key lives known_address, with few events', async () => {
+    const prefix = `known${++n}:`;
+    const [la, lb] = [await link(prefix), await link(prefix)];
+    const limits = { per_ip: null, per_user: { count: 3, window: 600_000 } };
+    const a = new AuthFailureLimiter(new RedisWindowCounter(la), limits);
+    const b = new AuthFailureLimiter(new RedisWindowCounter(lb), limits);
+    for (let i = 0; i < 5; i++) await a.recordSuccess('192.0.2.10', 'Alice');
+    for (let i = 1; i <= 4; i++) await b.recordFailure(`198.51.100.${i}`, 'alice');
+    assert.equal(await b.check('192.0.2.10', 'alice'), null, 'known on the other host too');
+    assert.equal((await b.check('198.51.100.9', 'alice'))?.limit, 'per_user');
+    // Alice's typo at home on host A does not feed per_user (still 4 events).
+    await a.recordFailure('192.0.2.10', 'alice');
+    assert.equal(await fx.redis.command('ZCARD', `${prefix}win:auth-fail:user:alice`), '4');
+    const known = `${prefix}win:auth-fail:known:192.0.2.10:alice`;
+    assert.equal(await fx.redis.command('ZCARD', known), '1', 'five logins in a row: one event');
+    const ttl = Number(await fx.redis.command('PTTL', known));
+    assert.ok(ttl > 13 * 24 * 3600_000 && ttl <= 14 * 24 * 3600_000, `PTTL ${ttl}`);
+    await la.close();
+    await lb.close();
   });
 
   it('ticket keys: stores on two links agree on every key and rotate on one schedule; a lock keeps writers apart', async () => {

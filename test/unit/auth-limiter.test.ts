@@ -73,6 +73,71 @@ describe('AuthFailureLimiter', () => {
   });
 });
 
+describe('AuthFailureLimiter: known addresses (a spray must not lock the user out)', () => {
+  const limits = (known_address?: number) => ({ per_ip: { count: 5, window: 600_000 }, per_user: { count: 3, window: 600_000 }, ...(known_address === undefined ? {} : { known_address }) });
+
+  it('per_user refuses every address but one where the user logged in; failures there count per_ip only', async () => {
+    const c = clock();
+    const counter = new LocalWindowCounter(c.now);
+    const l = new AuthFailureLimiter(counter, limits(3_600_000));
+    await l.recordSuccess('192.0.2.10', 'alice');
+    // The spray: one wrong password each from 6 addresses.
+    for (let i = 1; i <= 6; i++) await l.recordFailure(`198.51.100.${i}`, 'alice');
+    assert.equal((await l.check('198.51.100.7', 'alice'))?.limit, 'per_user');
+    // Another address of the same /64 is the same client for IPv6; for IPv4 a neighbour is not.
+    assert.equal((await l.check('192.0.2.11', 'alice'))?.limit, 'per_user');
+    assert.equal(await l.check('192.0.2.10', 'ALICE'), null, 'the known address goes on (names without case)');
+    // Known for alice only.
+    for (let i = 1; i <= 3; i++) await l.recordFailure(`203.0.113.${i}`, 'bob');
+    assert.equal((await l.check('192.0.2.10', 'bob'))?.limit, 'per_user');
+    // Alice mistypes at home: per_ip counts it, per_user does not.
+    for (let i = 0; i < 4; i++) await l.recordFailure('192.0.2.10', 'alice');
+    assert.equal(await l.check('192.0.2.10', 'alice'), null);
+    assert.equal(await counter.count('auth-fail:user:alice', 600_000), 6);
+    await l.recordFailure('192.0.2.10', 'alice');
+    assert.equal((await l.check('192.0.2.10', 'alice'))?.limit, 'per_ip');
+    counter.close();
+  });
+
+  it('the exemption ends known_address after the last login, and a later login renews it', async () => {
+    const c = clock();
+    const counter = new LocalWindowCounter(c.now);
+    const l = new AuthFailureLimiter(counter, limits(3_600_000));
+    await l.recordSuccess('192.0.2.10', 'alice');
+    c.advance(3_000_000);
+    for (let i = 1; i <= 3; i++) await l.recordFailure(`198.51.100.${i}`, 'alice');
+    assert.equal(await l.check('192.0.2.10', 'alice'), null);
+    c.advance(600_001);
+    for (let i = 1; i <= 3; i++) await l.recordFailure(`198.51.100.${i}`, 'alice');
+    assert.equal((await l.check('192.0.2.10', 'alice'))?.limit, 'per_user', 'known no more after an hour');
+    await l.recordSuccess('192.0.2.10', 'alice');
+    assert.equal(await l.check('192.0.2.10', 'alice'), null);
+    counter.close();
+  });
+
+  it('a user who logs in all the time leaves about 30 events in the key, not one per login', async () => {
+    const c = clock();
+    const counter = new LocalWindowCounter(c.now);
+    const l = new AuthFailureLimiter(counter, limits());
+    for (let i = 0; i < 2000; i++) {
+      await l.recordSuccess('192.0.2.10', 'alice');
+      c.advance(30 * 60_000);
+    }
+    const n = await counter.count('auth-fail:known:192.0.2.10:alice', 15 * 24 * 3600_000);
+    assert.ok(n > 0 && n <= 31, `${n} events`);
+    counter.close();
+  });
+
+  it('known_address 0 exempts no one (the old per_user)', async () => {
+    const counter = new LocalWindowCounter();
+    const l = new AuthFailureLimiter(counter, limits(0));
+    await l.recordSuccess('192.0.2.10', 'alice');
+    for (let i = 1; i <= 3; i++) await l.recordFailure(`198.51.100.${i}`, 'alice');
+    assert.equal((await l.check('192.0.2.10', 'alice'))?.limit, 'per_user');
+    counter.close();
+  });
+});
+
 describe('Authenticator over a real password file', () => {
   let dir = '';
   let file = '';
@@ -120,6 +185,28 @@ describe('Authenticator over a real password file', () => {
     assert.equal(asked, 3, 'the verifier was not asked past the limit');
     // A successful login does not count, nor does another address's.
     assert.equal((await a.authenticate(plain('bob', 'bobs'), ctx('192.0.2.2'))).result, 'ok');
+    counter.close();
+  });
+
+  it('refuses a PLAIN authzid naming another user before the verifier is asked, and counts no failure', async () => {
+    const counter = new LocalWindowCounter();
+    const verifier = await FileVerifier.open(file);
+    let asked = 0;
+    const counting: Verifier = { type: 'file', verify: (r) => (asked++, verifier.verify(r)), reload: () => verifier.reload(), close: () => verifier.close() };
+    const a = new Authenticator(counting, counter, { per_ip: { count: 1, window: 600_000 }, per_user: null });
+    const asBob: Credentials = { mechanism: 'PLAIN', authzid: 'bob', user: 'alice', password: 'right' };
+    const r = await a.authenticate(asBob, ctx('192.0.2.9'));
+    assert.deepEqual({ ...r, reply: r.reply.toString() }, {
+      result: 'invalid',
+      reply: 'SmtpError: 535 5.7.8 Authentication credentials invalid',
+      delayMs: 0,
+      close: false,
+      reason: 'authzid differs from the user (RFC 4616 §2: nobody may act for another)',
+    });
+    assert.equal(asked, 0);
+    // Not a failure: per_ip 1 would refuse the next attempt otherwise.
+    assert.equal((await a.authenticate({ ...asBob, authzid: 'alice' }, ctx('192.0.2.9'))).result, 'ok');
+    assert.equal(asked, 1);
     counter.close();
   });
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { decodeBase64Strict, encodeBase64 } from '../../src/auth/base64.js';
 import { LOGIN_PASSWORD_CHALLENGE, LOGIN_USER_CHALLENGE, decodeLoginField } from '../../src/auth/sasl-login.js';
-import { SaslSyntaxError, decodePlain, encodePlain } from '../../src/auth/sasl-plain.js';
+import { SaslSyntaxError, actsAsItself, decodePlain, encodePlain } from '../../src/auth/sasl-plain.js';
 
 describe('strict base64', () => {
   it('decodes padded base64 and the empty string', () => {
@@ -71,5 +71,15 @@ describe('LOGIN (draft-murchison-sasl-login)', () => {
     assert.throws(() => decodeLoginField(Buffer.alloc(0), 'user name'), SaslSyntaxError);
     assert.throws(() => decodeLoginField(Buffer.from('a\0b'), 'password'), SaslSyntaxError);
     assert.throws(() => decodeLoginField(Buffer.from([0xc3]), 'password'), SaslSyntaxError);
+  });
+});
+
+describe('PLAIN authzid (RFC 4616 §2)', () => {
+  it('is accepted only absent or naming the authcid itself, exactly', () => {
+    assert.equal(actsAsItself({ authzid: '', user: 'alice' }), true);
+    assert.equal(actsAsItself({ authzid: 'alice', user: 'alice' }), true);
+    assert.equal(actsAsItself({ authzid: 'bob', user: 'alice' }), false);
+    assert.equal(actsAsItself({ authzid: 'Alice', user: 'alice' }), false);
+    assert.equal(actsAsItself({ authzid: 'alice ', user: 'alice' }), false);
   });
 });

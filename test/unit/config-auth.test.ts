@@ -35,7 +35,7 @@ describe('auth config', () => {
       mechanisms: ['PLAIN', 'LOGIN'],
       plaintext: false,
       verifier: { type: 'dovecot', address: { type: 'unix', path: '/run/dovecot/auth-client', text: '/run/dovecot/auth-client' }, timeout: 30_000 },
-      failures: { per_ip: { count: 20, window: 600_000 }, per_user: { count: 10, window: 600_000 } },
+      failures: { per_ip: { count: 20, window: 600_000 }, per_user: { count: 10, window: 600_000 }, known_address: 14 * 24 * 3600_000 },
       to_backend: 'xclient-login',
     });
   });
@@ -45,13 +45,13 @@ describe('auth config', () => {
   mechanisms: [login]
   plaintext: true
   verifier: { type: dovecot, address: '127.0.0.1:12345', timeout: 5s }
-  failures: { per_ip: null, per_user: 3/1m }
+  failures: { per_ip: null, per_user: 3/1m, known_address: 0 }
   to_backend: none
 `).auth;
     assert.deepEqual(tcp?.mechanisms, ['LOGIN']);
     assert.equal(tcp?.plaintext, true);
     assert.deepEqual(tcp?.verifier, { type: 'dovecot', address: { type: 'tcp', host: '127.0.0.1', port: 12345, text: '127.0.0.1:12345' }, timeout: 5000 });
-    assert.deepEqual(tcp?.failures, { per_ip: null, per_user: { count: 3, window: 60_000 } });
+    assert.deepEqual(tcp?.failures, { per_ip: null, per_user: { count: 3, window: 60_000 }, known_address: 0 });
     assert.equal(tcp?.to_backend, 'none');
 
     const http = parseConfig(`${BASE}auth: { verifier: { type: http, url: 'http://127.0.0.1:9000/auth', headers: { X-Auth-Key: s3cret } } }\n`).auth;

@@ -1,6 +1,6 @@
 // LocalWindowCounter: sliding-window event counts held in this process, time passed in.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { LocalWindowCounter } from '../../src/state/windows.js';
 
 function clock(start = 1_000_000) {
@@ -62,5 +62,23 @@ describe('LocalWindowCounter', () => {
     for (let i = 0; i < 10_050; i++) n = await w.hit('flood', 60_000);
     assert.equal(n, 10_000);
     w.close();
+  });
+
+  it('prunes each key by its own window: one long-lived key keeps no short one alive', async () => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    try {
+      const c = clock();
+      const w = new LocalWindowCounter(c.now);
+      await w.hit('known:192.0.2.1:alice', 14 * 24 * 3600_000);
+      for (let i = 0; i < 100; i++) await w.hit(`ip:198.51.100.${i}`, 600_000);
+      assert.equal(w.keys, 101);
+      c.advance(600_001);
+      mock.timers.tick(60_000);
+      assert.equal(w.keys, 1, 'the short keys went once their window passed');
+      assert.equal(await w.count('known:192.0.2.1:alice', 14 * 24 * 3600_000), 1);
+      w.close();
+    } finally {
+      mock.timers.reset();
+    }
   });
 });
