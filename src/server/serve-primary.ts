@@ -16,7 +16,7 @@ import { dropTo, resolveAccount, ticketKeyFile, type Account } from './privilege
 import type { ServeOptions, ServeResult } from './serve.js';
 import { SharedState } from './shared-state.js';
 import { SignalGate } from './signals.js';
-import { StatusListener } from './status-listener.js';
+import { StatusListener, takeMetricsSocket } from './status-listener.js';
 import { TlsSessionHost } from './tls-session-host.js';
 import { startSuccessor } from './upgrade.js';
 
@@ -43,6 +43,8 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
       return fd === null ? [] : [{ fd, name: l.name, host: l.listen.host, port: l.listen.port }];
     }),
   );
+  // The metrics socket is the primary's own: it serves the metrics listener itself.
+  const metricsFd = takeMetricsSocket(config, inherited);
   const unused = inherited.closeRest();
   if (unused.length) logger.warn({ sockets: unused }, `${unused.length} inherited socket(s) match no listener: closed`);
   let keyDir: string | null = null;
@@ -94,7 +96,7 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
   };
   try {
     await primary.start();
-    await status.apply(config);
+    await status.apply(config, metricsFd);
     if (opts.pidFile) writePidFile(opts.pidFile);
     // Workers drop root themselves once they listen; the primary once they all do.
     if (account) {
@@ -131,10 +133,14 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
       try {
         sockets = await primary.listeningSockets();
         const handed = sockets.flatMap((s) => (typeof s.handle.fd === 'number' && s.handle.fd >= 0 ? [{ fd: s.handle.fd, name: s.name }] : []));
+        const metricsSocket = status.handed();
+        if (metricsSocket) handed.push(metricsSocket);
         // The successor reads the session cache file as it starts.
         await tlsHost?.save();
         const pid = await startSuccessor(handed);
         logger.info({ event: 'upgrade', pid }, `new process ${pid} serves; this one stops accepting and drains`);
+        // The successor answers scrapes from now on; those under way are answered first.
+        await status.close();
         stop('upgrade');
       } catch (err) {
         upgrading = false;

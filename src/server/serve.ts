@@ -17,7 +17,7 @@ import { Postern } from './postern.js';
 import { dropTo, resolveAccount, ticketKeyFile, type Account } from './privileges.js';
 import { redisTicketKeys, SharedState } from './shared-state.js';
 import { SignalGate } from './signals.js';
-import { StatusListener } from './status-listener.js';
+import { StatusListener, takeMetricsSocket } from './status-listener.js';
 import { TlsSessionHost } from './tls-session-host.js';
 import { Predecessor, startSuccessor, type HandedSocket } from './upgrade.js';
 
@@ -85,20 +85,20 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
     await closeState();
     return failed(describeError(err));
   }
-  if (!worker) {
-    const unused = sockets.closeRest();
-    if (unused.length) logger.warn({ sockets: unused }, `${unused.length} inherited socket(s) match no listener: closed`);
-  }
   const sources = proxySources(postern);
   const status = worker
     ? null
     : new StatusListener(logger, { ...sources, details: () => shared?.details() ?? [], tlsSessionCache: () => tlsHost?.snapshot() ?? null });
   try {
-    await status?.apply(config);
+    await status?.apply(config, worker ? null : takeMetricsSocket(config, sockets));
   } catch (err) {
     await postern.stop(0);
     await closeState();
     return failed(`metrics listener ${config.metrics!.listen.text}: ${describeError(err)}`);
+  }
+  if (!worker) {
+    const unused = sockets.closeRest();
+    if (unused.length) logger.warn({ sockets: unused }, `${unused.length} inherited socket(s) match no listener: closed`);
   }
   try {
     if (pidFile) writePidFile(pidFile);
@@ -157,12 +157,16 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
         const fd = l.fd();
         return fd === null ? [] : [{ fd, name: l.cfg.name }];
       });
+      const metricsSocket = status?.handed();
+      if (metricsSocket) handed.push(metricsSocket);
       logger.info({ event: 'upgrade', sockets: handed.length }, 'SIGUSR2: starting a new process with the listening sockets');
       // The successor reads the session cache file as it starts.
       (tlsHost?.save() ?? Promise.resolve()).then(() => startSuccessor(handed)).then(
         (pid) => {
           logger.info({ event: 'upgrade', pid }, `new process ${pid} serves; this one stops accepting and drains`);
-          stop('upgrade');
+          // The successor answers scrapes from now on: a draining process would say "not ready".
+          // Scrapes under way are answered first, while this process still serves.
+          void (status?.close() ?? Promise.resolve()).then(() => stop('upgrade'));
         },
         (err: unknown) => {
           upgrading = false;
