@@ -7,13 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { loadConfig, type Config } from '../config/index.js';
+import { planReload } from '../config/reload-plan.js';
+import { posternVersion } from '../observe/build-info.js';
 import { createLogger } from '../observe/logger.js';
+import { buildInfoMetric } from '../observe/metrics.js';
 import { Primary } from './cluster/primary.js';
 import { describeError } from './describe.js';
 import { InheritedSockets } from './inherited-sockets.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { dropTo, resolveAccount, ticketKeyFile, type Account } from './privileges.js';
 import type { ServeOptions, ServeResult } from './serve.js';
+import { ReloadReport } from './reload-report.js';
 import { SharedState } from './shared-state.js';
 import { SignalGate } from './signals.js';
 import { StatusListener, takeMetricsSocket } from './status-listener.js';
@@ -54,19 +58,16 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
     process.env.POSTERN_TICKET_KEY_FILE = join(keyDir, 'ticket-keys');
   }
   const registry = new Registry();
+  // Told once for the service: never summed over workers.
+  const report = new ReloadReport(logger, registry);
+  buildInfoMetric(registry, posternVersion());
   const shared = await SharedState.open(config, { logger, registry });
   // The host's TLS session cache, which the workers ask over IPC.
   const tlsHost = await TlsSessionHost.open(config, { link: shared.link, logger, registry });
-  let current = config;
   const primary = new Primary({
     workers: config.workers,
     limits: config.limits,
     logger,
-    reloadCheck: () => {
-      current = loadConfig(file);
-      shared.checkReload(current, logger);
-      return current.limits;
-    },
     stopTimeoutMs: config.shutdown_grace + 5000,
     admission: shared.admission,
     windows: shared.windows,
@@ -149,11 +150,34 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
         for (const s of sockets) s.handle.close();
       }
     };
+    // SIGHUP: checked here, then applied by every worker; told once, for all of them.
+    let inForce = config;
+    let reloading: Promise<void> = Promise.resolve();
+    const reloadOnce = async () => {
+      let next: Config;
+      try {
+        next = loadConfig(file);
+      } catch (err) {
+        report.failed(describeError(err), null);
+        return;
+      }
+      const plan = planReload(inForce, next, config);
+      logger.level = next.log.level;
+      const failures = await primary.reload(next.limits, next.shutdown_grace + 5000);
+      try {
+        await status.apply(next);
+      } catch (err) {
+        failures.push(`metrics listener ${next.metrics?.listen.text ?? ''}: ${describeError(err)}`);
+      }
+      // Workers that applied it run the new config: the next reload compares with that.
+      inForce = next;
+      if (failures.length) report.failed(failures.join('; '), plan);
+      else report.applied(plan);
+    };
     signals.bind({
       stop,
       reload: () => {
-        primary.reload();
-        void status.apply(current).catch((err: unknown) => logger.error({ err: describeError(err) }, 'metrics listener'));
+        reloading = reloading.then(reloadOnce);
       },
       upgrade: () => void upgrade(),
     });

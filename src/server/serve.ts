@@ -5,7 +5,9 @@
 import { AggregatorRegistry } from 'prom-client';
 import { loadConfig, type Config } from '../config/index.js';
 import { createLogger } from '../observe/logger.js';
-import { Metrics } from '../observe/metrics.js';
+import { buildInfoMetric, Metrics } from '../observe/metrics.js';
+import { posternVersion } from '../observe/build-info.js';
+import { planReload } from '../config/reload-plan.js';
 import { proxySources } from '../observe/status-server.js';
 import { ClusterWindowCounter } from '../state/cluster-windows.js';
 import { IpcSessionStore } from './cluster/tls-sessions.js';
@@ -15,6 +17,7 @@ import { InheritedSockets } from './inherited-sockets.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { Postern } from './postern.js';
 import { dropTo, resolveAccount, ticketKeyFile, type Account } from './privileges.js';
+import { ReloadReport } from './reload-report.js';
 import { redisTicketKeys, SharedState } from './shared-state.js';
 import { SignalGate } from './signals.js';
 import { StatusListener, takeMetricsSocket } from './status-listener.js';
@@ -110,21 +113,41 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
     return failed(describeError(err));
   }
   opts.onStarted?.(postern);
-  const reload = () => {
-    if (!opts.file) return;
+  // The single process tells how a reload went; a worker tells its primary, which tells it for all.
+  const report = worker ? null : new ReloadReport(logger, metrics.registry);
+  if (!worker) buildInfoMetric(metrics.registry, posternVersion());
+  let reloading: Promise<void> = Promise.resolve();
+  const startedWith = postern.config;
+  /** SIGHUP (or the primary's `reload`): one at a time, each reported once. */
+  const reload = (id?: number) => {
+    reloading = reloading.then(async () => {
+      const error = opts.file ? await reloadFrom(opts.file) : null;
+      if (worker && id !== undefined) send({ postern: 'reloaded', id, error });
+    });
+  };
+  /** Loads and applies `file`; returns why it failed, or null. */
+  const reloadFrom = async (file: string): Promise<string | null> => {
     let next: Config;
     try {
-      next = withSharedTicketKeys(loadConfig(opts.file));
+      next = withSharedTicketKeys(loadConfig(file));
     } catch (err) {
       // An invalid new config is refused; the old one stays in force.
-      logger.error({ event: 'reload_failed', err: describeError(err) }, 'reload refused: invalid config');
-      return;
+      if (report) report.failed(describeError(err), null);
+      else logger.error({ event: 'reload_failed', err: describeError(err) }, 'reload refused: invalid config');
+      return describeError(err);
     }
-    shared?.checkReload(next, logger);
-    void postern
-      .reload(next)
-      .then(() => status?.apply(next))
-      .catch((err: unknown) => logger.error({ event: 'reload_failed', err: describeError(err) }, 'reload failed'));
+    const plan = planReload(postern.config, next, startedWith);
+    try {
+      logger.level = next.log.level;
+      await postern.reload(next);
+      await status?.apply(next);
+    } catch (err) {
+      if (report) report.failed(describeError(err), plan);
+      else logger.error({ event: 'reload_failed', err: describeError(err) }, 'reload failed');
+      return describeError(err);
+    }
+    report?.applied(plan);
+    return null;
   };
   return new Promise<ServeResult>((resolve) => {
     let stopping = false;
@@ -174,13 +197,13 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
         },
       );
     };
-    signals.bind({ stop, reload, upgrade });
+    signals.bind({ stop, reload: () => reload(), upgrade });
     predecessor?.serving();
   });
 }
 
 /** A worker's side of the cluster: status to the primary, reload/stop and socket requests from it. */
-function serveAsWorker(postern: Postern, reload: () => void, stop: (why: string) => void): void {
+function serveAsWorker(postern: Postern, reload: (id: number) => void, stop: (why: string) => void): void {
   const sources = proxySources(postern);
   // prom-client answers the primary's metrics requests only once a worker has built
   // an AggregatorRegistry (that installs its message listener).
@@ -190,7 +213,7 @@ function serveAsWorker(postern: Postern, reload: () => void, stop: (why: string)
   push();
   setInterval(push, 1000).unref();
   onPrimaryMessage((m) => {
-    if (m.postern === 'reload') reload();
+    if (m.postern === 'reload') reload(m.id);
     else if (m.postern === 'stop') stop('primary');
     else if (m.postern === 'sockets?') sendSockets(postern);
   });
