@@ -131,4 +131,38 @@ ${extra}`;
       }
     });
   }
+
+  it('with a cluster, a reload the workers could not apply is a failure, told once by the primary', async () => {
+    const [port, metrics, busy] = await Promise.all([freePort(), freePort(), freePort()]);
+    const blocker = await import('node:net').then((net) => net.createServer().listen(busy, '127.0.0.1'));
+    const yaml = (more = '') => `hostname: cluster.test
+workers: 2
+listeners:
+  - { name: smtp, listen: 127.0.0.1:${port} }
+${more}backends:
+  servers: [{ address: 127.0.0.1:${sink.address().port} }]
+metrics: { listen: 127.0.0.1:${metrics} }
+`;
+    const file = join(dir, 'cluster-fail.yaml');
+    await writeFile(file, yaml());
+    const p = startPosternProcess(['run', '-c', file]);
+    try {
+      await p.waitFor(/workers running/);
+      // Valid, but its new listener's port is taken: every worker fails to open it.
+      await writeFile(file, yaml(`  - { name: extra, listen: 127.0.0.1:${busy} }\n`));
+      p.child.kill('SIGHUP');
+      const rec = await p.waitRecord((r) => r.event === 'reload_failed' && Array.isArray(r.changed), 40_000);
+      assert.deepEqual(rec.changed, ['listeners']);
+      assert.match(String(rec.err), /worker \d+: listener extra: address 127\.0\.0\.1:\d+ is already in use/);
+      assert.equal(p.records().filter((r) => (r.event === 'reload' || r.event === 'reload_failed') && Array.isArray(r.changed)).length, 1);
+      const m = (await httpGet(metrics, '/metrics')).body;
+      assert.deepEqual(samples(m, 'postern_config_last_reload_success'), [{ labels: '', value: 0 }]);
+      const c = await SmtpClient.connect(port);
+      assert.equal((await c.waitReplies(1))[0]!.code, 220, 'the workers still serve');
+      await c.cmd('QUIT');
+    } finally {
+      blocker.close();
+      assert.equal(await p.stop(), 0);
+    }
+  });
 });
