@@ -38,7 +38,7 @@ export const DEFAULTS = {
     message_size: '50MB',
     line_length: 4096,
     min_data_rate: 500,
-    timeouts: { command: '5m', data: '10m', greeting: '5m', final_reply: '10m' },
+    timeouts: { command: '5m', data: '10m', greeting: '5m', final_reply: '10m', tls_handshake: '30s' },
   },
   smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse', pregreet: { wait: '0s', action: 'log' }, non_smtp: { action: 'log' } },
   log: { level: 'info', format: 'json', anomalies: 'all', addresses: true },

@@ -100,6 +100,7 @@ const limits = section({
     data: duration().prefault(D.limits.timeouts.data),
     greeting: duration().prefault(D.limits.timeouts.greeting),
     final_reply: duration().prefault(D.limits.timeouts.final_reply),
+    tls_handshake: duration().prefault(D.limits.timeouts.tls_handshake),
   }),
 });
 

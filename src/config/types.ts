@@ -91,8 +91,11 @@ export interface LimitsConfig {
   line_length: number;
   /** Bytes per second a body must average (Postfix smtpd_min_data_rate); 0: off. */
   min_data_rate: number;
-  /** `final_reply`: the backend's reply to the end of a message (RFC 5321 §4.5.3.2.6). */
-  timeouts: { command: number; data: number; greeting: number; final_reply: number };
+  /**
+   * `final_reply`: the backend's reply to the end of a message (RFC 5321 §4.5.3.2.6).
+   * `tls_handshake`: a client's whole TLS handshake, implicit (before the greeting) or after STARTTLS.
+   */
+  timeouts: { command: number; data: number; greeting: number; final_reply: number; tls_handshake: number };
 }
 
 export interface SmtpConfig {

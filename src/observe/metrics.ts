@@ -193,3 +193,48 @@ export function tlsSessionCacheMetrics(registry: Registry, read: () => SessionCa
     },
   });
 }
+
+/**
+ * `postern_config_last_reload_success` (1 or 0) and `postern_config_last_reload_timestamp_seconds`
+ * (the last reload's time; the start's until the first SIGHUP), as Prometheus names its own.
+ * Registered where reloads are decided and reported: the single process, or a cluster's
+ * primary (whose registry is served next to its workers' aggregated metrics), so they are
+ * one value per service, never a sum over workers.
+ */
+export class ReloadMetrics {
+  readonly #success: Gauge;
+  readonly #timestamp: Gauge;
+
+  constructor(registry: Registry, now = Date.now()) {
+    this.#success = new Gauge({
+      name: 'postern_config_last_reload_success',
+      help: '1 when the last configuration reload (SIGHUP) applied the new config, 0 when it was refused or failed',
+      registers: [registry],
+    });
+    this.#timestamp = new Gauge({
+      name: 'postern_config_last_reload_timestamp_seconds',
+      help: 'When the configuration was last loaded (start or SIGHUP), success or not, in seconds since the epoch',
+      registers: [registry],
+    });
+    this.record(true, now);
+  }
+
+  record(ok: boolean, now = Date.now()): void {
+    this.#success.set(ok ? 1 : 0);
+    this.#timestamp.set(now / 1000);
+  }
+}
+
+/**
+ * `postern_build_info{version,node}` = 1, registered like ReloadMetrics (one series per
+ * service, whatever the number of workers).
+ */
+export function buildInfoMetric(registry: Registry, version: string, node = process.versions.node): void {
+  const g = new Gauge({
+    name: 'postern_build_info',
+    help: "Postern's version and the Node.js version it runs on (always 1)",
+    labelNames: ['version', 'node'] as const,
+    registers: [registry],
+  });
+  g.set({ version, node }, 1);
+}

@@ -177,3 +177,26 @@ export type ReplyResult = 'accepted' | 'tempfail' | 'rejected';
 export function replyResult(code: number): ReplyResult {
   return code >= 200 && code < 300 ? 'accepted' : code >= 500 && code < 600 ? 'rejected' : 'tempfail';
 }
+
+/** What a SIGHUP did: the keys that changed, and those of them that wait for a restart. */
+export interface ReloadRecord {
+  event: 'reload';
+  changed: string[];
+  restart_needed: string[];
+}
+
+export function reloadRecord(changed: string[], restartNeeded: string[]): ReloadRecord {
+  return { event: 'reload', changed, restart_needed: restartNeeded };
+}
+
+/** A SIGHUP refused (invalid config) or failed while applying; `changed` is empty when the file did not load. */
+export interface ReloadFailedRecord {
+  event: 'reload_failed';
+  err: string;
+  changed: string[];
+  restart_needed: string[];
+}
+
+export function reloadFailedRecord(err: string, changed: string[] = [], restartNeeded: string[] = []): ReloadFailedRecord {
+  return { event: 'reload_failed', err, changed, restart_needed: restartNeeded };
+}

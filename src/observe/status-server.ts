@@ -60,6 +60,8 @@ export interface StatusSources {
 
 export interface StatusServer {
   address(): { host: string; port: number };
+  /** The listening socket's descriptor, to hand to a successor (SIGUSR2); null off Unix. */
+  fd(): number | null;
   close(): Promise<void>;
 }
 
@@ -113,8 +115,14 @@ function backendsDown(bs: BackendSnapshot[]): string {
 
 // Loopback admin port: a handful of scrapers and operators, never a crowd.
 const MAX_CONNECTIONS = 128;
+/** How long close() lets requests under way finish. */
+const CLOSE_GRACE_MS = 1000;
 
-export function startStatusServer(listen: { host: string; port: number }, src: StatusSources): Promise<StatusServer> {
+/**
+ * Serves `src` on `listen`, or on `fd`, a socket already bound to it (handed over by the
+ * process this one takes over from, or by systemd).
+ */
+export function startStatusServer(listen: { host: string; port: number }, src: StatusSources, fd: number | null = null): Promise<StatusServer> {
   const server = http.createServer({ maxHeaderSize: 8192 }, (req, res) => {
     handle(req, res, src).catch((err: unknown) => {
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', `error: ${err instanceof Error ? err.message : String(err)}\n`);
@@ -140,7 +148,7 @@ export function startStatusServer(listen: { host: string; port: number }, src: S
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
+    server.listen(fd === null ? { port: listen.port, host: listen.host } : { fd }, () => {
       server.off('error', reject);
       server.on('error', () => undefined);
       resolve({
@@ -149,10 +157,18 @@ export function startStatusServer(listen: { host: string; port: number }, src: S
           if (a === null || typeof a === 'string') return { host: listen.host, port: listen.port };
           return { host: a.address, port: a.port };
         },
+        fd() {
+          // Node has no public accessor; `_handle.fd` is the descriptor libuv listens on.
+          const n = (server as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+          return typeof n === 'number' && n >= 0 ? n : null;
+        },
+        // Requests under way are answered (a scrape during an upgrade must not fail); idle
+        // keep-alive connections go at once, anything still open after a second is cut.
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
-            server.closeAllConnections();
+            server.closeIdleConnections();
+            setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
           }),
       });
     });

@@ -149,7 +149,7 @@ export class AcceptPipeline {
       // Port 465 (RFC 8314): the handshake comes before the greeting. Bytes that came with
       // a PROXY header are the start of the client's ClientHello.
       const started = Date.now();
-      this.ctx.tls!.accept(socket, { timeoutMs: cfg.limits.timeouts.greeting, head: who.initial ?? undefined }).then(
+      this.ctx.tls!.accept(socket, { timeoutMs: cfg.limits.timeouts.tls_handshake, head: who.initial ?? undefined }).then(
         ({ socket: secure, info }) => {
           metrics.tlsHandshakes.inc({ listener: name, resumed: String(info.resumed) });
           this.#startSession(secure, listener, id, { ...who, initial: null }, info);

@@ -141,7 +141,8 @@ export class Postern implements AcceptContext {
 
   /**
    * SIGHUP: a new config for new sessions; running sessions keep what they have.
-   * Listeners whose address changed are reopened.
+   * Listeners whose address changed are reopened. What this does not apply is listed in
+   * config/reload-plan.ts; the caller reports the outcome (server/reload-report.ts).
    */
   async reload(next: Config): Promise<void> {
     const old = this.#config;
@@ -181,7 +182,6 @@ export class Postern implements AcceptContext {
       keep.push(await this.#open(cfg));
     }
     this.#listeners = keep;
-    this.logger.info({ event: 'reload' }, 'configuration reloaded');
   }
 
   /**

@@ -7,17 +7,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { loadConfig, type Config } from '../config/index.js';
+import { planReload } from '../config/reload-plan.js';
+import { posternVersion } from '../observe/build-info.js';
 import { createLogger } from '../observe/logger.js';
 import { logConfigWarnings } from './config-warnings.js';
+import { buildInfoMetric } from '../observe/metrics.js';
 import { Primary } from './cluster/primary.js';
 import { describeError } from './describe.js';
 import { InheritedSockets } from './inherited-sockets.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { dropTo, resolveAccount, ticketKeyFile, type Account } from './privileges.js';
 import type { ServeOptions, ServeResult } from './serve.js';
+import { ReloadReport } from './reload-report.js';
 import { SharedState } from './shared-state.js';
 import { SignalGate } from './signals.js';
-import { StatusListener } from './status-listener.js';
+import { StatusListener, takeMetricsSocket } from './status-listener.js';
 import { TlsSessionHost } from './tls-session-host.js';
 import { startSuccessor } from './upgrade.js';
 
@@ -45,6 +49,8 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
       return fd === null ? [] : [{ fd, name: l.name, host: l.listen.host, port: l.listen.port }];
     }),
   );
+  // The metrics socket is the primary's own: it serves the metrics listener itself.
+  const metricsFd = takeMetricsSocket(config, inherited);
   const unused = inherited.closeRest();
   if (unused.length) logger.warn({ sockets: unused }, `${unused.length} inherited socket(s) match no listener: closed`);
   let keyDir: string | null = null;
@@ -54,19 +60,16 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
     process.env.POSTERN_TICKET_KEY_FILE = join(keyDir, 'ticket-keys');
   }
   const registry = new Registry();
+  // Told once for the service: never summed over workers.
+  const report = new ReloadReport(logger, registry);
+  buildInfoMetric(registry, posternVersion());
   const shared = await SharedState.open(config, { logger, registry });
   // The host's TLS session cache, which the workers ask over IPC.
   const tlsHost = await TlsSessionHost.open(config, { link: shared.link, logger, registry });
-  let current = config;
   const primary = new Primary({
     workers: config.workers,
     limits: config.limits,
     logger,
-    reloadCheck: () => {
-      current = loadConfig(file);
-      shared.checkReload(current, logger);
-      return current.limits;
-    },
     stopTimeoutMs: config.shutdown_grace + 5000,
     admission: shared.admission,
     windows: shared.windows,
@@ -96,7 +99,7 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
   };
   try {
     await primary.start();
-    await status.apply(config);
+    await status.apply(config, metricsFd);
     if (opts.pidFile) writePidFile(opts.pidFile);
     // Workers drop root themselves once they listen; the primary once they all do.
     if (account) {
@@ -133,10 +136,14 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
       try {
         sockets = await primary.listeningSockets();
         const handed = sockets.flatMap((s) => (typeof s.handle.fd === 'number' && s.handle.fd >= 0 ? [{ fd: s.handle.fd, name: s.name }] : []));
+        const metricsSocket = status.handed();
+        if (metricsSocket) handed.push(metricsSocket);
         // The successor reads the session cache file as it starts.
         await tlsHost?.save();
         const pid = await startSuccessor(handed);
         logger.info({ event: 'upgrade', pid }, `new process ${pid} serves; this one stops accepting and drains`);
+        // The successor answers scrapes from now on; those under way are answered first.
+        await status.close();
         stop('upgrade');
       } catch (err) {
         upgrading = false;
@@ -145,11 +152,34 @@ export async function servePrimary(config: Config, file: string, opts: Omit<Serv
         for (const s of sockets) s.handle.close();
       }
     };
+    // SIGHUP: checked here, then applied by every worker; told once, for all of them.
+    let inForce = config;
+    let reloading: Promise<void> = Promise.resolve();
+    const reloadOnce = async () => {
+      let next: Config;
+      try {
+        next = loadConfig(file);
+      } catch (err) {
+        report.failed(describeError(err), null);
+        return;
+      }
+      const plan = planReload(inForce, next, config);
+      logger.level = next.log.level;
+      const failures = await primary.reload(next.limits, next.shutdown_grace + 5000);
+      try {
+        await status.apply(next);
+      } catch (err) {
+        failures.push(`metrics listener ${next.metrics?.listen.text ?? ''}: ${describeError(err)}`);
+      }
+      // Workers that applied it run the new config: the next reload compares with that.
+      inForce = next;
+      if (failures.length) report.failed(failures.join('; '), plan);
+      else report.applied(plan);
+    };
     signals.bind({
       stop,
       reload: () => {
-        primary.reload();
-        void status.apply(current).catch((err: unknown) => logger.error({ err: describeError(err) }, 'metrics listener'));
+        reloading = reloading.then(reloadOnce);
       },
       upgrade: () => void upgrade(),
     });

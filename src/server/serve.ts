@@ -5,7 +5,9 @@
 import { AggregatorRegistry } from 'prom-client';
 import { loadConfig, type Config } from '../config/index.js';
 import { createLogger } from '../observe/logger.js';
-import { Metrics } from '../observe/metrics.js';
+import { buildInfoMetric, Metrics } from '../observe/metrics.js';
+import { posternVersion } from '../observe/build-info.js';
+import { planReload } from '../config/reload-plan.js';
 import { logConfigWarnings } from './config-warnings.js';
 import { proxySources } from '../observe/status-server.js';
 import { ClusterWindowCounter } from '../state/cluster-windows.js';
@@ -16,9 +18,10 @@ import { InheritedSockets } from './inherited-sockets.js';
 import { removePidFile, writePidFile } from './pid-file.js';
 import { Postern } from './postern.js';
 import { dropTo, resolveAccount, ticketKeyFile, type Account } from './privileges.js';
+import { ReloadReport } from './reload-report.js';
 import { redisTicketKeys, SharedState } from './shared-state.js';
 import { SignalGate } from './signals.js';
-import { StatusListener } from './status-listener.js';
+import { StatusListener, takeMetricsSocket } from './status-listener.js';
 import { TlsSessionHost } from './tls-session-host.js';
 import { Predecessor, startSuccessor, type HandedSocket } from './upgrade.js';
 
@@ -87,20 +90,20 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
     await closeState();
     return failed(describeError(err));
   }
-  if (!worker) {
-    const unused = sockets.closeRest();
-    if (unused.length) logger.warn({ sockets: unused }, `${unused.length} inherited socket(s) match no listener: closed`);
-  }
   const sources = proxySources(postern);
   const status = worker
     ? null
     : new StatusListener(logger, { ...sources, details: () => shared?.details() ?? [], tlsSessionCache: () => tlsHost?.snapshot() ?? null });
   try {
-    await status?.apply(config);
+    await status?.apply(config, worker ? null : takeMetricsSocket(config, sockets));
   } catch (err) {
     await postern.stop(0);
     await closeState();
     return failed(`metrics listener ${config.metrics!.listen.text}: ${describeError(err)}`);
+  }
+  if (!worker) {
+    const unused = sockets.closeRest();
+    if (unused.length) logger.warn({ sockets: unused }, `${unused.length} inherited socket(s) match no listener: closed`);
   }
   try {
     if (pidFile) writePidFile(pidFile);
@@ -112,21 +115,41 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
     return failed(describeError(err));
   }
   opts.onStarted?.(postern);
-  const reload = () => {
-    if (!opts.file) return;
+  // The single process tells how a reload went; a worker tells its primary, which tells it for all.
+  const report = worker ? null : new ReloadReport(logger, metrics.registry);
+  if (!worker) buildInfoMetric(metrics.registry, posternVersion());
+  let reloading: Promise<void> = Promise.resolve();
+  const startedWith = postern.config;
+  /** SIGHUP (or the primary's `reload`): one at a time, each reported once. */
+  const reload = (id?: number) => {
+    reloading = reloading.then(async () => {
+      const error = opts.file ? await reloadFrom(opts.file) : null;
+      if (worker && id !== undefined) send({ postern: 'reloaded', id, error });
+    });
+  };
+  /** Loads and applies `file`; returns why it failed, or null. */
+  const reloadFrom = async (file: string): Promise<string | null> => {
     let next: Config;
     try {
-      next = withSharedTicketKeys(loadConfig(opts.file));
+      next = withSharedTicketKeys(loadConfig(file));
     } catch (err) {
       // An invalid new config is refused; the old one stays in force.
-      logger.error({ event: 'reload_failed', err: describeError(err) }, 'reload refused: invalid config');
-      return;
+      if (report) report.failed(describeError(err), null);
+      else logger.error({ event: 'reload_failed', err: describeError(err) }, 'reload refused: invalid config');
+      return describeError(err);
     }
-    shared?.checkReload(next, logger);
-    void postern
-      .reload(next)
-      .then(() => status?.apply(next))
-      .catch((err: unknown) => logger.error({ event: 'reload_failed', err: describeError(err) }, 'reload failed'));
+    const plan = planReload(postern.config, next, startedWith);
+    try {
+      logger.level = next.log.level;
+      await postern.reload(next);
+      await status?.apply(next);
+    } catch (err) {
+      if (report) report.failed(describeError(err), plan);
+      else logger.error({ event: 'reload_failed', err: describeError(err) }, 'reload failed');
+      return describeError(err);
+    }
+    report?.applied(plan);
+    return null;
   };
   return new Promise<ServeResult>((resolve) => {
     let stopping = false;
@@ -159,12 +182,16 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
         const fd = l.fd();
         return fd === null ? [] : [{ fd, name: l.cfg.name }];
       });
+      const metricsSocket = status?.handed();
+      if (metricsSocket) handed.push(metricsSocket);
       logger.info({ event: 'upgrade', sockets: handed.length }, 'SIGUSR2: starting a new process with the listening sockets');
       // The successor reads the session cache file as it starts.
       (tlsHost?.save() ?? Promise.resolve()).then(() => startSuccessor(handed)).then(
         (pid) => {
           logger.info({ event: 'upgrade', pid }, `new process ${pid} serves; this one stops accepting and drains`);
-          stop('upgrade');
+          // The successor answers scrapes from now on: a draining process would say "not ready".
+          // Scrapes under way are answered first, while this process still serves.
+          void (status?.close() ?? Promise.resolve()).then(() => stop('upgrade'));
         },
         (err: unknown) => {
           upgrading = false;
@@ -172,13 +199,13 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
         },
       );
     };
-    signals.bind({ stop, reload, upgrade });
+    signals.bind({ stop, reload: () => reload(), upgrade });
     predecessor?.serving();
   });
 }
 
 /** A worker's side of the cluster: status to the primary, reload/stop and socket requests from it. */
-function serveAsWorker(postern: Postern, reload: () => void, stop: (why: string) => void): void {
+function serveAsWorker(postern: Postern, reload: (id: number) => void, stop: (why: string) => void): void {
   const sources = proxySources(postern);
   // prom-client answers the primary's metrics requests only once a worker has built
   // an AggregatorRegistry (that installs its message listener).
@@ -188,7 +215,7 @@ function serveAsWorker(postern: Postern, reload: () => void, stop: (why: string)
   push();
   setInterval(push, 1000).unref();
   onPrimaryMessage((m) => {
-    if (m.postern === 'reload') reload();
+    if (m.postern === 'reload') reload(m.id);
     else if (m.postern === 'stop') stop('primary');
     else if (m.postern === 'sockets?') sendSockets(postern);
   });

@@ -1,6 +1,7 @@
 // What the process that decides for the host (a single process, or a cluster's primary)
 // shares with other instances: admission and window counts, through Redis when
 // `state.redis` is set, per host otherwise. Redis's state shows in a metric and on /readyz.
+// Redis settings are read at start only (a SIGHUP names state.redis as needing a restart).
 
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/types.js';
@@ -22,30 +23,23 @@ export class SharedState {
     readonly admission: AdmissionControl,
     readonly windows: WindowCounter,
     readonly link: RedisLink | null,
-    private readonly redisSettings: string,
   ) {}
 
   static async open(config: Config, opts: { logger: Logger; registry: Registry }): Promise<SharedState> {
     const redis = config.state.redis;
-    if (!redis) return new SharedState(new Admission(config.limits), new LocalWindowCounter(), null, 'null');
+    if (!redis) return new SharedState(new Admission(config.limits), new LocalWindowCounter(), null);
     const link = new RedisLink({ url: redis.url, prefix: redis.prefix, logger: opts.logger });
     const gauge = redisUpGauge(opts.registry);
     gauge.set(0);
     link.on('up', () => gauge.set(1));
     link.on('down', () => gauge.set(0));
     await link.ready(FIRST_CONNECT_MS);
-    return new SharedState(new SharedAdmission(config.limits, link), new RedisWindowCounter(link), link, JSON.stringify(redis));
+    return new SharedState(new SharedAdmission(config.limits, link), new RedisWindowCounter(link), link);
   }
 
   /** Lines for /readyz: what is shared and whether it is now. */
   details(): string[] {
     return this.link ? [this.link.describe()] : [];
-  }
-
-  /** SIGHUP: Redis settings are read at start only. */
-  checkReload(next: Config, logger: Logger): void {
-    if (JSON.stringify(next.state.redis ?? null) === this.redisSettings) return;
-    logger.warn({ event: 'reload', key: 'state.redis' }, 'state.redis changed: it takes effect on the next start or upgrade (SIGUSR2)');
   }
 
   async close(): Promise<void> {

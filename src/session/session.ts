@@ -284,7 +284,7 @@ export class Session extends SessionCore<Session> {
   }
 
   #handshake(): void {
-    this.io.upgrade(this.ctx.terminator!, this.cfg.limits.timeouts.command).then(
+    this.io.upgrade(this.ctx.terminator!, this.cfg.limits.timeouts.tls_handshake).then(
       (info) => {
         if (this.finished) {
           this.io.destroy();

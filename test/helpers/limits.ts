@@ -11,6 +11,6 @@ export function limitsWith(o: { max?: number; perIp?: number; rate?: number; win
     message_size: 50 * 1024 * 1024,
     line_length: 4096,
     min_data_rate: 500,
-    timeouts: { command: 300_000, data: 600_000, greeting: 300_000, final_reply: 600_000 },
+    timeouts: { command: 300_000, data: 600_000, greeting: 300_000, final_reply: 600_000, tls_handshake: 30_000 },
   };
 }

@@ -13,6 +13,8 @@ import { startSink, type Sink } from '../../src/sink/index.js';
 import { freePort } from '../helpers/net.js';
 import { alive, childPids, cliBuilt, readPid, startPosternProcess, stopPid } from '../helpers/postern-process.js';
 import { SmtpClient, sendMessage } from '../helpers/smtp-client.js';
+import { makePki, type Leaf, type TestPki } from '../helpers/certs.js';
+import { httpGet, ProbeLoop, probeImplicit, probeMetrics, probePlain, probeProxied, probeStarttls } from '../helpers/probes.js';
 
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 
@@ -58,14 +60,19 @@ shutdown_grace: 20s
 describe('SIGUSR2 upgrade', { skip: (!cliBuilt() && 'dist/cli.js missing: run `npm run build`') || (!existsSync(SMTP_SOURCE) && 'smtp-source missing (apt-get install postfix)') }, () => {
   let sink: Sink;
   let dir: string;
+  let pki: TestPki;
+  let leaf: Leaf;
   const started: number[] = [];
   before(async () => {
     sink = await startSink({ xclient: true });
     dir = await mkdtemp(join(tmpdir(), 'postern-upgrade-'));
+    pki = await makePki();
+    leaf = await pki.leaf('mx', 'ecdsa', ['mx.upgrade.test']);
   });
   after(async () => {
     for (const pid of started) await stopPid(pid);
     await sink.close();
+    await pki.cleanup();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -143,6 +150,81 @@ describe('SIGUSR2 upgrade', { skip: (!cliBuilt() && 'dist/cli.js missing: run `n
         await p.stop();
       }
       assert.equal(existsSync(pidFile), false, 'the pid file is removed by the process it names');
+    });
+  }
+
+  // Issue 21 B4: with `metrics:` configured the successor bound the metrics address itself
+  // and failed with EADDRINUSE, so no upgrade ever worked in the documented setup.
+  for (const workers of [1, 2]) {
+    it(`every listener kind and the metrics listener serve throughout two upgrades (workers: ${workers})`, async (t) => {
+      const [plain, starttls, implicit, proxied, metrics] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+      const file = join(dir, `all-w${workers}.yaml`);
+      const pidFile = join(dir, `all-w${workers}.pid`);
+      await writeFile(
+        file,
+        `hostname: mx.upgrade.test
+workers: ${workers}
+listeners:
+  - { name: plain, listen: 127.0.0.1:${plain} }
+  - { name: starttls, listen: 127.0.0.1:${starttls}, tls: starttls }
+  - { name: implicit, listen: 127.0.0.1:${implicit}, tls: implicit }
+  - { name: proxied, listen: 127.0.0.1:${proxied}, proxy_protocol: on, trusted_proxies: [127.0.0.9/32] }
+tls:
+  certificates: [{ cert: ${leaf.cert}, key: ${leaf.key} }]
+backends:
+  identity: xclient
+  health_check: { interval: 1s, timeout: 2s, rise: 1, fall: 1 }
+  servers: [{ address: 127.0.0.1:${sink.address().port} }]
+limits: { per_ip: { connections: 1000, rate: 100000/1m } }
+metrics: { listen: 127.0.0.1:${metrics} }
+shutdown_grace: 10s
+`,
+      );
+      const p = startPosternProcess(['run', '-c', file, '--pid-file', pidFile]);
+      const pids: number[] = [];
+      const loops: ProbeLoop[] = [];
+      try {
+        await p.waitFor(/metrics on/);
+        const first = await nextPid(pidFile, 0);
+        pids.push(first);
+        // Ready once a health check found the backend up.
+        const readyBy = Date.now() + 10_000;
+        while ((await httpGet(metrics, '/readyz')).status !== 200 && Date.now() < readyBy) await new Promise((r) => setTimeout(r, 100));
+        loops.push(
+          new ProbeLoop('plain', () => probePlain(plain)),
+          new ProbeLoop('starttls', () => probeStarttls(starttls, leaf.ca.pem, 'mx.upgrade.test')),
+          new ProbeLoop('implicit', () => probeImplicit(implicit, leaf.ca.pem, 'mx.upgrade.test')),
+          new ProbeLoop('proxied', () => probeProxied(proxied, '127.0.0.9', '127.0.0.77')),
+          new ProbeLoop('metrics', () => probeMetrics(metrics)),
+        );
+        await new Promise((r) => setTimeout(r, 300));
+        let current = first;
+        for (let i = 0; i < 2; i++) {
+          process.kill(current, 'SIGUSR2');
+          const next = await nextPid(pidFile, current);
+          started.push(next);
+          pids.push(next);
+          await waitGone(current);
+          assert.equal(alive(current), false, `old process ${current} is gone`);
+          current = next;
+        }
+        // A little more traffic on the last successor alone.
+        await new Promise((r) => setTimeout(r, 300));
+        await Promise.all(loops.map((l) => l.stop()));
+        t.diagnostic(loops.map((l) => `${l.name} ${l.ok} ok`).join(', '));
+        assert.deepEqual(loops.flatMap((l) => l.failures), [], 'no probe failed: no connection refused, reset or wrong reply');
+        for (const l of loops) assert.ok(l.ok >= 3, `${l.name}: only ${l.ok} probes succeeded`);
+        assert.equal(p.records().filter((r) => r.event === 'upgrade_failed').length, 0, 'no upgrade failed');
+        // Each successor took the metrics socket over instead of binding it.
+        assert.equal(p.records().filter((r) => /^metrics on .*inherited socket/.test(String(r.msg))).length, 2);
+        const m = await httpGet(metrics, '/metrics');
+        assert.equal(m.status, 200);
+        assert.match(m.body, /postern_connections_total\{listener="implicit"\} [1-9]/, 'the last successor counts its own connections');
+      } finally {
+        await Promise.all(loops.map((l) => l.stop()));
+        for (const pid of pids.slice(1)) await stopPid(pid);
+        await p.stop();
+      }
     });
   }
 

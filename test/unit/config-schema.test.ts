@@ -54,7 +54,7 @@ const EXPECTED_DEFAULTS: Config = {
     message_size: 50 * 1024 * 1024,
     line_length: 4096,
     min_data_rate: 500,
-    timeouts: { command: 300_000, data: 600_000, greeting: 300_000, final_reply: 600_000 },
+    timeouts: { command: 300_000, data: 600_000, greeting: 300_000, final_reply: 600_000, tls_handshake: 30_000 },
   },
   smtp: { bare_lf: 'reject', vrfy: 'refuse', expn: 'refuse', pregreet: { wait: 0, action: 'log' }, non_smtp: { action: 'log' } },
   log: { level: 'info', format: 'json', anomalies: 'all', addresses: true },

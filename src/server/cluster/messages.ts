@@ -14,7 +14,10 @@ export type ClusterMessage =
   | { postern: 'force'; ip: string }
   | { postern: 'ready' }
   | { postern: 'failed'; message: string }
-  | { postern: 'reload' }
+  /** SIGHUP: the worker loads the config file again... */
+  | { postern: 'reload'; id: number }
+  /** ...and says whether it applied it (`error` null) or why not. */
+  | { postern: 'reloaded'; id: number; error: string | null }
   | { postern: 'stop' }
   | { postern: 'status'; sessions: SessionSnapshot[]; backends: BackendSnapshot[]; ready: boolean }
   /** Upgrade: the primary asks a worker for its listening sockets... */

@@ -15,13 +15,14 @@ import type { SessionStore } from '../../tls/session-store.js';
 import { Batcher, isMessage, unwrap, wrap, type SingleMessage } from './messages.js';
 import { answerTlsSession } from './tls-sessions.js';
 
+/** How long a worker may take to apply a reload (certificates, a verifier, a first health check). */
+export const RELOAD_ANSWER_MS = 30_000;
+
 export interface PrimaryOptions {
   workers: number;
   limits: LimitsConfig;
   logger: Logger;
-  /** Validates the config file again on SIGHUP; returns its limits, or throws. */
-  reloadCheck: () => LimitsConfig;
-  /** How long a draining worker may take before it is killed. */
+  /** How long a draining worker may take before it is killed (changed by reload()). */
   stopTimeoutMs: number;
   /** Where per-IP decisions are made; a local Admission by default. */
   admission?: AdmissionControl;
@@ -52,8 +53,10 @@ export class Primary implements ClusterView {
   readonly #windows: WindowCounter;
   readonly #status = new Map<number, { sessions: SessionSnapshot[]; backends: BackendSnapshot[]; ready: boolean }>();
   #stopping = false;
+  #stopTimeoutMs: number;
 
   constructor(private readonly opts: PrimaryOptions) {
+    this.#stopTimeoutMs = opts.stopTimeoutMs;
     this.#admission = opts.admission ?? new Admission(opts.limits);
     this.#windows = opts.windows ?? new LocalWindowCounter();
     this.#held = new HeldAdmission(this.#admission, (worker, id, refusal) => {
@@ -180,6 +183,9 @@ export class Primary implements ClusterView {
       case 'status':
         this.#status.set(w.id, { sessions: m.sessions, backends: m.backends, ready: m.ready });
         return;
+      case 'reloaded':
+        this.#reloads.get(m.id)?.(w.id, m.error);
+        return;
       default:
         return;
     }
@@ -190,19 +196,44 @@ export class Primary implements ClusterView {
     this.#held.forget(worker);
     this.#status.delete(worker);
     this.#replies.delete(worker);
+    // Its replacement reads the config file as it starts: nothing to wait for.
+    for (const answer of [...this.#reloads.values()]) answer(worker, null);
   }
 
-  /** SIGHUP: check the new config here, then let every worker reload it. */
-  reload(): void {
-    let limits: LimitsConfig;
-    try {
-      limits = this.opts.reloadCheck();
-    } catch (err) {
-      this.opts.logger.error({ event: 'reload_failed', err: (err as Error).message }, 'reload refused: invalid config');
-      return;
-    }
+  #reloadId = 0;
+  /** Reloads under way: each worker's answer, by reload id. */
+  readonly #reloads = new Map<number, (worker: number, error: string | null) => void>();
+
+  /**
+   * SIGHUP, once the caller has loaded the new config: its limits and drain deadline here,
+   * then every worker loads and applies it too. Resolves with the workers' failures, empty
+   * when all applied it; a worker that does not answer within `timeoutMs` is one.
+   */
+  reload(limits: LimitsConfig, stopTimeoutMs: number, timeoutMs = RELOAD_ANSWER_MS): Promise<string[]> {
     this.#admission.update(limits);
-    for (const w of Object.values(cluster.workers ?? {})) if (w) this.#sendTo(w, { postern: 'reload' });
+    this.#stopTimeoutMs = stopTimeoutMs;
+    const id = ++this.#reloadId;
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w.isConnected());
+    return new Promise((resolve) => {
+      const waiting = new Set(workers.map((w) => w.id));
+      const failures: string[] = [];
+      const finish = () => {
+        clearTimeout(timer);
+        this.#reloads.delete(id);
+        resolve(failures);
+      };
+      const timer = setTimeout(() => {
+        for (const w of waiting) failures.push(`worker ${w} did not answer within ${timeoutMs} ms`);
+        finish();
+      }, timeoutMs);
+      this.#reloads.set(id, (worker, error) => {
+        if (!waiting.delete(worker)) return;
+        if (error !== null) failures.push(`worker ${worker}: ${error}`);
+        if (waiting.size === 0) finish();
+      });
+      if (waiting.size === 0) return finish();
+      for (const w of workers) this.#sendTo(w, { postern: 'reload', id });
+    });
   }
 
   /** SIGTERM: every worker drains; resolves when all have exited. */
@@ -211,7 +242,7 @@ export class Primary implements ClusterView {
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
     const exits = workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
     for (const w of workers) this.#sendTo(w, { postern: 'stop' });
-    const kill = setTimeout(() => workers.forEach((w) => w.process.kill('SIGKILL')), this.opts.stopTimeoutMs);
+    const kill = setTimeout(() => workers.forEach((w) => w.process.kill('SIGKILL')), this.#stopTimeoutMs);
     kill.unref();
     return Promise.all(exits).then(() => {
       clearTimeout(kill);
