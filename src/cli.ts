@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { checkConfigFile, configWarnings, formatProblem, loadConfig, parseHostPort, type Config, type HostPort } from './config/index.js';
+import { checkConfigAs } from './config/check-as.js';
+import { configWarnings, formatProblem, loadConfig, parseHostPort, type Config, type HostPort } from './config/index.js';
 import { reportMain, REPORT_USAGE } from './observe/report.js';
 import { statusMain, STATUS_USAGE } from './observe/status-client.js';
 import { describeError as describe } from './server/describe.js';
@@ -23,7 +24,8 @@ const HELP = `Usage: postern <command> [options]   (postern <command> --help for
 Commands:
   run [-c FILE] [--pid-file PATH]
                       run the proxy (FILE defaults to ${DEFAULT_CONFIG})
-  check [-c FILE]     validate a config and print every problem with its YAML path
+  check [-c FILE] [--as USER]
+                      validate a config and print every problem with its YAML path
   demo [--listen ADDR:PORT] [--backend ADDR:PORT]
                       proxy on 127.0.0.1:2525 relaying to the built-in backend on 127.0.0.1:2526
   sink [--listen ADDR:PORT] [--xclient] [--proxy-protocol]
@@ -62,9 +64,12 @@ const USAGE: Record<string, string> = {
   the old one stays); SIGTERM/SIGINT stop accepting, let sessions finish for up to
   shutdown_grace, then answer 421 to what is left and exit 0.
 `,
-  check: `usage: postern check [-c FILE]
+  check: `usage: postern check [-c FILE] [--as USER]
   Validates the config FILE (default ${DEFAULT_CONFIG}): schema, files readable, certificates
   parse, addresses valid. Prints every problem with its YAML path; exits 0 valid, 1 invalid.
+    --as USER   also check every file the config names as USER (readable, or writable where
+                Postern writes), as a process that has become USER; needs root unless USER is
+                the current user. A config with run_as is checked as its user without --as.
 `,
   demo: `usage: postern demo [--listen ADDR:PORT] [--backend ADDR:PORT]
   The proxy and the built-in development backend in one process, with ${DEFAULT_CONFIG}:
@@ -100,11 +105,6 @@ function version(): string {
 function fail(message: string): number {
   process.stderr.write(`postern: ${message}\n`);
   return 1;
-}
-
-function configFlag(argv: string[]): string {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true });
-  return values.config ?? DEFAULT_CONFIG;
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -145,14 +145,17 @@ function finish(r: ServeResult): number {
 }
 
 function check(argv: string[]): number {
-  const file = configFlag(argv);
-  const problems = checkConfigFile(file);
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, as: { type: 'string' } }, strict: true });
+  const file = values.config ?? DEFAULT_CONFIG;
+  const { problems, note } = checkConfigAs(file, values.as ?? null);
+  const says = note === null ? '' : ` (${note})`;
   if (problems.length === 0) {
     for (const w of configWarnings(loadConfig(file))) process.stderr.write(`${file}: warning: ${formatProblem(w)}\n`);
-    process.stdout.write(`${file}: OK\n`);
+    process.stdout.write(`${file}: OK${says}\n`);
     return 0;
   }
   for (const p of problems) process.stderr.write(`${file}: ${p.path ? p.path + ': ' : ''}${p.message}\n`);
+  if (note !== null) process.stderr.write(`${file}: ${note}\n`);
   return 1;
 }
 

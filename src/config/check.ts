@@ -5,24 +5,33 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { parsePasswordFile } from './password-file.js';
-import { readConfigFile, resolvePath, validateConfigText } from './load.js';
+import { readConfigFile, resolveConfigPaths, resolvePath, validateConfigText } from './load.js';
+import type { Config } from './types.js';
 import { formatPath, type PathSegment } from './yamlpath.js';
 
 type Rec = Record<string, unknown>;
 const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-interface FileProblem {
+export interface FileProblem {
   path: PathSegment[];
   message: string;
 }
 
+/**
+ * The file checks `checkConfigFile` runs: on the raw data (so they run even when the schema
+ * found other problems), and on the valid config (paths resolved) when there is one.
+ */
+export type FileChecks = (raw: Rec, baseDir: string, config: Config | null) => FileProblem[];
+
 /** Every problem `postern check` reports; [] when the config is good. Never throws. */
-export function checkConfigFile(file: string): ConfigProblem[] {
+export function checkConfigFile(file: string, files: FileChecks = checkFiles): ConfigProblem[] {
   try {
     const text = readConfigFile(file);
     const v = validateConfigText(text);
     if (v.raw === null) return v.problems;
-    const located = checkFiles(v.raw, dirname(resolve(file))).map((p): ConfigProblem => {
+    const baseDir = dirname(resolve(file));
+    const config = v.config === null ? null : resolveConfigPaths(v.config, baseDir);
+    const located = files(v.raw, baseDir, config).map((p): ConfigProblem => {
       const out: ConfigProblem = { path: formatPath(p.path), message: p.message };
       const line = v.lineOf(p.path);
       if (line !== undefined) out.line = line;
@@ -145,7 +154,7 @@ function checkTicketFile(path: string, at: PathSegment[], out: FileProblem[], wh
   }
 }
 
-function errnoText(e: unknown): string {
+export function errnoText(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return 'no such file';
   if (code === 'EACCES') return 'permission denied';
