@@ -6,7 +6,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { checkConfigFile, loadConfig, parseHostPort, type Config, type HostPort } from './config/index.js';
+import {
+  checkConfigFile, defaultConfigPath, formatLocated, LOCAL_CONFIG, loadCheckedConfig, loadConfig, missingDefaultConfig, parseHostPort, SYSTEM_CONFIG,
+  type Config, type HostPort,
+} from './config/index.js';
 import { reportMain, REPORT_USAGE } from './observe/report.js';
 import { statusMain, STATUS_USAGE } from './observe/status-client.js';
 import { describeError as describe } from './server/describe.js';
@@ -16,13 +19,14 @@ import { Predecessor } from './server/upgrade.js';
 import { sinkMain, startSink } from './sink/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DEFAULT_CONFIG = 'conf/postern.yaml';
+/** How the help texts name the default config (see config/default-path.ts). */
+const DEFAULT_CONFIG = `${LOCAL_CONFIG} if it exists, else ${SYSTEM_CONFIG}`;
 
 const HELP = `Usage: postern <command> [options]   (postern <command> --help for its options)
 
 Commands:
   run [-c FILE] [--pid-file PATH]
-                      run the proxy (FILE defaults to ${DEFAULT_CONFIG})
+                      run the proxy (FILE: ${LOCAL_CONFIG} if it exists, else ${SYSTEM_CONFIG})
   check [-c FILE]     validate a config and print every problem with its YAML path
   demo [--listen ADDR:PORT] [--backend ADDR:PORT]
                       proxy on 127.0.0.1:2525 relaying to the built-in backend on 127.0.0.1:2526
@@ -56,18 +60,21 @@ listeners whose listen address they are bound to; the others are bound as usual.
 /** Each command's own --help. */
 const USAGE: Record<string, string> = {
   run: `usage: postern run [-c FILE]
-  Runs the proxy with the config FILE (default ${DEFAULT_CONFIG}); exits 1 with one line on
-  stderr when the config is invalid or a port is taken.
+  Runs the proxy with the config FILE (default ${DEFAULT_CONFIG}) after the
+  checks \`postern check\` makes; exits 1 with one line on stderr when the config is invalid or a
+  port is taken.
   Signals: SIGHUP reloads the config and certificates (an invalid new config is refused and
   the old one stays); SIGTERM/SIGINT stop accepting, let sessions finish for up to
   shutdown_grace, then answer 421 to what is left and exit 0.
 `,
   check: `usage: postern check [-c FILE]
-  Validates the config FILE (default ${DEFAULT_CONFIG}): schema, files readable, certificates
-  parse, addresses valid. Prints every problem with its YAML path; exits 0 valid, 1 invalid.
+  Validates the config FILE (default ${DEFAULT_CONFIG}): schema, files readable,
+  certificates parse, addresses valid. Prints every problem as FILE:LINE:COL: YAML path: what is
+  wrong; exits 0 valid, 1 invalid.
 `,
   demo: `usage: postern demo [--listen ADDR:PORT] [--backend ADDR:PORT]
-  The proxy and the built-in development backend in one process, with ${DEFAULT_CONFIG}:
+  The proxy and the built-in development backend in one process, with the package's own
+  ${LOCAL_CONFIG}:
     --listen ADDR:PORT    where the proxy listens (default 127.0.0.1:2525)
     --backend ADDR:PORT   where the built-in backend listens (default 127.0.0.1:2526)
   Prints a swaks line to send a test message; Ctrl-C stops.
@@ -102,9 +109,16 @@ function fail(message: string): number {
   return 1;
 }
 
-function configFlag(argv: string[]): string {
+function configFlag(argv: string[]): string | undefined {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true });
-  return values.config ?? DEFAULT_CONFIG;
+  return values.config;
+}
+
+/** -c FILE, else the default; `{ error }` naming both paths tried when there is no default. */
+function configFile(flag: string | undefined): { file: string } | { error: string } {
+  if (flag !== undefined) return { file: flag };
+  const none = missingDefaultConfig();
+  return none === null ? { file: defaultConfigPath() } : { error: none };
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -125,11 +139,20 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(RUN_HELP);
     return 0;
   }
-  const file = values.config ?? DEFAULT_CONFIG;
+  const chosen = configFile(values.config);
+  if ('error' in chosen) {
+    predecessor?.failed(chosen.error);
+    return fail(chosen.error);
+  }
+  const { file } = chosen;
   const pidFile = values['pid-file'] ?? null;
   let config: Config;
   try {
-    config = loadConfig(file);
+    // The same checks as `postern check` (one code path): a missing certificate is named
+    // here too, beside any schema problem, instead of surfacing later as a start-up error.
+    const checked = loadCheckedConfig(file);
+    for (const w of checked.warnings) process.stderr.write(`postern: warning: ${formatLocated(file, w)}\n`);
+    config = checked.config;
   } catch (err) {
     predecessor?.failed(describe(err));
     return fail(describe(err));
@@ -145,13 +168,15 @@ function finish(r: ServeResult): number {
 }
 
 function check(argv: string[]): number {
-  const file = configFlag(argv);
+  const chosen = configFile(configFlag(argv));
+  if ('error' in chosen) return fail(chosen.error);
+  const { file } = chosen;
   const problems = checkConfigFile(file);
   if (problems.length === 0) {
     process.stdout.write(`${file}: OK\n`);
     return 0;
   }
-  for (const p of problems) process.stderr.write(`${file}: ${p.path ? p.path + ': ' : ''}${p.message}\n`);
+  for (const p of problems) process.stderr.write(`${formatLocated(file, p)}\n`);
   return 1;
 }
 
@@ -182,7 +207,7 @@ function parseDemoArgs(argv: string[]): { listen?: HostPort; backend?: HostPort 
 async function demo(argv: string[]): Promise<number> {
   const args = parseDemoArgs(argv);
   if (typeof args === 'string') return fail(`demo: ${args}\n${USAGE.demo!.trimEnd()}`);
-  const file = path.join(ROOT, DEFAULT_CONFIG);
+  const file = path.join(ROOT, LOCAL_CONFIG);
   let config: Config;
   try {
     config = loadConfig(file);
