@@ -150,7 +150,8 @@ async function run(argv: string[]): Promise<number> {
   try {
     // The same checks as `postern check` (one code path): a missing certificate is named
     // here too, beside any schema problem, instead of surfacing later as a start-up error.
-    const checked = loadCheckedConfig(file);
+    // A cluster worker reads the file its primary has just checked.
+    const checked = process.env.POSTERN_WORKER === '1' ? { config: loadConfig(file), warnings: [] } : loadCheckedConfig(file);
     for (const w of checked.warnings) process.stderr.write(`postern: warning: ${formatLocated(file, w)}\n`);
     config = checked.config;
   } catch (err) {
