@@ -27,7 +27,7 @@ const HELP = `Usage: postern <command> [options]   (postern <command> --help for
 Commands:
   run [-c FILE] [--pid-file PATH]
                       run the proxy (FILE: ${LOCAL_CONFIG} if it exists, else ${SYSTEM_CONFIG})
-  check [-c FILE]     validate a config and print every problem with its YAML path
+  check [-c FILE]     validate a config and print every problem as FILE:LINE:COL: path: message
   demo [--listen ADDR:PORT] [--backend ADDR:PORT]
                       proxy on 127.0.0.1:2525 relaying to the built-in backend on 127.0.0.1:2526
   sink [--listen ADDR:PORT] [--xclient] [--proxy-protocol]
@@ -47,7 +47,8 @@ Signals (run): SIGHUP reloads the config, SIGTERM/SIGINT drain and stop,
 const RUN_HELP = `Usage: postern run [-c FILE] [--pid-file PATH]
 
 Runs the proxy until SIGTERM or SIGINT (drain, then exit 0).
-  -c, --config FILE   config file (default ${DEFAULT_CONFIG})
+  -c, --config FILE   config file (default ${LOCAL_CONFIG} if it exists,
+                      else ${SYSTEM_CONFIG})
   --pid-file PATH     write the serving process's pid there once it serves
   -h, --help          this text
 Signals: SIGHUP reloads the config and certificates; SIGUSR2 upgrades without closing a
@@ -60,17 +61,17 @@ listeners whose listen address they are bound to; the others are bound as usual.
 /** Each command's own --help. */
 const USAGE: Record<string, string> = {
   run: `usage: postern run [-c FILE]
-  Runs the proxy with the config FILE (default ${DEFAULT_CONFIG}) after the
-  checks \`postern check\` makes; exits 1 with one line on stderr when the config is invalid or a
-  port is taken.
+  Runs the proxy with the config FILE after the checks \`postern check\` makes; exits 1 with
+  one line on stderr when the config is invalid or a port is taken.
+  FILE defaults to ${DEFAULT_CONFIG}.
   Signals: SIGHUP reloads the config and certificates (an invalid new config is refused and
   the old one stays); SIGTERM/SIGINT stop accepting, let sessions finish for up to
   shutdown_grace, then answer 421 to what is left and exit 0.
 `,
   check: `usage: postern check [-c FILE]
-  Validates the config FILE (default ${DEFAULT_CONFIG}): schema, files readable,
-  certificates parse, addresses valid. Prints every problem as FILE:LINE:COL: YAML path: what is
-  wrong; exits 0 valid, 1 invalid.
+  Validates the config FILE: schema, files readable, certificates parse, addresses valid.
+  Prints every problem as FILE:LINE:COL: YAML path: what is wrong; exits 0 valid, 1 invalid.
+  FILE defaults to ${DEFAULT_CONFIG}.
 `,
   demo: `usage: postern demo [--listen ADDR:PORT] [--backend ADDR:PORT]
   The proxy and the built-in development backend in one process, with the package's own
