@@ -7,7 +7,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkConfigAs } from './config/check-as.js';
-import { configWarnings, formatProblem, loadConfig, parseHostPort, type Config, type HostPort } from './config/index.js';
+import {
+  configWarnings, defaultConfigPath, formatLocated, LOCAL_CONFIG, loadCheckedConfig, loadConfig, missingDefaultConfig, parseHostPort, SYSTEM_CONFIG,
+  type Config, type HostPort,
+} from './config/index.js';
 import { reportMain, REPORT_USAGE } from './observe/report.js';
 import { statusMain, STATUS_USAGE } from './observe/status-client.js';
 import { describeError as describe } from './server/describe.js';
@@ -17,15 +20,16 @@ import { Predecessor } from './server/upgrade.js';
 import { sinkMain, startSink } from './sink/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const DEFAULT_CONFIG = 'conf/postern.yaml';
+/** How the help texts name the default config (see config/default-path.ts). */
+const DEFAULT_CONFIG = `${LOCAL_CONFIG} if it exists, else ${SYSTEM_CONFIG}`;
 
 const HELP = `Usage: postern <command> [options]   (postern <command> --help for its options)
 
 Commands:
   run [-c FILE] [--pid-file PATH]
-                      run the proxy (FILE defaults to ${DEFAULT_CONFIG})
+                      run the proxy (FILE: ${LOCAL_CONFIG} if it exists, else ${SYSTEM_CONFIG})
   check [-c FILE] [--as USER]
-                      validate a config and print every problem with its YAML path
+                      validate a config and print every problem as FILE:LINE:COL: path: message
   demo [--listen ADDR:PORT] [--backend ADDR:PORT]
                       proxy on 127.0.0.1:2525 relaying to the built-in backend on 127.0.0.1:2526
   sink [--listen ADDR:PORT] [--xclient] [--proxy-protocol]
@@ -45,7 +49,8 @@ Signals (run): SIGHUP reloads the config, SIGTERM/SIGINT drain and stop,
 const RUN_HELP = `Usage: postern run [-c FILE] [--pid-file PATH]
 
 Runs the proxy until SIGTERM or SIGINT (drain, then exit 0).
-  -c, --config FILE   config file (default ${DEFAULT_CONFIG})
+  -c, --config FILE   config file (default ${LOCAL_CONFIG} if it exists,
+                      else ${SYSTEM_CONFIG})
   --pid-file PATH     write the serving process's pid there once it serves
   -h, --help          this text
 Signals: SIGHUP reloads the config and certificates; SIGUSR2 upgrades without closing a
@@ -58,21 +63,25 @@ listeners whose listen address they are bound to; the others are bound as usual.
 /** Each command's own --help. */
 const USAGE: Record<string, string> = {
   run: `usage: postern run [-c FILE]
-  Runs the proxy with the config FILE (default ${DEFAULT_CONFIG}); exits 1 with one line on
-  stderr when the config is invalid or a port is taken.
+  Runs the proxy with the config FILE after the checks \`postern check\` makes; exits 1 with
+  one line on stderr when the config is invalid or a port is taken.
+  FILE defaults to ${DEFAULT_CONFIG}.
   Signals: SIGHUP reloads the config and certificates (an invalid new config is refused and
   the old one stays); SIGTERM/SIGINT stop accepting, let sessions finish for up to
   shutdown_grace, then answer 421 to what is left and exit 0.
 `,
   check: `usage: postern check [-c FILE] [--as USER]
-  Validates the config FILE (default ${DEFAULT_CONFIG}): schema, files readable, certificates
-  parse, addresses valid. Prints every problem with its YAML path; exits 0 valid, 1 invalid.
+  Validates the config FILE: schema, files readable, certificates parse, addresses valid.
+  Prints every problem as FILE:LINE:COL: YAML path: what is wrong; exits 0 valid, 1 invalid.
+  FILE defaults to ${DEFAULT_CONFIG}. Warnings (valid, but probably not meant) are printed
+  too and do not fail the check.
     --as USER   also check every file the config names as USER (readable, or writable where
                 Postern writes), as a process that has become USER; needs root unless USER is
                 the current user. A config with run_as is checked as its user without --as.
 `,
   demo: `usage: postern demo [--listen ADDR:PORT] [--backend ADDR:PORT]
-  The proxy and the built-in development backend in one process, with ${DEFAULT_CONFIG}:
+  The proxy and the built-in development backend in one process, with the package's own
+  ${LOCAL_CONFIG}:
     --listen ADDR:PORT    where the proxy listens (default 127.0.0.1:2525)
     --backend ADDR:PORT   where the built-in backend listens (default 127.0.0.1:2526)
   Prints a swaks line to send a test message; Ctrl-C stops.
@@ -107,6 +116,13 @@ function fail(message: string): number {
   return 1;
 }
 
+/** -c FILE, else the default; `{ error }` naming both paths tried when there is no default. */
+function configFile(flag: string | undefined): { file: string } | { error: string } {
+  if (flag !== undefined) return { file: flag };
+  const none = missingDefaultConfig();
+  return none === null ? { file: defaultConfigPath() } : { error: none };
+}
+
 async function run(argv: string[]): Promise<number> {
   // A successor started by SIGUSR2 reports to its predecessor whether it could start.
   const predecessor = process.env.POSTERN_WORKER === '1' ? null : Predecessor.take();
@@ -125,11 +141,21 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(RUN_HELP);
     return 0;
   }
-  const file = values.config ?? DEFAULT_CONFIG;
+  const chosen = configFile(values.config);
+  if ('error' in chosen) {
+    predecessor?.failed(chosen.error);
+    return fail(chosen.error);
+  }
+  const { file } = chosen;
   const pidFile = values['pid-file'] ?? null;
   let config: Config;
   try {
-    config = loadConfig(file);
+    // The same checks as `postern check` (one code path): a missing certificate is named
+    // here too, beside any schema problem, instead of surfacing later as a start-up error.
+    // A cluster worker reads the file its primary has just checked.
+    const checked = process.env.POSTERN_WORKER === '1' ? { config: loadConfig(file), warnings: [] } : loadCheckedConfig(file);
+    for (const w of checked.warnings) process.stderr.write(`postern: warning: ${formatLocated(file, w)}\n`);
+    config = checked.config;
   } catch (err) {
     predecessor?.failed(describe(err));
     return fail(describe(err));
@@ -146,16 +172,16 @@ function finish(r: ServeResult): number {
 
 function check(argv: string[]): number {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, as: { type: 'string' } }, strict: true });
-  const file = values.config ?? DEFAULT_CONFIG;
+  const chosen = configFile(values.config);
+  if ('error' in chosen) return fail(chosen.error);
+  const { file } = chosen;
   const { problems, note } = checkConfigAs(file, values.as ?? null);
-  const says = note === null ? '' : ` (${note})`;
   if (problems.length === 0) {
-    for (const w of configWarnings(loadConfig(file))) process.stderr.write(`${file}: warning: ${formatProblem(w)}\n`);
-    process.stdout.write(`${file}: OK${says}\n`);
+    for (const w of configWarnings(loadConfig(file))) process.stderr.write(`${file}: warning: ${w.path}: ${w.message}\n`);
+    process.stdout.write(`${file}: OK${note === null ? '' : ` (${note})`}\n`);
     return 0;
   }
-  for (const p of problems) process.stderr.write(`${file}: ${p.path ? p.path + ': ' : ''}${p.message}\n`);
-  if (note !== null) process.stderr.write(`${file}: ${note}\n`);
+  for (const p of problems) process.stderr.write(`${formatLocated(file, p)}\n`);
   return 1;
 }
 
@@ -186,7 +212,7 @@ function parseDemoArgs(argv: string[]): { listen?: HostPort; backend?: HostPort 
 async function demo(argv: string[]): Promise<number> {
   const args = parseDemoArgs(argv);
   if (typeof args === 'string') return fail(`demo: ${args}\n${USAGE.demo!.trimEnd()}`);
-  const file = path.join(ROOT, DEFAULT_CONFIG);
+  const file = path.join(ROOT, LOCAL_CONFIG);
   let config: Config;
   try {
     config = loadConfig(file);

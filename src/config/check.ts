@@ -5,9 +5,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { parsePasswordFile } from './password-file.js';
-import { readConfigFile, resolveConfigPaths, resolvePath, validateConfigText } from './load.js';
+import { loadConfigText, problemAt, readConfigFile, resolveConfigPaths, resolvePath, validateConfigText } from './load.js';
 import type { Config } from './types.js';
-import { formatPath, type PathSegment } from './yamlpath.js';
+import type { PathSegment } from './yamlpath.js';
 
 type Rec = Record<string, unknown>;
 const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -15,6 +15,7 @@ const isRec = (v: unknown): v is Rec => typeof v === 'object' && v !== null && !
 export interface FileProblem {
   path: PathSegment[];
   message: string;
+  severity?: 'warning';
 }
 
 /**
@@ -26,22 +27,38 @@ export type FileChecks = (raw: Rec, baseDir: string, config: Config | null) => F
 /** Every problem `postern check` reports; [] when the config is good. Never throws. */
 export function checkConfigFile(file: string, files: FileChecks = checkFiles): ConfigProblem[] {
   try {
-    const text = readConfigFile(file);
-    const v = validateConfigText(text);
-    if (v.raw === null) return v.problems;
-    const baseDir = dirname(resolve(file));
-    const config = v.config === null ? null : resolveConfigPaths(v.config, baseDir);
-    const located = files(v.raw, baseDir, config).map((p): ConfigProblem => {
-      const out: ConfigProblem = { path: formatPath(p.path), message: p.message };
-      const line = v.lineOf(p.path);
-      if (line !== undefined) out.line = line;
-      return out;
-    });
-    return [...v.problems, ...located].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    return checkConfigText(readConfigFile(file), file, files);
   } catch (e) {
     if (e instanceof ConfigError) return e.problems;
     return [{ path: '', message: `unexpected error while checking ${file}: ${(e as Error).message}` }];
   }
+}
+
+/**
+ * The config `run` starts with, after the very checks `postern check` makes: throws a
+ * ConfigError naming every problem `check` would name (schema and files alike), so `run`
+ * never reports less than `check`. Problems that do not stop a proxy (`severity: warning`)
+ * come back beside the config.
+ */
+export function loadCheckedConfig(file: string): { config: Config; warnings: ConfigProblem[] } {
+  const text = readConfigFile(file);
+  const problems = checkConfigText(text, file);
+  const errors = problems.filter((p) => p.severity !== 'warning');
+  if (errors.length > 0) throw new ConfigError('CONFIG_INVALID', file, errors);
+  return { config: loadConfigText(text, file), warnings: problems.filter((p) => p.severity === 'warning') };
+}
+
+function checkConfigText(text: string, file: string, files: FileChecks = checkFiles): ConfigProblem[] {
+  const v = validateConfigText(text);
+  if (v.raw === null) return v.problems;
+  const baseDir = dirname(resolve(file));
+  const config = v.config === null ? null : resolveConfigPaths(v.config, baseDir);
+  const located = files(v.raw, baseDir, config).map((p) => {
+    const out = problemAt(p.path, p.message, v.posOf(p.path));
+    if (p.severity !== undefined) out.severity = p.severity;
+    return out;
+  });
+  return [...v.problems, ...located].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
 }
 
 /** File checks on the raw data, so they run even when the schema found other problems. */
@@ -115,8 +132,10 @@ function loadCert(path: string, at: PathSegment[], out: FileProblem[]): X509Cert
     return null;
   }
   const now = Date.now();
-  if (Date.parse(cert.validTo) < now) out.push({ path: at, message: `the certificate in ${path} expired on ${cert.validTo}` });
-  else if (Date.parse(cert.validFrom) > now) out.push({ path: at, message: `the certificate in ${path} is not valid until ${cert.validFrom}` });
+  // Senders that use STARTTLS opportunistically still accept such a certificate: a warning, so
+  // `run` serves mail with it rather than refuse every client.
+  if (Date.parse(cert.validTo) < now) out.push({ path: at, message: `the certificate in ${path} expired on ${cert.validTo}`, severity: 'warning' });
+  else if (Date.parse(cert.validFrom) > now) out.push({ path: at, message: `the certificate in ${path} is not valid until ${cert.validFrom}`, severity: 'warning' });
   return cert;
 }
 
@@ -141,17 +160,33 @@ function checkTicketFile(path: string, at: PathSegment[], out: FileProblem[], wh
     else read(path, at, out);
     return;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+    if (!isAbsent(e)) {
       out.push({ path: at, message: `cannot read ${path}: ${errnoText(e)}` });
       return;
     }
   }
-  const dir = dirname(path);
-  try {
-    if (!statSync(dir).isDirectory()) out.push({ path: at, message: `${dir} is not a directory, so ${path} cannot be created there` });
-  } catch (e) {
-    out.push({ path: at, message: `directory ${dir} for ${what} does not exist (${errnoText(e)})` });
+  // Postern creates missing directories (mode 0700) on the way, as run does: what must hold is
+  // that the nearest existing ancestor is a directory.
+  let dir = dirname(path);
+  for (let depth = 0; depth < 64; depth++) {
+    try {
+      if (!statSync(dir).isDirectory()) out.push({ path: at, message: `${dir} is not a directory, so ${what} ${path} cannot be created` });
+      return;
+    } catch (e) {
+      if (!isAbsent(e)) {
+        out.push({ path: at, message: `cannot create ${what} ${path}: ${dir}: ${errnoText(e)}` });
+        return;
+      }
+    }
+    if (dirname(dir) === dir) return;
+    dir = dirname(dir);
   }
+}
+
+// ENOTDIR: a component on the way is a file; the walk up finds and names it.
+function isAbsent(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 export function errnoText(e: unknown): string {

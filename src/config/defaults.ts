@@ -60,6 +60,12 @@ export const DEFAULTS = {
 
 /** RFC 5321 4.5.3.1.4: a text line is at least 1000 octets; 512 is the command-line floor. */
 export const LINE_LENGTH_MIN = 512;
+/**
+ * The smallest `limits.message_size`: below it hardly a header block fits, so a smaller value
+ * is a slip (`message_size: 50`, meant as 50MB) that would refuse every message while
+ * advertising `SIZE 50`. Postfix's and Exim's defaults are megabytes.
+ */
+export const MESSAGE_SIZE_MIN = 1000;
 export const LINE_LENGTH_MAX = 65536;
 /** Bounds for LIMITS MAILMAX / RCPTMAX / RCPTDOMAINMAX values. */
 export const LIMIT_MAX = 999999;

@@ -6,6 +6,10 @@ export interface ConfigProblem {
   message: string;
   /** 1-based line in the YAML file, when the path could be located. */
   line?: number;
+  /** 1-based column of that place. */
+  col?: number;
+  /** A warning does not stop `run` (an expired certificate still serves opportunistic TLS); `check` reports it all the same. */
+  severity?: 'warning';
 }
 
 export type ConfigErrorCode = 'CONFIG_INVALID' | 'CONFIG_UNREADABLE';
@@ -15,6 +19,15 @@ export function formatProblem(p: ConfigProblem): string {
   const where = p.path === '' ? '' : `${p.path}: `;
   const line = p.line === undefined ? '' : ` (line ${p.line})`;
   return `${where}${p.message}${line}`;
+}
+
+/**
+ * `FILE:LINE:COL: path: message`, the form compilers print and editors jump to: one way of
+ * naming a problem for `check`, `run` and reload alike.
+ */
+export function formatLocated(file: string, p: ConfigProblem): string {
+  const place = p.line === undefined ? file : p.col === undefined ? `${file}:${p.line}` : `${file}:${p.line}:${p.col}`;
+  return `${place}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`;
 }
 
 export class ConfigError extends Error {
@@ -33,10 +46,8 @@ export class ConfigError extends Error {
 
 // One line, so `postern run` can print it as its single start-up error line.
 function summarize(file: string, problems: ConfigProblem[]): string {
-  const first = problems[0];
-  if (first === undefined) return `${file}: invalid configuration`;
-  if (problems.length === 1) return `${file}: ${formatProblem(first)}`;
-  return `${file}: ${problems.length} problems: ${problems.map(formatProblem).join('; ')}`;
+  if (problems.length === 0) return `${file}: invalid configuration`;
+  return problems.map((p) => formatLocated(file, p)).join('; ');
 }
 
 /**

@@ -7,7 +7,7 @@ import { parseCidr } from './cidr.js';
 import { DURATION_FORM, parseDuration } from './duration.js';
 import { ConfigValueError, show } from './errors.js';
 import { RATE_FORM, parseRate } from './rate.js';
-import { SIZE_FORM, parseSize } from './size.js';
+import { SIZE_FORM, formatSize, isBareNumber, parseSize } from './size.js';
 import type { DovecotAddress, HostPort } from './types.js';
 
 /** A field from a parse function; `undefined` reaches it only when the key is missing. */
@@ -52,8 +52,12 @@ export function size(min = 1) {
     present(v, SIZE_FORM);
     if (typeof v !== 'string' && typeof v !== 'number') fail(`expected ${SIZE_FORM}, got ${show(v)}`);
     const bytes = parseSize(v);
-    if (bytes < min) fail(`must be at least ${min} bytes, got ${show(v)}`);
-    return bytes;
+    if (bytes >= min) return bytes;
+    // `50` is 50 bytes: name the reading and the likely meaning rather than refuse bare.
+    if (isBareNumber(v) && bytes > 0) {
+      fail(`${show(v)} has no unit, so it means ${bytes} bytes, below the minimum of ${formatSize(min)}: write a unit, e.g. ${bytes}MB or ${bytes}KB`);
+    }
+    return fail(`must be at least ${formatSize(min)}, got ${show(v)}`);
   });
 }
 

@@ -1,9 +1,10 @@
 // Postern configuration: load, validate, defaults, and the checks behind `postern check`.
 export * from './types.js';
-export { ConfigError, ConfigValueError, formatProblem, type ConfigErrorCode, type ConfigProblem } from './errors.js';
+export { ConfigError, ConfigValueError, formatLocated, formatProblem, type ConfigErrorCode, type ConfigProblem } from './errors.js';
 export { parseConfig, loadConfig, validateConfigText, resolveConfigPaths, type Validation } from './load.js';
-export { checkConfigFile } from './check.js';
+export { checkConfigFile, loadCheckedConfig } from './check.js';
 export { configWarnings } from './warnings.js';
+export { defaultConfigPath, LOCAL_CONFIG, missingDefaultConfig, SYSTEM_CONFIG } from './default-path.js';
 export { parseDuration, MAX_DURATION_MS } from './duration.js';
 export { parseSize } from './size.js';
 export { parseHostPort } from './address.js';

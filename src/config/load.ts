@@ -8,15 +8,15 @@ import { ConfigError, show, type ConfigProblem } from './errors.js';
 import { crossFieldProblems } from './rules.js';
 import { configSchema } from './schema.js';
 import type { Config } from './types.js';
-import { formatPath, locate, type PathSegment } from './yamlpath.js';
+import { formatPath, locatePos, type PathSegment, type YamlPos } from './yamlpath.js';
 
 export interface Validation {
   config: Config | null;
   problems: ConfigProblem[];
   /** The YAML as plain data, when it parsed (for `check`, which looks at files even in an invalid config). */
   raw: Record<string, unknown> | null;
-  /** The line a YAML path refers to (undefined when it cannot be found). */
-  lineOf: (path: PathSegment[]) => number | undefined;
+  /** Where a YAML path is in the file (undefined when it cannot be found). */
+  posOf: (path: PathSegment[]) => YamlPos | undefined;
 }
 
 type Raw = Record<string, unknown>;
@@ -25,8 +25,8 @@ type Raw = Record<string, unknown>;
 export function validateConfigText(text: string): Validation {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, merge: true, prettyErrors: true, uniqueKeys: true });
-  const lineOf = (path: PathSegment[]): number | undefined => locate(doc, lines, path);
-  const fail = (problems: ConfigProblem[]): Validation => ({ config: null, raw: null, problems, lineOf });
+  const posOf = (path: PathSegment[]): YamlPos | undefined => locatePos(doc, lines, path);
+  const fail = (problems: ConfigProblem[]): Validation => ({ config: null, raw: null, problems, posOf });
   if (doc.errors.length > 0) return fail(doc.errors.map((e) => syntaxProblem(e.message, e.linePos?.[0])));
   let raw: unknown;
   try {
@@ -45,10 +45,7 @@ export function validateConfigText(text: string): Validation {
   const result = configSchema.safeParse(data, { error: (iss) => issueMessage(iss, hints) });
   const problems: Array<ConfigProblem & { order: number }> = [];
   const add = (path: PathSegment[], message: string, atKey = false): void => {
-    const p: ConfigProblem & { order: number } = { path: formatPath(path), message, order: problems.length };
-    const line = locate(doc, lines, path, atKey);
-    if (line !== undefined) p.line = line;
-    problems.push(p);
+    problems.push({ ...problemAt(path, message, locatePos(doc, lines, path, atKey)), order: problems.length });
   };
   if (!result.success) {
     for (const iss of result.error.issues) {
@@ -63,7 +60,17 @@ export function validateConfigText(text: string): Validation {
   for (const p of crossFieldProblems(data, DEFAULTS.tls.ticket_keys)) add(p.path, p.message);
   const unique = dedupe(problems).sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || a.order - b.order);
   const cleaned = unique.map(({ order: _order, ...p }) => p);
-  return { config: cleaned.length === 0 && result.success ? result.data : null, raw: data, problems: cleaned, lineOf };
+  return { config: cleaned.length === 0 && result.success ? result.data : null, raw: data, problems: cleaned, posOf };
+}
+
+/** A problem at a YAML path, with its place in the file when known. */
+export function problemAt(path: PathSegment[], message: string, pos: YamlPos | undefined): ConfigProblem {
+  const p: ConfigProblem = { path: formatPath(path), message };
+  if (pos !== undefined) {
+    p.line = pos.line;
+    p.col = pos.col;
+  }
+  return p;
 }
 
 /** Parse + validate + apply defaults. Throws ConfigError (CONFIG_INVALID) listing every problem. */
@@ -78,7 +85,12 @@ export function parseConfig(text: string, file = '<config>'): Config {
  * key file, CA) are resolved against the config file's directory, so it works from any cwd.
  */
 export function loadConfig(file: string): Config {
-  return resolveConfigPaths(parseConfig(readConfigFile(file), file), dirname(resolve(file)));
+  return loadConfigText(readConfigFile(file), file);
+}
+
+/** `loadConfig` on text already read from `file`. */
+export function loadConfigText(text: string, file: string): Config {
+  return resolveConfigPaths(parseConfig(text, file), dirname(resolve(file)));
 }
 
 export function readConfigFile(file: string): string {
@@ -122,7 +134,8 @@ function resolveAuthPaths(c: Config, r: (p: string) => string): Config {
 function syntaxProblem(message: string, pos: { line: number; col: number } | undefined): ConfigProblem {
   const first = (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');
   if (pos === undefined) return { path: '', message: `YAML syntax error: ${first}` };
-  return { path: '', message: `YAML syntax error at line ${pos.line}, column ${pos.col}: ${first}`, line: pos.line };
+  // The place goes with the problem (FILE:LINE:COL), not into its text.
+  return { path: '', message: `YAML syntax error: ${first}`, line: pos.line, col: pos.col };
 }
 
 function dedupe<T extends ConfigProblem>(ps: T[]): T[] {

@@ -2,7 +2,7 @@
 // Cross-field rules (unique names, TLS listeners need certificates, ...) live in rules.ts.
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { z } from 'zod';
-import { AUTH_HTTP_HEADERS, DEFAULTS, LIMIT_MAX, LINE_LENGTH_MAX, LINE_LENGTH_MIN } from './defaults.js';
+import { AUTH_HTTP_HEADERS, DEFAULTS, LIMIT_MAX, LINE_LENGTH_MAX, LINE_LENGTH_MIN, MESSAGE_SIZE_MIN } from './defaults.js';
 import {
   anomalies, autoOrBool, bannerText, bool, cidrList, dovecotAddress, duration, field, filePath, filePathOrNull, headerMap, hostPort, hostname,
   hostnameOrNull, httpUrl, int, intOrNull, listenerName, oneOf, optionalFilePath, rate, rateOrNull, size, upperWordList,
@@ -92,7 +92,7 @@ const limits = section({
   mailmax: intOrNull(1, LIMIT_MAX).prefault(D.limits.mailmax),
   rcptmax: intOrNull(1, LIMIT_MAX).prefault(D.limits.rcptmax),
   rcptdomainmax: intOrNull(1, LIMIT_MAX).prefault(D.limits.rcptdomainmax),
-  message_size: size(1).prefault(D.limits.message_size),
+  message_size: size(MESSAGE_SIZE_MIN).prefault(D.limits.message_size),
   line_length: int(LINE_LENGTH_MIN, LINE_LENGTH_MAX).prefault(D.limits.line_length),
   min_data_rate: int(0).prefault(D.limits.min_data_rate),
   timeouts: section({

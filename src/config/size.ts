@@ -12,6 +12,19 @@ const FORM = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i;
 
 export const SIZE_FORM = 'a size such as 100B, 512KB, 50MB or 1GB (or a whole number of bytes)';
 
+/** True when the value names no unit (`50`, `"50"`): such a number is bytes. */
+export function isBareNumber(s: string | number): boolean {
+  return typeof s === 'number' || /^\d+(?:\.\d+)?$/.test(s.trim());
+}
+
+/** Bytes as an operator writes them: `1KB` when whole, else `1000 bytes`. */
+export function formatSize(bytes: number): string {
+  for (const [unit, n] of [['GB', 1024 ** 3], ['MB', 1024 ** 2], ['KB', 1024]] as const) {
+    if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
 /** Size to bytes: `512KB`, `50MB`, `1GB`, `100B`; a bare integer is bytes. Fractions round down. */
 export function parseSize(s: string | number): number {
   if (typeof s === 'number') {

@@ -20,11 +20,22 @@ function keyOf(k: unknown): unknown {
   return isScalar(k) ? k.value : k;
 }
 
+/** A place in the YAML file, 1-based, as editors and compilers print it (`file:line:col`). */
+export interface YamlPos {
+  line: number;
+  col: number;
+}
+
 /**
  * The 1-based line of the node at `path`, or of its deepest existing ancestor when the
  * path ends at a missing key. With `atKey`, a final mapping key is located by the key itself.
  */
 export function locate(doc: Document, lines: LineCounter, path: readonly PathSegment[], atKey = false): number | undefined {
+  return locatePos(doc, lines, path, atKey)?.line;
+}
+
+/** Like `locate`, with the column. */
+export function locatePos(doc: Document, lines: LineCounter, path: readonly PathSegment[], atKey = false): YamlPos | undefined {
   let node: unknown = doc.contents;
   // A key missing at the top level has no useful line; deeper ones point at their mapping.
   let found: Node | undefined = path.length === 0 && isNodeWithRange(node) ? node : undefined;
@@ -51,7 +62,7 @@ export function locate(doc: Document, lines: LineCounter, path: readonly PathSeg
     }
   }
   const start = found?.range?.[0];
-  return start === undefined ? undefined : lines.linePos(start).line;
+  return start === undefined ? undefined : lines.linePos(start);
 }
 
 function isNodeWithRange(n: unknown): n is Node {

@@ -1,9 +1,11 @@
 import { ConfigError } from '../config/index.js';
 
-/** One line for an operator: config problems with their YAML paths, or the error's message. */
+/** One line for an operator: config problems as FILE:LINE:COL: path: message, or the error's message. */
 export function describeError(err: unknown): string {
   if (err instanceof ConfigError) {
-    return `invalid config ${err.file}: ${err.problems.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join('; ')}`;
+    // "cannot read FILE: ..." names the file already.
+    if (err.code === 'CONFIG_UNREADABLE' && err.problems.length === 1) return err.problems[0]!.message;
+    return `invalid config ${err.message}`;
   }
   return err instanceof Error ? err.message : String(err);
 }

@@ -44,6 +44,49 @@ describe('systemd units', { skip: (!existsSync(ANALYZE) && `${ANALYZE} missing (
     }
   });
 
+  it('postern@.service verifies as a template and as an instance, with per-instance config, pid and state', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'postern-units-'));
+    try {
+      const bin = join(dir, 'postern');
+      await writeFile(bin, `#!/bin/sh\nexec ${process.execPath} ${CLI} "$@"\n`);
+      await chmod(bin, 0o755);
+      const text = (await readFile(join(UNITS, 'postern@.service'), 'utf8')).replaceAll('/usr/local/bin/postern', bin);
+      await writeFile(join(dir, 'postern@.service'), text);
+      // An instance name expands %i, as `systemctl start postern@mx` would.
+      await writeFile(join(dir, 'postern@mx.service'), text);
+      for (const unit of ['postern@.service', 'postern@mx.service']) {
+        const r = await verify([join(dir, unit)]);
+        assert.equal(r.code, 0, r.out);
+        assert.equal(r.out, '', `${unit}: no warning either`);
+      }
+      await writeFile(join(dir, 'broken@mx.service'), text.replace('RuntimeDirectory=', 'RuntimeDirectry='));
+      assert.match((await verify([join(dir, 'broken@mx.service')])).out, /Unknown key 'RuntimeDirectry'/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const lines = readFileSync(join(UNITS, 'postern@.service'), 'utf8').split('\n');
+    for (const line of [
+      'ExecStartPre=/usr/local/bin/postern check -c /etc/postern/%i.yaml',
+      'ExecStart=/usr/local/bin/postern run -c /etc/postern/%i.yaml --pid-file /run/postern/%i/postern.pid',
+      'RuntimeDirectory=postern/%i',
+      'StateDirectory=postern/%i',
+      'ReadWritePaths=/var/lib/postern/%i',
+      'NoNewPrivileges=true',
+      'ProtectSystem=strict',
+      'User=postern',
+    ]) {
+      assert.ok(lines.includes(line), `missing: ${line}`);
+    }
+  });
+
+  it('Documentation= names the README of the installed package, not a registry page', () => {
+    for (const unit of ['postern.service', 'postern.socket', 'postern@.service']) {
+      const docs = readFileSync(join(UNITS, unit), 'utf8').split('\n').filter((l) => l.startsWith('Documentation='));
+      assert.deepEqual(docs, ['Documentation=file:///usr/local/lib/node_modules/postern/README.md'], unit);
+    }
+    // test/integration/install.test.ts installs the package and finds that README at that place under its prefix.
+  });
+
   it('the service is hardened, binds low ports by capability, and runs what the README says', () => {
     const service = readFileSync(join(UNITS, 'postern.service'), 'utf8');
     for (const line of [

@@ -100,22 +100,24 @@ backends:
   });
 
   it('checks tls.session_cache.file like the ticket key file, relative to the config', () => {
+    // A missing directory is created by run (0700); one under a regular file cannot be.
     const file = config('sessions.yaml', `  certificates: [{ cert: ${join(dir, 'mx.pem')}, key: ${join(dir, 'mx.key')} }]
-  session_cache: { file: no-such-dir/sessions }`);
+  session_cache: { file: garbage.pem/sessions }`);
     const ps = checkConfigFile(file);
     assert.deepEqual(at(ps), ['tls.session_cache.file']);
-    assert.match(ps[0]?.message ?? '', /directory .*no-such-dir for the TLS session cache file does not exist/);
+    assert.match(ps[0]?.message ?? '', /garbage\.pem is not a directory, so the TLS session cache file .*garbage\.pem\/sessions cannot be created/);
+    assert.deepEqual(checkConfigFile(config('sessions-new.yaml', '  certificates: [{ cert: mx.pem, key: mx.key }]\n  session_cache: { file: new-dir/deeper/sessions }')), []);
     const ok = config('sessions-ok.yaml', '  certificates: [{ cert: mx.pem, key: mx.key }]\n  session_cache: { file: tickets/sessions }');
     assert.deepEqual(checkConfigFile(ok), []);
     assert.equal(loadConfig(ok).tls?.session_cache.file, join(dir, 'tickets', 'sessions'));
   });
 
-  it('reports a ticket key directory that does not exist and a CA file that is not PEM', () => {
+  it('reports a ticket key directory that cannot be created and a CA file that is not PEM', () => {
     const file = config('dirs.yaml', `  certificates: [{ cert: ${join(dir, 'mx.pem')}, key: ${join(dir, 'mx.key')} }]
-  ticket_keys: { file: ${join(dir, 'no-such-dir', 'keys')} }`);
+  ticket_keys: { file: ${join(dir, 'mx.pem', 'no-such-dir', 'keys')} }`);
     const ps = checkConfigFile(file);
     assert.deepEqual(at(ps), ['tls.ticket_keys.file']);
-    assert.match(ps[0]?.message ?? '', /directory .*no-such-dir for the ticket key file does not exist/);
+    assert.match(ps[0]?.message ?? '', /mx\.pem is not a directory, so the ticket key file .*no-such-dir\/keys cannot be created/);
 
     const ca = join(dir, 'ca.yaml');
     writeFileSync(ca, `listeners: [{ name: smtp, listen: '127.0.0.1:0' }]
@@ -141,7 +143,8 @@ backends:
     writeFileSync(bad, 'listeners: [\n');
     const ps = checkConfigFile(bad);
     assert.equal(ps[0]?.path, '');
-    assert.match(ps[0]?.message ?? '', /^YAML syntax error at line/);
+    assert.match(ps[0]?.message ?? '', /^YAML syntax error: /);
+    assert.deepEqual([ps[0]?.line, ps[0]?.col], [2, 1]);
   });
 });
 

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, formatProblem, parseConfig, receivedHeaderWanted, type Config, type ConfigProblem } from '../../src/config/index.js';
+import { ConfigError, formatLocated, formatProblem, parseConfig, receivedHeaderWanted, type Config, type ConfigProblem } from '../../src/config/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -325,9 +325,13 @@ metrics: { listen: '0.0.0.0:25' }
     const ps = problems('listeners:\n  - name: smtp\n    listen: [0.0.0.0:25\nbackends: {}\n');
     assert.equal(ps.length >= 1, true);
     assert.equal(ps[0]?.path, '');
-    assert.match(ps[0]?.message ?? '', /^YAML syntax error at line \d+, column \d+: /);
+    assert.match(ps[0]?.message ?? '', /^YAML syntax error: /);
+    assert.equal(typeof ps[0]?.line, 'number');
+    assert.equal(typeof ps[0]?.col, 'number');
     const dup = problems(`${MINIMAL}hostname: a\nhostname: b\n`);
-    assert.match(dup[0]?.message ?? '', /^YAML syntax error at line 9, column 1: Map keys must be unique/);
+    assert.match(dup[0]?.message ?? '', /^YAML syntax error: Map keys must be unique/);
+    assert.deepEqual([dup[0]?.line, dup[0]?.col], [9, 1]);
+    assert.equal(formatLocated('x.yaml', dup[0]!), `x.yaml:9:1: ${dup[0]!.message}`);
   });
 
   it('reports an empty file or a root that is not a mapping', () => {
@@ -344,7 +348,8 @@ metrics: { listen: '0.0.0.0:25' }
       assert.fail('should throw');
     } catch (e) {
       assert.ok(e instanceof ConfigError);
-      assert.equal(e.message, 'x.yaml: 2 problems: listeners: needs at least one entry (line 1); backends.servers: needs at least one entry (line 2)');
+      // FILE:LINE:COL, as `postern check` prints each problem.
+      assert.equal(e.message, 'x.yaml:1:12: listeners: needs at least one entry; x.yaml:2:22: backends.servers: needs at least one entry');
       assert.ok(!e.message.includes('\n'));
     }
   });
