@@ -75,6 +75,9 @@ function metricsText(port: number): Promise<string> {
   });
 }
 
+/** ms from the process's first log record to `r` (process start-up on a busy machine left out). */
+const sinceFirst = (p: PosternProcess, r: Rec): number => Date.parse(String(r.time)) - Date.parse(String(p.records()[0]!.time));
+
 const acmeRecords = (p: PosternProcess, action: string): Rec[] => p.records().filter((r) => r.event === 'acme' && r.action === action);
 
 async function until<T>(probe: () => T | null | undefined | false, what: string, timeoutMs: number, ...show: PosternProcess[]): Promise<T> {
@@ -193,7 +196,11 @@ ${s.redis ? `state: { redis: { url: ${s.redis}, prefix: "acme-test:" } }\n` : ''
     assert.match(await command(first.socket!, 'NOOP'), /^250/, 'the session opened before the renewal still works');
     first.socket!.destroy();
     assert.ok(pebble.issued() - before >= 2);
-    console.log(`# acme timing: tls-alpn-01 first issue ${issueMs} ms from process start (order ${String(issued.ms)} ms), renewal ${renewMs} ms after the first`);
+    const renewed = acmeRecords(p, 'issued')[1]!;
+    console.log(
+      `# acme timing: tls-alpn-01 issued ${sinceFirst(p, issued)} ms after the process's first record (order ${String(issued.ms)} ms; ${issueMs} ms from spawn), ` +
+        `renewal order ${String(renewed.ms)} ms, new certificate served ${renewMs} ms after the first issue was seen`,
+    );
     await stop(p);
   });
 
@@ -219,7 +226,7 @@ ${s.redis ? `state: { redis: { url: ${s.redis}, prefix: "acme-test:" } }\n` : ''
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(acmeRecords(again, 'order').length, 0, 'not due: no order');
     assert.equal(pebble.issued(), count);
-    console.log(`# acme timing: http-01 first issue ${issueMs} ms from process start (order ${String(issued.ms)} ms)`);
+    console.log(`# acme timing: http-01 issued ${sinceFirst(p, issued)} ms after the process's first record (order ${String(issued.ms)} ms; ${issueMs} ms from spawn)`);
     await stop(again);
   });
 
