@@ -6,10 +6,9 @@
 //   challenges/              tls-alpn-01 and http-01 answers, for every process of the host
 // Until the first certificate is issued, a self-signed stand-in for the domains serves, so that the
 // TLS listeners (which also answer tls-alpn-01) can start.
-import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import * as x509 from '@peculiar/x509';
 import type { AcmeConfig, CertificateConfig } from '../config/types.js';
 
 /** In the stand-in's subject, so it is never mistaken for an issued certificate. */
@@ -49,6 +48,8 @@ export class AcmeStore {
       () => false,
     );
     if (!have) {
+      // Loaded only when needed: the X.509 builder costs start-up time every other process would pay.
+      const { selfSigned } = await import('./acme-placeholder.js');
       const { certPem, keyPem } = await selfSigned(this.domains);
       await this.writePair(certPem, keyPem);
     }
@@ -129,29 +130,4 @@ export async function atomicWrite(file: string, data: string | Buffer, mode: num
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   await writeFile(tmp, data, { mode });
   await rename(tmp, file);
-}
-
-let providerSet = false;
-
-/** A self-signed ECDSA P-256 certificate for `domains`, valid for a year (never trusted by anyone: a stand-in). */
-export async function selfSigned(domains: string[]): Promise<{ certPem: string; keyPem: string }> {
-  if (!providerSet) {
-    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-    providerSet = true;
-  }
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const now = Date.now();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomBytes(8).toString('hex'),
-    name: `CN=${domains[0]}, O=${PLACEHOLDER_ORG}`,
-    notBefore: new Date(now - 60_000),
-    notAfter: new Date(now + 365 * 86_400_000),
-    keys,
-    signingAlgorithm: alg,
-    extensions: [new x509.SubjectAlternativeNameExtension(domains.map((d) => ({ type: 'dns' as const, value: d })))],
-  });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END PRIVATE KEY-----\n`;
-  return { certPem: cert.toString('pem') + '\n', keyPem };
 }

@@ -9,7 +9,7 @@ import { RedisLink } from '../state/redis-link.js';
 import { ChallengeBoard } from './acme-challenges.js';
 import { Http01Responder } from './acme-http.js';
 import { AcmeStore } from './acme-store.js';
-import { AcmeManager } from './acme.js';
+import type { AcmeManager } from './acme.js';
 import { certificateName, ExpiryWatch, type ExpirySink } from './expiry.js';
 import { FileWatch } from './file-watch.js';
 import { loadCertificates, lookupSni, planSni, type CertGroup, type LoadedCertificate, type SniPlan } from './certificates.js';
@@ -319,6 +319,8 @@ export class TlsTerminator {
         this.opts.logger.warn({ listen: acme.listen.text, err: (err as Error).message }, 'ACME http-01 responder not started here');
       }
     }
+    // acme-client (axios, node-forge) is loaded only where ACME is configured.
+    const { AcmeManager } = await import('./acme.js');
     this.#acme = new AcmeManager({
       cfg: acme,
       store,
