@@ -86,13 +86,8 @@ describe('watched certificate files (real TLS, real process)', { skip: !cliBuilt
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  async function start(name: string, cert: string, key: string, interval: string): Promise<{ p: PosternProcess; port: number; metricsPort: number }> {
-    const port = await freePort();
-    const metricsPort = await freePort();
-    const file = path.join(dir, `${name}.yaml`);
-    await writeFile(
-      file,
-      `hostname: ${NAME}
+  const yaml = (port: number, metricsPort: number, cert: string, key: string, interval: string): string =>
+    `hostname: ${NAME}
 workers: 1
 shutdown_grace: 1s
 listeners:
@@ -104,12 +99,17 @@ backends:
   servers: [ { address: 127.0.0.1:${sink.address().port} } ]
 metrics: { listen: 127.0.0.1:${metricsPort} }
 log: { level: info }
-`,
-    );
+`;
+
+  async function start(name: string, cert: string, key: string, interval: string): Promise<{ p: PosternProcess; port: number; metricsPort: number; file: string }> {
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const file = path.join(dir, `${name}.yaml`);
+    await writeFile(file, yaml(port, metricsPort, cert, key, interval));
     const p = startPosternProcess(['run', '-c', file]);
     running.add(p);
     await p.waitRecord((r) => r.msg === `listening on 127.0.0.1:${port}`, 15_000);
-    return { p, port, metricsPort };
+    return { p, port, metricsPort, file };
   }
 
   /** Writes `data` beside `file` and renames it over, as certbot and acme.sh do. */
@@ -158,7 +158,7 @@ log: { level: info }
     running.delete(p);
   });
 
-  it('a Kubernetes secret (the ..data symlink swapped) is served within seconds, by the stat poll alone if need be', async () => {
+  it('a Kubernetes secret (the ..data symlink swapped) is served within seconds', async () => {
     // The layout kubelet makes: tls.crt -> ..data/tls.crt, ..data -> ..2026_v1 (a timestamped directory).
     const d = path.join(dir, 'k8s');
     await mkdir(path.join(d, '..v1'), { recursive: true });
@@ -178,6 +178,25 @@ log: { level: info }
     const ms = await untilServed(port, serialOf(leaves[1]!));
     assert.equal(certRecords(p, 'loaded').length, 1);
     console.log(`# cert watch: Kubernetes symlink swap served after ${ms} ms`);
+    await p.stop(3000);
+    running.delete(p);
+  });
+
+  it('after a SIGHUP that names other files, those are the ones watched', async () => {
+    const d = path.join(dir, 'hup');
+    await mkdir(d);
+    for (const [i, n] of [[0, 'a'], [1, 'b']] as const) {
+      await copyFile(leaves[i]!.cert, path.join(d, `${n}.pem`));
+      await copyFile(leaves[i]!.key, path.join(d, `${n}.key`));
+    }
+    const { p, port, metricsPort, file } = await start('hup', path.join(d, 'a.pem'), path.join(d, 'a.key'), '5s');
+    assert.equal((await servedCert(port)).serialNumber, serialOf(leaves[0]!));
+    await writeFile(file, yaml(port, metricsPort, path.join(d, 'b.pem'), path.join(d, 'b.key'), '5s'));
+    p.child.kill('SIGHUP');
+    await untilServed(port, serialOf(leaves[1]!));
+    await replace(path.join(d, 'b.key'), leaves[2]!.key);
+    await replace(path.join(d, 'b.pem'), leaves[2]!.cert);
+    await untilServed(port, serialOf(leaves[2]!));
     await p.stop(3000);
     running.delete(p);
   });
