@@ -205,6 +205,8 @@ interface Target {
 async function startTarget(name: string, leaf: Leaf, cacheSize: number, sessionStore?: SessionStore): Promise<Target> {
   const cfg: TlsConfig = {
     certificates: [{ cert: leaf.cert, key: leaf.key }],
+    acme: null,
+    watch: { interval: 0, expiry_warning: 0 },
     min_version: 'TLSv1.2',
     session_tickets: true,
     ticket_keys: { file: null, rotate: 3600_000, lifetime: 7200_000 },

@@ -15,6 +15,17 @@ export const DEFAULTS = {
     session_tickets: true,
     ticket_keys: { file: null, rotate: '1h', lifetime: '2h' },
     session_cache: { size: 20000, lifetime: '2h', file: null },
+    watch: { interval: '5s', expiry_warning: '14d' },
+    acme: {
+      directory_ca: null,
+      email: null,
+      challenge: 'tls-alpn-01',
+      listen: null,
+      renew_before: '30d',
+      store: '/var/lib/postern/acme',
+      check_interval: '12h',
+      retry: { min: '1m', max: '6h' },
+    },
   },
   backends: {
     identity: 'xclient',

@@ -15,9 +15,21 @@ export const DURATION_FORM = 'a duration such as 300ms, 5s, 10m, 2h or 1d';
  * the schema only lets 0 through bare, since `30` could mean seconds or ms).
  */
 export function parseDuration(s: string | number): number {
+  return check(parseAnyDuration(s), s);
+}
+
+/**
+ * Duration to milliseconds with no upper bound: for spans that are compared with dates and never
+ * given to a timer (a certificate's `renew_before: 30d`).
+ */
+export function parseLongDuration(s: string | number): number {
+  return parseAnyDuration(s);
+}
+
+function parseAnyDuration(s: string | number): number {
   if (typeof s === 'number') {
     if (!Number.isFinite(s) || s < 0) throw new ConfigValueError(`expected ${DURATION_FORM}, got ${show(s)}`);
-    return check(Math.round(s), s);
+    return Math.round(s);
   }
   const text = s.trim();
   if (text === '0') return 0;
@@ -27,7 +39,7 @@ export function parseDuration(s: string | number): number {
   }
   let ms = 0;
   for (const m of text.matchAll(PART)) ms += Number(m[1]) * (UNIT_MS[m[2] as string] as number);
-  return check(Math.round(ms), s);
+  return Math.round(ms);
 }
 
 function check(ms: number, original: string | number): number {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { HOST_PORT_FORM, isHostname, parseHostPort } from './address.js';
 import { ANOMALY_KINDS, isAnomalyKind } from './anomalies.js';
 import { parseCidr } from './cidr.js';
-import { DURATION_FORM, parseDuration } from './duration.js';
+import { DURATION_FORM, parseDuration, parseLongDuration } from './duration.js';
 import { ConfigValueError, show } from './errors.js';
 import { RATE_FORM, parseRate } from './rate.js';
 import { SIZE_FORM, formatSize, isBareNumber, parseSize } from './size.js';
@@ -33,7 +33,8 @@ function present(v: unknown, form: string): void {
   if (v === undefined) fail(`required key is missing: expected ${form}`);
 }
 
-export function duration(opts: { allowZero?: boolean } = {}) {
+/** `long`: no 24-day cap, for spans compared with dates rather than given to a timer. */
+export function duration(opts: { allowZero?: boolean; long?: boolean } = {}) {
   return field((v) => {
     present(v, DURATION_FORM);
     // Bare numbers are ambiguous (seconds? ms?); only 0 means the same either way.
@@ -41,7 +42,7 @@ export function duration(opts: { allowZero?: boolean } = {}) {
     if (typeof v !== 'string') {
       return fail(`expected ${DURATION_FORM}, got ${show(v)}${typeof v === 'number' ? ' (add a unit: ms, s, m, h or d)' : ''}`);
     }
-    const ms = parseDuration(v);
+    const ms = opts.long === true ? parseLongDuration(v) : parseDuration(v);
     if (ms === 0 && opts.allowZero !== true) fail(`must be longer than 0, got ${show(v)}`);
     return ms;
   });
@@ -105,6 +106,17 @@ export function oneOf<const T extends string>(values: readonly T[], aliases: Rea
   });
 }
 
+export function hostPortOrNull(minPort = 0) {
+  return field((v): HostPort | null => {
+    present(v, `${HOST_PORT_FORM}, or null`);
+    if (v === null) return null;
+    if (typeof v !== 'string') return fail(`expected ${HOST_PORT_FORM}, or null, got ${show(v)}`);
+    const hp = parseHostPort(v);
+    if (hp.port < minPort) fail(`port must be ${minPort}-65535, got ${show(v)}`);
+    return hp;
+  });
+}
+
 export function hostPort(minPort = 0) {
   return field((v): HostPort => {
     present(v, HOST_PORT_FORM);
@@ -131,6 +143,33 @@ export function hostnameOrNull() {
     present(v, `${HOSTNAME_FORM}, or null`);
     if (v === null) return null;
     if (typeof v !== 'string' || !isHostname(v)) return fail(`expected ${HOSTNAME_FORM}, or null, got ${show(v)}`);
+    return v;
+  });
+}
+
+/** A non-empty list of distinct host names (ACME domains). */
+export function hostnameList() {
+  const form = 'a list of host names such as [mx.example.net]';
+  return field((v): string[] => {
+    present(v, form);
+    if (!Array.isArray(v) || v.length === 0) return fail(`expected ${form}, got ${show(v)}`);
+    const out: string[] = [];
+    for (const n of v) {
+      if (typeof n !== 'string' || !isHostname(n)) return fail(`expected ${form}, got ${show(n)} in the list`);
+      const lower = n.toLowerCase();
+      if (!out.includes(lower)) out.push(lower);
+    }
+    return out;
+  });
+}
+
+/** An e-mail address for an ACME account (contact), or null. */
+export function emailOrNull() {
+  const form = 'an e-mail address such as postmaster@example.net, or null';
+  return field((v): string | null => {
+    present(v, form);
+    if (v === null) return null;
+    if (typeof v !== 'string' || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(v)) return fail(`expected ${form}, got ${show(v)}`);
     return v;
   });
 }

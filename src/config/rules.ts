@@ -42,7 +42,9 @@ export function crossFieldProblems(raw: Rec, tlsDefaults: { rotate: string; life
   const out: RawProblem[] = [];
   const listeners = list(raw.listeners);
   const tls = rec(raw.tls);
-  const haveCerts = Array.isArray(tls.certificates) && tls.certificates.length > 0;
+  const acme = isRec(tls.acme) ? tls.acme : null;
+  // An ACME certificate counts: until it is issued, a self-signed stand-in serves (tls/acme-store.ts).
+  const haveCerts = (Array.isArray(tls.certificates) && tls.certificates.length > 0) || acme !== null;
 
   // `auth:` absent or false means no AUTH section; `auth:` empty is a section missing its verifier.
   const authSection = raw.auth !== undefined && raw.auth !== false;
@@ -64,7 +66,7 @@ export function crossFieldProblems(raw: Rec, tlsDefaults: { rotate: string; life
       else out.push({ path: ['listeners', i, 'listen'], message: `address ${String(l.listen)} is also listeners[${String(first[1])}].listen` });
     }
     if ((l.tls === 'starttls' || l.tls === 'implicit') && !haveCerts) {
-      out.push({ path: ['listeners', i, 'tls'], message: `tls: ${l.tls} needs a certificate: add tls.certificates (a list of {cert, key})` });
+      out.push({ path: ['listeners', i, 'tls'], message: `tls: ${l.tls} needs a certificate: add tls.certificates (a list of {cert, key}) or tls.acme` });
     }
     if (l.auth === 'optional' || l.auth === 'required') {
       if (!authSection) {
@@ -90,6 +92,16 @@ export function crossFieldProblems(raw: Rec, tlsDefaults: { rotate: string; life
     const clash = key === undefined ? undefined : listens.get(key);
     if (clash !== undefined) {
       out.push({ path: ['metrics', 'listen'], message: `address ${String(raw.metrics.listen)} is also listeners[${String(clash[1])}].listen` });
+    }
+  }
+
+  if (acme !== null) {
+    const challenge = acme.challenge ?? 'tls-alpn-01';
+    if (challenge === 'http-01' && (acme.listen === undefined || acme.listen === null)) {
+      out.push({ path: ['tls', 'acme', 'listen'], message: 'challenge: http-01 needs listen: the address where the CA fetches /.well-known/acme-challenge/ (port 80 behind any NAT)' });
+    }
+    if (challenge === 'tls-alpn-01' && !listeners.some((l) => isRec(l) && l.tls === 'implicit')) {
+      out.push({ path: ['tls', 'acme', 'challenge'], message: 'challenge: tls-alpn-01 is answered on an implicit-TLS listener (port 443 as the CA sees it): add one, or use http-01' });
     }
   }
 

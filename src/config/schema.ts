@@ -4,8 +4,8 @@ import { availableParallelism, hostname as osHostname } from 'node:os';
 import { z } from 'zod';
 import { AUTH_HTTP_HEADERS, DEFAULTS, LIMIT_MAX, LINE_LENGTH_MAX, LINE_LENGTH_MIN, MESSAGE_SIZE_MIN } from './defaults.js';
 import {
-  anomalies, autoOrBool, bannerText, bool, cidrList, dovecotAddress, duration, field, filePath, filePathOrNull, headerMap, hostPort, hostname,
-  hostnameOrNull, httpUrl, int, intOrNull, listenerName, oneOf, optionalFilePath, rate, rateOrNull, size, upperWordList,
+  anomalies, autoOrBool, bannerText, bool, cidrList, dovecotAddress, duration, emailOrNull, field, filePath, filePathOrNull, headerMap, hostPort,
+  hostPortOrNull, hostname, hostnameList, hostnameOrNull, httpUrl, int, intOrNull, listenerName, oneOf, optionalFilePath, rate, rateOrNull, size, upperWordList,
 } from './fields.js';
 import { ConfigValueError } from './errors.js';
 import type { CertificateConfig, Config } from './types.js';
@@ -33,8 +33,30 @@ const certificate = z
   // `ocsp: null` should look the same as no `ocsp` key at all.
   .transform(({ cert, key, ocsp }): CertificateConfig => (ocsp === undefined ? { cert, key } : { cert, key, ocsp }));
 
+/** ACME (RFC 8555): certificates ordered and renewed by Postern itself (tls/acme.ts). */
+const acme = z.strictObject({
+  directory: httpUrl(),
+  directory_ca: filePathOrNull().prefault(D.tls.acme.directory_ca),
+  email: emailOrNull().prefault(D.tls.acme.email),
+  domains: hostnameList(),
+  challenge: oneOf(['tls-alpn-01', 'http-01'] as const).prefault(D.tls.acme.challenge),
+  listen: hostPortOrNull(1).prefault(D.tls.acme.listen),
+  renew_before: duration({ long: true }).prefault(D.tls.acme.renew_before),
+  store: filePath().prefault(D.tls.acme.store),
+  check_interval: duration().prefault(D.tls.acme.check_interval),
+  retry: section({
+    min: duration().prefault(D.tls.acme.retry.min),
+    max: duration().prefault(D.tls.acme.retry.max),
+  }),
+});
+
 const tls = z.strictObject({
   certificates: z.array(certificate).prefault([]),
+  acme: z.preprocess((v) => (v === false || v === undefined ? null : v), acme.nullable()).prefault(null),
+  watch: section({
+    interval: duration({ allowZero: true }).prefault(D.tls.watch.interval),
+    expiry_warning: duration({ long: true, allowZero: true }).prefault(D.tls.watch.expiry_warning),
+  }),
   min_version: oneOf(['TLSv1.2', 'TLSv1.3'] as const).prefault(D.tls.min_version),
   session_tickets: bool().prefault(D.tls.session_tickets),
   ticket_keys: section({

@@ -36,8 +36,28 @@ export interface CertificateConfig {
   ocsp?: string;
 }
 
+export interface AcmeConfig {
+  /** The ACME directory URL (RFC 8555 7.1.1). */
+  directory: string;
+  /** A CA bundle to trust for the directory's HTTPS (a private or test CA), or null for the system's. */
+  directory_ca: string | null;
+  email: string | null;
+  /** Lower-case; the first names the certificate (store/<first>/). */
+  domains: string[];
+  challenge: 'tls-alpn-01' | 'http-01';
+  /** Where http-01 is answered (plain HTTP); null with tls-alpn-01, which the TLS listeners answer. */
+  listen: HostPort | null;
+  renew_before: number;
+  store: string;
+  check_interval: number;
+  retry: { min: number; max: number };
+}
+
 export interface TlsConfig {
   certificates: CertificateConfig[];
+  acme: AcmeConfig | null;
+  /** Certificate files polled every `interval` (0: only filesystem events); a warning `expiry_warning` before notAfter. */
+  watch: { interval: number; expiry_warning: number };
   min_version: 'TLSv1.2' | 'TLSv1.3';
   session_tickets: boolean;
   ticket_keys: { file: string | null; rotate: number; lifetime: number };

@@ -68,6 +68,23 @@ export class Metrics {
     aggregator: 'max',
     registers: [this.registry],
   });
+  /**
+   * notAfter of each served certificate, by name (its first DNS name, else its subject CN, else
+   * its file). Across cluster workers: the earliest (a worker still serving an old certificate
+   * is the one that will fail first).
+   */
+  readonly certificateExpiry = new Gauge({
+    name: 'postern_tls_certificate_expiry_timestamp_seconds',
+    help: 'When each served TLS certificate expires (notAfter, seconds since the epoch), by name',
+    labelNames: ['name'] as const,
+    aggregator: 'min',
+    registers: [this.registry],
+  });
+  /** Sets the expiry gauge to exactly the certificates now served (a replaced name disappears). */
+  setCertificateExpiries(expiries: ReadonlyMap<string, number>): void {
+    this.certificateExpiry.reset();
+    for (const [name, at] of expiries) this.certificateExpiry.set({ name }, at);
+  }
   readonly backendSessions = new Gauge({
     name: 'postern_backend_sessions_active',
     help: 'Client sessions bound to the backend server now',

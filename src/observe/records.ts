@@ -200,3 +200,45 @@ export interface ReloadFailedRecord {
 export function reloadFailedRecord(err: string, changed: string[] = [], restartNeeded: string[] = []): ReloadFailedRecord {
   return { event: 'reload_failed', err, changed, restart_needed: restartNeeded };
 }
+
+/**
+ * `"event":"certificate"`: a certificate file pair taken into use after a change on disk
+ * (`loaded`), refused with the old one kept (`refused`, with `reason`), or near its end
+ * (`expiring`, logged at start and once per certificate when it enters the warning window).
+ */
+export interface CertificateRecord {
+  event: 'certificate';
+  action: 'loaded' | 'refused' | 'expiring';
+  /** The certificate's first DNS name, else its file (the `name` label of the expiry metric). */
+  name: string;
+  file: string;
+  /** ISO 8601; null when the new file could not be read. */
+  not_after: string | null;
+  reason?: string;
+  days_left?: number;
+}
+
+export function certificateRecord(f: Omit<CertificateRecord, 'event'>): CertificateRecord {
+  return { event: 'certificate', ...f };
+}
+
+/**
+ * `"event":"acme"`: the ACME client's steps. `order` (this host holds the lock and orders),
+ * `issued` (with `ms`, the order's wall time), `failed` (with `reason`, `attempt` and
+ * `retry_in_ms`; the old certificate stays), `waiting` (another host holds the lock),
+ * `loaded` (a certificate another host ordered, taken from Redis).
+ */
+export interface AcmeRecord {
+  event: 'acme';
+  action: 'order' | 'issued' | 'failed' | 'waiting' | 'loaded';
+  domains: string[];
+  reason?: string;
+  attempt?: number;
+  retry_in_ms?: number;
+  ms?: number;
+  not_after?: string;
+}
+
+export function acmeRecord(f: Omit<AcmeRecord, 'event'>): AcmeRecord {
+  return { event: 'acme', ...f };
+}

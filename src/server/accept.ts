@@ -16,7 +16,7 @@ import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
 import { anomalyRecord, sessionRecord, type Endpoint } from '../observe/records.js';
 import { Session } from '../session/session.js';
-import type { TlsInfo, TlsTerminator } from '../tls/index.js';
+import { AcmeChallengeAnswered, type TlsInfo, type TlsTerminator } from '../tls/index.js';
 import { normalizeAddress, type AdmissionControl, type Refusal } from './admission.js';
 import type { Listener } from './listener.js';
 import { readProxyHeader, resolveClient } from './proxy-in.js';
@@ -156,12 +156,18 @@ export class AcceptPipeline {
         },
         (err: Error & { reason?: string }) => {
           this.ctx.admission.release(client.address);
+          if (err instanceof AcmeChallengeAnswered) return this.#acmeProbe(id, who, name, Date.now() - started);
           this.#tlsFailed(id, who, name, err.reason ?? err.message, Date.now() - started);
         },
       );
       return;
     }
     this.#startSession(socket, listener, id, who, null);
+  }
+
+  /** An ACME validator's tls-alpn-01 probe, answered by the terminator: a session record, no anomaly. */
+  #acmeProbe(id: string, who: Arrival, listener: string, ms: number): void {
+    this.ctx.logger.info(sessionRecord({ conn: id, client: who.client, listener, proxy: who.proxy, duration_ms: ms, close: 'quit', anomalies: [] }), 'session');
   }
 
   /** A client whose implicit-TLS handshake failed: the anomaly and its session record. */

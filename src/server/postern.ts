@@ -117,7 +117,13 @@ export class Postern implements AcceptContext {
   }
 
   #tlsOptions(): TerminatorOptions {
-    return { logger: this.logger, ticketKeys: this.#ticketKeys, sessionStore: this.#sessionStore };
+    return {
+      logger: this.logger,
+      ticketKeys: this.#ticketKeys,
+      sessionStore: this.#sessionStore,
+      expirySink: (e) => this.metrics.setCertificateExpiries(e),
+      redis: this.#config.state.redis,
+    };
   }
 
   async #open(cfg: ListenerConfig): Promise<Listener> {

@@ -17,11 +17,13 @@ export interface HelloInfo {
   tls13: boolean;
   /** The client sends the SessionTicket extension (RFC 5077 3.2), empty or with a ticket: it takes tickets. */
   ticket: boolean;
+  /** ALPN protocol names offered (RFC 7301), e.g. `acme-tls/1` from an ACME validator (RFC 8737). */
+  alpn: string[];
 }
 
 export type HelloParse = { state: 'more' } | ({ state: 'done' } & HelloInfo);
 
-const NOTHING: HelloInfo = { servername: null, tls13: false, ticket: false };
+const NOTHING: HelloInfo = { servername: null, tls13: false, ticket: false, alpn: [] };
 
 /** Looks at the TLS records received so far for a complete ClientHello, its server_name and versions. */
 export function parseClientHello(buf: Buffer): HelloParse {
@@ -50,7 +52,7 @@ export function parseClientHello(buf: Buffer): HelloParse {
 }
 
 function helloInfo(body: Buffer): HelloInfo {
-  const info = { servername: null as string | null, tls13: false, ticket: false };
+  const info: HelloInfo = { servername: null, tls13: false, ticket: false, alpn: [] };
   try {
     let p = 2 + 32; // legacy_version, random
     p += 1 + body.readUInt8(p); // session id
@@ -68,12 +70,27 @@ function helloInfo(body: Buffer): HelloInfo {
         const list = body.subarray(p + 1, p + 1 + body.readUInt8(p));
         for (let i = 0; i + 1 < list.length; i += 2) if (list.readUInt16BE(i) === 0x0304) info.tls13 = true;
       } else if (type === 35) info.ticket = true;
+      else if (type === 16) info.alpn = alpnNames(body.subarray(p, p + len));
       p += len;
     }
   } catch {
     // RangeError from a truncated field: keep what was read
   }
   return info;
+}
+
+/** ProtocolNameList: [len16] { len8 name }... (RFC 7301 3.1); at most 16 names kept. */
+function alpnNames(ext: Buffer): string[] {
+  const out: string[] = [];
+  const end = Math.min(2 + ext.readUInt16BE(0), ext.length);
+  let q = 2;
+  while (q < end && out.length < 16) {
+    const len = ext.readUInt8(q);
+    if (q + 1 + len > end) break;
+    out.push(ext.subarray(q + 1, q + 1 + len).toString('latin1'));
+    q += 1 + len;
+  }
+  return out;
 }
 
 /** server_name_list: [len16] { name_type(0 = host_name) len16 name } */
@@ -125,7 +142,7 @@ export function peekClientHello(raw: net.Socket, timeoutMs: number): Promise<Hel
     const onData = (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const r = parseClientHello(buf);
-      if (r.state === 'done') finish(null, { servername: r.servername, tls13: r.tls13, ticket: r.ticket });
+      if (r.state === 'done') finish(null, { servername: r.servername, tls13: r.tls13, ticket: r.ticket, alpn: r.alpn });
     };
     const onEnd = () => finish(new TlsHandshakeError('connection closed', 'server'));
     const onError = (err: unknown) => finish(new TlsHandshakeError(reasonOf(err), 'server', false, { cause: err }));

@@ -34,3 +34,14 @@ export class TlsConfigError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * Not a failure: the connection was an ACME validator's tls-alpn-01 probe (RFC 8737 3), answered
+ * with the challenge certificate and closed. It never becomes an SMTP session.
+ */
+export class AcmeChallengeAnswered extends TlsHandshakeError {
+  override name = 'AcmeChallengeAnswered';
+  constructor(readonly domain: string) {
+    super('acme-tls/1 challenge answered', 'server');
+  }
+}

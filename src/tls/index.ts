@@ -20,7 +20,7 @@
 // verification profile.
 export { TlsTerminator, type TicketMode, type TerminatorOptions, type AcceptOptions, type TlsLogger } from './terminator.js';
 export { BackendTls, BackendSessionCache, type BackendTlsConfig, type BackendServer } from './backend.js';
-export { TlsHandshakeError, TlsConfigError, type TlsConfigErrorCode } from './errors.js';
+export { TlsHandshakeError, TlsConfigError, AcmeChallengeAnswered, type TlsConfigErrorCode } from './errors.js';
 export type { TlsInfo } from './info.js';
 /** For `postern check`: loads every certificate/key pair the way the terminator does (TlsConfigError on failure). */
 export { loadCertificates } from './certificates.js';

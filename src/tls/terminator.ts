@@ -4,9 +4,17 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { TlsConfig } from '../config/types.js';
+import { certificateRecord } from '../observe/records.js';
+import { RedisLink } from '../state/redis-link.js';
+import { ChallengeBoard } from './acme-challenges.js';
+import { Http01Responder } from './acme-http.js';
+import { AcmeStore } from './acme-store.js';
+import type { AcmeManager } from './acme.js';
+import { certificateName, ExpiryWatch, type ExpirySink } from './expiry.js';
+import { FileWatch } from './file-watch.js';
 import { loadCertificates, lookupSni, planSni, type CertGroup, type LoadedCertificate, type SniPlan } from './certificates.js';
 import { buildContext, type ContextSettings } from './contexts.js';
-import { TlsHandshakeError } from './errors.js';
+import { AcmeChallengeAnswered, TlsConfigError, TlsHandshakeError } from './errors.js';
 import { awaitHandshake } from './handshake.js';
 import { serverNameOf, tlsInfo, type TlsInfo } from './info.js';
 import { OcspStaple } from './ocsp.js';
@@ -36,6 +44,12 @@ export interface TerminatorOptions {
    * held by this process or asked of the cluster primary. Default: a cache of this process's own.
    */
   sessionStore?: SessionStore;
+  /** Gets every certificate's notAfter by name (postern_tls_certificate_expiry_timestamp_seconds). */
+  expirySink?: ExpirySink;
+  /** `state.redis`: where ACME orders are locked and their certificates and challenge answers shared. */
+  redis?: { url: string; prefix: string } | null;
+  /** 'off': no certificate file watch and no ACME orders (only the store's current pair is served). */
+  background?: 'on' | 'off';
 }
 
 /** How tickets are protected: overlapping keys via Node's hook, one key at a time, or no tickets. */
@@ -73,6 +87,17 @@ export class TlsTerminator {
    */
   private readonly sinkTls13: tls.Server;
   private readonly sinkCache: tls.Server;
+  /** The certificate part of the config in force (SIGHUP replaces it) and the context settings built from it. */
+  #cfg: TlsConfig;
+  #settings: ContextSettings;
+  /** Certificate swaps one at a time: a file change and a SIGHUP must not interleave. */
+  #swaps: Promise<void> = Promise.resolve();
+  #watch: FileWatch | null = null;
+  #expiry: ExpiryWatch;
+  #acme: AcmeManager | null = null;
+  #board: ChallengeBoard | null = null;
+  #http01: Http01Responder | null = null;
+  #redis: RedisLink | null = null;
 
   private constructor(
     private readonly cfg: TlsConfig,
@@ -83,6 +108,9 @@ export class TlsTerminator {
     gen: Generation,
   ) {
     this.gen = gen;
+    this.#cfg = cfg;
+    this.#settings = contextSettings(cfg);
+    this.#expiry = new ExpiryWatch({ logger: opts.logger, windowMs: cfg.watch.expiry_warning, sink: opts.expirySink });
     // No certificate of their own: OCSPRequest then gets `null` for "no SNI", i.e. the default context.
     this.sinkTls13 = new tls.Server({});
     this.sinkTls13.on('OCSPRequest', this.onOcspRequest);
@@ -99,7 +127,8 @@ export class TlsTerminator {
 
   static async create(cfg: TlsConfig, opts: TerminatorOptions): Promise<TlsTerminator> {
     const log = opts.logger;
-    const certs = await loadCertificates(cfg.certificates);
+    if (cfg.acme) await new AcmeStore(cfg.acme).prepare();
+    const certs = await loadCertificates(servedCertificates(cfg));
     const settings = contextSettings(cfg);
     let keys: TicketKeyStore | null = null;
     let mode: TicketMode = 'off';
@@ -129,6 +158,15 @@ export class TlsTerminator {
       throw err;
     }
     const t = new TlsTerminator(cfg, opts, keys, mode, cache, gen);
+    t.#expiry.update(certs);
+    if (opts.background !== 'off') {
+      try {
+        await t.#startBackground(cfg);
+      } catch (err) {
+        await t.closeAsync();
+        throw err;
+      }
+    }
     log.info(
       {
         certificates: certs.map((c) => ({ file: c.config.cert, key_type: c.keyType, names: c.names, not_after: c.leaf.validTo })),
@@ -161,6 +199,8 @@ export class TlsTerminator {
     }
     // The context must match the SNI name before OpenSSL starts (see client-hello.ts).
     const hello = await peekClientHello(raw, timeoutMs);
+    // RFC 8737 3: a validator offers acme-tls/1 alone; such a connection is never an SMTP session.
+    if (hello.alpn.includes(ACME_TLS_1)) return this.#answerAlpn(raw, hello.servername, Math.max(1, timeoutMs - (Date.now() - started)));
     const servername = hello.servername;
     const ctx = this.contextFor(servername);
     const sock = new tls.TLSSocket(raw, {
@@ -186,18 +226,164 @@ export class TlsTerminator {
   async reload(cfg: TlsConfig): Promise<void> {
     const ignored = (['session_tickets', 'ticket_keys', 'session_cache'] as const).filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(this.cfg[k]));
     if (ignored.length > 0) this.opts.logger.warn({ settings: ignored.map((k) => `tls.${k}`) }, 'TLS session settings change on restart only; keeping the current ones');
-    const certs = await loadCertificates(cfg.certificates);
+    const restartBackground =
+      JSON.stringify([cfg.acme, cfg.watch, cfg.certificates]) !== JSON.stringify([this.#cfg.acme, this.#cfg.watch, this.#cfg.certificates]);
+    if (cfg.acme) await new AcmeStore(cfg.acme).prepare();
     const settings = { ...contextSettings(this.cfg), minVersion: cfg.min_version };
+    const certs = await this.#serialised(async () => {
+      const loaded = await loadCertificates(servedCertificates(cfg));
+      await this.#swap(loaded, settings);
+      this.#cfg = cfg;
+      this.#settings = settings;
+      return loaded;
+    });
+    this.opts.logger.info({ certificates: certs.map((c) => ({ file: c.config.cert, key_type: c.keyType, names: c.names })) }, 'TLS certificates reloaded');
+    if (restartBackground && this.opts.background !== 'off' && !this.closed) {
+      await this.#stopBackground();
+      await this.#startBackground(cfg);
+    }
+  }
+
+  /** Runs certificate swaps one after another. */
+  #serialised<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#swaps.then(fn);
+    this.#swaps = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Puts a new generation of contexts in place; sessions already running keep theirs. */
+  async #swap(certs: LoadedCertificate[], settings: ContextSettings): Promise<void> {
     const next = await buildGeneration(certs, settings, this.ticketMode, this.keys, this.opts);
     const old = this.gen;
     this.gen = next;
     for (const s of old.files) s.close();
     if (this.closed) for (const s of next.files) s.close();
-    this.opts.logger.info({ certificates: certs.map((c) => ({ file: c.config.cert, key_type: c.keyType, names: c.names })) }, 'TLS certificates reloaded');
+    this.#expiry.update(certs);
+  }
+
+  /**
+   * A certificate or key file changed on disk (or ACME wrote a new pair): load every pair again and
+   * swap them in if all load and match; otherwise log why and keep serving the current ones.
+   */
+  reloadFiles(): Promise<void> {
+    return this.#serialised(async () => {
+      if (this.closed) return;
+      const before = new Map(this.gen.certs.map((c) => [c.config.cert, c.serial]));
+      let certs: LoadedCertificate[];
+      try {
+        certs = await loadCertificates(servedCertificates(this.#cfg));
+      } catch (err) {
+        const file = err instanceof TlsConfigError && err.path ? err.path : 'unknown';
+        const old = this.gen.certs.find((c) => c.config.cert === file || c.config.key === file);
+        const rec = certificateRecord({
+          action: 'refused',
+          name: old ? certificateName(old) : file,
+          file,
+          not_after: old ? new Date(old.leaf.validTo).toISOString() : null,
+          reason: (err as Error).message,
+        });
+        this.opts.logger.warn(rec, `certificate change refused, still serving the previous one: ${rec.reason}`);
+        return;
+      }
+      const changed = certs.filter((c) => before.get(c.config.cert) !== c.serial);
+      if (changed.length === 0) return;
+      await this.#swap(certs, this.#settings);
+      for (const c of changed) {
+        const rec = certificateRecord({ action: 'loaded', name: certificateName(c), file: c.config.cert, not_after: new Date(c.leaf.validTo).toISOString() });
+        this.opts.logger.info(rec, `certificate ${rec.name} loaded from ${rec.file}`);
+      }
+    });
+  }
+
+  /** File watch, and ACME (the store, the challenge board, the http-01 responder, the order schedule). */
+  async #startBackground(cfg: TlsConfig): Promise<void> {
+    const files = servedCertificates(cfg).flatMap((c) => [c.cert, c.key]);
+    this.#watch = await FileWatch.start(files, { intervalMs: cfg.watch.interval, onChange: () => void this.reloadFiles() });
+    const acme = cfg.acme;
+    if (!acme) return;
+    const store = new AcmeStore(acme);
+    const redisCfg = this.opts.redis ?? null;
+    if (redisCfg) {
+      this.#redis = new RedisLink({ url: redisCfg.url, prefix: redisCfg.prefix, logger: this.opts.logger });
+      await this.#redis.ready(3000);
+    }
+    this.#board = new ChallengeBoard(store.challengeDir, this.#redis);
+    if (acme.challenge === 'http-01' && acme.listen) {
+      try {
+        this.#http01 = await Http01Responder.listen(acme.listen, this.#board);
+      } catch (err) {
+        // Another instance on this host answers there (it finds the answers in the store or Redis).
+        this.opts.logger.warn({ listen: acme.listen.text, err: (err as Error).message }, 'ACME http-01 responder not started here');
+      }
+    }
+    // acme-client (axios, node-forge) is loaded only where ACME is configured.
+    const { AcmeManager } = await import('./acme.js');
+    this.#acme = new AcmeManager({
+      cfg: acme,
+      store,
+      board: this.#board,
+      redis: this.#redis,
+      logger: this.opts.logger,
+      onNewCertificate: async () => {
+        await this.reloadFiles();
+        await this.#watch?.settle();
+      },
+    });
+    this.#acme.start();
+  }
+
+  async #stopBackground(): Promise<void> {
+    this.#watch?.close();
+    this.#watch = null;
+    await this.#acme?.close();
+    this.#acme = null;
+    await this.#http01?.close();
+    this.#http01 = null;
+    await this.#redis?.close();
+    this.#redis = null;
+  }
+
+  /** Answers a tls-alpn-01 validation with the challenge certificate for its SNI name, then closes. */
+  async #answerAlpn(raw: net.Socket, servername: string | null, timeoutMs: number): Promise<never> {
+    const text = servername && this.#board ? await this.#board.get('tls-alpn-01', servername) : null;
+    if (!text || !servername) {
+      raw.destroy();
+      throw new TlsHandshakeError(`acme-tls/1 offered for ${servername ?? 'no name'} with no ACME challenge pending`, 'server');
+    }
+    const answer = JSON.parse(text) as { certPem: string; keyPem: string };
+    const sock = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: tls.createSecureContext({ cert: answer.certPem, key: answer.keyPem, minVersion: 'TLSv1.2' }),
+      ALPNProtocols: ACME_ALPN_WIRE as unknown as string[],
+      requestCert: false,
+      rejectUnauthorized: false,
+    });
+    await awaitHandshake(sock, raw, 'secure', 'server', timeoutMs);
+    sock.on('error', () => undefined);
+    sock.end();
+    setTimeout(() => sock.destroy(), 1000).unref();
+    throw new AcmeChallengeAnswered(servername);
+  }
+
+  /** The ACME manager (tests: run a look now). */
+  get acme(): AcmeManager | null {
+    return this.#acme;
+  }
+
+  /** Close and wait for background work (ACME order, Redis link) to stop. */
+  async closeAsync(): Promise<void> {
+    this.close();
+    await this.#stopBackground();
   }
 
   close(): void {
     this.closed = true;
+    this.#watch?.close();
+    this.#expiry.close();
+    void this.#stopBackground();
     this.keys?.close();
     for (const s of this.gen.files) s.close();
   }
@@ -217,6 +403,17 @@ export class TlsTerminator {
     const staple = cert ? gen.staples.get(cert.toString('base64')) : gen.defaultStaple;
     cb(null, staple?.response() ?? null);
   };
+}
+
+/** The protocol name a tls-alpn-01 validator offers (RFC 8737 6.2). */
+const ACME_TLS_1 = 'acme-tls/1';
+/** Node takes a server socket's ALPN list in wire form (length-prefixed names, RFC 7301 3.1). */
+const ACME_ALPN_WIRE = Buffer.concat([Buffer.from([ACME_TLS_1.length]), Buffer.from(ACME_TLS_1)]);
+
+/** The configured pairs, with the ACME pair in the store after them (first when none is configured). */
+export function servedCertificates(cfg: TlsConfig): TlsConfig['certificates'] {
+  if (!cfg.acme) return cfg.certificates;
+  return [...cfg.certificates, new AcmeStore(cfg.acme).pair];
 }
 
 function contextSettings(cfg: TlsConfig): ContextSettings {

@@ -18,6 +18,8 @@ const logger = { info: () => undefined, warn: () => undefined };
 function config(leaf: Leaf, over: Partial<TlsConfig> = {}): TlsConfig {
   return {
     certificates: [{ cert: leaf.cert, key: leaf.key }],
+    acme: null,
+    watch: { interval: 0, expiry_warning: 0 },
     min_version: 'TLSv1.2',
     session_tickets: true,
     ticket_keys: { file: null, rotate: 3600_000, lifetime: 7200_000 },

@@ -32,6 +32,8 @@ function testLogger() {
 function tlsConfig(certs: (Leaf | { leaf: Leaf; ocsp: string })[], over: Partial<TlsConfig> = {}): TlsConfig {
   return {
     certificates: certs.map((c) => ('leaf' in c ? { cert: c.leaf.cert, key: c.leaf.key, ocsp: c.ocsp } : { cert: c.cert, key: c.key })),
+    acme: null,
+    watch: { interval: 0, expiry_warning: 0 },
     min_version: 'TLSv1.2',
     session_tickets: true,
     ticket_keys: { file: null, rotate: 3600_000, lifetime: 7200_000 },

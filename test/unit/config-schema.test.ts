@@ -105,6 +105,8 @@ describe('defaults', () => {
     const c = parseConfig(`${MINIMAL}tls:\n  certificates:\n    - { cert: a.pem, key: a.key }\n    - { cert: b.pem, key: b.key, ocsp: b.ocsp }\n`);
     assert.deepEqual(c.tls, {
       certificates: [{ cert: 'a.pem', key: 'a.key' }, { cert: 'b.pem', key: 'b.key', ocsp: 'b.ocsp' }],
+      acme: null,
+      watch: { interval: 5000, expiry_warning: 14 * 86_400_000 },
       min_version: 'TLSv1.2',
       session_tickets: true,
       ticket_keys: { file: null, rotate: 3_600_000, lifetime: 7_200_000 },
@@ -435,5 +437,49 @@ describe('received_header, banner, log.addresses', () => {
   it('LIMITS defaults: MAILMAX 1000, RCPTMAX 100, RCPTDOMAINMAX off', () => {
     const c = parseConfig(MINIMAL);
     assert.deepEqual([c.limits.mailmax, c.limits.rcptmax, c.limits.rcptdomainmax], [1000, 100, null]);
+  });
+});
+
+describe('tls.acme and tls.watch', () => {
+  const ACME = `
+listeners:
+  - { name: smtps, listen: 0.0.0.0:465, tls: implicit }
+backends:
+  servers: [ { address: 10.0.0.11:25 } ]
+tls:
+  acme:
+    directory: https://acme.example/dir
+    domains: [ MX.example.net, mx2.example.net ]
+`;
+
+  it('fills the defaults; an ACME certificate is enough for a TLS listener; renew_before may exceed the 24-day timer cap', () => {
+    const c = parseConfig(ACME);
+    assert.deepEqual(c.tls?.acme, {
+      directory: 'https://acme.example/dir',
+      directory_ca: null,
+      email: null,
+      domains: ['mx.example.net', 'mx2.example.net'],
+      challenge: 'tls-alpn-01',
+      listen: null,
+      renew_before: 30 * 86_400_000,
+      store: '/var/lib/postern/acme',
+      check_interval: 12 * 3_600_000,
+      retry: { min: 60_000, max: 6 * 3_600_000 },
+    });
+    assert.deepEqual(c.tls?.certificates, []);
+    assert.equal(parseConfig(`${ACME}    renew_before: 60d\n`).tls?.acme?.renew_before, 60 * 86_400_000);
+    assert.deepEqual(parseConfig(`${ACME}  watch: { interval: 0, expiry_warning: 30d }\n`).tls?.watch, { interval: 0, expiry_warning: 30 * 86_400_000 });
+  });
+
+  it('names what is wrong at its path', () => {
+    const http = problems(`${ACME}    challenge: http-01\n    email: not-an-address\n`);
+    assert.deepEqual(paths(http).sort(), ['tls.acme.email', 'tls.acme.listen']);
+    assert.match(http.find((p) => p.path === 'tls.acme.listen')!.message, /http-01 needs listen/);
+    const noImplicit = problems(ACME.replace('tls: implicit', 'tls: starttls'));
+    assert.deepEqual(paths(noImplicit), ['tls.acme.challenge']);
+    assert.match(noImplicit[0]!.message, /implicit-TLS listener/);
+    assert.deepEqual(paths(problems(ACME.replace('MX.example.net', '"not a name"'))), ['tls.acme.domains']);
+    assert.deepEqual(paths(problems(ACME.replace('https://acme.example/dir', 'ftp://x'))), ['tls.acme.directory']);
+    assert.deepEqual(paths(problems(`${ACME}    challenge: dns-01\n`)), ['tls.acme.challenge']);
   });
 });

@@ -34,7 +34,7 @@ function reframe(hello: Buffer, n: number): Buffer {
 describe('ClientHello peek', () => {
   it('finds the server name, whatever the record and segment boundaries', async () => {
     const hello = await clientHello({ servername: 'Mail.Example.ORG' });
-    const want = { state: 'done', servername: 'mail.example.org', tls13: true, ticket: true };
+    const want = { state: 'done', servername: 'mail.example.org', tls13: true, ticket: true, alpn: [] };
     assert.deepEqual(parseClientHello(hello), want);
     for (const framed of [hello, reframe(hello, 100), reframe(hello, 3)]) {
       for (let i = 1; i < framed.length; i++) assert.deepEqual(parseClientHello(framed.subarray(0, i)), { state: 'more' }, `cut at ${i}`);
@@ -54,12 +54,20 @@ describe('ClientHello peek', () => {
     assert.equal(ticket(await clientHello({ secureContext: noTicket })), false, 'a client with SSL_OP_NO_TICKET sends no SessionTicket extension');
   });
 
+  it('lists the ALPN protocols offered (an ACME validator offers acme-tls/1, RFC 8737 3)', async () => {
+    const alpn = (h: Buffer) => (parseClientHello(h) as { alpn: string[] }).alpn;
+    assert.deepEqual(alpn(await clientHello({ servername: 'mx.example.org', ALPNProtocols: ['acme-tls/1'] })), ['acme-tls/1']);
+    assert.deepEqual(alpn(await clientHello({ ALPNProtocols: ['h2', 'http/1.1', 'smtp'] })), ['h2', 'http/1.1', 'smtp']);
+    const cut = await clientHello({ servername: 'mx.example.org', ALPNProtocols: ['acme-tls/1'] });
+    for (const framed of [reframe(cut, 7)]) assert.deepEqual(alpn(framed), ['acme-tls/1'], 'whatever the record boundaries');
+  });
+
   it('no SNI, or not TLS at all: done with no name', async () => {
     const hello = await clientHello({});
-    assert.deepEqual(parseClientHello(hello), { state: 'done', servername: null, tls13: true, ticket: true });
-    assert.deepEqual(parseClientHello(Buffer.from('EHLO x\r\n')), { state: 'done', servername: null, tls13: false, ticket: false });
+    assert.deepEqual(parseClientHello(hello), { state: 'done', servername: null, tls13: true, ticket: true, alpn: [] });
+    assert.deepEqual(parseClientHello(Buffer.from('EHLO x\r\n')), { state: 'done', servername: null, tls13: false, ticket: false, alpn: [] });
     assert.deepEqual(parseClientHello(Buffer.from('GE')), { state: 'more' }, 'too short to tell');
-    assert.deepEqual(parseClientHello(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0, 0, 0])), { state: 'done', servername: null, tls13: false, ticket: false }, 'not a ClientHello');
+    assert.deepEqual(parseClientHello(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x04, 0x02, 0, 0, 0])), { state: 'done', servername: null, tls13: false, ticket: false, alpn: [] }, 'not a ClientHello');
     const huge = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff]), Buffer.alloc(70_000)]);
     assert.equal(parseClientHello(huge).state, 'done');
   });
