@@ -119,14 +119,14 @@ describe('PROXY header from a trusted balancer', () => {
       for (const cmd of ['MAIL FROM:<a@example.org>', 'RCPT TO:<b@example.net>', 'DATA']) assert.equal((await c.cmd(cmd)).code, 503, `${what}: ${cmd}`);
       assert.equal((await c.cmd('QUIT')).code, 221);
       await c.waitClose();
-      const rec = await p.waitFor((x) => x.event === 'session' && x.client.port === port);
+      const rec = await p.waitFor((x) => x.event === 'session' && (x.client as { port: number }).port === port);
       assert.deepEqual(rec.client, { address: '127.0.0.1', port }, `${what}: the session keeps the socket's address`);
       assert.equal(rec.backend, null, `${what}: no backend was bound`);
-      assert.ok(rec.anomalies.includes('proxy_header_invalid'), what);
+      assert.ok((rec.anomalies as string[]).includes('proxy_header_invalid'), what);
     }
     const recs = p.records.filter((x) => x.event === 'anomaly' && x.kind === 'proxy_header_invalid').slice(before);
     assert.equal(recs.length, headers.length);
-    for (const r of recs) assert.match(r.detail, /UNSPECIFIED_SOURCE/);
+    for (const r of recs) assert.match(String(r.detail), /UNSPECIFIED_SOURCE/);
     assert.ok(
       sink.messages.every((m) => m.client.address !== '0.0.0.0' && m.client.address !== '::' && m.client.port !== 0),
       'no message reached the backend from a zero client',
