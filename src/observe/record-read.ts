@@ -14,9 +14,11 @@ export type ReadSession = Omit<SessionRecord, 'anomalies' | 'close' | 'limit' | 
   limit_rejections: Record<string, number>;
 };
 
-export type ReadTransaction = Omit<TransactionRecord, 'reply'> & {
+export type ReadTransaction = Omit<TransactionRecord, 'reply' | 'result'> & {
   /** null when the record had no reply line. */
   reply: string | null;
+  /** As written (accepted, tempfail, rejected, or a newer build's word); null in records from before the field. */
+  result: string | null;
 };
 
 export type ReadAnomaly = Omit<AnomalyRecord, 'kind' | 'severity' | 'detail'> & { kind: string; detail: string | null };
@@ -133,6 +135,7 @@ function readTransaction(r: Rec): ReadTransaction {
     rcpts: num(r.rcpts),
     size: num(r.size),
     reply: str(r.reply),
+    result: str(r.result),
     // Older records may carry the backend as an object.
     backend: str(r.backend) ?? str(asRec(r.backend)?.address),
     queue_id: str(r.queue_id),

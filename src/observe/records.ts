@@ -115,6 +115,12 @@ export interface TransactionRecord {
   size: number;
   /** The final reply line for the message (the backend's, or Postern's refusal). */
   reply: string;
+  /**
+   * What `reply` means for the message (replyResult of its code; a reply without a code is
+   * tempfail): a sender the backend refused, held MAIL or not, is `rejected` (5xx) or
+   * `tempfail` (4xx) with the backend's reply to MAIL.
+   */
+  result: ReplyResult;
   backend: string | null;
   /** The backend's id for the message (Postfix `queued as ID`, Exim `id=ID`), or null. */
   queue_id: string | null;
@@ -126,17 +132,19 @@ export interface TransactionRecord {
  * null, and blanks addresses that replies quote (Postfix: `550 5.1.1 <x@y>: Recipient
  * address rejected`).
  */
-export function transactionRecord(f: Omit<TransactionRecord, 'event'>, opts: { addresses?: boolean } = {}): TransactionRecord {
+export function transactionRecord(f: Omit<TransactionRecord, 'event' | 'result'>, opts: { addresses?: boolean } = {}): TransactionRecord {
+  const result = finalResult(f.reply);
   if (opts.addresses === false) {
     return {
       event: 'transaction',
       ...f,
       from: null,
       reply: withoutAddresses(f.reply),
+      result,
       recipients: f.recipients.map((r) => ({ ...r, address: null, reply: withoutAddresses(r.reply) })),
     };
   }
-  return { event: 'transaction', ...f };
+  return { event: 'transaction', ...f, result };
 }
 
 /** Every `local@domain` in a reply text as `-`. */
@@ -176,4 +184,10 @@ export type ReplyResult = 'accepted' | 'tempfail' | 'rejected';
  */
 export function replyResult(code: number): ReplyResult {
   return code >= 200 && code < 300 ? 'accepted' : code >= 500 && code < 600 ? 'rejected' : 'tempfail';
+}
+
+/** A final reply line's result; a line without a code is no answer the sender could act on but to retry. */
+export function finalResult(reply: string): ReplyResult {
+  const code = Number(/^\s*(\d{3})/.exec(reply)?.[1] ?? NaN);
+  return Number.isNaN(code) ? 'tempfail' : replyResult(code);
 }

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { readRecord, type ReadAnomaly, type ReadSession, type ReadTransaction } from '../../src/observe/record-read.js';
+import { finalResult } from '../../src/observe/records.js';
 import { formatTextRecord } from '../../src/observe/text-format.js';
 import { isTextRecordLine, parseTextRecord } from '../../src/observe/text-parse.js';
 
@@ -95,7 +96,8 @@ describe('text format read back', () => {
           recipients: fc.array(fc.record({ address: fc.option(text, { nil: null }), code: replyCode, reply: text }).map((x) => ({ ...x, reply: `${x.code} ${x.reply}` })), { maxLength: 4 }),
         }),
         (generated) => {
-          const t = JSON.parse(JSON.stringify(generated)) as typeof generated;
+          // `result` as the builder makes it (records.ts), carried through the text form.
+          const t = { ...(JSON.parse(JSON.stringify(generated)) as typeof generated), result: finalResult(generated.reply) as string };
           const { line, rec } = roundTrip({ event: 'transaction', conn: 'c1', ...t });
           const r = rec as ReadTransaction;
           assert.equal(r.event, 'transaction', line);
