@@ -25,7 +25,8 @@ export function observeSession(m: Metrics, rec: SessionRecord): void {
   m.sessionDuration.observe(Math.max(0, rec.duration_ms) / 1000);
   m.sessions.inc({ severity: sessionSeverity(rec.anomalies) });
   const hs = rec.backend?.handshake_ms;
-  if (rec.backend && hs !== undefined && Number.isFinite(hs)) m.backendHandshake.observe({ backend: rec.backend.address }, Math.max(0, hs) / 1000);
+  const backend = rec.backend?.address;
+  if (backend && hs !== undefined && Number.isFinite(hs)) m.backendHandshake.observe({ backend }, Math.max(0, hs) / 1000);
 }
 
 /** A message reached its final reply: result overall and per backend, and its size. */

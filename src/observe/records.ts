@@ -28,9 +28,19 @@ export interface AuthRecord {
   mechanism: string;
 }
 
-export interface BackendSessionRecord {
+/** A backend the session tried and gave up on before the client's command went out (failover). */
+export interface BackendAttempt {
   /** The server as configured, `HOST:PORT`. */
-  address: string;
+  server: string;
+  /** The handshake step that failed: connect, greeting, ehlo, starttls, xclient, proxy, ready. */
+  stage: string;
+  /** Why, as the warning line says it. */
+  error: string;
+}
+
+export interface BackendSessionRecord {
+  /** The server as configured, `HOST:PORT`; null when no attempt succeeded (then `attempts` says why). */
+  address: string | null;
   identity: string;
   /** Postern's own side of the backend connection, `HOST:PORT` (what the backend logs as its peer). */
   local?: string;
@@ -40,6 +50,8 @@ export interface BackendSessionRecord {
   tls?: { version: string; cipher: string; resumed: boolean };
   /** Connect to ready for the client's command (greeting, EHLO, STARTTLS, XCLIENT); absent on a reused connection. */
   handshake_ms?: number;
+  /** Servers tried and failed over from during the session, oldest first (absent when none failed). */
+  attempts?: BackendAttempt[];
 }
 
 export type LimitName = 'mailmax' | 'rcptmax' | 'rcptdomainmax' | 'message_size' | 'max_connections' | 'per_ip_connections' | 'per_ip_rate';
