@@ -6,12 +6,13 @@
 
 import type { BackendsConfig, HostPort } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
+import type { BackendAttempt } from '../observe/records.js';
 import { capSize, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import type { Reply } from '../smtp/reply.js';
 import type { BackendConnection, RelayHandlers } from './connection.js';
 import { ProxyProtocolError } from '../proxy/index.js';
 import { BackendError } from './errors.js';
-import { handshake, type BackendClient } from './handshake.js';
+import { handshake, type BackendClient, type HandshakeProgress } from './handshake.js';
 import type { BackendPool, ServerState } from './pool.js';
 
 export interface BindRequest {
@@ -28,6 +29,8 @@ export interface BindRequest {
   connId: string;
   /** The session ended while binding: stop, and leave nothing open. */
   cancelled: () => boolean;
+  /** Each server that failed is added here (the session record's backend.attempts). */
+  failed?: (attempt: BackendAttempt) => void;
 }
 
 /**
@@ -131,6 +134,7 @@ export async function bind(req: BindRequest): Promise<Binding | null> {
     if (req.cancelled()) return null;
     tried.push(server.key);
     pool.acquire(server);
+    const progress: HandshakeProgress = { stage: 'connect' };
     try {
       const b = await handshake(
         server.cfg.address,
@@ -142,12 +146,16 @@ export async function bind(req: BindRequest): Promise<Binding | null> {
           replyTimeout: cfg.reply_timeout,
           tls: pool.tlsPolicy,
           known: server.caps,
+          progress,
         },
         (await server.greeted?.acquire(client.helo ?? req.hostname)) ?? null,
       );
       // Gone between its last reply and now (a reused connection the backend just timed
       // out): the client's command has not been sent, so the next server can still have it.
-      if (b.conn.closed) throw new BackendError('BACKEND_CLOSED', `${server.key} closed the connection before the session's first command`);
+      if (b.conn.closed) {
+        progress.stage = 'ready';
+        throw new BackendError('BACKEND_CLOSED', `${server.key} closed the connection before the session's first command`);
+      }
       pool.reportSuccess(server, b.caps);
       if (req.cancelled()) {
         b.conn.quit();
@@ -157,6 +165,7 @@ export async function bind(req: BindRequest): Promise<Binding | null> {
       return new Binding(b.conn, server, b.caps, pool);
     } catch (err) {
       pool.release(server);
+      req.failed?.({ server: server.key, stage: err instanceof ProxyProtocolError ? 'proxy' : progress.stage, error: (err as Error).message });
       if (err instanceof ProxyProtocolError) {
         // Not the server's fault: a PROXY header cannot name this client. No other server
         // would do better, and none should be marked down for it.

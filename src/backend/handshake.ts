@@ -39,6 +39,19 @@ export function proxyVersion(identity: Identity): 1 | 2 | null {
   return identity === 'proxy-v2' ? 2 : identity === 'proxy-v1' ? 1 : null;
 }
 
+/**
+ * The step a handshake is in, for the session record's `backend.attempts`: connect, the
+ * greeting (after a PROXY header, if any), our EHLO, STARTTLS (with the EHLO after it),
+ * XCLIENT, the EHLO as the client. `proxy`: the header could not name the client; `ready`:
+ * done, but the connection was gone before the client's command.
+ */
+export type HandshakeStage = 'connect' | 'greeting' | 'ehlo' | 'starttls' | 'xclient' | 'proxy' | 'ready';
+
+/** Set by the handshake before each step, so whoever catches its failure knows where it was. */
+export interface HandshakeProgress {
+  stage: HandshakeStage;
+}
+
 export interface HandshakeOptions {
   identity: Identity;
   /** Our name for the first EHLO. */
@@ -54,6 +67,12 @@ export interface HandshakeOptions {
    * to do, XCLIENT goes straight after the greeting.
    */
   known?: Capabilities | null;
+  progress?: HandshakeProgress;
+}
+
+/** Marks the step about to run (HandshakeOptions.progress). */
+function step(opts: HandshakeOptions, stage: HandshakeStage): void {
+  if (opts.progress) opts.progress.stage = stage;
 }
 
 export interface BoundBackend {
@@ -141,12 +160,14 @@ async function xclientFirst(
 ): Promise<BoundBackend | null> {
   const conn = await open(server, null, opts);
   try {
+    step(opts, 'xclient');
     const no = await sendXclient(conn, attrs, client, opts.replyTimeout);
     if (no && no.code >= 500) {
       conn.quit();
       return null;
     }
     if (no) throw refused('XCLIENT', no);
+    step(opts, 'ehlo');
     return { conn, caps: await ehlo(conn, client.helo ?? opts.hostname, opts.replyTimeout) };
   } catch (err) {
     conn.destroy();
@@ -159,6 +180,7 @@ async function fresh(server: HostPort, client: BackendClient, opts: HandshakeOpt
   // cannot name) throws ProxyProtocolError here, without touching the backend. Never
   // replaced by LOCAL: the backend would take Postern itself for the client.
   const pp = proxyVersion(opts.identity);
+  if (pp !== null) step(opts, 'proxy');
   const header =
     pp === null
       ? null
@@ -179,7 +201,9 @@ async function fresh(server: HostPort, client: BackendClient, opts: HandshakeOpt
 
 /** Connects, sends the PROXY header if any, and reads the greeting (RFC 5321 §4.3.1: 220). */
 async function open(server: HostPort, header: Buffer | null, opts: HandshakeOptions): Promise<BackendConnection> {
+  step(opts, 'connect');
   const conn = await BackendConnection.connect(server, opts.connectTimeout);
+  step(opts, 'greeting');
   try {
     // proxy-protocol.txt §2: the header comes first, before the greeting is read, and in
     // one write (Postfix peeks once and wants the whole header in that segment).
@@ -212,7 +236,14 @@ async function identify(
   const policy = opts.tls ?? { mode: 'off', client: null };
   if (opts.identity === 'xclient') {
     // A pre-greeted connection was secured when it was greeted.
-    caps = ours ?? (await secureBackend(conn, server, await ehlo(conn, opts.hostname, opts.replyTimeout), opts.hostname, policy, opts.replyTimeout));
+    if (ours) caps = ours;
+    else {
+      step(opts, 'ehlo');
+      const plain = await ehlo(conn, opts.hostname, opts.replyTimeout);
+      step(opts, 'starttls');
+      caps = await secureBackend(conn, server, plain, opts.hostname, policy, opts.replyTimeout);
+    }
+    step(opts, 'xclient');
     const attrs = caps.get('XCLIENT');
     if (!attrs) {
       throw new BackendError('BACKEND_NO_XCLIENT', `${server.text} does not offer XCLIENT to us (check smtpd_authorized_xclient_hosts / hosts_xclient)`);
@@ -220,8 +251,12 @@ async function identify(
     const no = await sendXclient(conn, attrs, client, opts.replyTimeout);
     if (no) throw refused('XCLIENT', no);
   }
+  step(opts, 'ehlo');
   caps = await ehlo(conn, clientHelo, opts.replyTimeout);
-  if (opts.identity !== 'xclient') caps = await secureBackend(conn, server, caps, clientHelo, policy, opts.replyTimeout);
+  if (opts.identity !== 'xclient') {
+    step(opts, 'starttls');
+    caps = await secureBackend(conn, server, caps, clientHelo, policy, opts.replyTimeout);
+  }
   return { conn, caps };
 }
 

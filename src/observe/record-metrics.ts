@@ -3,7 +3,7 @@
 
 import { severityOf, isAnomalyKind, type Severity } from '../config/anomalies.js';
 import type { AuthResult, HealthCheckResult, Metrics, SessionSeverity } from './metrics.js';
-import { replyResult, type AnomalyRecord, type SessionRecord, type TransactionRecord } from './records.js';
+import { type AnomalyRecord, type SessionRecord, type TransactionRecord } from './records.js';
 
 /**
  * The highest severity among a session's anomalies: `warning` marks a suspicious session,
@@ -25,14 +25,14 @@ export function observeSession(m: Metrics, rec: SessionRecord): void {
   m.sessionDuration.observe(Math.max(0, rec.duration_ms) / 1000);
   m.sessions.inc({ severity: sessionSeverity(rec.anomalies) });
   const hs = rec.backend?.handshake_ms;
-  if (rec.backend && hs !== undefined && Number.isFinite(hs)) m.backendHandshake.observe({ backend: rec.backend.address }, Math.max(0, hs) / 1000);
+  const backend = rec.backend?.address;
+  if (backend && hs !== undefined && Number.isFinite(hs)) m.backendHandshake.observe({ backend }, Math.max(0, hs) / 1000);
 }
 
 /** A message reached its final reply: result overall and per backend, and its size. */
 export function observeTransaction(m: Metrics, rec: TransactionRecord): void {
-  const code = Number(/^\s*(\d{3})/.exec(rec.reply)?.[1] ?? NaN);
-  // A reply without a code is no answer the sender could act on but to retry.
-  const result = Number.isNaN(code) ? 'tempfail' : replyResult(code);
+  // The record says (records.ts finalResult); one classification for logs, metrics and report.
+  const result = rec.result;
   m.messages.inc({ result });
   if (rec.backend !== null) m.backendMessages.inc({ backend: rec.backend, result });
   // No body arrived (refused at DATA, or before): nothing to measure.

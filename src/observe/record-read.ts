@@ -3,7 +3,7 @@
 // the value a record without it would mean, and kinds or reasons this build does not know
 // (a newer version's log) are kept as strings rather than dropped.
 
-import type { AnomalyRecord, BackendStateRecord, SessionRecord, TransactionRecord } from './records.js';
+import type { AnomalyRecord, BackendAttempt, BackendStateRecord, SessionRecord, TransactionRecord } from './records.js';
 
 /** A session record as read: names from a newer catalog stay strings. */
 export type ReadSession = Omit<SessionRecord, 'anomalies' | 'close' | 'limit' | 'limit_rejections'> & {
@@ -14,9 +14,11 @@ export type ReadSession = Omit<SessionRecord, 'anomalies' | 'close' | 'limit' | 
   limit_rejections: Record<string, number>;
 };
 
-export type ReadTransaction = Omit<TransactionRecord, 'reply'> & {
+export type ReadTransaction = Omit<TransactionRecord, 'reply' | 'result'> & {
   /** null when the record had no reply line. */
   reply: string | null;
+  /** As written (accepted, tempfail, rejected, or a newer build's word); null in records from before the field. */
+  result: string | null;
 };
 
 export type ReadAnomaly = Omit<AnomalyRecord, 'kind' | 'severity' | 'detail'> & { kind: string; detail: string | null };
@@ -104,7 +106,7 @@ function readSession(r: Rec): ReadSession {
     helo: str(r.helo),
     // Older records name the user alone.
     auth: auth ? { user: str(auth.user) ?? '', mechanism: str(auth.mechanism) ?? '' } : str(r.auth) !== null ? { user: str(r.auth)!, mechanism: '' } : null,
-    backend: backendAddress === null ? null : { address: backendAddress, identity: str(backend?.identity) ?? '', ...(str(backend?.local) !== null ? { local: str(backend?.local)! } : {}) },
+    backend: readBackend(backend, backendAddress),
     transactions: num(r.transactions),
     rcpts: num(r.rcpts),
     bytes_in: num(r.bytes_in),
@@ -116,6 +118,25 @@ function readSession(r: Rec): ReadSession {
     limit: str(r.limit),
   };
   return rec;
+}
+
+/** A session's backend: the server bound (address), and the servers failed over from (attempts), either or both. */
+function readBackend(backend: Rec | null, address: string | null): ReadSession['backend'] {
+  const attempts: BackendAttempt[] = [];
+  if (Array.isArray(backend?.attempts)) {
+    // A session lists at most 16 (session/binding.ts); a longer list is cut, not trusted.
+    for (const x of backend.attempts.slice(0, 16)) {
+      const a = asRec(x);
+      if (a) attempts.push({ server: str(a.server) ?? '(unknown)', stage: str(a.stage) ?? '(unknown)', error: str(a.error) ?? '' });
+    }
+  }
+  if (address === null && attempts.length === 0) return null;
+  return {
+    address,
+    identity: str(backend?.identity) ?? '',
+    ...(str(backend?.local) !== null ? { local: str(backend?.local)! } : {}),
+    ...(attempts.length > 0 ? { attempts } : {}),
+  };
 }
 
 function readTransaction(r: Rec): ReadTransaction {
@@ -133,6 +154,7 @@ function readTransaction(r: Rec): ReadTransaction {
     rcpts: num(r.rcpts),
     size: num(r.size),
     reply: str(r.reply),
+    result: str(r.result),
     // Older records may carry the backend as an object.
     backend: str(r.backend) ?? str(asRec(r.backend)?.address),
     queue_id: str(r.queue_id),

@@ -28,9 +28,19 @@ export interface AuthRecord {
   mechanism: string;
 }
 
-export interface BackendSessionRecord {
+/** A backend the session tried and gave up on before the client's command went out (failover). */
+export interface BackendAttempt {
   /** The server as configured, `HOST:PORT`. */
-  address: string;
+  server: string;
+  /** The handshake step that failed: connect, greeting, ehlo, starttls, xclient, proxy, ready. */
+  stage: string;
+  /** Why, as the warning line says it. */
+  error: string;
+}
+
+export interface BackendSessionRecord {
+  /** The server as configured, `HOST:PORT`; null when no attempt succeeded (then `attempts` says why). */
+  address: string | null;
   identity: string;
   /** Postern's own side of the backend connection, `HOST:PORT` (what the backend logs as its peer). */
   local?: string;
@@ -40,6 +50,8 @@ export interface BackendSessionRecord {
   tls?: { version: string; cipher: string; resumed: boolean };
   /** Connect to ready for the client's command (greeting, EHLO, STARTTLS, XCLIENT); absent on a reused connection. */
   handshake_ms?: number;
+  /** Servers tried and failed over from during the session, oldest first (absent when none failed). */
+  attempts?: BackendAttempt[];
 }
 
 export type LimitName = 'mailmax' | 'rcptmax' | 'rcptdomainmax' | 'message_size' | 'max_connections' | 'per_ip_connections' | 'per_ip_rate';
@@ -115,6 +127,12 @@ export interface TransactionRecord {
   size: number;
   /** The final reply line for the message (the backend's, or Postern's refusal). */
   reply: string;
+  /**
+   * What `reply` means for the message (replyResult of its code; a reply without a code is
+   * tempfail): a sender the backend refused, held MAIL or not, is `rejected` (5xx) or
+   * `tempfail` (4xx) with the backend's reply to MAIL.
+   */
+  result: ReplyResult;
   backend: string | null;
   /** The backend's id for the message (Postfix `queued as ID`, Exim `id=ID`), or null. */
   queue_id: string | null;
@@ -126,17 +144,19 @@ export interface TransactionRecord {
  * null, and blanks addresses that replies quote (Postfix: `550 5.1.1 <x@y>: Recipient
  * address rejected`).
  */
-export function transactionRecord(f: Omit<TransactionRecord, 'event'>, opts: { addresses?: boolean } = {}): TransactionRecord {
+export function transactionRecord(f: Omit<TransactionRecord, 'event' | 'result'>, opts: { addresses?: boolean } = {}): TransactionRecord {
+  const result = finalResult(f.reply);
   if (opts.addresses === false) {
     return {
       event: 'transaction',
       ...f,
       from: null,
       reply: withoutAddresses(f.reply),
+      result,
       recipients: f.recipients.map((r) => ({ ...r, address: null, reply: withoutAddresses(r.reply) })),
     };
   }
-  return { event: 'transaction', ...f };
+  return { event: 'transaction', ...f, result };
 }
 
 /** Every `local@domain` in a reply text as `-`. */
@@ -241,4 +261,10 @@ export interface AcmeRecord {
 
 export function acmeRecord(f: Omit<AcmeRecord, 'event'>): AcmeRecord {
   return { event: 'acme', ...f };
+}
+
+/** A final reply line's result; a line without a code is no answer the sender could act on but to retry. */
+export function finalResult(reply: string): ReplyResult {
+  const code = Number(/^\s*(\d{3})/.exec(reply)?.[1] ?? NaN);
+  return Number.isNaN(code) ? 'tempfail' : replyResult(code);
 }

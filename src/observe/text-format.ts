@@ -60,8 +60,10 @@ function sessionLine(r: Rec): string {
   const backend = take(r, 'backend');
   const b = rec(backend);
   if (b) {
-    parts.push(`B=${q(str(b.address))}`);
+    // No address: every server failed, and `attempts` (printed with the rest, as JSON) says how.
+    if (b.address !== null && b.address !== undefined) parts.push(`B=${q(str(b.address))}`);
     if (typeof b.local === 'string') parts.push(`BL=${q(b.local)}`);
+    if (Array.isArray(b.attempts) && b.attempts.length > 0) r.attempts = b.attempts;
   } else if (typeof backend === 'string') parts.push(`B=${q(backend)}`);
   parts.push(`T=${str(take(r, 'transactions'))}`, `R=${str(take(r, 'rcpts'))}`);
   parts.push(`in=${str(take(r, 'bytes_in'))}`, `out=${str(take(r, 'bytes_out'))}`);

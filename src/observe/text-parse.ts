@@ -92,6 +92,10 @@ function sessionRecord(s: Scanner, out: Rec): Rec {
       case 'BL':
         if (r.backend) (r.backend as Rec).local = v;
         break;
+      case 'attempts':
+        // Printed after B= (text-format.ts); with no B= every server failed.
+        r.backend = { ...((r.backend as Rec | null) ?? { address: null }), attempts: v };
+        break;
       case 'T':
         r.transactions = v;
         break;

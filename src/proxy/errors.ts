@@ -21,6 +21,12 @@ export type ProxyErrorCode =
   | 'BAD_PORT'
   /** Address valid, but for the other family (TCP4 with IPv6 or the reverse). */
   | 'FAMILY_MISMATCH'
+  /**
+   * A PROXY (not LOCAL, not UNKNOWN) header whose source address is unspecified (0.0.0.0,
+   * ::, ::ffff:0.0.0.0) or whose source port is 0: no client connects from there, so the
+   * sender did not know the client and should have sent LOCAL or UNKNOWN.
+   */
+  | 'UNSPECIFIED_SOURCE'
   /** A TLV (or SSL sub-TLV) claims more bytes than its container holds. */
   | 'TLV_OVERRUN'
   /** 1–2 bytes left at the end of a TLV area, too few for a TLV header. */

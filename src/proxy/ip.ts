@@ -68,3 +68,12 @@ export function mapIPv4(v4: Uint8Array): Uint8Array {
   out.set(v4, 12);
   return out;
 }
+
+/**
+ * The unspecified address in canonical text (RFC 1122 §3.2.1.3 0.0.0.0, RFC 4291 §2.5.2 ::,
+ * and its v4-mapped form): an address that may only ever be a source while a host does not
+ * know its own, never a client's.
+ */
+export function isUnspecified(canonical: string): boolean {
+  return canonical === '0.0.0.0' || canonical === '::' || canonical === '::ffff:0.0.0.0';
+}

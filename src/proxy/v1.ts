@@ -3,7 +3,7 @@
 
 import { CR, LF, V1_MAX_LENGTH, V1_PREFIX } from './constants.js';
 import { ProxyProtocolError } from './errors.js';
-import { formatIPv6, parseIPv4, parseIPv6 } from './ip.js';
+import { formatIPv6, isUnspecified, parseIPv4, parseIPv6 } from './ip.js';
 import type { ParseResult, ProxyHeader } from './types.js';
 
 const INCOMPLETE: ParseResult = { kind: 'incomplete' };
@@ -72,8 +72,14 @@ function checkLine(text: string, final: boolean): ProxyHeader | null {
     if (i < 2) {
       if (done) values.push(fullAddress(f, v6, at));
       else checkAddressPrefix(f, v6, at);
+      // TCP4/TCP6 name a real connection; a sender that does not know it says UNKNOWN.
+      if (done && i === 0 && isUnspecified(values[0])) {
+        throw new ProxyProtocolError('UNSPECIFIED_SOURCE', `source address ${values[0]} is unspecified (use UNKNOWN when the client is unknown)`, at);
+      }
     } else if (done) {
       if (!FULL_PORT.test(f) || Number(f) > 65535) throw new ProxyProtocolError('BAD_PORT', `bad port "${printable(f)}"`, at);
+      // RFC 9293 §3.1: port 0 is no port a connection comes from.
+      if (i === 2 && f === '0') throw new ProxyProtocolError('UNSPECIFIED_SOURCE', 'source port 0 (use UNKNOWN when the client is unknown)', at);
       values.push(f);
     } else {
       checkPortPrefix(f, at);

@@ -5,7 +5,7 @@ import { TextDecoder } from 'node:util';
 import { V2_ADDRESS_LENGTH, V2_FIXED_LENGTH, V2_SIGNATURE, V2_UNIX_PATH_LENGTH } from './constants.js';
 import { crc32c } from './crc32c.js';
 import { ProxyProtocolError } from './errors.js';
-import { formatIPv4, formatIPv6 } from './ip.js';
+import { formatIPv4, formatIPv6, isUnspecified } from './ip.js';
 import { addTlv, checkTlvHeader, walkTlvs, type TlvInfo } from './tlv.js';
 import type { ParseResult, ProxyEndpoint, ProxyHeader } from './types.js';
 
@@ -52,6 +52,7 @@ export function parseV2(buf: Uint8Array, maxLength: number): ParseResult {
   let destination: ProxyEndpoint | null = null;
   if (proxy && addrLen > 0 && avail >= tlvStart) {
     [source, destination] = decodeAddresses(buf, fam);
+    if (fam !== 3) checkSource(source, fam === 1 ? 8 : 32);
   }
 
   const spans = walkTlvs(buf, tlvStart, total, avail, checkTlvHeader);
@@ -95,6 +96,22 @@ export function parseV2(buf: Uint8Array, maxLength: number): ParseResult {
   if (info.alpn !== undefined) header.alpn = info.alpn;
   if (crc32cChecked) header.crc32cChecked = true;
   return { kind: 'header', header, length: total };
+}
+
+/**
+ * The PROXY command relays a real connection (§2.2), and no TCP connection comes from the
+ * unspecified address or from port 0 (RFC 9293 §3.1: port 0 is no port): such a header
+ * would make the backend log a client that does not exist. A sender that does not know
+ * the client must say LOCAL (or UNSPEC), which keeps the connection's own addresses.
+ * `portAt`: the source port's offset in the address block.
+ */
+function checkSource(source: ProxyEndpoint, portAt: number): void {
+  if (isUnspecified(source.address)) {
+    throw new ProxyProtocolError('UNSPECIFIED_SOURCE', `source address ${source.address} is unspecified (use LOCAL when the client is unknown)`, V2_FIXED_LENGTH);
+  }
+  if (source.port === 0) {
+    throw new ProxyProtocolError('UNSPECIFIED_SOURCE', 'source port 0 (use LOCAL when the client is unknown)', V2_FIXED_LENGTH + portAt);
+  }
 }
 
 /** §2.2 address block: src addr, dst addr, then (INET/INET6) src port, dst port. */

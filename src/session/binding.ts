@@ -10,12 +10,15 @@ import { BackendError } from '../backend/errors.js';
 import type { BackendClient } from '../backend/handshake.js';
 import type { BackendPool } from '../backend/pool.js';
 import type { Logger } from '../observe/logger.js';
-import type { AnomalyKind, BackendSessionRecord } from '../observe/records.js';
+import type { AnomalyKind, BackendAttempt, BackendSessionRecord } from '../observe/records.js';
 import { parseEhlo } from '../smtp/ehlo.js';
 import { replyText, type Reply } from '../smtp/reply.js';
 import type { BackendLimits } from './limits.js';
 import type { BackendHandler, ReplyQueue, Slot } from './reply-queue.js';
 import { BYE, noBackend, backendLost } from './replies.js';
+
+/** Failed backend attempts a session record lists (a session rebinding after each loss cannot grow it without end). */
+const MAX_ATTEMPTS = 16;
 
 /** What the binding needs of its session. */
 export interface BindingHost {
@@ -61,6 +64,8 @@ export class SessionBinding {
   #b: Binding | null = null;
   /** The last binding, for the session record. */
   #last: BackendSessionRecord | null = null;
+  /** Servers that failed while binding, over the session (bounded: MAX_ATTEMPTS). */
+  readonly #attempts: BackendAttempt[] = [];
   /** Where a verifier routed this session (auth_http's Auth-Server), or null. */
   route: HostPort | null = null;
   /** MAIL held back until the next command (#holdMail), and the backend's refusal of one sent. */
@@ -93,8 +98,12 @@ export class SessionBinding {
     return this.#b ? new Set(this.#b.caps.keys()) : this.ctx.pool.offered().extensions;
   }
 
+  /** The backend for the session record: the last one bound, and every server that failed before (failover). */
   record(): BackendSessionRecord | null {
-    return this.#last;
+    if (this.#attempts.length === 0) return this.#last;
+    // Every attempt failed: no server, but the record still says what was tried and why.
+    const base = this.#last ?? { address: null, identity: this.ctx.config.backends.identity };
+    return { ...base, attempts: [...this.#attempts] };
   }
 
   /**
@@ -174,6 +183,9 @@ export class SessionBinding {
       logger,
       connId,
       cancelled: () => this.host.finished,
+      failed: (a) => {
+        if (this.#attempts.length < MAX_ATTEMPTS) this.#attempts.push(a);
+      },
     });
     if (!b) return false;
     this.#b = b;

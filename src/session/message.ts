@@ -1,13 +1,14 @@
 // One message from DATA or BDAT to its final reply: the body streamed to the backend with
 // backpressure (body.ts scans and judges it), Postern's Received header in front, size
 // accounting, a refused body read to its end and answered in its place, and the
-// transaction record once the backend (or Postern) has given the final answer.
+// transaction record once the backend (or Postern) has given the final answer, or has
+// refused the sender.
 
 import { C354StartMailInput, C552MailboxFull } from '../smtp/codes.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
-import type { AnomalyKind, CloseReason } from '../observe/records.js';
+import type { AnomalyKind, CloseReason, TransactionRecord } from '../observe/records.js';
 import { observeTransaction } from '../observe/record-metrics.js';
 import { formatBdat, parseBdat } from '../smtp/bdat.js';
 import type { SmtpError } from '../smtp/errors.js';
@@ -166,12 +167,25 @@ export class MessageFlow {
     if (source) h.io.pauseUntilDrain(source);
   }
 
+  /**
+   * The backend refused MAIL from `from` with `r` (held or not): the transaction's record,
+   * with the backend's reply as its final one. Nothing follows it: the RCPTs and DATA after
+   * a refused held MAIL carry the same refusal and open nothing.
+   */
+  senderRefused(from: string, r: Reply): void {
+    const h = this.host;
+    this.#write(h.tx.refusedSender(from, r, h.id, h.binding.record()?.address ?? null, h.cfg.log.addresses));
+  }
+
   /** The final answer for the message: the backend's `r`, or Postern's refusal. */
   #end(r: Reply | null, refused: SmtpError | null): void {
     const h = this.host;
     const rec = h.tx.end(r, refused, h.id, h.binding.record()?.address ?? null, h.cfg.log.addresses);
-    if (!rec) return;
-    observeTransaction(h.metrics, rec);
-    h.logger.info(rec, 'transaction');
+    if (rec) this.#write(rec);
+  }
+
+  #write(rec: TransactionRecord): void {
+    observeTransaction(this.host.metrics, rec);
+    this.host.logger.info(rec, 'transaction');
   }
 }

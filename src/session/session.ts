@@ -171,7 +171,10 @@ export class Session extends SessionCore<Session> {
       line,
       (r) => {
         this.binding.countTransaction();
-        opened(r.code >= 200 && r.code < 300);
+        const accepted = r.code >= 200 && r.code < 300;
+        opened(accepted);
+        // A held MAIL's refusal reaches the client only at RCPT: the record is its trace.
+        if (!accepted) this.message.senderRefused(from, r);
         return r.raw;
       },
       { reply: R.MAIL_OK, held: () => opened(true) },

@@ -87,6 +87,17 @@ export class Transactions {
     this.#generation++;
   }
 
+  /**
+   * The backend refused the sender: `r` is its reply to MAIL (a held MAIL's arrives with the
+   * first RCPT, after Postern's own 250). Nothing was accepted, but the attempt is a
+   * transaction record like a refused message, with the backend's reply as the final one.
+   * Counted with the others, so the session's `transactions` and its records agree.
+   */
+  refusedSender(from: string, r: Reply, conn: string, backend: string | null, addresses = true): TransactionRecord {
+    this.count++;
+    return transactionRecord({ conn, from, rcpts: 0, size: 0, reply: replyText(r), backend, queue_id: null, recipients: [] }, { addresses });
+  }
+
   /** The final reply for the message (the backend's `r`, or Postern's refusal): its record, or null if none was open. */
   end(r: Reply | null, refused: SmtpError | null, conn: string, backend: string | null, addresses = true): TransactionRecord | null {
     const tx = this.#open;

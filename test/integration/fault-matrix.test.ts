@@ -181,7 +181,15 @@ describe('fault matrix: a faulty backend, then a healthy one', { concurrency: 8 
           assert.equal(fake.messages.length, 0, 'nothing accepted by the faulty server');
           const down = await p.waitFor((r) => r.event === 'backend' && r.address === fake.text && r.state === 'down', 3000);
           assert.ok(String(down.reason).length > 0, 'the down record says why');
-          assert.equal(((await sessionRec()).backend as { address: string } | null)?.address, h.text, 'the session record names the healthy server');
+          const bound = (await sessionRec()).backend as { address: string; attempts?: { server: string; stage: string; error: string }[] } | null;
+          assert.equal(bound?.address, h.text, 'the session record names the healthy server');
+          // And the server it failed over from, at the stage that failed, with why (issue 21).
+          // A reset sent on accept may reach Postern before its connect completes: then the connect failed.
+          const stages = fault.stage === 'greeting' && fault.kind === 'reset' ? ['greeting', 'connect'] : [fault.stage];
+          assert.equal(bound?.attempts?.length, 1, JSON.stringify(bound?.attempts));
+          assert.equal(bound!.attempts![0]!.server, fake.text);
+          assert.ok(stages.includes(bound!.attempts![0]!.stage), `stage ${bound!.attempts![0]!.stage}, expected ${stages.join(' or ')}`);
+          assert.ok(bound!.attempts![0]!.error.length > 0, 'the attempt says why');
           const tx = p.records.find((r) => r.event === 'transaction' && r.from === from);
           assert.match(String(tx?.reply), /^250 /, 'transaction record with the 250');
         } else if (fault.kind === 'slow') {

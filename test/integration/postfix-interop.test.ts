@@ -215,8 +215,16 @@ describe('failover to real Postfix', { skip }, () => {
       const tx = await p.waitFor((x) => x.event === 'transaction' && x.conn === rec.conn);
       assert.equal(tx.queue_id, m[1]);
       assert.deepEqual(tx.recipients, [{ address: 'b@example.net', code: 250, reply: (tx.recipients as { reply: string }[])[0]!.reply }]);
-      const { local, handshake_ms, ...backend } = rec.backend as Record<string, unknown>;
+      const { local, handshake_ms, attempts, ...backend } = rec.backend as Record<string, unknown>;
       assert.deepEqual(backend, { address: `127.0.0.1:${pf.port}`, identity: 'xclient' });
+      // The two servers skipped are in the record, with where they failed (issue 21).
+      assert.deepEqual(
+        (attempts as { server: string; stage: string }[]).map((a) => [a.server, a.stage]),
+        [
+          [`127.0.0.1:${dead}`, 'connect'],
+          [`127.0.0.1:${refuser.port}`, 'greeting'],
+        ],
+      );
       // Postern's own side of the connection, which Postfix logs as `connect from ...[127.0.0.1]:PORT`.
       assert.match(local as string, /^127\.0\.0\.1:\d+$/);
       assert.equal(typeof handshake_ms, 'number');

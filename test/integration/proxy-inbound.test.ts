@@ -99,6 +99,40 @@ describe('PROXY header from a trusted balancer', () => {
     assert.equal(recs.length, 2);
   });
 
+  it('a header naming 0.0.0.0:0, [::]:N or port 0 as the client is invalid: 503 5.7.0, the anomaly, and the backend never hears of it (issue 21)', async () => {
+    const zero = IPv4Address.createFrom([0, 0, 0, 0]);
+    const headers: [string, Buffer][] = [
+      ['v2 0.0.0.0:0', Buffer.from(new V2ProxyProtocol(Command.PROXY, TransportProtocol.STREAM, new IPv4ProxyAddress(zero, 0, IPv4Address.createFrom([127, 0, 0, 1]), 25)).build())],
+      ['v2 [::]:4000', encodeProxyV2({ command: 'proxy', source: { address: '::', port: 4000 }, destination: { address: '::1', port: 25 } })],
+      ['v1 192.0.2.9:0', Buffer.from(new V1ProxyProtocol(INETProtocol.TCP4, new Peer('192.0.2.9', 0), new Peer('127.0.0.1', 25)).build())],
+    ];
+    const before = p.records.filter((x) => x.event === 'anomaly' && x.kind === 'proxy_header_invalid').length;
+    for (const [what, header] of headers) {
+      const c = await SmtpClient.connect(p.port);
+      const port = c.socket.localPort!;
+      c.socket.write(header);
+      const [g] = await c.waitReplies(1, 3000);
+      assert.equal(g!.code, 220, what);
+      const e = await c.cmd('EHLO zero.test');
+      assert.equal(e.code, 503, what);
+      assert.match(e.lines[0]!, /^5\.7\.0 Command refused, required Proxy negotiation failed/);
+      for (const cmd of ['MAIL FROM:<a@example.org>', 'RCPT TO:<b@example.net>', 'DATA']) assert.equal((await c.cmd(cmd)).code, 503, `${what}: ${cmd}`);
+      assert.equal((await c.cmd('QUIT')).code, 221);
+      await c.waitClose();
+      const rec = await p.waitFor((x) => x.event === 'session' && (x.client as { port: number }).port === port);
+      assert.deepEqual(rec.client, { address: '127.0.0.1', port }, `${what}: the session keeps the socket's address`);
+      assert.equal(rec.backend, null, `${what}: no backend was bound`);
+      assert.ok((rec.anomalies as string[]).includes('proxy_header_invalid'), what);
+    }
+    const recs = p.records.filter((x) => x.event === 'anomaly' && x.kind === 'proxy_header_invalid').slice(before);
+    assert.equal(recs.length, headers.length);
+    for (const r of recs) assert.match(String(r.detail), /UNSPECIFIED_SOURCE/);
+    assert.ok(
+      sink.messages.every((m) => m.client.address !== '0.0.0.0' && m.client.address !== '::' && m.client.port !== 0),
+      'no message reached the backend from a zero client',
+    );
+  });
+
   it('per-IP limits count the real client behind the balancer', async () => {
     const hdr = (src: number) =>
       Buffer.from(

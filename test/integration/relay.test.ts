@@ -266,7 +266,15 @@ describe('backend failures', () => {
       assert.equal(m.client.address, '127.0.0.5');
       const rec = await p.waitFor((x) => x.event === 'session' && x.helo === 'failover.test');
       const { local: _local, handshake_ms: _ms, ...backend } = rec.backend as Record<string, unknown>;
-      assert.deepEqual(backend, { address: `127.0.0.1:${sink.address().port}`, identity: 'xclient' });
+      // The two servers failed over from, in the order tried, with the stage and the reason (issue 21).
+      assert.deepEqual(backend, {
+        address: `127.0.0.1:${sink.address().port}`,
+        identity: 'xclient',
+        attempts: [
+          { server: `127.0.0.1:${dead}`, stage: 'connect', error: `connect to 127.0.0.1:${dead}: connect ECONNREFUSED 127.0.0.1:${dead}` },
+          { server: `127.0.0.1:${refuser.port}`, stage: 'greeting', error: 'greeting refused: 421 4.3.2 busy, go away' },
+        ],
+      });
       assert.deepEqual(rec.anomalies, []);
       assert.ok(refuser.connections >= 1);
     } finally {

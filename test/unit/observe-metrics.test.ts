@@ -20,7 +20,7 @@ async function value(m: Metrics, name: string, labels: Record<string, string> = 
 
 const base: SessionFields = { conn: 'c1', client: { address: '192.0.2.1', port: 40000 }, listener: 'smtp', proxy: null, duration_ms: 1500, close: 'quit' };
 
-const tx = (over: Partial<TransactionRecord>): Omit<TransactionRecord, 'event'> => ({
+const tx = (over: Partial<TransactionRecord>): Omit<TransactionRecord, 'event' | 'result'> => ({
   conn: 'c1',
   from: 'a@example.org',
   rcpts: 1,

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { readRecord, type ReadAnomaly, type ReadSession, type ReadTransaction } from '../../src/observe/record-read.js';
+import { finalResult } from '../../src/observe/records.js';
 import { formatTextRecord } from '../../src/observe/text-format.js';
 import { isTextRecordLine, parseTextRecord } from '../../src/observe/text-parse.js';
 
@@ -82,6 +83,25 @@ describe('text format read back', () => {
     );
   });
 
+  it('a session with backend.attempts (issue 21): bound after a failover, or with every server failed', () => {
+    const attempts = [
+      { server: '10.0.0.11:25', stage: 'connect', error: 'connect to 10.0.0.11:25: connect ECONNREFUSED 10.0.0.11:25' },
+      { server: '[2001:db8::25]:25', stage: 'greeting', error: 'greeting refused: 421 4.3.2 "busy", try later' },
+    ];
+    const base = { event: 'session', conn: 'c3', client: { address: '192.0.2.1', port: 1 }, listener: 'smtp', proxy: null, helo: 'h', transactions: 0, rcpts: 0, bytes_in: 0, bytes_out: 0, duration_ms: 5, close: 'quit', anomalies: [] };
+    const bound = roundTrip({ ...base, backend: { address: '10.0.0.12:25', identity: 'xclient', local: '10.0.0.1:4000', attempts } });
+    assert.match(bound.line, / B=10\.0\.0\.12:25 BL=10\.0\.0\.1:4000 /);
+    assert.deepEqual((bound.rec as ReadSession).backend, { address: '10.0.0.12:25', identity: '', local: '10.0.0.1:4000', attempts });
+    const none = roundTrip({ ...base, backend: { address: null, identity: 'xclient', attempts } });
+    assert.doesNotMatch(none.line, / B=/);
+    assert.deepEqual((none.rec as ReadSession).backend, { address: null, identity: '', attempts });
+    // From JSON: a malformed list is cut and its entries made safe, not trusted.
+    const odd = readRecord({ level: 'info', time: T, ...base, backend: { address: null, attempts: [{ server: 7 }, 'x', ...Array.from({ length: 40 }, () => attempts[0])] } });
+    const oddBackend = (odd!.rec as ReadSession).backend!;
+    assert.equal(oddBackend.attempts!.length, 15, 'at most 16 entries read, non-objects dropped');
+    assert.deepEqual(oddBackend.attempts![0], { server: '7', stage: '(unknown)', error: '' });
+  });
+
   it('transaction records, property-based', () => {
     fc.assert(
       fc.property(
@@ -95,7 +115,8 @@ describe('text format read back', () => {
           recipients: fc.array(fc.record({ address: fc.option(text, { nil: null }), code: replyCode, reply: text }).map((x) => ({ ...x, reply: `${x.code} ${x.reply}` })), { maxLength: 4 }),
         }),
         (generated) => {
-          const t = JSON.parse(JSON.stringify(generated)) as typeof generated;
+          // `result` as the builder makes it (records.ts), carried through the text form.
+          const t = { ...(JSON.parse(JSON.stringify(generated)) as typeof generated), result: finalResult(generated.reply) as string };
           const { line, rec } = roundTrip({ event: 'transaction', conn: 'c1', ...t });
           const r = rec as ReadTransaction;
           assert.equal(r.event, 'transaction', line);

@@ -18,13 +18,19 @@ import {
   V2ProxyProtocol,
 } from 'proxy-protocol-js';
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader, type ProxyHeader } from '../../src/proxy/index.js';
-import { formatIPv6, parseIPv6 } from '../../src/proxy/ip.js';
+import { formatIPv6, isUnspecified, parseIPv6 } from '../../src/proxy/ip.js';
 
 const port = fc.integer({ min: 0, max: 65535 });
 const ep4 = fc.record({ address: fc.ipV4(), port });
 const ep6 = fc.record({ address: fc.ipV6(), port });
 const bytes4 = fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 4, maxLength: 4 });
 const bytes16 = fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 16, maxLength: 16 });
+// What Postern parses as a PROXY source: a real client, never the unspecified address or port 0.
+const srcPort = fc.integer({ min: 1, max: 65535 });
+const src4 = fc.record({ address: fc.ipV4().filter((a) => a !== '0.0.0.0'), port: srcPort });
+const src6 = fc.record({ address: fc.ipV6().filter((a) => !isUnspecified(formatIPv6(parseIPv6(a)!))), port: srcPort });
+const srcBytes4 = bytes4.filter((b) => b.some((x) => x !== 0));
+const srcBytes16 = bytes16.filter((b) => !isUnspecified(formatIPv6(Uint8Array.from(b))));
 
 function ours(buf: Uint8Array): { header: ProxyHeader; length: number } {
   const r = parseProxyHeader(buf);
@@ -95,7 +101,7 @@ describe('cross-check: Postern encodes, proxy-protocol-js parses', () => {
 describe('cross-check: proxy-protocol-js builds, Postern parses', () => {
   it('v1 TCP4', () => {
     fc.assert(
-      fc.property(ep4, ep4, fc.string({ maxLength: 20 }), (s, d, data) => {
+      fc.property(src4, ep4, fc.string({ maxLength: 20 }), (s, d, data) => {
         const line = new V1ProxyProtocol(INETProtocol.TCP4, new Peer(s.address, s.port), new Peer(d.address, d.port), data).build();
         const r = ours(Buffer.from(line, 'utf8'));
         assert.equal(r.length, line.length - data.length);
@@ -109,7 +115,7 @@ describe('cross-check: proxy-protocol-js builds, Postern parses', () => {
 
   it('v1 TCP6 (lines within the 107-byte limit)', () => {
     fc.assert(
-      fc.property(ep6, ep6, (s, d) => {
+      fc.property(src6, ep6, (s, d) => {
         const line = new V1ProxyProtocol(INETProtocol.TCP6, new Peer(s.address, s.port), new Peer(d.address, d.port)).build();
         fc.pre(line.length <= 107);
         const r = ours(Buffer.from(line, 'latin1'));
@@ -133,10 +139,10 @@ describe('cross-check: proxy-protocol-js builds, Postern parses', () => {
     fc.assert(
       fc.property(
         fc.oneof(
-          fc.tuple(fc.constant(4 as const), bytes4, bytes4),
-          fc.tuple(fc.constant(6 as const), bytes16, bytes16),
+          fc.tuple(fc.constant(4 as const), srcBytes4, bytes4),
+          fc.tuple(fc.constant(6 as const), srcBytes16, bytes16),
         ),
-        port,
+        srcPort,
         port,
         fc.uint8Array({ maxLength: 16 }),
         ([fam, sb, db], sp, dp, data) => {
@@ -156,5 +162,58 @@ describe('cross-check: proxy-protocol-js builds, Postern parses', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+// Issue 21: a PROXY header naming 0.0.0.0:0 (or ::, or port 0) as the client. proxy-protocol-js
+// builds and parses such headers without complaint; Postern refuses them, and takes the same
+// addresses under LOCAL, whose address block is ignored (§2.2).
+describe('cross-check: an unspecified source, built there, refused here', () => {
+  const dst4 = IPv4Address.createFrom([127, 0, 0, 1]);
+  const zero4 = IPv4Address.createFrom([0, 0, 0, 0]);
+  const zero6 = IPv6Address.createFrom(Array.from({ length: 16 }, () => 0));
+  const mapped0 = IPv6Address.createFrom([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+  const one6 = IPv6Address.createFrom([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+  const refused = (buf: Uint8Array, what: string): void => {
+    assert.throws(() => parseProxyHeader(buf), { code: 'UNSPECIFIED_SOURCE' }, what);
+  };
+
+  it('v2 PROXY: 0.0.0.0:0, 0.0.0.0 with a port, a real address with port 0, ::, ::ffff:0.0.0.0', () => {
+    const cases: [IPv4ProxyAddress | IPv6ProxyAddress, string][] = [
+      [new IPv4ProxyAddress(zero4, 0, dst4, 25), '0.0.0.0:0'],
+      [new IPv4ProxyAddress(zero4, 40000, dst4, 25), '0.0.0.0:40000'],
+      [new IPv4ProxyAddress(IPv4Address.createFrom([192, 0, 2, 7]), 0, dst4, 25), '192.0.2.7:0'],
+      [new IPv6ProxyAddress(zero6, 40000, one6, 25), '[::]:40000'],
+      [new IPv6ProxyAddress(mapped0, 40000, one6, 25), '[::ffff:0.0.0.0]:40000'],
+      [new IPv6ProxyAddress(one6, 0, one6, 25), '[2001:db8::1]:0'],
+    ];
+    for (const [addr, what] of cases) {
+      const built = new V2ProxyProtocol(Command.PROXY, TransportProtocol.STREAM, addr).build();
+      assert.doesNotThrow(() => V2ProxyProtocol.parse(built), `proxy-protocol-js takes ${what}`);
+      refused(built, what);
+    }
+  });
+
+  it('v2 LOCAL with the same zero block is a header (the socket’s addresses are kept)', () => {
+    const built = new V2ProxyProtocol(Command.LOCAL, TransportProtocol.STREAM, new IPv4ProxyAddress(zero4, 0, zero4, 0)).build();
+    const r = ours(built);
+    assert.equal(r.header.command, 'local');
+    assert.equal(r.header.source, null, 'LOCAL carries no client');
+  });
+
+  it('v1 TCP4 0.0.0.0 and port 0, TCP6 ::', () => {
+    const cases: [INETProtocol, Peer, string][] = [
+      [INETProtocol.TCP4, new Peer('0.0.0.0', 0), '0.0.0.0:0'],
+      [INETProtocol.TCP4, new Peer('0.0.0.0', 40000), '0.0.0.0:40000'],
+      [INETProtocol.TCP4, new Peer('192.0.2.7', 0), '192.0.2.7:0'],
+      [INETProtocol.TCP6, new Peer('::', 40000), '[::]:40000'],
+      [INETProtocol.TCP6, new Peer('0:0:0:0:0:0:0:0', 40000), '[0:0:0:0:0:0:0:0]:40000'],
+    ];
+    for (const [proto, src, what] of cases) {
+      const dst = proto === INETProtocol.TCP4 ? new Peer('127.0.0.1', 25) : new Peer('::1', 25);
+      const line = new V1ProxyProtocol(proto, src, dst).build();
+      assert.doesNotThrow(() => V1ProxyProtocol.parse(line), `proxy-protocol-js takes ${what}`);
+      refused(Buffer.from(line, 'latin1'), what);
+    }
   });
 });

@@ -12,7 +12,7 @@ import {
   type ProxyEndpoint,
   type V2EncodeInput,
 } from '../../src/proxy/index.js';
-import { formatIPv6, parseIPv6 } from '../../src/proxy/ip.js';
+import { formatIPv6, isUnspecified, parseIPv6 } from '../../src/proxy/ip.js';
 
 // --- helpers ---
 
@@ -72,6 +72,12 @@ const port = fc.integer({ min: 0, max: 65535 });
 const ep4 = fc.record({ address: fc.ipV4(), port });
 const ep6 = fc.record({ address: fc.ipV6(), port });
 const ep = fc.oneof(ep4, ep6);
+// A PROXY header's source is a real client: never the unspecified address, never port 0
+// (the parser refuses those; see the UNSPECIFIED_SOURCE tests).
+const srcPort = fc.integer({ min: 1, max: 65535 });
+const src4 = fc.record({ address: fc.ipV4().filter((a) => a !== '0.0.0.0'), port: srcPort });
+const src6 = fc.record({ address: fc.ipV6().filter((a) => !isUnspecified(formatIPv6(parseIPv6(a)!))), port: srcPort });
+const src = fc.oneof(src4, src6);
 const ascii = fc.stringMatching(/^[\x20-\x7e]{0,24}$/);
 const extraTlv = fc.record({
   // Types the encoder passes through untouched: NOOP, NETNS, unassigned, custom, experimental, future.
@@ -82,7 +88,7 @@ const extraTlv = fc.record({
 const v2Input: fc.Arbitrary<V2EncodeInput> = fc.record(
   {
     command: fc.constantFrom('local' as const, 'proxy' as const),
-    source: ep,
+    source: src,
     destination: ep,
     authority: fc.string({ unit: 'grapheme', maxLength: 40 }),
     uniqueId: fc.uint8Array({ maxLength: 128 }).map((u) => Buffer.from(u)),
@@ -104,8 +110,8 @@ const v2Input: fc.Arbitrary<V2EncodeInput> = fc.record(
 ).filter((h) => (h.source === undefined) === (h.destination === undefined));
 
 const v1Input = fc.oneof(
-  fc.record({ family: fc.constant('tcp4' as const), source: ep4, destination: ep4 }),
-  fc.record({ family: fc.constant('tcp6' as const), source: ep6, destination: ep6 }),
+  fc.record({ family: fc.constant('tcp4' as const), source: src4, destination: ep4 }),
+  fc.record({ family: fc.constant('tcp6' as const), source: src6, destination: ep6 }),
   fc.constant({ family: 'unknown' as const }),
 );
 
@@ -341,7 +347,7 @@ describe('PROXY properties: hostile input', () => {
     const tlvs = Buffer.alloc(65535 - 12 - 3 * 21840);
     const many = Buffer.concat([
       Buffer.from('0d0a0d0a000d0a515549540a2111ffff', 'hex'),
-      Buffer.alloc(12),
+      Buffer.from('7f0000017f00000104000019', 'hex'),
       Buffer.concat(Array.from({ length: 21840 }, () => Buffer.from([0x04, 0, 0]))),
     ]);
     const padded = Buffer.concat([many, Buffer.from([0xe0, (tlvs.length - 3) >> 8, (tlvs.length - 3) & 0xff]), tlvs.subarray(3)]);

@@ -56,11 +56,31 @@ describe('PROXY v1: valid lines', () => {
     });
   });
 
-  it('accepts boundary values: 0.0.0.0, 255.255.255.255, ports 0 and 65535', () => {
-    const r = parse('PROXY TCP4 0.0.0.0 255.255.255.255 0 65535\r\n');
+  it('accepts boundary values: 255.255.255.255 and port 65535 as the source, 0.0.0.0 and port 0 as the destination', () => {
+    const r = parse('PROXY TCP4 255.255.255.255 0.0.0.0 65535 0\r\n');
     assert.equal(r.kind, 'header');
-    assert.deepEqual(r.header.source, { address: '0.0.0.0', port: 0 });
-    assert.deepEqual(r.header.destination, { address: '255.255.255.255', port: 65535 });
+    assert.deepEqual(r.header.source, { address: '255.255.255.255', port: 65535 });
+    assert.deepEqual(r.header.destination, { address: '0.0.0.0', port: 0 });
+  });
+
+  it('refuses an unspecified source (0.0.0.0, ::, ::ffff:0.0.0.0) or source port 0: no client has it (issue 21)', () => {
+    for (const line of [
+      'PROXY TCP4 0.0.0.0 127.0.0.1 0 25\r\n',
+      'PROXY TCP4 0.0.0.0 127.0.0.1 40000 25\r\n',
+      'PROXY TCP4 192.0.2.7 127.0.0.1 0 25\r\n',
+      'PROXY TCP6 :: ::1 40000 25\r\n',
+      'PROXY TCP6 0:0:0:0:0:0:0:0 ::1 40000 25\r\n',
+      'PROXY TCP6 ::ffff:0.0.0.0 ::1 40000 25\r\n',
+      'PROXY TCP6 2001:db8::1 ::1 0 25\r\n',
+    ]) {
+      expectError(line, 'UNSPECIFIED_SOURCE');
+    }
+    // Refused as soon as the field is complete, before the CRLF.
+    assert.equal(codeOf(b('PROXY TCP4 0.0.0.0 ')), 'UNSPECIFIED_SOURCE');
+    assert.equal(codeOf(b('PROXY TCP4 0.0.0.0')), 'incomplete');
+    assert.equal(codeOf(b('PROXY TCP4 192.0.2.7 127.0.0.1 0 ')), 'UNSPECIFIED_SOURCE');
+    // UNKNOWN carries no client: whatever follows it is ignored (§2.1), zeros included.
+    assert.equal(codeOf(b('PROXY UNKNOWN 0.0.0.0 0.0.0.0 0 0\r\n')), 'header');
   });
 
   it('normalises TCP6 addresses to lowercase compressed form', () => {
@@ -139,7 +159,7 @@ describe('PROXY v1: valid lines', () => {
 describe('PROXY v1: truncation', () => {
   const valid = [
     'PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n',
-    'PROXY TCP6 2001:db8::1 ::ffff:10.0.0.1 0 65535\r\n',
+    'PROXY TCP6 2001:db8::1 ::ffff:10.0.0.1 65535 0\r\n',
     TCP6_LONGEST,
     'PROXY UNKNOWN\r\n',
     UNKNOWN_WORST,

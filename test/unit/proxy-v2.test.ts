@@ -197,7 +197,8 @@ describe('PROXY v2: valid headers', () => {
   it('accepts every valid family/transport nibble pair', () => {
     for (let fam = 0; fam <= 3; fam++) {
       for (let tr = 0; tr <= 2; tr++) {
-        const body = Buffer.alloc([0, 12, 36, 216][fam]);
+        // Not zeros: a PROXY source of 0.0.0.0 / :: / port 0 is refused (UNSPECIFIED_SOURCE).
+        const body = Buffer.alloc([0, 12, 36, 216][fam], 1);
         assert.equal(codeOf(v2(0x21, (fam << 4) | tr, body)), 'header', `0x${fam}${tr}`);
       }
     }
@@ -434,7 +435,25 @@ const MALFORMED: [string, Buffer, ProxyErrorCode, number?][] = [
   ['CRLF CRLF then garbage', Buffer.from('\r\n\r\nHELO\r\n', 'latin1'), 'BAD_SIGNATURE', 5],
   ['signature with NUL replaced by space', Buffer.concat([Buffer.from('\r\n\r\n \r\nQUIT\n'), Buffer.from([0x21, 0x00, 0, 0])]), 'BAD_SIGNATURE', 5],
   ['lone CR', Buffer.from('\rX'), 'BAD_SIGNATURE', 2],
+  // Issue 21: PROXY names a real connection; an unspecified source or port 0 is no client.
+  // Refused once the address block is in, before the TLVs.
+  ['PROXY INET from 0.0.0.0:0', v2(0x21, 0x11, inet4([0, 0, 0, 0], LOCALHOST, 0, 25)), 'UNSPECIFIED_SOURCE', 28],
+  ['PROXY INET from 0.0.0.0 with a port', v2(0x21, 0x11, Buffer.concat([inet4([0, 0, 0, 0], LOCALHOST, 40000, 25), tlv(0x05, 'uid')])), 'UNSPECIFIED_SOURCE', 28],
+  ['PROXY INET from port 0', v2(0x21, 0x11, inet4([192, 0, 2, 7], LOCALHOST, 0, 25)), 'UNSPECIFIED_SOURCE', 28],
+  ['PROXY INET6 from [::]', v2(0x21, 0x21, inet6('00000000000000000000000000000000', 40000)), 'UNSPECIFIED_SOURCE', 52],
+  ['PROXY INET6 from [::ffff:0.0.0.0]', v2(0x21, 0x21, inet6('00000000000000000000ffff00000000', 40000)), 'UNSPECIFIED_SOURCE', 52],
+  ['PROXY INET6 from port 0', v2(0x21, 0x21, inet6('20010db8000000000000000000000001', 0)), 'UNSPECIFIED_SOURCE', 52],
 ];
+
+/** An INET6 address block from `src` (hex) and port `sport` to [::1]:25. */
+function inet6(src: string, sport: number): Buffer {
+  const b = Buffer.alloc(36);
+  Buffer.from(src, 'hex').copy(b, 0);
+  b[31] = 1;
+  b.writeUInt16BE(sport, 32);
+  b.writeUInt16BE(25, 34);
+  return b;
+}
 
 describe('PROXY v2: malformed headers', () => {
   for (const [name, input, code, early] of MALFORMED) {
@@ -454,6 +473,12 @@ describe('PROXY v2: malformed headers', () => {
       }
     });
   }
+
+  it('LOCAL with a zero address block is a header: its addresses are ignored (§2.2), the socket’s are kept', () => {
+    const r = header(v2(0x20, 0x11, inet4([0, 0, 0, 0], [0, 0, 0, 0], 0, 0)));
+    assert.equal(r.header.command, 'local');
+    assert.equal(r.header.source, null);
+  });
 
   it('rejects a corrupted signature at every position', () => {
     const good = v2(0x21, 0x11, ADDR);

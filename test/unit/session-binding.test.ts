@@ -101,14 +101,19 @@ describe('SessionBinding', () => {
     s.binding.unbind();
   });
 
-  it('no backend would take the session: 451 4.4.1 in the command’s place, input resumed, nothing bound', async () => {
-    const s = tracked(setup([`127.0.0.1:${await freePort()}`], 'identity: none'));
+  it('no backend would take the session: 451 4.4.1 in the command’s place, input resumed, nothing bound, the attempt recorded', async () => {
+    const port = await freePort();
+    const s = tracked(setup([`127.0.0.1:${port}`], 'identity: none'));
     s.binding.toBackend(async () => CLIENT, 'MAIL FROM:<a@example.org>', relay);
     s.host.queue.reply('250 after\r\n');
     await until(() => s.host.resumes === 1, 'the bind to give up');
     assert.equal(s.host.out, '451 4.4.1 postern.test No backend available, try again later\r\n250 after\r\n');
     assert.equal(s.binding.bound, null);
-    assert.equal(s.binding.record(), null);
+    // Nothing bound, but the record says what was tried (issue 21: backend.attempts).
+    const rec = s.binding.record();
+    assert.equal(rec?.address, null);
+    assert.deepEqual(rec?.attempts?.map((a) => [a.server, a.stage]), [[`127.0.0.1:${port}`, 'connect']]);
+    assert.match(rec!.attempts![0]!.error, /ECONNREFUSED/);
   });
 
   it('the backend lost while a reply is owed: the owed reply becomes 421 4.4.2 (never a 250 it did not give)', async () => {

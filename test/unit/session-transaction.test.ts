@@ -38,6 +38,7 @@ describe('Transactions', () => {
       rcpts: 1,
       size: 0,
       reply: '250 2.0.0 Ok: queued as 4XyZ1234',
+      result: 'accepted',
       backend: '127.0.0.1:25',
       queue_id: '4XyZ1234',
       recipients: [
@@ -88,6 +89,37 @@ describe('Transactions', () => {
     assert.equal(t.open, null);
     assert.equal(t.end(reply('250 ok\r\n'), null, 'c', null), null);
     assert.equal(t.count, 0);
+  });
+
+  it('a sender the backend refused: a record with its reply and result rejected (4xx: tempfail), counted, nothing open', () => {
+    const t = new Transactions();
+    const opened = t.mail('bad@example.org');
+    opened(true); // held MAIL: Postern's own 250 opened it
+    const entry = t.rcpt('a@example.net');
+    const refusal = reply('553 5.7.1 <bad@example.org>: Sender address rejected\r\n');
+    opened(false);
+    t.answer(entry, refusal); // the RCPT's 503 stands for the MAIL refusal
+    const rec = t.refusedSender('bad@example.org', refusal, 'c9', '127.0.0.1:25');
+    assert.deepEqual(rec, {
+      event: 'transaction',
+      conn: 'c9',
+      from: 'bad@example.org',
+      rcpts: 0,
+      size: 0,
+      reply: '553 5.7.1 <bad@example.org>: Sender address rejected',
+      result: 'rejected',
+      backend: '127.0.0.1:25',
+      queue_id: null,
+      recipients: [],
+    });
+    assert.equal(t.open, null);
+    assert.equal(t.count, 1);
+    assert.equal(t.rcpts, 0);
+    assert.equal(t.end(reply('250 ok\r\n'), null, 'c9', null), null, 'a later final reply adds no second record');
+    const hidden = t.refusedSender('bad@example.org', reply('451 4.3.0 <bad@example.org>: try later\r\n'), 'c9', null, false);
+    assert.equal(hidden.from, null);
+    assert.equal(hidden.reply, '451 4.3.0 <->: try later');
+    assert.equal(hidden.result, 'tempfail');
   });
 
   it('a message refused by Postern (body poisoned): reply is the refusal, no queue id', () => {
