@@ -138,6 +138,8 @@ export abstract class SessionCore<Self> {
           this.close ??= 'backend_failed';
           this.mode = 'closed';
           this.queue.failBackend(reply, () => this.io.end());
+          // The 421 may never flush (a client that does not read): the guard still ends it.
+          this.io.closing();
         },
         wait: () => this.input.wait(),
         resume: () => this.input.resume(),
@@ -389,8 +391,8 @@ export abstract class SessionCore<Self> {
     this.mode = 'closed';
     this.binding.abort();
     this.io.write([R.timedOut(this.cfg.hostname)], null);
+    // A client that stops reading is cut by the close guard (client-io.ts).
     this.io.end();
-    this.io.destroySoon(5000);
   }
 
   /** The client left without QUIT. */
