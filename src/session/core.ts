@@ -89,7 +89,10 @@ export abstract class SessionCore<Self> {
       },
     });
     this.queue = new ReplyQueue({
-      write: (chunks, done) => this.io.write(chunks, done),
+      write: (chunks, done) => {
+        this.io.write(chunks, done);
+        this.#replied();
+      },
       released: () => {
         if (this.input.blocked) this.input.kick();
       },
@@ -393,6 +396,16 @@ export abstract class SessionCore<Self> {
     this.io.write([R.timedOut(this.cfg.hostname)], null);
     // A client that stops reading is cut by the close guard (client-io.ts).
     this.io.end();
+  }
+
+  /**
+   * Replies were written: the client's time to send its next command runs from now (issue
+   * 21, B3), however long it waited for them; in a body the body's timer stays in force.
+   */
+  #replied(): void {
+    if (this.mode !== 'command') return;
+    const t = this.cfg.limits.timeouts;
+    this.io.setTimer(this.helo ? t.command : t.greeting);
   }
 
   /** The client left without QUIT. */
