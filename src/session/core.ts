@@ -18,7 +18,7 @@ import { Farewell } from './farewell.js';
 import { AUTH_LINE_MAX } from '../auth/index.js';
 import { SessionAuth } from './auth.js';
 import { acceptedIdentity, authenticated, receivedFor, type ClientIdentity } from './identity.js';
-import { Input } from './input.js';
+import { Input, MAX_OVERLONG_LINES } from './input.js';
 import { SessionLimits } from './limits.js';
 import { MessageFlow } from './message.js';
 import { proxyV2Header } from './non-smtp.js';
@@ -119,6 +119,7 @@ export abstract class SessionCore<Self> {
         owed: () => this.queue.owed,
         unsent: () => this.io.unsent,
         pile: (full) => this.io.pile(full),
+        overlong: (bytes, max) => this.#overlong(bytes, max),
         backend: () => this.binding.bound?.conn.socket,
       },
       // An AUTH exchange line may be as long as a SASL mechanism makes it (RFC 4954 §4).
@@ -406,6 +407,17 @@ export abstract class SessionCore<Self> {
     if (this.mode !== 'command') return;
     const t = this.cfg.limits.timeouts;
     this.io.setTimer(this.helo ? t.command : t.greeting);
+  }
+
+  /**
+   * A line past the limit in force and still without its end: named at once, and after
+   * MAX_OVERLONG_LINES times the limit the session closes (a peer streaming bytes without
+   * a line end is not sending SMTP; Postern would otherwise read it until the timeout).
+   */
+  #overlong(bytes: number, max: number): void {
+    this.anomaly('line_too_long', `line over ${max} bytes without a line end`);
+    if (bytes < MAX_OVERLONG_LINES * max || this.mode === 'closed') return;
+    this.closeWith('error', R.lineTooLong().reply);
   }
 
   /** The client left without QUIT. */
