@@ -18,7 +18,7 @@ import { Farewell } from './farewell.js';
 import { splitterLineMax, withinLineLength } from '../auth/line-limit.js';
 import { SessionAuth } from './auth.js';
 import { acceptedIdentity, authenticated, receivedFor, type ClientIdentity } from './identity.js';
-import { Input } from './input.js';
+import { Input, MAX_OVERLONG_LINES } from './input.js';
 import { SessionLimits } from './limits.js';
 import { MessageFlow } from './message.js';
 import { proxyV2Header } from './non-smtp.js';
@@ -89,7 +89,10 @@ export abstract class SessionCore<Self> {
       },
     });
     this.queue = new ReplyQueue({
-      write: (chunks, done) => this.io.write(chunks, done),
+      write: (chunks, done) => {
+        this.io.write(chunks, done);
+        this.#replied();
+      },
       released: () => {
         if (this.input.blocked) this.input.kick();
       },
@@ -116,6 +119,7 @@ export abstract class SessionCore<Self> {
         owed: () => this.queue.owed,
         unsent: () => this.io.unsent,
         pile: (full) => this.io.pile(full),
+        overlong: (bytes, max) => this.#overlong(bytes, max),
         backend: () => this.binding.bound?.conn.socket,
       },
       // An AUTH line (command or response) may be as long as a SASL mechanism makes it
@@ -139,6 +143,8 @@ export abstract class SessionCore<Self> {
           this.close ??= 'backend_failed';
           this.mode = 'closed';
           this.queue.failBackend(reply, () => this.io.end());
+          // The 421 may never flush (a client that does not read): the guard still ends it.
+          this.io.closing();
         },
         wait: () => this.input.wait(),
         resume: () => this.input.resume(),
@@ -390,8 +396,29 @@ export abstract class SessionCore<Self> {
     this.mode = 'closed';
     this.binding.abort();
     this.io.write([R.timedOut(this.cfg.hostname)], null);
+    // A client that stops reading is cut by the close guard (client-io.ts).
     this.io.end();
-    this.io.destroySoon(5000);
+  }
+
+  /**
+   * Replies were written: the client's time to send its next command runs from now (issue
+   * 21, B3), however long it waited for them; in a body the body's timer stays in force.
+   */
+  #replied(): void {
+    if (this.mode !== 'command') return;
+    const t = this.cfg.limits.timeouts;
+    this.io.setTimer(this.helo ? t.command : t.greeting);
+  }
+
+  /**
+   * A line past the limit in force and still without its end: named at once, and after
+   * MAX_OVERLONG_LINES times the limit the session closes (a peer streaming bytes without
+   * a line end is not sending SMTP; Postern would otherwise read it until the timeout).
+   */
+  #overlong(bytes: number, max: number): void {
+    this.anomaly('line_too_long', `line over ${max} bytes without a line end`);
+    if (bytes < MAX_OVERLONG_LINES * max || this.mode === 'closed') return;
+    this.closeWith('error', R.lineTooLong().reply);
   }
 
   /** The client left without QUIT. */
