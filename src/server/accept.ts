@@ -14,12 +14,15 @@ import { anomalyFilter } from '../observe/anomalies.js';
 import { nextConnId } from '../observe/ids.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
-import { anomalyRecord, sessionRecord, type Endpoint } from '../observe/records.js';
+import type { Endpoint } from '../observe/records.js';
+import * as R from '../session/replies.js';
+import type { DecisionPoints } from '../session/decision.js';
+import { refuseSession, type RefusedSession } from '../session/refused.js';
 import { Session } from '../session/session.js';
 import { AcmeChallengeAnswered, type TlsInfo, type TlsTerminator } from '../tls/index.js';
 import { normalizeAddress, type AdmissionControl, type Refusal } from './admission.js';
 import type { Listener } from './listener.js';
-import { readProxyHeader, resolveClient } from './proxy-in.js';
+import { ProxyInError, readProxyHeader, resolveClient } from './proxy-in.js';
 
 /** Who a new connection is, once any PROXY header from a trusted balancer has been read. */
 export interface Arrival {
@@ -31,6 +34,8 @@ export interface Arrival {
   initial: Buffer | null;
   /** Why a trusted peer's header failed, or null. */
   proxyFailure: string | null;
+  /** When the connection was accepted (ms since the epoch). */
+  started: number;
 }
 
 /** What the pipeline reads from the running proxy; config, pool and TLS change on reload. */
@@ -46,6 +51,8 @@ export interface AcceptContext {
   readonly sessions: Set<Session>;
   /** SMTP AUTH (the `auth:` section), or null. */
   readonly authenticator: Authenticator | null;
+  /** The decision seam's plug-ins (screening, routing), or null. */
+  readonly decisions: DecisionPoints | null;
 }
 
 export class AcceptPipeline {
@@ -68,15 +75,16 @@ export class AcceptPipeline {
     const peer: Endpoint = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
     const local: Endpoint = { address: normalizeAddress(socket.localAddress), port: socket.localPort ?? 0 };
     const id = nextConnId();
+    const started = Date.now();
     const lcfg = listener.cfg;
     this.ctx.metrics.connectionsTotal.inc({ listener: lcfg.name });
     if (this.ctx.draining) {
-      socket.on('error', () => undefined);
-      socket.end(`421 4.3.2 ${this.ctx.config.hostname} Service shutting down\r\n`);
+      const reply = lcfg.tls === 'implicit' ? null : R.shuttingDown(this.ctx.config.hostname);
+      this.#refuse(socket, { conn: id, client: peer, listener: lcfg.name, proxy: null, started, close: 'shutdown' }, reply);
       return;
     }
     if (lcfg.proxy_protocol !== 'on' || !this.#grantsOn(lcfg).proxy.contains(peer.address)) {
-      this.#admit(socket, listener, id, { client: peer, local, proxy: null, initial: null, proxyFailure: null });
+      this.#admit(socket, listener, id, { client: peer, local, proxy: null, initial: null, proxyFailure: null, started });
       return;
     }
     // A trusted balancer MUST open with a header (the spec forbids guessing whether one comes).
@@ -91,12 +99,18 @@ export class AcceptPipeline {
           proxy: `${peer.address}:${peer.port}`,
           initial: rest.length ? rest : null,
           proxyFailure: null,
+          started,
         });
       },
       (err: Error) => {
         socket.removeAllListeners('error');
-        if (socket.destroyed) return;
-        this.#admit(socket, listener, id, { client: peer, local, proxy: null, initial: null, proxyFailure: err.message });
+        if (socket.destroyed || (err instanceof ProxyInError && err.code === 'PROXY_CLOSED' && err.received.length === 0)) {
+          // The balancer closed before its header (a TCP health check does): a session all
+          // the same, with nothing to name.
+          this.#refuse(socket, { conn: id, client: peer, listener: lcfg.name, proxy: null, started, close: 'client_closed' }, null);
+          return;
+        }
+        this.#admit(socket, listener, id, { client: peer, local, proxy: null, initial: null, proxyFailure: err.message, started });
       },
     );
   }
@@ -107,9 +121,8 @@ export class AcceptPipeline {
     const { client } = who;
     if (cfg.backends.reject_when_down === 'connect' && !this.ctx.pool.anyUp()) {
       // Every backend is down and the operator prefers clients to retry elsewhere now.
-      socket.on('error', () => undefined);
-      socket.end(`421 4.3.2 ${cfg.hostname} Service not available, try again later\r\n`);
-      this.ctx.logger.info(sessionRecord({ conn: id, client, listener: name, proxy: who.proxy, duration_ms: 0, close: 'backend_failed' }), 'session');
+      const reply = listener.cfg.tls === 'implicit' ? null : R.serviceUnavailable(cfg.hostname);
+      this.#refuse(socket, { conn: id, client, listener: name, proxy: who.proxy, started: who.started, close: 'backend_failed' }, reply);
       return;
     }
     // Limits count the real client, after PROXY resolution.
@@ -138,17 +151,14 @@ export class AcceptPipeline {
     const { client } = who;
     if (refused) {
       metrics.limitRejections.inc({ limit: refused.limit });
-      socket.on('error', () => undefined);
       // A TLS client could not read a plaintext 421: it just sees the connection close.
-      if (listener.cfg.tls === 'implicit') socket.destroy();
-      else socket.end(`421 4.7.0 ${cfg.hostname} ${refused.text}\r\n`);
-      this.ctx.logger.info(sessionRecord({ conn: id, client, listener: name, proxy: who.proxy, duration_ms: 0, close: 'limit', limit: refused.limit }), 'session');
+      const reply = listener.cfg.tls === 'implicit' ? null : R.refusedClient(cfg.hostname, refused.text);
+      this.#refuse(socket, { conn: id, client, listener: name, proxy: who.proxy, started: who.started, close: 'limit', limit: refused.limit }, reply);
       return;
     }
     if (listener.cfg.tls === 'implicit') {
       // Port 465 (RFC 8314): the handshake comes before the greeting. Bytes that came with
       // a PROXY header are the start of the client's ClientHello.
-      const started = Date.now();
       this.ctx.tls!.accept(socket, { timeoutMs: cfg.limits.timeouts.tls_handshake, head: who.initial ?? undefined }).then(
         ({ socket: secure, info }) => {
           metrics.tlsHandshakes.inc({ listener: name, resumed: String(info.resumed) });
@@ -156,8 +166,11 @@ export class AcceptPipeline {
         },
         (err: Error & { reason?: string }) => {
           this.ctx.admission.release(client.address);
-          if (err instanceof AcmeChallengeAnswered) return this.#acmeProbe(id, who, name, Date.now() - started);
-          this.#tlsFailed(id, who, name, err.reason ?? err.message, Date.now() - started);
+          const base = { conn: id, client, listener: name, proxy: who.proxy, started: who.started };
+          // An ACME validator's tls-alpn-01 probe, answered by the terminator: nothing to name.
+          if (err instanceof AcmeChallengeAnswered) return this.#refuse(socket, { ...base, close: 'quit' }, null);
+          const anomaly = { kind: 'tls_handshake_failed' as const, detail: err.reason ?? err.message };
+          this.#refuse(socket, { ...base, close: 'error', anomaly }, null);
         },
       );
       return;
@@ -165,21 +178,10 @@ export class AcceptPipeline {
     this.#startSession(socket, listener, id, who, null);
   }
 
-  /** An ACME validator's tls-alpn-01 probe, answered by the terminator: a session record, no anomaly. */
-  #acmeProbe(id: string, who: Arrival, listener: string, ms: number): void {
-    this.ctx.logger.info(sessionRecord({ conn: id, client: who.client, listener, proxy: who.proxy, duration_ms: ms, close: 'quit', anomalies: [] }), 'session');
-  }
-
-  /** A client whose implicit-TLS handshake failed: the anomaly and its session record. */
-  #tlsFailed(id: string, who: Arrival, listener: string, reason: string, ms: number): void {
-    this.ctx.metrics.anomalies.inc({ kind: 'tls_handshake_failed' });
-    if (anomalyFilter(this.ctx.config.log.anomalies)('tls_handshake_failed')) {
-      this.ctx.logger.info(anomalyRecord(id, 'tls_handshake_failed', reason), 'anomaly tls_handshake_failed');
-    }
-    this.ctx.logger.info(
-      sessionRecord({ conn: id, client: who.client, listener, proxy: who.proxy, duration_ms: ms, close: 'error', anomalies: ['tls_handshake_failed'] }),
-      'session',
-    );
+  /** A connection refused before its session could start: a session record all the same. */
+  #refuse(socket: net.Socket, r: RefusedSession, reply: string | null): void {
+    const { logger, metrics, config } = this.ctx;
+    refuseSession({ logger, metrics, logAnomaly: anomalyFilter(config.log.anomalies) }, socket, r, reply);
   }
 
   #startSession(socket: net.Socket, listener: Listener, id: string, who: Arrival, tls: TlsInfo | null): void {
@@ -205,6 +207,7 @@ export class AcceptPipeline {
       xclientFrom: this.#grantsOn(listener.cfg).xclient,
       initial: who.initial,
       proxyFailure: who.proxyFailure,
+      decisions: this.ctx.decisions,
       readmit: (address) => {
         // XCLIENT from an xclient_from upstream named another client: count that one instead.
         admission.release(admitted);
@@ -220,8 +223,8 @@ export class AcceptPipeline {
         const r = admission.admit(address);
         return r instanceof Promise ? r.then(settle) : settle(r);
       },
-      onEnd: (s) => {
-        this.ctx.sessions.delete(s);
+      onEnd: () => {
+        this.ctx.sessions.delete(session);
         admission.release(admitted);
         metrics.connectionsActive.dec({ listener: name });
       },

@@ -5,6 +5,7 @@ import { Authenticator, createVerifier } from '../auth/index.js';
 import { BackendPool } from '../backend/pool.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
+import type { DecisionPoints } from '../session/decision.js';
 import type { Session } from '../session/session.js';
 import { TlsTerminator, type TerminatorOptions } from '../tls/index.js';
 import type { TicketKeyBacking } from '../tls/ticket-key-backing.js';
@@ -28,6 +29,8 @@ export interface PosternOptions {
   ticketKeys?: TicketKeyBacking;
   /** The host's TLS session cache (held here, or by the cluster primary); one of the terminator's own by default. */
   sessionStore?: SessionStore;
+  /** Decisions before a backend is spent (screening, routing), plugged into every session. */
+  decisions?: DecisionPoints;
 }
 
 export class Postern implements AcceptContext {
@@ -46,6 +49,7 @@ export class Postern implements AcceptContext {
   readonly #sockets: InheritedSockets | null;
   readonly #ticketKeys: TicketKeyBacking | undefined;
   readonly #sessionStore: SessionStore | undefined;
+  readonly decisions: DecisionPoints | null;
 
   constructor(config: Config, opts: PosternOptions) {
     this.#config = config;
@@ -58,6 +62,7 @@ export class Postern implements AcceptContext {
     this.#sockets = opts.sockets ?? null;
     this.#ticketKeys = opts.ticketKeys;
     this.#sessionStore = opts.sessionStore;
+    this.decisions = opts.decisions ?? null;
   }
 
   get config(): Config {

@@ -31,6 +31,8 @@ export interface BindingHost {
   anomaly(kind: AnomalyKind, detail: string): void;
   /** The backend ended the session: `reply` (none when '') in place of what it owed, then close. */
   backendFailed(reply: string): void;
+  /** A backend is bound to the session now. */
+  bound(): void;
   /** Input processing waits for the bind. */
   wait(): void;
   resume(): void;
@@ -120,13 +122,25 @@ export class SessionBinding {
     const { queue } = this.host;
     const slot = queue.reserve();
     this.host.wait();
-    void this.#bind(client).then((ok) => {
-      if (this.host.finished) return;
-      if (!ok) queue.fill(slot, noBackend(this.ctx.config.hostname));
-      else if (hold && this.#holdMail(line, handler, hold)) queue.fill(slot, hold.reply);
-      else this.forward(line, handler, { slot });
-      this.host.resume();
-    });
+    this.#bind(client).then(
+      (ok) => {
+        if (this.host.finished) return;
+        if (!ok) queue.fill(slot, noBackend(this.ctx.config.hostname));
+        else {
+          this.host.bound();
+          if (hold && this.#holdMail(line, handler, hold)) queue.fill(slot, hold.reply);
+          else this.forward(line, handler, { slot });
+        }
+        this.host.resume();
+      },
+      // A bind that throws (the client's PTR lookup, a bug) is no backend, never a hang.
+      (err: unknown) => {
+        if (this.host.finished) return;
+        this.host.log().warn({ err: err instanceof Error ? err.message : String(err) }, 'bind failed');
+        queue.fill(slot, noBackend(this.ctx.config.hostname));
+        this.host.resume();
+      },
+    );
   }
 
   /**

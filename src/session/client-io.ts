@@ -1,11 +1,20 @@
 // The client's socket as the session uses it: events in, writes out (counted), the
 // STARTTLS swap to a TLS socket, one timer for whichever timeout is in force, and flow
 // control: reading stops while input piles up behind an asynchronous step, or while the
-// backend cannot take more of a body.
+// backend cannot take more of a body. Once our side ends, a guard bounds how long the
+// socket may stay open, whatever the peer does (issue 21, B2).
 
 import type net from 'node:net';
 import type { EventEmitter } from 'node:events';
 import type { TlsInfo, TlsTerminator } from '../tls/index.js';
+
+/**
+ * Longest a session may stay open once it has begun to close: the 421 or 221 written, our
+ * FIN sent. Past it the socket is destroyed, so the record, the per-IP slot and the fd
+ * never wait on a peer that neither reads nor closes. Longer than the QUIT linger
+ * (farewell.ts, 2 s), so a clean close is never cut short.
+ */
+export const CLOSE_GUARD_MS = 5000;
 
 export interface ClientEvents {
   data(chunk: Buffer): void;
@@ -32,6 +41,8 @@ export class ClientIo {
   #pausedForPile = false;
   /** Reading stopped until the backend drains (a body it cannot take as fast). */
   #pausedForBackend = false;
+  /** The session is closing: reading is never paused again, and the guard runs. */
+  #guard: NodeJS.Timeout | null = null;
 
   readonly #listeners = {
     data: (chunk: Buffer) => {
@@ -92,18 +103,39 @@ export class ClientIo {
     s.uncork();
   }
 
+  /** Our side half-closes (after what was written); the session is closing from here on. */
   end(): void {
+    this.closing();
     this.#socket.end();
   }
 
   destroy(): void {
+    this.clearGuard();
     this.#socket.destroy();
   }
 
-  /** A client that stops reading must not hold the session once we have given up on it. */
-  destroySoon(ms: number): void {
-    const s = this.#socket;
-    setTimeout(() => s.destroy(), ms).unref();
+  /**
+   * The session has decided to end: from now on its socket is destroyed within
+   * CLOSE_GUARD_MS. Reading resumes whatever paused it (a pile-up, a backend that will never
+   * drain), so the peer's FIN or reset is seen: bytes read now are discarded by the session.
+   */
+  closing(): void {
+    if (this.#guard) return;
+    this.#guard = setTimeout(() => {
+      this.#guard = null;
+      this.#socket.destroy();
+      // The session ends even if the socket's listeners are detached (STARTTLS swap).
+      this.events.close();
+    }, CLOSE_GUARD_MS);
+    if (!this.paused) return;
+    this.#pausedForPile = false;
+    this.#pausedForBackend = false;
+    this.#apply();
+  }
+
+  clearGuard(): void {
+    if (this.#guard) clearTimeout(this.#guard);
+    this.#guard = null;
   }
 
   // ---- timers --------------------------------------------------------------------------
@@ -167,14 +199,14 @@ export class ClientIo {
 
   /** Stops reading while `pile` (input waiting behind an asynchronous step), resumes after. */
   pile(pile: boolean): void {
-    if (pile === this.#pausedForPile) return;
+    if (pile === this.#pausedForPile || this.#guard) return;
     this.#pausedForPile = pile;
     this.#apply();
   }
 
   /** A slow backend must not grow our memory: stop reading the client until `source` drains. */
   pauseUntilDrain(source: EventEmitter): void {
-    if (this.#pausedForBackend) return;
+    if (this.#pausedForBackend || this.#guard) return;
     this.#pausedForBackend = true;
     this.#apply();
     source.once('drain', () => {

@@ -9,9 +9,9 @@ import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { AnomalyKind, Endpoint, TlsRecord } from '../observe/records.js';
 import type { TlsTerminator } from '../tls/index.js';
+import type { DecisionPoints } from './decision.js';
 
-/** `S`: the session type, for `onEnd` (kept generic so this file imports no session code). */
-export interface SessionContext<S = unknown> {
+export interface SessionContext {
   id: string;
   config: Config;
   listener: ListenerConfig;
@@ -43,6 +43,8 @@ export interface SessionContext<S = unknown> {
   authenticator?: Authenticator | null;
   /** XCLIENT named another client: count it for the per-IP limits; a refusal text if over. */
   readmit?: (address: string) => string | null | Promise<string | null>;
-  /** The session has ended (its record is written). */
-  onEnd?: (s: S) => void;
+  /** Decisions before a backend is spent (screening, routing): the decision seam. */
+  decisions?: DecisionPoints | null;
+  /** The session has ended (its record is written): release what the server holds for it. */
+  onEnd?: () => void;
 }

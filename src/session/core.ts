@@ -18,7 +18,9 @@ import { Farewell } from './farewell.js';
 import { splitterLineMax, withinLineLength } from '../auth/line-limit.js';
 import { SessionAuth } from './auth.js';
 import { acceptedIdentity, authenticated, receivedFor, type ClientIdentity } from './identity.js';
-import { Input } from './input.js';
+import { Input, MAX_OVERLONG_LINES } from './input.js';
+import { Lifecycle, type Phase } from './lifecycle.js';
+import { describeStepError as describe, PendingSteps, verdictOf, type Decision, type SessionFacts, type Verdict } from './decision.js';
 import { SessionLimits } from './limits.js';
 import { MessageFlow } from './message.js';
 import { proxyV2Header } from './non-smtp.js';
@@ -26,7 +28,10 @@ import * as R from './replies.js';
 import { ReplyQueue } from './reply-queue.js';
 import { Transactions } from './transaction.js';
 
-export type Mode = 'command' | 'data' | 'bdat' | 'starttls' | 'closed';
+/** How input is read: command lines, a DATA body, BDAT chunks, or nothing (STARTTLS handshake). */
+export type InputMode = 'command' | 'data' | 'bdat' | 'starttls';
+/** The input mode, or `closed` once the session is ending (lifecycle.ts). */
+export type Mode = InputMode | 'closed';
 
 /** Anomaly detail for early bytes: printable, short. */
 function describeBytes(b: Buffer): string {
@@ -36,11 +41,10 @@ function describeBytes(b: Buffer): string {
 /** Postfix's smtpd_hard_error_limit default. */
 const MAX_ERRORS = 20;
 
-/** `Self`: the concrete session class, which the server's callbacks are given. */
-export abstract class SessionCore<Self> {
+export abstract class SessionCore {
   readonly id: string;
   readonly started = Date.now();
-  protected readonly ctx: SessionContext<Self>;
+  protected readonly ctx: SessionContext;
   protected readonly cfg: Config;
   protected readonly io: ClientIo;
   protected readonly input: Input;
@@ -50,9 +54,14 @@ export abstract class SessionCore<Self> {
   protected readonly limits: SessionLimits;
   #log: Logger | null = null;
 
-  protected mode: Mode = 'command';
+  /** The session's phase and why it ends: every transition goes through it. */
+  protected readonly life = new Lifecycle();
+  /** Asynchronous steps the session awaits (decisions, holds): bounded, cancelled at the end. */
+  readonly #steps = new PendingSteps();
+  #input: InputMode = 'command';
   protected identity: ClientIdentity;
-  protected refuseAll = false;
+  /** Everything but QUIT gets this refusal (a failed PROXY header, a 554 greeting). */
+  protected refuseAll: (() => SmtpError) | null = null;
   /** Set once the client's TLS handshake is done (implicit TLS or STARTTLS). */
   protected tls: TlsRecord | null = null;
   /** The final 220 has gone out (at once unless smtp.pregreet.wait). */
@@ -68,12 +77,24 @@ export abstract class SessionCore<Self> {
   protected readonly anomalies = new Set<AnomalyKind>();
 
   protected prevVerb: string | null = null;
-  protected close: CloseReason | null = null;
   /** The client vanished while sending a body: the backend must see a drop, never a terminator. */
   #midBody = false;
-  protected finished = false;
 
-  constructor(socket: net.Socket, ctx: SessionContext<Self>) {
+  /** How input is read now; `closed` once the session is ending (quitting, closing, closed). */
+  protected get mode(): Mode {
+    return this.life.ending ? 'closed' : this.#input;
+  }
+
+  protected set mode(m: InputMode) {
+    this.#input = m;
+  }
+
+  /** The record is written: nothing more happens on this session. */
+  protected get finished(): boolean {
+    return this.life.closed;
+  }
+
+  constructor(socket: net.Socket, ctx: SessionContext) {
     this.id = ctx.id;
     this.ctx = ctx;
     this.cfg = ctx.config;
@@ -89,7 +110,10 @@ export abstract class SessionCore<Self> {
       },
     });
     this.queue = new ReplyQueue({
-      write: (chunks, done) => this.io.write(chunks, done),
+      write: (chunks, done) => {
+        this.io.write(chunks, done);
+        this.#replied();
+      },
       released: () => {
         if (this.input.blocked) this.input.kick();
       },
@@ -99,7 +123,7 @@ export abstract class SessionCore<Self> {
       anomaly: (kind, detail) => this.anomaly(kind, detail),
       gone: (reason, why) => this.#clientGone(reason, why),
       get reason() {
-        return session.close;
+        return session.life.reason;
       },
       end: () => this.io.end(),
       destroy: () => this.io.destroy(),
@@ -116,6 +140,7 @@ export abstract class SessionCore<Self> {
         owed: () => this.queue.owed,
         unsent: () => this.io.unsent,
         pile: (full) => this.io.pile(full),
+        overlong: (bytes, max) => this.#overlong(bytes, max),
         backend: () => this.binding.bound?.conn.socket,
       },
       // An AUTH line (command or response) may be as long as a SASL mechanism makes it
@@ -136,10 +161,12 @@ export abstract class SessionCore<Self> {
         },
         anomaly: (kind, detail) => this.anomaly(kind, detail),
         backendFailed: (reply) => {
-          this.close ??= 'backend_failed';
-          this.mode = 'closed';
+          this.life.end('backend_failed');
           this.queue.failBackend(reply, () => this.io.end());
+          // The 421 may never flush (a client that does not read): the guard still ends it.
+          this.io.closing();
         },
+        bound: () => this.life.toIfAllowed('relaying'),
         wait: () => this.input.wait(),
         resume: () => this.input.resume(),
         log: () => this.#logger(),
@@ -183,6 +210,7 @@ export abstract class SessionCore<Self> {
           this.identity = authenticated(this.identity, auth);
           // A backend bound before was told an anonymous client: the next MAIL binds anew.
           this.binding.unbind();
+          this.life.toIfAllowed('front');
           this.binding.route = route;
         },
         anomaly: (kind, detail) => this.anomaly(kind, detail, kind === 'auth_failed'),
@@ -227,9 +255,16 @@ export abstract class SessionCore<Self> {
 
   /** Public view for /sessions and the shutdown path. */
   get state(): string {
-    if (this.finished) return 'closed';
-    if (this.mode !== 'command') return this.mode;
-    return this.binding.bound ? 'relay' : this.helo ? 'front' : 'greeting';
+    const phase = this.life.phase;
+    if (phase === 'closed' || phase === 'closing' || phase === 'quitting') return 'closed';
+    if (this.#input !== 'command') return this.#input;
+    if (phase === 'screening') return 'screening';
+    return phase === 'relaying' ? 'relay' : phase === 'front' ? 'front' : 'greeting';
+  }
+
+  /** The lifecycle phase (lifecycle.ts), for /sessions and tests. */
+  get phase(): Phase {
+    return this.life.phase;
   }
 
   /** Lines about this connection that are not records (records carry `conn` themselves). */
@@ -243,17 +278,28 @@ export abstract class SessionCore<Self> {
     this.io.setTimer(this.cfg.limits.timeouts.greeting);
     if (this.ctx.proxyFailure) {
       this.anomaly('proxy_header_invalid', this.ctx.proxyFailure);
-      this.refuseAll = true;
+      this.refuseAll = R.proxyFailed;
     }
     const wait = this.cfg.smtp.pregreet.wait;
-    if (wait > 0) {
+    const decision = this.ctx.decisions?.greeting?.(this.facts()) ?? null;
+    if (wait > 0 || decision) {
       // postscreen's greet wait: a `220-` line, then the final 220 later; a client that
-      // talks in between did not wait for the greeting (RFC 5321 §3.1, §4.3.1).
+      // talks in between did not wait for the greeting (RFC 5321 §3.1, §4.3.1). Decisions
+      // at the greeting (screening) run meanwhile; the 220 waits for both.
       this.#greeted = false;
+      this.life.to('screening');
       this.input.wait();
-      this.io.write([R.greetingFirstLine(this.cfg.hostname, this.cfg.banner)], null);
-      this.#greetTimer = setTimeout(() => this.#greet(), wait);
+      if (wait > 0) {
+        this.io.write([R.greetingFirstLine(this.cfg.hostname, this.cfg.banner)], null);
+        this.#greetWaits++;
+        this.#greetTimer = setTimeout(() => {
+          this.#greetTimer = null;
+          this.#greetWaitOver();
+        }, wait);
+      }
+      if (decision) this.#screen(decision);
     } else {
+      this.life.to('greeted');
       this.queue.reply(R.greeting(this.cfg.hostname, this.cfg.banner));
     }
     if (this.ctx.initial) {
@@ -263,14 +309,48 @@ export abstract class SessionCore<Self> {
     }
   }
 
+  /** Greet-time decisions still running (the greet wait counts as one). */
+  #greetWaits = 0;
+  /** A greet-time decision's verdict other than pass, acted on once the wait is over. */
+  #greetVerdict: Verdict | null = null;
+
+  #screen(d: Decision): void {
+    this.#greetWaits++;
+    this.#steps.run(d.name, d.deadlineMs, (signal) => d.decide(this.facts(), signal), (r) => {
+      this.#stepOutcome(d, r.ok ? null : r.error);
+      const v = verdictOf(d, r);
+      if (v.kind !== 'pass') this.#greetVerdict = v;
+      // Dropping needs no wait: the client gets its answer now.
+      if (v.kind === 'drop') return this.#act(v, () => undefined);
+      this.#greetWaitOver();
+    });
+  }
+
+  #greetWaitOver(): void {
+    if (--this.#greetWaits > 0) return;
+    this.#greet();
+  }
+
   #greet(): void {
-    this.#greetTimer = null;
     if (this.finished || this.mode === 'closed') return;
+    const v = this.#greetVerdict;
+    if (v && v.kind !== 'pass') {
+      // A greeting other than 220 (RFC 5321 §3.1: 554 and the session goes on refusing), or the end.
+      this.#greeted = true;
+      this.life.to('greeted');
+      this.#act(v, () => undefined);
+      if (v.kind === 'reply') {
+        this.refuseAll = R.noService;
+        this.input.resume();
+      }
+      return;
+    }
     this.#greeted = true;
     if (this.anomalies.has('pregreet') && this.cfg.smtp.pregreet.action === 'reject') {
       this.closeWith('error', R.pregreetRefused(this.cfg.hostname));
       return;
     }
+    this.life.to('greeted');
     this.queue.reply(R.greeting(this.cfg.hostname, this.cfg.banner));
     this.input.resume();
   }
@@ -278,10 +358,18 @@ export abstract class SessionCore<Self> {
   /** Shutdown: tell the client and close (SIGTERM after the grace period). */
   shutdown(): void {
     if (this.finished) return;
-    this.close ??= 'shutdown';
+    this.#closeNow('shutdown', R.shuttingDown(this.cfg.hostname));
+  }
+
+  /**
+   * Ends the session at once, ahead of anything owed (shutdown, the client's own timeout):
+   * the backend is dropped, `reply` written, our side closed; the close guard (client-io.ts)
+   * bounds how long a client that does not read can keep the socket.
+   */
+  #closeNow(reason: CloseReason, reply: string): void {
+    this.life.end(reason);
     this.binding.abort();
-    this.mode = 'closed';
-    this.io.write([R.shuttingDown(this.cfg.hostname)], null);
+    this.io.write([reply], null);
     this.io.end();
   }
 
@@ -290,8 +378,7 @@ export abstract class SessionCore<Self> {
    * the replies still owed, then the connection closes.
    */
   protected closeWith(reason: CloseReason, reply: string): void {
-    this.close ??= reason;
-    this.mode = 'closed';
+    this.life.end(reason);
     this.queue.reply(reply, () => this.io.end());
   }
 
@@ -355,21 +442,69 @@ export abstract class SessionCore<Self> {
     return receivedFor(this.identity, { helo: this.helo, esmtp: this.esmtp, tls: this.tls, by: this.cfg.hostname, id: this.id, rcpt });
   }
 
-  /** Holds later commands until `p` settles; `then` answers in this command's place. */
+  /**
+   * Holds later commands until `p` settles; `then` answers in this command's place. A step
+   * that fails, or does not settle within the command timeout, is answered `451 4.3.0` in
+   * its place (each step also has its own timeout; this bound is for the one that has none).
+   */
   protected hold<T>(p: Promise<T>, then: (value: T) => void): void {
     const slot = this.queue.reserve();
     this.input.wait();
-    void p.then((value) => {
-      if (this.finished) return;
+    this.#steps.run('hold', this.cfg.limits.timeouts.command, () => p, (r) => {
       this.queue.fill(slot, null);
-      then(value);
+      if (r.ok) then(r.value);
+      else {
+        this.#logger().warn({ err: describe(r.error) }, 'an asynchronous step failed; answered 451');
+        this.queue.reply(R.stepFailed(this.cfg.hostname));
+      }
       this.input.resume();
     });
   }
 
+  /**
+   * The decision seam: awaits `d` in this command's place; `pass` runs when it lets the
+   * session go on, `refused` when it does not. Its verdict, its timeout's or its failure's,
+   * is acted on here.
+   */
+  protected decide(d: Decision, facts: SessionFacts, pass: () => void, refused: () => void = () => undefined): void {
+    const slot = this.queue.reserve();
+    this.input.wait();
+    this.#steps.run(d.name, d.deadlineMs, (signal) => d.decide(facts, signal), (r) => {
+      this.queue.fill(slot, null);
+      this.#stepOutcome(d, r.ok ? null : r.error);
+      const v = verdictOf(d, r);
+      if (v.kind !== 'pass') refused();
+      this.#act(v, pass);
+      this.input.resume();
+    });
+  }
+
+  #stepOutcome(d: Decision, error: unknown): void {
+    if (error !== null) this.#logger().warn({ decision: d.name, err: describe(error) }, `decision ${d.name} did not decide; applying its fallback`);
+  }
+
+  #act(v: Verdict, pass: () => void): void {
+    switch (v.kind) {
+      case 'pass':
+        return pass();
+      case 'reply':
+        return this.queue.reply(v.reply);
+      case 'reject':
+        return this.closeWith(v.reason, v.reply);
+      case 'drop':
+        return this.#closeNow(v.reason, v.reply);
+    }
+  }
+
+  /** What a decision may look at. */
+  protected facts(from: string | null = null): SessionFacts {
+    const id = this.identity;
+    return { id: this.id, listener: this.ctx.listener.name, client: id.client, helo: this.helo, tls: this.tls, auth: id.auth, from };
+  }
+
   /** Nothing open that the next session on this backend connection could inherit. */
   protected quiet(): boolean {
-    return this.tx.open === null && (this.#message?.body.poisoned ?? null) === null && !this.#midBody && this.mode !== 'data' && this.mode !== 'bdat';
+    return this.tx.open === null && (this.#message?.body.poisoned ?? null) === null && !this.#midBody && this.#input !== 'data' && this.#input !== 'bdat';
   }
 
   // ---- end -----------------------------------------------------------------------------
@@ -386,17 +521,32 @@ export abstract class SessionCore<Self> {
     }
     const phase = this.mode === 'data' || this.mode === 'bdat' ? 'data' : this.helo ? 'command' : 'greeting';
     this.anomaly('timeout', `${phase} timeout after ${this.io.timerMs} ms`);
-    this.close ??= 'timeout';
-    this.mode = 'closed';
-    this.binding.abort();
-    this.io.write([R.timedOut(this.cfg.hostname)], null);
-    this.io.end();
-    this.io.destroySoon(5000);
+    this.#closeNow('timeout', R.timedOut(this.cfg.hostname));
+  }
+
+  /**
+   * Replies were written: the client's time to send its next command runs from now (issue
+   * 21, B3), however long it waited for them; in a body the body's timer stays in force.
+   */
+  #replied(): void {
+    if (this.mode !== 'command') return;
+    const t = this.cfg.limits.timeouts;
+    this.io.setTimer(this.helo ? t.command : t.greeting);
+  }
+
+  /**
+   * A line past the limit in force and still without its end: named at once, and after
+   * MAX_OVERLONG_LINES times the limit the session closes (a peer streaming bytes without
+   * a line end is not sending SMTP; Postern would otherwise read it until the timeout).
+   */
+  #overlong(bytes: number, max: number): void {
+    this.anomaly('line_too_long', `line over ${max} bytes without a line end`);
+    if (bytes < MAX_OVERLONG_LINES * max || this.mode === 'closed') return;
+    this.closeWith('error', R.lineTooLong().reply);
   }
 
   /** The client left without QUIT. */
   #clientGone(reason: CloseReason, why?: string): void {
-    this.close = reason;
     if (reason === 'error') this.#logger().info({ err: why }, 'client socket error');
     if (this.mode === 'data' || this.mode === 'bdat') {
       this.#midBody = true;
@@ -407,7 +557,7 @@ export abstract class SessionCore<Self> {
       // mid-transaction or with replies still owed is what deserves a name.
       this.anomaly('no_quit', this.tx.open !== null ? 'closed without QUIT inside a transaction' : 'closed without QUIT');
     }
-    this.mode = 'closed';
+    this.life.end(reason);
   }
 
   /** An anomaly, named once in the session record; `each`: a record every time (each failed login). */
@@ -419,20 +569,26 @@ export abstract class SessionCore<Self> {
     if (this.ctx.logAnomaly(kind)) this.ctx.logger.info(rec, `anomaly ${kind}`);
   }
 
+  /**
+   * The end of every session, whatever ended it: timers stopped, the backend let go (QUIT,
+   * or a drop mid-body), the client socket destroyed, the one record written and counted,
+   * and the server told (admission released).
+   */
   protected finish(reason: CloseReason): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.close ??= reason;
+    const inBody = this.#midBody || this.#input === 'data' || this.#input === 'bdat';
+    const quiet = this.quiet();
+    if (!this.life.close(reason)) return;
     this.io.clearTimer();
+    this.io.clearGuard();
     if (this.#greetTimer) clearTimeout(this.#greetTimer);
+    this.#steps.abort();
     // Otherwise the binding says goodbye politely, so the backend's log shows no lost connection.
-    this.binding.finish(this.quiet(), this.#midBody || this.mode === 'data' || this.mode === 'bdat');
+    this.binding.finish(quiet, inBody);
     this.io.destroy();
     const rec = this.record();
     observeSession(this.ctx.metrics, rec);
     this.ctx.logger.info(rec, 'session');
-    // `this` is the concrete session (the type parameter says which).
-    this.ctx.onEnd?.(this as unknown as Self);
+    this.ctx.onEnd?.();
   }
 
   /** The `session` log record. */
@@ -452,7 +608,7 @@ export abstract class SessionCore<Self> {
       bytes_in: this.io.bytesIn,
       bytes_out: this.io.bytesOut,
       duration_ms: Date.now() - this.started,
-      close: this.close ?? 'error',
+      close: this.life.reason ?? 'error',
       anomalies: [...this.anomalies],
       limit_rejections: this.limits.rejections,
       ...(this.closedBy ? { limit: this.closedBy } : {}),

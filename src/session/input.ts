@@ -23,6 +23,11 @@ export interface InputTarget {
   unsent(): number;
   /** Stop (true) or resume (false) reading from the client. */
   pile(full: boolean): void;
+  /**
+   * A line already longer than `max` (the limit in force) and still without its end:
+   * `bytes` so far. Called at each read that extends it.
+   */
+  overlong(bytes: number, max: number): void;
   /** The backend socket, corked while a pipelined group is forwarded (one write per group, RFC 2920 §3.1). */
   backend(): net.Socket | undefined;
 }
@@ -33,6 +38,8 @@ export const MAX_BUFFERED = 256 * 1024;
 export const MAX_UNSENT = 64 * 1024;
 /** Replies owed at once (pipelined commands not yet answered), past which none is processed. */
 export const MAX_OWED = 1000;
+/** A line without its end past this many times the line limit closes the session. */
+export const MAX_OVERLONG_LINES = 64;
 
 export class Input {
   readonly #reader = new LineReader();
@@ -119,8 +126,13 @@ export class Input {
           continue;
         }
         if (mode !== 'command') break;
-        const line = this.#reader.readLine(this.lineLength());
-        if (!line) break;
+        const max = this.lineLength();
+        const line = this.#reader.readLine(max);
+        if (!line) {
+          const over = this.#reader.overlong;
+          if (over > 0) t.overlong(over, max);
+          break;
+        }
         const pipelined = this.#pipelinedNext;
         this.#pipelinedNext = this.#reader.length > 0;
         t.line(line, pipelined);

@@ -27,12 +27,15 @@ export const shuttingDown = (host: string) => line(C421ServiceUnavail, `4.3.2 ${
 export const timedOut = (host: string) => line(C421ServiceUnavail, `4.4.2 ${host} Error: timeout exceeded`);
 export const tooManyErrors = (host: string) => line(C421ServiceUnavail, `4.7.0 ${host} Too many errors`);
 export const tooManyTransactions = () => line(C421ServiceUnavail, '4.7.0 Too many transactions in this session');
+export const serviceUnavailable = (host: string) => line(C421ServiceUnavail, `4.3.2 ${host} Service not available, try again later`);
 export const refusedClient = (host: string, why: string) => line(C421ServiceUnavail, `4.7.0 ${host} ${why}`);
 export const backendLost = (host: string) => line(C421ServiceUnavail, `4.4.2 ${host} Backend connection lost, try again later`);
 export const pregreetRefused = (host: string) => line(C554TransactionFailed, `5.5.0 ${host} Protocol error: talked before the greeting`);
 export const nonSmtpClosing = (host: string) => line(C521HostNoMail, `5.5.1 ${host} Non-SMTP command, closing`);
 
 export const noBackend = (host: string) => line(C451LocalErr, `4.4.1 ${host} No backend available, try again later`);
+/** An asynchronous step (a verifier, a cluster decision) failed or never answered. */
+export const stepFailed = (host: string) => line(C451LocalErr, `4.3.0 ${host} Temporary failure, try again later`);
 
 // Refusals.
 export const needMail = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'Need MAIL command');
@@ -45,6 +48,8 @@ export const lineTooLong = () => new SmtpError(C500BadSyntax, '5.5.2', 'Line too
 export const notAvailable = (what: string) => new SmtpError(C502CmdNotImpl, '5.5.1', `${what} not available`);
 export const disabled = (verb: string) => new SmtpError(C502CmdNotImpl, '5.5.1', `${verb} command is disabled`);
 export const tlsActive = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'TLS already active');
+/** After a greeting that refuses service (RFC 5321 §3.1): only QUIT is taken. */
+export const noService = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'Error: no SMTP service here, send QUIT');
 export const proxyFailed = () => new SmtpError(C503BadCmdSeq, '5.7.0', 'Command refused, required Proxy negotiation failed');
 export const proxyUntrusted = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'PROXY header not accepted from your address');
 export const proxyNotHere = () => new SmtpError(C550MailboxUnavail, '5.7.0', 'PROXY header not allowed here');

@@ -22,7 +22,7 @@ import { offer } from './offer.js';
 import * as R from './replies.js';
 import { SessionCore } from './core.js';
 
-export class Session extends SessionCore<Session> {
+export class Session extends SessionCore {
   /** The last MAIL declared SMTPUTF8 (RFC 6531 §3.4): its RCPTs may be non-ASCII. */
   #utf8 = false;
 
@@ -61,7 +61,7 @@ export class Session extends SessionCore<Session> {
   }
 
   #dispatch(verb: string, args: string, line: string): void {
-    if (this.refuseAll && verb !== 'QUIT') throw R.proxyFailed();
+    if (this.refuseAll && verb !== 'QUIT') throw this.refuseAll();
     switch (verb) {
       case 'EHLO':
       case 'HELO':
@@ -117,6 +117,7 @@ export class Session extends SessionCore<Session> {
     if (!name) throw R.syntax(`${verb} hostname`);
     this.helo = name;
     this.esmtp = verb === 'EHLO';
+    if (this.life.phase === 'greeted') this.life.to('front');
     this.reset();
     if (verb === 'HELO') this.queue.reply(R.heloReply(this.cfg.hostname));
     else this.queue.reply(renderEhlo(`${this.cfg.hostname} greets ${printable(name)}`, this.#capabilities()));
@@ -166,6 +167,14 @@ export class Session extends SessionCore<Session> {
     this.limits.checkDeclaredSize(path.params.get('SIZE'));
     const from = path.address;
     const opened = this.tx.mail(from);
+    // The decision seam's `mail` point: before the first backend is spent on this client.
+    const facts = this.facts(from);
+    const d = this.binding.bound ? null : (this.ctx.decisions?.mail?.(facts) ?? null);
+    if (d) this.decide(d, facts, () => this.#toBackend(line, from, opened), () => opened(false));
+    else this.#toBackend(line, from, opened);
+  }
+
+  #toBackend(line: string, from: string, opened: (ok: boolean) => void): void {
     this.binding.toBackend(
       () => this.#backendClient(),
       line,
@@ -265,6 +274,7 @@ export class Session extends SessionCore<Session> {
     this.esmtp = esmtp;
     this.reset();
     this.binding.unbind();
+    this.life.toIfAllowed(helo === null ? 'greeted' : 'front');
   }
 
   #starttlsOffered(): boolean {
@@ -305,8 +315,7 @@ export class Session extends SessionCore<Session> {
       },
       (err: Error & { reason?: string }) => {
         this.anomaly('tls_handshake_failed', err.reason ?? err.message);
-        this.close ??= 'error';
-        this.mode = 'closed';
+        this.life.end('error');
         this.finish('error');
       },
     );
@@ -314,8 +323,7 @@ export class Session extends SessionCore<Session> {
 
   #quit(): void {
     this.farewell.quit();
-    this.close ??= 'quit';
-    this.mode = 'closed';
+    this.life.quit();
     this.binding.quit(
       () => this.farewell.flushed(),
       () => this.quiet(),

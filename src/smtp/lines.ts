@@ -19,9 +19,19 @@ const EMPTY = Buffer.alloc(0);
 export class LineReader {
   #buf: Buffer = EMPTY;
   #discarding = false;
+  /** Bytes of the current over-long line dropped so far. */
+  #dropped = 0;
 
   get length(): number {
     return this.#buf.length;
+  }
+
+  /**
+   * Bytes of a line already past the limit and still without its end (0 when none): the
+   * caller can name it at once, and give up on a peer that never ends it.
+   */
+  get overlong(): number {
+    return this.#discarding ? this.#dropped + this.#buf.length : 0;
   }
 
   push(chunk: Buffer): void {
@@ -41,6 +51,7 @@ export class LineReader {
         // Keep a trailing CR: it may pair with the LF of the next chunk.
         this.#discarding = true;
         this.#buf = buf[buf.length - 1] === CR ? buf.subarray(buf.length - 1) : EMPTY;
+        this.#dropped += buf.length - this.#buf.length;
       }
       return null;
     }
@@ -49,6 +60,7 @@ export class LineReader {
     const end = crlf ? lf - 1 : lf;
     if (this.#discarding || end > max) {
       this.#discarding = false;
+      this.#dropped = 0;
       return { text: EMPTY, bareLf: !crlf, tooLong: true };
     }
     const text = buf.subarray(0, end);
@@ -74,6 +86,7 @@ export class LineReader {
     const buf = this.#buf;
     this.#buf = EMPTY;
     this.#discarding = false;
+    this.#dropped = 0;
     return buf;
   }
 
@@ -82,6 +95,7 @@ export class LineReader {
     const n = this.#buf.length;
     this.#buf = EMPTY;
     this.#discarding = false;
+    this.#dropped = 0;
     return n;
   }
 }

@@ -2,7 +2,7 @@
 import { parseConfig, type Config } from '../../src/config/index.js';
 import { createLogger } from '../../src/observe/logger.js';
 import { Metrics } from '../../src/observe/metrics.js';
-import { Postern } from '../../src/server/postern.js';
+import { Postern, type PosternOptions } from '../../src/server/postern.js';
 
 export type LogRecord = Record<string, unknown> & { event?: string; conn?: string; msg?: string };
 
@@ -19,7 +19,7 @@ export interface TestPostern {
   stop(): Promise<void>;
 }
 
-export async function startPostern(yaml: string): Promise<TestPostern> {
+export async function startPostern(yaml: string, opts: Partial<PosternOptions> = {}): Promise<TestPostern> {
   const config = parseConfig(yaml, 'test.yaml');
   const records: LogRecord[] = [];
   const waiters: { pred: (r: LogRecord) => boolean; resolve(r: LogRecord): void }[] = [];
@@ -33,7 +33,7 @@ export async function startPostern(yaml: string): Promise<TestPostern> {
       }
     },
   });
-  const postern = new Postern(config, { logger, metrics: new Metrics() });
+  const postern = new Postern(config, { metrics: new Metrics(), ...opts, logger });
   await postern.start();
   const a = Object.values(postern.addresses())[0]!;
   const waitFor = (pred: (r: LogRecord) => boolean, timeoutMs = 5000) => {

@@ -23,6 +23,7 @@ class Host implements BindingHost {
   failures: string[] = [];
   waits = 0;
   resumes = 0;
+  binds = 0;
   constructor(private readonly logger: Logger) {
     this.queue = new ReplyQueue({
       write: (chunks, done) => {
@@ -38,6 +39,9 @@ class Host implements BindingHost {
     this.failures.push(reply);
     this.queue.failBackend(reply, null);
     this.closed = true;
+  }
+  bound(): void {
+    this.binds++;
   }
   wait(): void {
     this.waits++;

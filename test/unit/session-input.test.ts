@@ -59,6 +59,10 @@ class Target implements InputTarget {
   pile(full: boolean): void {
     this.piles.push(full);
   }
+  overlongs: [number, number][] = [];
+  overlong(bytes: number, max: number): void {
+    this.overlongs.push([bytes, max]);
+  }
   backend(): net.Socket | undefined {
     return this.sock;
   }
@@ -313,6 +317,21 @@ describe('Input', () => {
       t.events.map((e) => e.tooLong),
       [true],
     );
+  });
+
+  it('a line past the limit is reported at once and at each read that extends it, with the limit in force', () => {
+    const { t, input } = setup(512);
+    input.push(b('x'.repeat(512)), false);
+    assert.deepEqual(t.overlongs, [], 'at the limit: nothing yet');
+    input.push(b('xx'), false);
+    assert.deepEqual(t.overlongs, [[514, 512]], 'past it: at once, before any line end');
+    input.push(Buffer.alloc(1000, 0x78), false);
+    assert.deepEqual(t.overlongs.at(-1), [1514, 512]);
+    input.push(b('\r\nNOOP\r\n'), false);
+    assert.deepEqual(t.lines(), ['', 'NOOP'], 'the long line once (tooLong), then reading goes on');
+    const n = t.overlongs.length;
+    input.push(b('y'.repeat(100)), false);
+    assert.equal(t.overlongs.length, n, 'a new, short line: no report');
   });
 
   it('a pipelined group is forwarded with the backend socket corked, one write per group', () => {

@@ -262,6 +262,29 @@ describe('LineReader: over-long lines', () => {
     assert.equal(reader.length, 0);
   });
 
+  it('overlong: bytes of a line past the limit so far, 0 once it ends or within the limit', () => {
+    const r = new LineReader();
+    r.push(b('a'.repeat(10)));
+    assert.equal(r.readLine(10), null);
+    assert.equal(r.overlong, 0, 'within the limit (its CR may still come)');
+    r.push(b('aa'));
+    assert.equal(r.readLine(10), null);
+    assert.equal(r.overlong, 12);
+    for (let i = 0; i < 10; i++) {
+      r.push(b('z'.repeat(100) + (i === 9 ? '\r' : '')));
+      assert.equal(r.readLine(10), null);
+    }
+    assert.equal(r.overlong, 1013, 'dropped bytes count, and a kept trailing CR');
+    r.push(b('\nOK\r\n'));
+    assert.deepEqual(drain(r, 10), [long(false), ok('OK')]);
+    assert.equal(r.overlong, 0);
+    r.push(b('q'.repeat(50)));
+    assert.equal(r.readLine(10), null);
+    assert.equal(r.overlong, 50);
+    r.clear();
+    assert.equal(r.overlong, 0, 'clear forgets it');
+  });
+
   it('a trailing CR kept while discarding pairs with the next LF (not bare)', () => {
     const r = new LineReader();
     r.push(b('z'.repeat(40) + '\r'));
