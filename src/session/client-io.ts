@@ -15,6 +15,12 @@ import type { TlsInfo, TlsTerminator } from '../tls/index.js';
  * (farewell.ts, 2 s), so a clean close is never cut short.
  */
 export const CLOSE_GUARD_MS = 5000;
+/**
+ * Bytes read once the session is closing, past which reading stops until the guard: reading
+ * goes on so the peer's FIN or reset is seen, but a peer that keeps sending is not
+ * listening, and a flood must not be read at full speed meanwhile.
+ */
+export const CLOSE_READ_MAX = 64 * 1024;
 
 export interface ClientEvents {
   data(chunk: Buffer): void;
@@ -43,10 +49,13 @@ export class ClientIo {
   #pausedForBackend = false;
   /** The session is closing: reading is never paused again, and the guard runs. */
   #guard: NodeJS.Timeout | null = null;
+  /** Bytes read since the session began closing. */
+  #readClosing = 0;
 
   readonly #listeners = {
     data: (chunk: Buffer) => {
       this.bytesIn += chunk.length;
+      if (this.#guard && (this.#readClosing += chunk.length) > CLOSE_READ_MAX) this.#apply();
       this.events.data(chunk);
     },
     end: () => this.events.end(),
@@ -117,7 +126,8 @@ export class ClientIo {
   /**
    * The session has decided to end: from now on its socket is destroyed within
    * CLOSE_GUARD_MS. Reading resumes whatever paused it (a pile-up, a backend that will never
-   * drain), so the peer's FIN or reset is seen: bytes read now are discarded by the session.
+   * drain), so the peer's FIN or reset is seen: bytes read now are discarded by the session,
+   * up to CLOSE_READ_MAX (then reading stops again, and the guard ends it).
    */
   closing(): void {
     if (this.#guard) return;
@@ -222,7 +232,7 @@ export class ClientIo {
   #apply(): void {
     const s = this.#socket;
     if (s.destroyed) return;
-    if (this.paused) s.pause();
+    if (this.paused || this.#readClosing > CLOSE_READ_MAX) s.pause();
     else s.resume();
   }
 
