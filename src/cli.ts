@@ -182,6 +182,7 @@ function check(argv: string[]): number {
     return 0;
   }
   for (const p of problems) process.stderr.write(`${formatLocated(file, p)}\n`);
+  if (note !== null) process.stderr.write(`${file}: ${note}\n`);
   return 1;
 }
 

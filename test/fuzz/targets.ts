@@ -653,6 +653,18 @@ const proxy: Target = {
           });
           const whole = Buffer.concat([enc, tail]);
           proxy.exec(whole, new Rng(seed));
+          // A zero source address or port is refused (only LOCAL may leave the client unknown).
+          const zero = (a: string) => /^[0:.]*$/.test(a.replace(/^::ffff:/i, ''));
+          if (sport === 0 || zero(src)) {
+            let code = '';
+            try {
+              parseProxyHeader(whole);
+            } catch (err) {
+              code = err instanceof ProxyProtocolError ? err.code : String(err);
+            }
+            expect(code === 'UNSPECIFIED_SOURCE', `unspecified source refused, got ${code || 'a header'}`);
+            return;
+          }
           const r = parseProxyHeader(whole);
           expect(r.kind === 'header' && r.length === enc.length, 'header length');
           const h = r.header;
@@ -666,6 +678,17 @@ const proxy: Target = {
       name: 'v1 headers parse back to their fields',
       property: fc.property(fc.ipV4(), fc.ipV4(), fc.integer({ min: 0, max: 65535 }), fc.integer({ min: 0, max: 65535 }), fc.uint8Array({ maxLength: 16 }), (src, dst, sp, dp, tail) => {
         const enc = encodeProxyV1({ family: 'tcp4', source: { address: src, port: sp }, destination: { address: dst, port: dp } });
+        if (sp === 0 || src === '0.0.0.0') {
+          // Only UNKNOWN may leave the client unknown: a zero source is refused.
+          let code = '';
+          try {
+            parseProxyHeader(Buffer.concat([enc, tail]));
+          } catch (err) {
+            code = err instanceof ProxyProtocolError ? err.code : String(err);
+          }
+          expect(code === 'UNSPECIFIED_SOURCE', `unspecified source refused, got ${code || 'a header'}`);
+          return;
+        }
         const r = parseProxyHeader(Buffer.concat([enc, tail]));
         expect(r.kind === 'header' && r.length === enc.length && r.header.source?.address === src && r.header.destination?.port === dp, 'v1 round trip');
       }),
