@@ -3,9 +3,9 @@
 // the log's size.
 
 import { isAnomalyKind, severityOf, type Severity } from '../config/anomalies.js';
-import { sessionSeverity } from './record-metrics.js';
+import { sessionSeverity } from '../observe/record-metrics.js';
 import { isAnomaly, isBackendState, isSession, isTransaction, readRecord, type ReadAnomaly, type ReadBackend, type ReadSession, type ReadTransaction } from './record-read.js';
-import { replyResult } from './records.js';
+import { replyResult } from '../observe/records.js';
 import { CappedMap, SpaceSaving, clip } from './report-topk.js';
 import type { BackendReport, LimitReport, MessageCounts, Report, Traffic } from './report-types.js';
 import { isTextRecordLine, parseTextRecord } from './text-parse.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../../src/observe/metrics.js';
-import { bytes, duration, parseStatusArgs, renderStatus, sessionCacheLine, statusMain, type StatusData } from '../../src/observe/status-client.js';
+import { bytes, duration, parseStatusArgs, renderStatus, sessionCacheLine, statusMain, type StatusData } from '../../src/tools/status-client.js';
 import { startStatusServer, type StatusServer } from '../../src/observe/status-server.js';
 
 const data: StatusData = {

@@ -2,7 +2,7 @@
 // states from the metrics listener's /sessions, as a terminal table.
 
 import { ConfigError, loadConfig, type Config, type HostPort } from '../config/index.js';
-import type { BackendSnapshot, SessionSnapshot, TlsSessionCacheSnapshot } from './status-server.js';
+import type { BackendSnapshot, SessionSnapshot, TlsSessionCacheSnapshot } from '../observe/status-server.js';
 
 export const DEFAULT_STATUS_ADDR = '127.0.0.1:9325';
 const FETCH_TIMEOUT_MS = 3000;

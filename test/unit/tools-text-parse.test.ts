@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { readRecord, type ReadAnomaly, type ReadSession, type ReadTransaction } from '../../src/observe/record-read.js';
+import { readRecord, type ReadAnomaly, type ReadSession, type ReadTransaction } from '../../src/tools/record-read.js';
 import { formatTextRecord } from '../../src/observe/text-format.js';
-import { isTextRecordLine, parseTextRecord } from '../../src/observe/text-parse.js';
+import { isTextRecordLine, parseTextRecord } from '../../src/tools/text-parse.js';
 
 const T = '2026-11-23T11:17:38.927Z';
 

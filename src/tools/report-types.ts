@@ -1,7 +1,7 @@
 // The report's shape: what `postern report --json` prints (one object).
 
 import type { Severity } from '../config/anomalies.js';
-import type { ReplyResult } from './records.js';
+import type { ReplyResult } from '../observe/records.js';
 import type { TopList } from './report-topk.js';
 
 export type { TopItem, TopList } from './report-topk.js';
