@@ -7,8 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkConfigFile, loadConfig, parseHostPort, type Config, type HostPort } from './config/index.js';
-import { reportMain, REPORT_USAGE } from './tools/report.js';
-import { statusMain, STATUS_USAGE } from './tools/status-client.js';
+// The offline tools are loaded only when their command runs: `run` never loads src/tools/.
+import { REPORT_USAGE, STATUS_USAGE } from './tools/usage.js';
 import { describeError as describe } from './server/describe.js';
 import { serve, type ServeResult } from './server/serve.js';
 import { servePrimary } from './server/serve-primary.js';
@@ -234,9 +234,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'sink':
         return await sinkMain(rest);
       case 'status':
-        return await statusMain(rest);
+        return await (await import('./tools/status-client.js')).statusMain(rest);
       case 'report':
-        return await reportMain(rest);
+        return await (await import('./tools/report.js')).reportMain(rest);
       case '-v':
       case '--version':
         process.stdout.write(version() + '\n');

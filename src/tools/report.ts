@@ -7,6 +7,7 @@ import { createGunzip } from 'node:zlib';
 import { ReportAggregator, type Report } from './report-aggregate.js';
 import { eachLine } from './report-lines.js';
 import { renderReport } from './report-text.js';
+import { REPORT_USAGE } from './usage.js';
 
 export type { Report } from './report-aggregate.js';
 export { ReportAggregator } from './report-aggregate.js';
@@ -16,12 +17,6 @@ interface Out {
   write(s: string): unknown;
 }
 
-export const REPORT_USAGE = `usage: postern report [FILE...] [--json] [--top N]
-  A pflogsumm-style summary of Postern's log: JSON (log.format: json) or text (log.format:
-  text) records, from FILEs (.gz too) or stdin (without FILE, or with -), read as a stream.
-    --json      one JSON object instead of the text report
-    --top N     entries in each top list (default 10, 1-1000)
-`;
 const USAGE = REPORT_USAGE;
 
 interface ReportArgs {

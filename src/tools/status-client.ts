@@ -2,9 +2,9 @@
 // states from the metrics listener's /sessions, as a terminal table.
 
 import { ConfigError, loadConfig, type Config, type HostPort } from '../config/index.js';
+import { DEFAULT_STATUS_ADDR, STATUS_USAGE } from './usage.js';
 import type { BackendSnapshot, SessionSnapshot, TlsSessionCacheSnapshot } from '../observe/status-server.js';
 
-export const DEFAULT_STATUS_ADDR = '127.0.0.1:9325';
 const FETCH_TIMEOUT_MS = 3000;
 
 export interface StatusData {
@@ -28,12 +28,6 @@ export interface StatusIo {
   columns?: number;
 }
 
-export const STATUS_USAGE = `usage: postern status [--metrics HOST:PORT | -c FILE] [--watch [SECONDS]]
-  Live sessions and backend states from a running proxy's metrics listener (/sessions).
-    -m, --metrics HOST:PORT   the metrics listener (default ${DEFAULT_STATUS_ADDR})
-    -c, --config FILE         read the address from FILE's metrics.listen
-    -w, --watch [SECONDS]     redraw every SECONDS (default 2) until Ctrl-C
-`;
 const USAGE = STATUS_USAGE;
 
 interface StatusArgs {
