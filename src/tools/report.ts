@@ -7,15 +7,13 @@ import { createGunzip } from 'node:zlib';
 import { ReportAggregator, type Report } from './report-aggregate.js';
 import { eachLine } from './report-lines.js';
 import { renderReport } from './report-text.js';
+import { watchReader, type Out } from './output.js';
 import { REPORT_USAGE } from './usage.js';
 
 export type { Report } from './report-aggregate.js';
 export { ReportAggregator } from './report-aggregate.js';
 export { renderReport } from './report-text.js';
 
-interface Out {
-  write(s: string): unknown;
-}
 
 const USAGE = REPORT_USAGE;
 
@@ -102,6 +100,8 @@ export async function reportMain(
     err.write(`postern report: ${current}: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
+  // `postern report | head`: the reader leaving is no error.
+  watchReader(out);
   out.write(args.json ? JSON.stringify(report) + '\n' : renderReport(report));
   return 0;
 }
