@@ -5,7 +5,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { ANOMALY_CATALOG, ANOMALY_KINDS } from '../../src/config/anomalies.js';
-import { formatTextRecord } from '../../src/observe/text-format.js';
+import { formatTextLine, type LogLine } from '../../src/observe/text-format.js';
 
 export interface LogGenOptions {
   sessions: number;
@@ -124,8 +124,16 @@ function bump(m: Map<string, number>, k: string): void {
 
 const hourOf = (t: number) => new Date(t).toISOString().slice(0, 13);
 
-/** The log's lines (without newlines); `expect` is filled as they are produced. */
+/** A record as the logger gets it, or a raw line (noise from elsewhere). */
+export type GenLine = LogLine | string;
+
+/** The log's lines as JSON (without newlines); `expect` is filled as they are produced. */
 export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect()): Generator<string> {
+  for (const l of generateRecords(o, expect)) yield typeof l === 'string' ? l : JSON.stringify(l);
+}
+
+/** The log's records (and noise lines); `expect` is filled as they are produced. */
+export function* generateRecords(o: LogGenOptions, expect: LogExpect = emptyExpect()): Generator<GenLine> {
   const r = prng(o.seed ?? 1);
   const int = (n: number) => Math.floor(r() * n);
   const clients = o.clients ?? 500;
@@ -155,9 +163,9 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
   // Every backend is announced up at start-up, as the pool does.
   for (const a of BACKENDS) {
     backend(a).up_events++;
-    yield JSON.stringify({ ...stamp(t), event: 'backend', address: a, state: 'up', reason: 'health check passed', msg: `backend ${a} up` });
+    yield { ...stamp(t), event: 'backend', address: a, state: 'up', reason: 'health check passed', msg: `backend ${a} up` } as LogLine;
   }
-  yield JSON.stringify({ ...stamp(t), listener: 'smtp', msg: 'listening on 0.0.0.0:25' });
+  yield { ...stamp(t), listener: 'smtp', msg: 'listening on 0.0.0.0:25' } as LogLine;
   e.other_records++;
   const downSince = new Map<string, number>();
   const upAt = new Map<string, number>();
@@ -174,7 +182,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       b.up_events++;
       b.down_ms += when - downSince.get(a)!;
       downSince.delete(a);
-      yield JSON.stringify({ ...stamp(when), event: 'backend', address: a, state: 'up', reason: 'health check passed', msg: `backend ${a} up` });
+      yield { ...stamp(when), event: 'backend', address: a, state: 'up', reason: 'health check passed', msg: `backend ${a} up` } as LogLine;
     }
     if (int(backendEvery) === 0) {
       const a = BACKENDS[int(BACKENDS.length)]!;
@@ -183,7 +191,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
         b.down_events++;
         downSince.set(a, t);
         upAt.set(a, t + 1000 + int(600_000));
-        yield JSON.stringify({ ...stamp(t, 'warn'), event: 'backend', address: a, state: 'down', reason: 'health check: connect ECONNREFUSED', msg: `backend ${a} down` });
+        yield { ...stamp(t, 'warn'), event: 'backend', address: a, state: 'down', reason: 'health check: connect ECONNREFUSED', msg: `backend ${a} down` } as LogLine;
       }
     }
 
@@ -199,7 +207,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
     }
     if (noise && i % 4999 === 7) {
       e.other_records++;
-      yield JSON.stringify({ ...stamp(t), event: 'reload', msg: 'configuration reloaded' });
+      yield { ...stamp(t), event: 'reload', msg: 'configuration reloaded' } as LogLine;
     }
 
     const address = clients > 0 ? clientAddress(Math.floor(clients * r() * r())) : clientAddress(int(0x7fffffff) + 0x10000);
@@ -231,7 +239,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       const b = backend(bound!);
       b.transactions++;
       b[result]++;
-      yield JSON.stringify({ ...stamp(when), event: 'transaction', conn: id, from: `s${int(100)}@example.org`, rcpts, size, reply, backend: bound, msg: 'transaction' });
+      yield { ...stamp(when), event: 'transaction', conn: id, from: `s${int(100)}@example.org`, rcpts, size, reply, backend: bound, queue_id: null, recipients: [], msg: 'transaction' } as LogLine;
     }
 
     const anomalies: string[] = [];
@@ -248,7 +256,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       // log.anomalies may leave some unlogged: the session still lists them.
       if (int(5) !== 0) {
         a.records++;
-        yield JSON.stringify({ ...stamp(t), event: 'anomaly', conn: id, kind: k, detail: `synthetic ${k}`, msg: `anomaly ${k}` });
+        yield { ...stamp(t), event: 'anomaly', conn: id, kind: k, severity: ANOMALY_CATALOG[k as keyof typeof ANOMALY_CATALOG], detail: `synthetic ${k}`, msg: `anomaly ${k}` } as LogLine;
       }
     }
 
@@ -271,6 +279,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       close,
       ...(limit ? { limit } : {}),
       anomalies,
+      limit_rejections: {},
       msg: 'session',
     };
     e.sessions++;
@@ -303,7 +312,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       if (close === 'limit') l.sessions_closed++;
       else l.records++;
     }
-    yield JSON.stringify(rec);
+    yield rec as LogLine;
   }
   // Outages still open at the end run to the last record.
   for (const [a, since] of downSince) {
@@ -362,8 +371,8 @@ export async function writeLog(path: string, o: LogGenOptions): Promise<LogExpec
   const out = createWriteStream(path);
   let buf = '';
   let bytes = 0;
-  for (const line of generateLines(o, expect)) {
-    buf += (o.text ? formatTextRecord(line) : line) + '\n';
+  for (const l of generateRecords(o, expect)) {
+    buf += (typeof l === 'string' ? l : o.text ? formatTextLine(l) : JSON.stringify(l)) + '\n';
     if (buf.length >= 1 << 20) {
       bytes += Buffer.byteLength(buf);
       if (!out.write(buf)) await once(out, 'drain');
