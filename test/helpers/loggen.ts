@@ -77,7 +77,27 @@ export interface LogExpect {
   tls: Record<string, { sessions: number; tls: number; resumed: number; versions: Record<string, number> }>;
   backends: Record<string, BackendExpect>;
   limits: Record<string, { sessions_closed: number; records: number }>;
+  /** Every RCPT the generator answered, by what became of it. */
+  rcpt: { answered: number; accepted: number; delivered: number; not_delivered: number; refused: number; refused_tempfail: number; refused_rejected: number; abandoned: number };
+  /** Refusal reasons as the generator wrote them, with addresses written as `-`. */
+  rcpt_refusals: Map<string, { source: 'postern' | 'backend'; code: number; count: number }>;
+  message_refusals: Map<string, { source: 'postern' | 'backend'; code: number; count: number }>;
+  senders: Map<string, number>;
+  recipients_top: Map<string, number>;
+  domains: Map<string, number>;
+  users: Map<string, number>;
+  tls_sessions: number;
+  tls_resumed: number;
 }
+
+/** RCPT answers: [share, code, reply text around the address, source]. */
+const RCPT_ANSWERS: [number, number, (a: string) => string, 'postern' | 'backend'][] = [
+  [0.8, 250, () => '250 2.1.5 Ok', 'backend'],
+  [0.08, 550, (a) => `550 5.1.1 <${a}>: Recipient address rejected: User unknown in virtual mailbox table`, 'backend'],
+  [0.05, 554, (a) => `554 5.7.1 <${a}>: Recipient address rejected: Access denied`, 'backend'],
+  [0.04, 450, (a) => `450 4.2.0 <${a}>: Recipient address rejected: Greylisted, see https://postgrey.example/`, 'backend'],
+  [0.03, 452, () => '452 4.5.3 Too many recipients', 'postern'],
+];
 
 /** mulberry32: small, fast, good enough for test data. */
 function prng(seed: number): () => number {
@@ -221,11 +241,56 @@ export function* generateRecords(o: LogGenOptions, expect: LogExpect = emptyExpe
 
     let rcptsTotal = 0;
     for (let k = 0; k < ntx; k++) {
-      const rcpts = 1 + int(5);
+      // Every RCPT with its answer: mostly 250, some refused by the backend, some by Postern.
+      const recipients: { address: string; code: number; reply: string }[] = [];
+      const refusedHere: [string, 'postern' | 'backend', number][] = [];
+      for (let n = 1 + int(5); n > 0; n--) {
+        const address = `u${Math.floor(50 * r() * r())}@d${int(8)}.example`;
+        let y = r();
+        const row = RCPT_ANSWERS.find(([share]) => (y -= share) < 0) ?? RCPT_ANSWERS[0]!;
+        recipients.push({ address, code: row[1], reply: row[2](address) });
+        if (row[1] >= 400) refusedHere.push([row[2]('-'), row[3], row[1]]);
+      }
+      const rcpts = recipients.filter((x) => x.code === 250).length;
       const size = 200 + int(100_000);
       const x = r();
-      const result = x < 0.85 ? 'accepted' : x < 0.95 ? 'tempfail' : 'rejected';
-      const reply = result === 'accepted' ? `250 2.0.0 Ok: queued as Q${i}x${k}` : result === 'tempfail' ? '451 4.3.0 Try again later' : '550 5.7.1 Rejected';
+      const result = rcpts === 0 ? 'rejected' : x < 0.85 ? 'accepted' : x < 0.95 ? 'tempfail' : 'rejected';
+      const postern = result === 'rejected' && rcpts > 0 && int(2) === 0;
+      const reply =
+        result === 'accepted'
+          ? `250 2.0.0 Ok: queued as Q${i}x${k}`
+          : result === 'tempfail'
+            ? '451 4.3.0 Try again later'
+            : rcpts === 0
+              ? '554 5.5.1 Error: no valid recipients'
+              : postern
+                ? '552 5.3.4 Message size exceeds fixed limit'
+                : '550 5.7.1 Rejected';
+      const from = int(20) === 0 ? '' : `s${Math.floor(100 * r() * r())}@example.org`;
+      bump(e.senders, from === '' ? '<>' : from);
+      if (result !== 'accepted') {
+        const m = e.message_refusals.get(reply) ?? { source: postern ? 'postern' : 'backend', code: Number(reply.slice(0, 3)), count: 0 };
+        m.count++;
+        e.message_refusals.set(reply, m);
+      }
+      for (const [reason, source, code] of refusedHere) {
+        const m = e.rcpt_refusals.get(reason) ?? { source, code, count: 0 };
+        m.count++;
+        e.rcpt_refusals.set(reason, m);
+      }
+      e.rcpt.answered += recipients.length;
+      e.rcpt.accepted += rcpts;
+      e.rcpt.refused += recipients.length - rcpts;
+      e.rcpt.refused_rejected += recipients.filter((x) => x.code >= 500).length;
+      e.rcpt.refused_tempfail += recipients.filter((x) => x.code >= 400 && x.code < 500).length;
+      if (result === 'accepted') {
+        e.rcpt.delivered += rcpts;
+        for (const x of recipients) {
+          if (x.code !== 250) continue;
+          bump(e.recipients_top, x.address);
+          bump(e.domains, x.address.slice(x.address.indexOf('@') + 1));
+        }
+      } else e.rcpt.not_delivered += rcpts;
       rcptsTotal += rcpts;
       const when = t - 1;
       e.messages[result]++;
@@ -239,8 +304,18 @@ export function* generateRecords(o: LogGenOptions, expect: LogExpect = emptyExpe
       const b = backend(bound!);
       b.transactions++;
       b[result]++;
-      yield { ...stamp(when), event: 'transaction', conn: id, from: `s${int(100)}@example.org`, rcpts, size, reply, backend: bound, queue_id: null, recipients: [], msg: 'transaction' } as LogLine;
+      const queueId = result === 'accepted' ? `Q${i}x${k}` : null;
+      yield { ...stamp(when), event: 'transaction', conn: id, from, rcpts, size, reply, backend: bound, queue_id: queueId, recipients, msg: 'transaction' } as LogLine;
     }
+    // A transaction given up before the end of DATA (RSET, QUIT): its accepted RCPTs are in
+    // the session's count and in no transaction record.
+    if (bound && int(10) === 0) {
+      const n = 1 + int(3);
+      rcptsTotal += n;
+      e.rcpt.abandoned += n;
+    }
+    const auth = listener === 'submission' && int(10) !== 0 ? { user: `user${Math.floor(30 * r() * r())}@example.org`, mechanism: 'PLAIN' } : null;
+    if (auth) bump(e.users, auth.user);
 
     const anomalies: string[] = [];
     if (close === 'client_closed') anomalies.push('no_quit');
@@ -269,7 +344,7 @@ export function* generateRecords(o: LogGenOptions, expect: LogExpect = emptyExpe
       proxy: null,
       tls,
       helo,
-      auth: null,
+      auth,
       backend: bound ? { address: bound, identity: 'xclient' } : null,
       transactions: ntx,
       rcpts: rcptsTotal,
@@ -302,7 +377,11 @@ export function* generateRecords(o: LogGenOptions, expect: LogExpect = emptyExpe
     tl.sessions++;
     if (tls) {
       tl.tls++;
-      if (tls.resumed) tl.resumed++;
+      e.tls_sessions++;
+      if (tls.resumed) {
+        tl.resumed++;
+        e.tls_resumed++;
+      }
       tl.versions[tls.version] = (tl.versions[tls.version] ?? 0) + 1;
     }
     if (bound) backend(bound).sessions++;
@@ -362,6 +441,15 @@ export function emptyExpect(): LogExpect {
     tls: {},
     backends: {},
     limits: {},
+    rcpt: { answered: 0, accepted: 0, delivered: 0, not_delivered: 0, refused: 0, refused_tempfail: 0, refused_rejected: 0, abandoned: 0 },
+    rcpt_refusals: new Map(),
+    message_refusals: new Map(),
+    senders: new Map(),
+    recipients_top: new Map(),
+    domains: new Map(),
+    users: new Map(),
+    tls_sessions: 0,
+    tls_resumed: 0,
   };
 }
 

@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { ReportAggregator, type Report } from '../../src/tools/report-aggregate.js';
 import { eachLine } from '../../src/tools/report-lines.js';
 import { CappedMap, OTHER, SpaceSaving } from '../../src/tools/report-topk.js';
-import { reportMain } from '../../src/tools/report.js';
+import { parseWhen, reportMain } from '../../src/tools/report.js';
 import { ANOMALY_CATALOG } from '../../src/config/anomalies.js';
 import { formatTextLine, type LogLine } from '../../src/observe/text-format.js';
 import { topOf, writeLog, type LogExpect } from '../helpers/loggen.js';
@@ -247,13 +247,75 @@ describe('postern report on a generated log of 100,000 sessions', () => {
     assert.equal(rep.limits['(unknown)'], undefined);
   });
 
+  it('recipients: accepted, delivered, refused and abandoned, apart (issue 25: "recipients 61 / accepted 60")', () => {
+    assert.deepEqual(rep.recipients, expect.rcpt);
+    assert.ok(expect.rcpt.abandoned > 0 && expect.rcpt.refused > 0 && expect.rcpt.not_delivered > 0);
+    // The sessions' accepted RCPTs are the transactions' accepted ones plus the abandoned ones.
+    assert.equal(rep.totals.recipients, expect.rcpt.accepted + expect.rcpt.abandoned);
+    assert.equal(rep.totals.accepted_recipients, expect.rcpt.delivered);
+  });
+
+  it("refusals grouped by reason, the backend's and Postern's own", () => {
+    const want = (m: LogExpect['rcpt_refusals']) =>
+      [...m.entries()]
+        .map(([reason, v]) => ({ reason, source: v.source, code: v.code, count: v.count }))
+        .sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1))
+        .slice(0, 10);
+    assert.deepEqual(rep.refusals.rcpt, want(expect.rcpt_refusals));
+    assert.deepEqual(rep.refusals.message, want(expect.message_refusals));
+    assert.ok(rep.refusals.rcpt.some((x) => x.source === 'postern') && rep.refusals.rcpt.some((x) => x.source === 'backend'));
+    assert.ok(rep.refusals.message.some((x) => x.source === 'postern'));
+  });
+
+  it('top senders, recipients, recipient domains and authenticated users, exactly', () => {
+    assert.deepEqual(rep.top_senders, { approximate: false, items: topOf(expect.senders, 10) });
+    assert.deepEqual(rep.top_recipients, { approximate: false, items: topOf(expect.recipients_top, 10) });
+    assert.deepEqual(rep.top_recipient_domains, { approximate: false, items: topOf(expect.domains, 10) });
+    assert.deepEqual(rep.top_users, { approximate: false, items: topOf(expect.users, 10) });
+    assert.ok(expect.users.size > 10 && expect.senders.has('<>'));
+  });
+
+  it('TLS share and resumption share over all listeners', () => {
+    assert.equal(rep.totals.tls_sessions, expect.tls_sessions);
+    assert.equal(rep.totals.tls_resumed, expect.tls_resumed);
+    assert.equal(rep.totals.tls_share, Math.round((expect.tls_sessions / 100_000) * 10_000) / 10_000);
+    assert.equal(rep.totals.resumption_share, Math.round((expect.tls_resumed / expect.tls_sessions) * 10_000) / 10_000);
+  });
+
+  it('--since/--until keep the records of the period', async () => {
+    const hours = [...expect.per_hour.keys()].sort();
+    const since = hours[5]!;
+    const until = hours[20]!;
+    const inside = hours.filter((h) => h >= since && h < until);
+    const want = inside.reduce(
+      (a, h) => {
+        const x = expect.per_hour.get(h)!;
+        return { sessions: a.sessions + x.sessions, messages: a.messages + x.messages, accepted: a.accepted + x.accepted };
+      },
+      { sessions: 0, messages: 0, accepted: 0 },
+    );
+    const r = await runReport([file, '--json', '--since', `${since}:00`, `--until=${until}:00:00Z`]);
+    assert.equal(r.code, 0, r.err);
+    const w = JSON.parse(r.out) as Report;
+    assert.equal(w.totals.sessions, want.sessions);
+    assert.equal(w.totals.messages.total, want.messages);
+    assert.equal(w.totals.messages.accepted, want.accepted);
+    assert.deepEqual(w.per_hour.map((h) => h.hour), inside);
+    assert.ok(w.input.outside_period > 0);
+    assert.equal(w.input.records + w.input.outside_period, expect.records);
+  });
+
   it('the text report carries the same numbers', async () => {
     const r = await runReport([file]);
     assert.equal(r.code, 0);
     assert.match(r.out, /^Postern log report: 2026-01-01 00:00:00Z \.\. /);
     assert.match(r.out, new RegExp(`sessions\\s+100,000\\n`));
     assert.match(r.out, new RegExp(`accepted\\s+${expect.messages.accepted.toLocaleString('en-US')}  `));
-    for (const h of ['Grand totals', 'Per-hour traffic', 'Top clients by sessions', 'Top HELO names', 'Anomalies', 'TLS by listener', 'Backends', 'LIMITS rejections']) assert.ok(r.out.includes(h), h);
+    for (const h of ['Grand totals', 'Refused recipients by reason', 'Refused messages by reason', 'Per-hour traffic', 'Top senders by messages', 'Top recipients by delivered messages', 'Top recipient domains', 'Top clients by sessions', 'Top authenticated users by sessions', 'Top HELO names', 'Anomalies', 'TLS by listener', 'Backends', 'LIMITS rejections']) assert.ok(r.out.includes(h), h);
+    // The headline is the suspicious share, before everything else.
+    assert.match(r.out.split('Grand totals')[0]!, new RegExp(`\\nSuspicious sessions \\(a warning-severity anomaly\\): ${expect.sessions_suspicious.toLocaleString('en-US')} of 100,000 `));
+    assert.match(r.out, new RegExp(`\\n +abandoned recipients \\(no DATA end\\) +${expect.rcpt.abandoned.toLocaleString('en-US')}\\n`));
+    assert.match(r.out, new RegExp(`\\n +${topOf(expect.users, 1)[0]!.count.toLocaleString('en-US')}  ${topOf(expect.users, 1)[0]!.name.replace(/\\./g, '\\.')}\\n`));
     assert.ok(r.out.includes(topOf(expect.clients, 1)[0]!.name));
     const share = (n: number) => `${((n / 100_000) * 100).toFixed(1)}%`;
     assert.match(r.out, new RegExp(`\\n +suspicious \\(a warning\\) +${expect.sessions_suspicious.toLocaleString('en-US')}  +${share(expect.sessions_suspicious).replace('.', '\\.')}\\n`));
@@ -331,6 +393,31 @@ describe('postern report on a log.format: text log', () => {
     assert.deepEqual(rep.tls['smtp'], { sessions: 2, tls: 2, resumed: 2, tls_share: 1, resumption_rate: 1, versions: { 'TLSv1.3': 2 } });
     const b = rep.backends['[2001:db8::25]:25']!;
     assert.deepEqual([b.sessions, b.transactions, b.accepted, b.down_events, b.last_down_reason], [2, 2, 2, 2, 'health check: refused']);
+  });
+});
+
+describe('postern report --since/--until values', () => {
+  it('ISO times (UTC without a zone), now, and times relative to now', () => {
+    const now = Date.UTC(2026, 2, 1, 12, 0, 0);
+    assert.equal(parseWhen('2026-03-01', now), Date.UTC(2026, 2, 1));
+    assert.equal(parseWhen('2026-03-01T10:00', now), Date.UTC(2026, 2, 1, 10));
+    assert.equal(parseWhen('2026-03-01 10:00:30', now), Date.UTC(2026, 2, 1, 10, 0, 30));
+    assert.equal(parseWhen('2026-03-01T10:00:00+02:00', now), Date.UTC(2026, 2, 1, 8));
+    assert.equal(parseWhen('now', now), now);
+    assert.equal(parseWhen('-90m', now), now - 90 * 60_000);
+    assert.equal(parseWhen('-1h', now), now - 3_600_000);
+    assert.equal(parseWhen('-2d', now), now - 2 * 86_400_000);
+    assert.equal(parseWhen('-1w', now), now - 7 * 86_400_000);
+    for (const bad of ['yesterday', '1h', '-1y', '2026-13-01', '']) assert.equal(parseWhen(bad, now), null, bad);
+  });
+
+  it('refuses an unreadable or empty period', async () => {
+    const a = await runReport(['--since', 'yesterday']);
+    assert.equal(a.code, 1);
+    assert.match(a.err, /--since wants an ISO time/);
+    const b = await runReport(['--since', '2026-03-02', '--until', '2026-03-01']);
+    assert.equal(b.code, 1);
+    assert.match(b.err, /--since must be before --until/);
   });
 });
 
