@@ -30,7 +30,7 @@ Commands:
                       the built-in development backend: prints one JSON line per message
   status [--metrics ADDR | -c FILE] [--watch [SECONDS]]
                       live sessions and backend states from a running proxy's metrics listener
-  report [FILE...] [--json] [--top N]
+  report [FILE...] [--json] [--top N] [--since WHEN] [--until WHEN]
                       a summary of Postern's log (JSON or text format; stdin without FILE), like pflogsumm
 Options:
   -c, --config FILE   config file

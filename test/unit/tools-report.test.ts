@@ -145,6 +145,30 @@ describe('ReportAggregator on hand-made records', () => {
     assert.equal(rep.totals.sessions_without_helo, 1);
     assert.deepEqual(rep.top_clients.items.map((i) => i.name), ['::1', '10.0.0.1']);
   });
+
+  it("takes fields a newer Postern adds in its stride: a refused held sender, backend attempts, screening", () => {
+    const agg = new ReportAggregator();
+    const T = at('12:00:00.000');
+    agg.line(JSON.stringify({ level: 'info', time: T, event: 'transaction', conn: 'h', from: 'x@y.example', rcpts: 0, size: 0, reply: '554 5.7.1 <x@y.example>: Sender address rejected: Access denied', backend: 'b1:25', queue_id: null, recipients: [], result: 'rejected', pool: 'default', client: { address: '192.0.2.1', port: 1 } }));
+    agg.line(JSON.stringify({ level: 'info', time: T, event: 'session', conn: 'h', client: { address: '192.0.2.1', port: 1 }, listener: 'smtp', proxy: null, tls: null, helo: 'h', auth: { user: 'ann', mechanism: 'PLAIN' }, backend: { address: 'b1:25', identity: 'xclient', attempts: [{ server: 'b2:25', stage: 'connect', error: 'ECONNREFUSED' }] }, transactions: 1, rcpts: 0, bytes_in: 1, bytes_out: 1, duration_ms: 5, close: 'quit', anomalies: [], limit_rejections: {}, screen: { result: 'pass', score: 0 } }));
+    const rep = agg.result({ top: 5 });
+    assert.equal(rep.input.records, 2);
+    assert.deepEqual(rep.totals.messages, { accepted: 0, tempfail: 0, rejected: 1, unknown: 0, total: 1 });
+    assert.deepEqual(rep.refusals.message, [{ reason: '554 5.7.1 <->: Sender address rejected: Access denied', source: 'backend', code: 554, count: 1 }]);
+    assert.deepEqual(rep.top_senders.items, [{ name: 'x@y.example', count: 1, error: 0 }]);
+    assert.deepEqual(rep.top_users.items, [{ name: 'ann', count: 1, error: 0 }]);
+    assert.equal(rep.recipients.abandoned, 0);
+  });
+
+  it('--since/--until: a record outside the period counts nowhere but outside_period', () => {
+    const agg = new ReportAggregator({ since: Date.parse(at('10:30:00.000')), until: Date.parse(at('11:00:00.000')) });
+    for (const r of recs) agg.line(JSON.stringify(r));
+    const rep = agg.result({ top: 5 });
+    assert.equal(rep.input.outside_period, 4);
+    assert.equal(rep.input.records, 5);
+    assert.equal(rep.totals.sessions, 2);
+    assert.deepEqual(rep.period, { first: '2026-03-01T10:30:00.000Z', last: '2026-03-01T10:42:00.000Z' });
+  });
 });
 
 describe('postern report on a generated log of 100,000 sessions', () => {
