@@ -68,11 +68,19 @@ metrics: { listen: ${metrics} }
 `,
     );
     p = startPosternProcess(['run', '-c', join(dir, 'postern.yaml')]);
-    await p.waitFor(/"listening"|listening/);
+    await p.waitFor(/metrics on /);
     client = await SmtpClient.connect(port, { localAddress: '127.0.0.2' });
     await client.waitReplies(1);
     assert.equal((await client.cmd('EHLO carol.test')).code, 250);
     assert.equal((await client.cmd(`AUTH PLAIN ${plain('carol@example.org', 'carol-pw')}`, 8000)).code, 235);
+    // With workers the primary's /sessions is what they last reported (about once a second).
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const live = (await (await fetch(`http://${metrics}/sessions`)).json()) as { sessions: unknown[] };
+      if (live.sessions.length === 1) break;
+      assert.ok(Date.now() < deadline, 'the session never appeared in /sessions');
+      await new Promise((r) => setTimeout(r, 100));
+    }
   });
   after(async () => {
     client?.socket.destroy();
@@ -86,6 +94,7 @@ metrics: { listen: ${metrics} }
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
     const head = lines.findIndex((l) => l.startsWith('CONN'));
+    assert.ok(head >= 0, r.stdout);
     assert.match(lines[head]!, /\bHELO\s+USER\s+TLS\b/);
     const row = lines.find((l) => l.includes(`127.0.0.2:${client.socket.localPort}`));
     assert.ok(row, r.stdout);
