@@ -42,24 +42,28 @@ type Fields = Record<string, unknown>;
 export function formatTextLine(line: LogLine): string {
   // The message is the logger's (`session`, `anomaly KIND`...): a typed record's line says more.
   const { time, level, msg, ...rec } = line as LineHead & OtherRecord;
+  return formatRecordLine({ time, level }, rec, msg);
+}
+
+/** The line of `rec` logged at `head`'s time and level (logger.ts calls this with the record as logged). */
+export function formatRecordLine(head: LineHead, rec: PosternRecord | OtherRecord, msg?: unknown): string {
   const c = (rec as { conn?: unknown }).conn;
-  const conn = typeof c === 'string' ? c : null;
-  const head = `${controls(time)} ${controls(level)}${conn !== null ? ` [${controls(conn)}]` : ''}`;
+  const start = `${controls(head.time)} ${controls(head.level)}${typeof c === 'string' ? ` [${controls(c)}]` : ''}`;
   // The four event names belong to the typed records (records.ts builds every one of them).
   switch (rec.event) {
     case 'session':
-      return `${head} session ${sessionLine(rec as unknown as SessionRecord)}`;
+      return `${start} session ${sessionLine(rec as SessionRecord)}`;
     case 'transaction':
-      return `${head} transaction ${transactionLine(rec as unknown as TransactionRecord)}`;
+      return `${start} transaction ${transactionLine(rec as TransactionRecord)}`;
     case 'anomaly':
-      return `${head} anomaly ${anomalyLine(rec as unknown as AnomalyRecord)}`;
+      return `${start} anomaly ${anomalyLine(rec as AnomalyRecord)}`;
     case 'backend':
       // A backend's state change; other records about a backend carry no `event: backend`.
-      if (typeof rec.address === 'string' && (rec.state === 'up' || rec.state === 'down')) return `${head} backend ${backendLine(rec as unknown as BackendStateRecord)}`;
+      if (typeof rec.address === 'string' && (rec.state === 'up' || rec.state === 'down')) return `${start} backend ${backendLine(rec as BackendStateRecord)}`;
   }
-  const { event, conn: _conn, ...rest } = rec;
+  const { event, conn: _conn, msg: _msg, ...rest } = rec as OtherRecord;
   const body = `${event !== undefined ? `${q(str(event))}: ` : ''}${msg !== undefined ? controls(str(msg)) : ''} ${kv(rest)}`;
-  return `${head} ${body.trimEnd()}`;
+  return `${start} ${body.trimEnd()}`;
 }
 
 function sessionLine(r: SessionRecord): string {
