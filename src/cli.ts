@@ -11,8 +11,8 @@ import {
   configWarnings, defaultConfigPath, formatLocated, LOCAL_CONFIG, loadCheckedConfig, loadConfig, missingDefaultConfig, parseHostPort, SYSTEM_CONFIG,
   type Config, type HostPort,
 } from './config/index.js';
-import { reportMain, REPORT_USAGE } from './observe/report.js';
-import { statusMain, STATUS_USAGE } from './observe/status-client.js';
+// The offline tools are loaded only when their command runs: `run` never loads src/tools/.
+import { REPORT_USAGE, STATUS_USAGE } from './tools/usage.js';
 import { describeError as describe } from './server/describe.js';
 import { serve, type ServeResult } from './server/serve.js';
 import { servePrimary } from './server/serve-primary.js';
@@ -36,7 +36,7 @@ Commands:
                       the built-in development backend: prints one JSON line per message
   status [--metrics ADDR | -c FILE] [--watch [SECONDS]]
                       live sessions and backend states from a running proxy's metrics listener
-  report [FILE...] [--json] [--top N]
+  report [FILE...] [--json] [--top N] [--since WHEN] [--until WHEN]
                       a summary of Postern's log (JSON or text format; stdin without FILE), like pflogsumm
 Options:
   -c, --config FILE   config file
@@ -265,9 +265,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'sink':
         return await sinkMain(rest);
       case 'status':
-        return await statusMain(rest);
+        return await (await import('./tools/status-client.js')).statusMain(rest);
       case 'report':
-        return await reportMain(rest);
+        return await (await import('./tools/report.js')).reportMain(rest);
       case '-v':
       case '--version':
         process.stdout.write(version() + '\n');

@@ -13,6 +13,8 @@ export interface SessionSnapshot {
   backend: string | null;
   state: string;
   helo: string | null;
+  /** Who logged in (SMTP AUTH, or LOGIN from a trusted XCLIENT), or null. */
+  auth: { user: string; mechanism: string } | null;
   age_ms: number;
   bytes_in: number;
   bytes_out: number;
@@ -101,6 +103,7 @@ export function sessionSnapshot(rec: SessionRecord, state: string, started: numb
     backend: rec.backend?.address ?? null,
     state,
     helo: rec.helo,
+    auth: rec.auth ? { user: rec.auth.user, mechanism: rec.auth.mechanism } : null,
     age_ms: Math.max(0, now - started),
     bytes_in: rec.bytes_in,
     bytes_out: rec.bytes_out,

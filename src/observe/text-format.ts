@@ -1,136 +1,155 @@
-// `log.format: text`: one line per record. The session line follows Exim's mainlog and
-// Haraka's disconnect summary:
+// `log.format: text`: one line per record, made from the typed record itself (logger.ts hands
+// it over before pino would serialize it; no JSON is made or parsed). The session line follows
+// Exim's mainlog and Haraka's disconnect summary:
 //   <time> <level> [conn] session H=(helo) [addr]:port L=listener PRX=.. X=cipher* TLS=.. SNI=..
-//       A=user mech=MECH B=backend BL=local T= R= in= out= D= close= anomalies=a,b
+//       A=user mech=MECH B=backend BL=local BI=identity backend.KEY=.. T= R= in= out= D= close= anomalies=a,b
 //   <time> <level> [conn] transaction F=<from> R= S= B=backend Q=queue_id to=<rcpt>:"reply",... C="final reply"
 //   <time> <level> [conn] anomaly KIND severity=notice|warning detail="..."
 //   <time> <level> backend ADDRESS up|down reason="..."
-// BL= is Postern's own side of the backend connection (what the backend logs as its peer);
-// Q= the backend's queue id; `-` stands for an address hidden by `log.addresses: false`.
-// Values a client chose (HELO, sender, details) are quoted and escaped when they hold
-// spaces, quotes or control characters, so a record can never spill onto a second line,
-// and every line can be read back (text-parse.ts does, for `postern report`).
+// BL= is Postern's own side of the backend connection (what the backend logs as its peer), BI=
+// how the backend was told the client; the backend's other fields (handshake_ms, reused, tls,
+// attempts, ...) follow as backend.KEY=value. Q= is the backend's queue id; `-` stands for null
+// (an address hidden by `log.addresses: false`). Fields a record has beyond these print as
+// key=value (objects as compact JSON), so a newer record loses nothing. Values a client chose
+// (HELO, sender, details) are quoted and escaped when they hold spaces, quotes or control
+// characters, so a record can never spill onto a second line, and every line reads back to
+// the same record (src/tools/text-parse.ts does, for `postern report`).
 
-type Rec = Record<string, unknown>;
+import type { AnomalyRecord, BackendSessionRecord, BackendStateRecord, SessionRecord, TransactionRecord } from './records.js';
 
-export function formatTextRecord(json: string): string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json);
-  } catch {
-    return controls(json.trimEnd());
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return controls(json.trimEnd());
-  const { time, level, conn, msg, event, ...r } = parsed as Rec;
-  const head = `${controls(str(time))} ${controls(str(level))}${conn !== undefined && conn !== null ? ` [${controls(str(conn))}]` : ''}`;
-  const body =
-    event === 'session'
-      ? `session ${sessionLine(r)}`
-      : event === 'transaction'
-        ? `transaction ${transactionLine(r)}`
-        : event === 'anomaly'
-          ? `anomaly ${take(r, 'kind', qs)} ${r.severity !== undefined ? `severity=${take(r, 'severity', qs)} ` : ''}${kv(r)}`
-          : event === 'backend'
-            ? `backend ${take(r, 'address', qs)} ${take(r, 'state', qs)} ${kv(r)}`
-            : `${event !== undefined ? `${qs(event)}: ` : ''}${msg !== undefined ? controls(str(msg)) : ''} ${kv(r)}`;
-  return `${head} ${body.trimEnd()}`;
+/** What pino adds to every record: its time (ISO), its level label, and the connection where there is one. */
+export interface LineHead {
+  time: string;
+  level: string;
 }
 
-function sessionLine(r: Rec): string {
-  const client = rec(take(r, 'client'));
-  const helo = take(r, 'helo');
+/** Any other record (start-up, reload, a backend lost mid-session...): a message and free fields. */
+export interface OtherRecord {
+  event?: string;
+  msg?: string;
+  conn?: string;
+  [field: string]: unknown;
+}
+
+/** The four records `postern report` counts, by their event. */
+export type PosternRecord = SessionRecord | TransactionRecord | AnomalyRecord | BackendStateRecord;
+
+/** One log line's content: the head and a record (typed when its event is one of the four). */
+export type LogLine = LineHead & (PosternRecord | OtherRecord);
+
+type Fields = Record<string, unknown>;
+
+export function formatTextLine(line: LogLine): string {
+  // The message is the logger's (`session`, `anomaly KIND`...): a typed record's line says more.
+  const { time, level, msg, ...rec } = line as LineHead & OtherRecord;
+  return formatRecordLine({ time, level }, rec, msg);
+}
+
+/** The line of `rec` logged at `head`'s time and level (logger.ts calls this with the record as logged). */
+export function formatRecordLine(head: LineHead, rec: PosternRecord | OtherRecord, msg?: unknown): string {
+  const c = (rec as { conn?: unknown }).conn;
+  const start = `${controls(head.time)} ${controls(head.level)}${typeof c === 'string' ? ` [${controls(c)}]` : ''}`;
+  // The four event names belong to the typed records (records.ts builds every one of them).
+  switch (rec.event) {
+    case 'session':
+      return `${start} session ${sessionLine(rec as SessionRecord)}`;
+    case 'transaction':
+      return `${start} transaction ${transactionLine(rec as TransactionRecord)}`;
+    case 'anomaly':
+      return `${start} anomaly ${anomalyLine(rec as AnomalyRecord)}`;
+    case 'backend':
+      // A backend's state change; other records about a backend carry no `event: backend`.
+      if (typeof rec.address === 'string' && (rec.state === 'up' || rec.state === 'down')) return `${start} backend ${backendLine(rec as BackendStateRecord)}`;
+  }
+  const { event, conn: _conn, msg: _msg, ...rest } = rec as OtherRecord;
+  const body = `${event !== undefined ? `${q(str(event))}: ` : ''}${msg !== undefined ? controls(str(msg)) : ''} ${kv(rest)}`;
+  return `${start} ${body.trimEnd()}`;
+}
+
+function sessionLine(r: SessionRecord): string {
+  const { event: _e, conn: _c, client, listener, proxy, tls, helo, auth, backend, transactions, rcpts, bytes_in, bytes_out, duration_ms, close, anomalies, limit_rejections, ...rest } = r;
   // Exim brackets every address, IPv6 included: [::1]:25.
-  const host = `[${str(client?.address ?? '')}]`;
-  const parts = [`H=${helo !== null && helo !== undefined ? `(${q(str(helo), /[()]/)}) ` : ''}${q(host)}:${q(str(client?.port ?? ''))}`];
-  parts.push(`L=${q(str(take(r, 'listener')))}`);
-  const proxy = take(r, 'proxy');
-  if (proxy !== null && proxy !== undefined) parts.push(`PRX=${q(endpoint(proxy))}`);
-  const tls = rec(take(r, 'tls'));
+  const parts = [`H=${helo !== null ? `(${q(helo, /[()]/)}) ` : ''}${q(`[${client.address}]`)}:${client.port}`];
+  parts.push(`L=${q(listener)}`);
+  if (proxy !== null) parts.push(`PRX=${q(proxy)}`);
   if (tls) {
-    parts.push(`X=${q(str(tls.cipher))}${tls.resumed === true ? '*' : ''}`);
-    if (tls.version) parts.push(`TLS=${q(str(tls.version))}`);
-    if (tls.sni) parts.push(`SNI=${q(str(tls.sni))}`);
+    parts.push(`X=${q(tls.cipher)}${tls.resumed ? '*' : ''}`);
+    if (tls.version) parts.push(`TLS=${q(tls.version)}`);
+    if (tls.sni !== null) parts.push(`SNI=${q(tls.sni)}`);
   }
-  const auth = take(r, 'auth');
-  const a = rec(auth);
-  if (a) {
-    parts.push(`A=${q(str(a.user))}`);
-    if (a.mechanism !== undefined && a.mechanism !== null) parts.push(`mech=${q(str(a.mechanism))}`);
-  } else if (auth !== null && auth !== undefined) parts.push(`A=${q(str(auth))}`);
-  const backend = take(r, 'backend');
-  const b = rec(backend);
-  if (b) {
-    // No address: every server failed, and `attempts` (printed with the rest, as JSON) says how.
-    if (b.address !== null && b.address !== undefined) parts.push(`B=${q(str(b.address))}`);
-    if (typeof b.local === 'string') parts.push(`BL=${q(b.local)}`);
-    if (Array.isArray(b.attempts) && b.attempts.length > 0) r.attempts = b.attempts;
-  } else if (typeof backend === 'string') parts.push(`B=${q(backend)}`);
-  parts.push(`T=${str(take(r, 'transactions'))}`, `R=${str(take(r, 'rcpts'))}`);
-  parts.push(`in=${str(take(r, 'bytes_in'))}`, `out=${str(take(r, 'bytes_out'))}`);
-  parts.push(`D=${duration(take(r, 'duration_ms'))}`);
-  parts.push(`close=${q(str(take(r, 'close')))}`);
-  const anomalies = take(r, 'anomalies');
-  if (Array.isArray(anomalies) && anomalies.length > 0) parts.push(`anomalies=${anomalies.map((x) => q(str(x), /,/)).join(',')}`);
+  if (auth) parts.push(`A=${q(auth.user)}`, `mech=${q(auth.mechanism)}`);
+  if (backend) parts.push(...backendParts(backend));
+  parts.push(`T=${transactions}`, `R=${rcpts}`, `in=${bytes_in}`, `out=${bytes_out}`, `D=${duration(duration_ms)}`, `close=${q(close)}`);
+  if (anomalies.length > 0) parts.push(`anomalies=${anomalies.map((x) => q(x, /,/)).join(',')}`);
   // An empty map says nothing; a session that had commands refused shows them.
-  const lr = rec(r.limit_rejections);
-  if (lr && Object.keys(lr).length === 0) delete r.limit_rejections;
-  const rest = kv(r);
-  return rest ? `${parts.join(' ')} ${rest}` : parts.join(' ');
+  const more: Fields = { ...rest };
+  if (Object.keys(limit_rejections).length > 0) more.limit_rejections = limit_rejections;
+  return joined(parts, more);
 }
 
-function transactionLine(r: Rec): string {
-  const parts = [`F=${address(take(r, 'from'))}`, `R=${str(take(r, 'rcpts'))}`, `S=${str(take(r, 'size'))}`];
-  const backend = take(r, 'backend');
-  if (backend !== undefined && backend !== null) parts.push(`B=${q(typeof backend === 'string' ? backend : str(rec(backend)?.address))}`);
-  const queueId = take(r, 'queue_id');
-  if (queueId !== undefined && queueId !== null) parts.push(`Q=${q(str(queueId))}`);
-  const recipients = take(r, 'recipients');
-  if (Array.isArray(recipients) && recipients.length > 0) {
-    parts.push(`to=${recipients.map((x) => `${address(rec(x)?.address)}:${q(str(rec(x)?.reply), /,/)}`).join(',')}`);
-  }
+function backendParts(b: BackendSessionRecord): string[] {
+  const { address, local, identity, ...rest } = b;
+  // No address: every server failed (the attempts say how, as backend.attempts).
+  const parts = [address === null ? 'B=-' : `B=${q(address)}`];
+  if (local !== undefined) parts.push(`BL=${q(local)}`);
+  parts.push(`BI=${q(identity)}`);
+  const more = kv(rest, 'backend.');
+  return more ? [...parts, more] : parts;
+}
+
+function transactionLine(r: TransactionRecord): string {
+  const { event: _e, conn: _c, from, rcpts, size, backend, queue_id, recipients, reply, ...rest } = r;
+  const parts = [`F=${address(from)}`, `R=${rcpts}`, `S=${size}`];
+  if (backend !== null) parts.push(`B=${q(backend)}`);
+  if (queue_id !== null) parts.push(`Q=${q(queue_id)}`);
+  // A recipient's code is its reply's first three digits.
+  if (recipients.length > 0) parts.push(`to=${recipients.map((x) => `${address(x.address)}:${q(x.reply, /,/)}`).join(',')}`);
   // Exim's C="..." is the confirmation the next hop gave.
-  const reply = take(r, 'reply');
-  if (reply !== undefined) parts.push(`C=${quote(str(reply))}`);
-  const rest = kv(r);
-  return rest ? `${parts.join(' ')} ${rest}` : parts.join(' ');
+  parts.push(`C=${quote(reply)}`);
+  return joined(parts, rest);
+}
+
+function anomalyLine(r: AnomalyRecord): string {
+  const { event: _e, conn: _c, kind, severity, ...rest } = r;
+  return joined([q(kind), `severity=${q(severity)}`], rest);
+}
+
+function backendLine(r: BackendStateRecord): string {
+  const { event: _e, address, state, ...rest } = r;
+  return joined([q(address), state], rest);
+}
+
+function joined(parts: string[], rest: Fields): string {
+  const more = kv(rest);
+  return more ? `${parts.join(' ')} ${more}` : parts.join(' ');
 }
 
 /** `<local@domain>` (`<>` for the null sender), or `-` for an address hidden by log.addresses. */
-function address(v: unknown): string {
-  if (v === null || v === undefined) return '-';
-  return `<${q(str(v), undefined, true)}>`;
+function address(v: string | null): string {
+  return v === null ? '-' : `<${q(v, undefined, true)}>`;
 }
 
-/** Removes and returns r[key], so what is left can be printed as key=value. */
-function take(r: Rec, key: string): unknown;
-function take<T>(r: Rec, key: string, f: (v: unknown) => T): T;
-function take<T>(r: Rec, key: string, f?: (v: unknown) => T): unknown {
-  const v = r[key];
-  delete r[key];
-  return f ? f(v) : v;
-}
-
-/** The fields no formatter claimed, as key=value (objects as compact JSON). */
-function kv(r: Rec): string {
+/** Fields as key=value (objects as compact JSON, an Error as its message), `prefix` before each key. */
+function kv(r: Fields, prefix = ''): string {
   return Object.entries(r)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k}=${v === null ? '-' : typeof v === 'object' ? escapeJson(JSON.stringify(v)) : typeof v === 'string' ? q(v) : str(v)}`)
+    .map(([k, v]) => `${prefix}${k}=${value(v)}`)
     .join(' ');
 }
 
-function endpoint(v: unknown): string {
-  const o = rec(v);
-  if (!o) return str(v);
-  if (o.address !== undefined) return o.port !== undefined ? `${str(o.address)}:${str(o.port)}` : str(o.address);
-  return JSON.stringify(o);
+function value(v: unknown): string {
+  if (v === null) return '-';
+  if (v instanceof Error) return quote(v.message);
+  if (typeof v === 'object') return escapeJson(JSON.stringify(v));
+  if (typeof v === 'string') return q(v);
+  return str(v);
 }
 
-function duration(v: unknown): string {
-  if (typeof v !== 'number') return str(v);
-  return v < 1000 ? `${Math.round(v)}ms` : `${(v / 1000).toFixed(3)}s`;
+/** Milliseconds as `114ms` or `61.500s`: both read back exactly (whole milliseconds; a fraction keeps its ms form). */
+function duration(ms: number): string {
+  return ms >= 1000 && Number.isInteger(ms) ? `${(ms / 1000).toFixed(3)}s` : `${ms}ms`;
 }
 
-const rec = (v: unknown): Rec | null => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Rec) : null);
 const str = (v: unknown): string => (v === undefined ? '' : v === null ? '-' : typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v));
 
 /**
@@ -146,14 +165,12 @@ function q(s: string, also?: RegExp, inAddress = false): string {
   return quote(s);
 }
 
-const qs = (v: unknown): string => q(str(v));
-
 const quote = (s: string): string => escapeJson(JSON.stringify(s));
 
 /** JSON.stringify leaves C1 controls and the Unicode line separators raw; escape them too. */
 const escapeJson = (s: string): string =>
   s.replace(/[\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
-/** Free text (msg, a non-JSON line) kept readable, with controls escaped. */
+/** Free text (msg, time, level) kept readable, with controls escaped. */
 const controls = (s: string): string =>
   s.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);

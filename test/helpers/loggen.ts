@@ -5,7 +5,7 @@
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { ANOMALY_CATALOG, ANOMALY_KINDS } from '../../src/config/anomalies.js';
-import { formatTextRecord } from '../../src/observe/text-format.js';
+import { formatTextLine, type LogLine } from '../../src/observe/text-format.js';
 
 export interface LogGenOptions {
   sessions: number;
@@ -77,7 +77,27 @@ export interface LogExpect {
   tls: Record<string, { sessions: number; tls: number; resumed: number; versions: Record<string, number> }>;
   backends: Record<string, BackendExpect>;
   limits: Record<string, { sessions_closed: number; records: number }>;
+  /** Every RCPT the generator answered, by what became of it. */
+  rcpt: { answered: number; accepted: number; delivered: number; not_delivered: number; refused: number; refused_tempfail: number; refused_rejected: number; abandoned: number };
+  /** Refusal reasons as the generator wrote them, with addresses written as `-`. */
+  rcpt_refusals: Map<string, { source: 'postern' | 'backend'; code: number; count: number }>;
+  message_refusals: Map<string, { source: 'postern' | 'backend'; code: number; count: number }>;
+  senders: Map<string, number>;
+  recipients_top: Map<string, number>;
+  domains: Map<string, number>;
+  users: Map<string, number>;
+  tls_sessions: number;
+  tls_resumed: number;
 }
+
+/** RCPT answers: [share, code, reply text around the address, source]. */
+const RCPT_ANSWERS: [number, number, (a: string) => string, 'postern' | 'backend'][] = [
+  [0.8, 250, () => '250 2.1.5 Ok', 'backend'],
+  [0.08, 550, (a) => `550 5.1.1 <${a}>: Recipient address rejected: User unknown in virtual mailbox table`, 'backend'],
+  [0.05, 554, (a) => `554 5.7.1 <${a}>: Recipient address rejected: Access denied`, 'backend'],
+  [0.04, 450, (a) => `450 4.2.0 <${a}>: Recipient address rejected: Greylisted, see https://postgrey.example/`, 'backend'],
+  [0.03, 452, () => '452 4.5.3 Too many recipients', 'postern'],
+];
 
 /** mulberry32: small, fast, good enough for test data. */
 function prng(seed: number): () => number {
@@ -124,8 +144,16 @@ function bump(m: Map<string, number>, k: string): void {
 
 const hourOf = (t: number) => new Date(t).toISOString().slice(0, 13);
 
-/** The log's lines (without newlines); `expect` is filled as they are produced. */
+/** A record as the logger gets it, or a raw line (noise from elsewhere). */
+export type GenLine = LogLine | string;
+
+/** The log's lines as JSON (without newlines); `expect` is filled as they are produced. */
 export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect()): Generator<string> {
+  for (const l of generateRecords(o, expect)) yield typeof l === 'string' ? l : JSON.stringify(l);
+}
+
+/** The log's records (and noise lines); `expect` is filled as they are produced. */
+export function* generateRecords(o: LogGenOptions, expect: LogExpect = emptyExpect()): Generator<GenLine> {
   const r = prng(o.seed ?? 1);
   const int = (n: number) => Math.floor(r() * n);
   const clients = o.clients ?? 500;
@@ -155,9 +183,9 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
   // Every backend is announced up at start-up, as the pool does.
   for (const a of BACKENDS) {
     backend(a).up_events++;
-    yield JSON.stringify({ ...stamp(t), event: 'backend', address: a, state: 'up', reason: 'health check passed', msg: `backend ${a} up` });
+    yield { ...stamp(t), event: 'backend', address: a, state: 'up', reason: 'health check passed', msg: `backend ${a} up` } as LogLine;
   }
-  yield JSON.stringify({ ...stamp(t), listener: 'smtp', msg: 'listening on 0.0.0.0:25' });
+  yield { ...stamp(t), listener: 'smtp', msg: 'listening on 0.0.0.0:25' } as LogLine;
   e.other_records++;
   const downSince = new Map<string, number>();
   const upAt = new Map<string, number>();
@@ -174,7 +202,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       b.up_events++;
       b.down_ms += when - downSince.get(a)!;
       downSince.delete(a);
-      yield JSON.stringify({ ...stamp(when), event: 'backend', address: a, state: 'up', reason: 'health check passed', msg: `backend ${a} up` });
+      yield { ...stamp(when), event: 'backend', address: a, state: 'up', reason: 'health check passed', msg: `backend ${a} up` } as LogLine;
     }
     if (int(backendEvery) === 0) {
       const a = BACKENDS[int(BACKENDS.length)]!;
@@ -183,7 +211,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
         b.down_events++;
         downSince.set(a, t);
         upAt.set(a, t + 1000 + int(600_000));
-        yield JSON.stringify({ ...stamp(t, 'warn'), event: 'backend', address: a, state: 'down', reason: 'health check: connect ECONNREFUSED', msg: `backend ${a} down` });
+        yield { ...stamp(t, 'warn'), event: 'backend', address: a, state: 'down', reason: 'health check: connect ECONNREFUSED', msg: `backend ${a} down` } as LogLine;
       }
     }
 
@@ -199,7 +227,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
     }
     if (noise && i % 4999 === 7) {
       e.other_records++;
-      yield JSON.stringify({ ...stamp(t), event: 'reload', msg: 'configuration reloaded' });
+      yield { ...stamp(t), event: 'reload', msg: 'configuration reloaded' } as LogLine;
     }
 
     const address = clients > 0 ? clientAddress(Math.floor(clients * r() * r())) : clientAddress(int(0x7fffffff) + 0x10000);
@@ -213,11 +241,56 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
 
     let rcptsTotal = 0;
     for (let k = 0; k < ntx; k++) {
-      const rcpts = 1 + int(5);
+      // Every RCPT with its answer: mostly 250, some refused by the backend, some by Postern.
+      const recipients: { address: string; code: number; reply: string }[] = [];
+      const refusedHere: [string, 'postern' | 'backend', number][] = [];
+      for (let n = 1 + int(5); n > 0; n--) {
+        const address = `u${Math.floor(50 * r() * r())}@d${int(8)}.example`;
+        let y = r();
+        const row = RCPT_ANSWERS.find(([share]) => (y -= share) < 0) ?? RCPT_ANSWERS[0]!;
+        recipients.push({ address, code: row[1], reply: row[2](address) });
+        if (row[1] >= 400) refusedHere.push([row[2]('-'), row[3], row[1]]);
+      }
+      const rcpts = recipients.filter((x) => x.code === 250).length;
       const size = 200 + int(100_000);
       const x = r();
-      const result = x < 0.85 ? 'accepted' : x < 0.95 ? 'tempfail' : 'rejected';
-      const reply = result === 'accepted' ? `250 2.0.0 Ok: queued as Q${i}x${k}` : result === 'tempfail' ? '451 4.3.0 Try again later' : '550 5.7.1 Rejected';
+      const result = rcpts === 0 ? 'rejected' : x < 0.85 ? 'accepted' : x < 0.95 ? 'tempfail' : 'rejected';
+      const postern = result === 'rejected' && rcpts > 0 && int(2) === 0;
+      const reply =
+        result === 'accepted'
+          ? `250 2.0.0 Ok: queued as Q${i}x${k}`
+          : result === 'tempfail'
+            ? '451 4.3.0 Try again later'
+            : rcpts === 0
+              ? '554 5.5.1 Error: no valid recipients'
+              : postern
+                ? '552 5.3.4 Message size exceeds fixed limit'
+                : '550 5.7.1 Rejected';
+      const from = int(20) === 0 ? '' : `s${Math.floor(100 * r() * r())}@example.org`;
+      bump(e.senders, from === '' ? '<>' : from);
+      if (result !== 'accepted') {
+        const m = e.message_refusals.get(reply) ?? { source: postern ? 'postern' : 'backend', code: Number(reply.slice(0, 3)), count: 0 };
+        m.count++;
+        e.message_refusals.set(reply, m);
+      }
+      for (const [reason, source, code] of refusedHere) {
+        const m = e.rcpt_refusals.get(reason) ?? { source, code, count: 0 };
+        m.count++;
+        e.rcpt_refusals.set(reason, m);
+      }
+      e.rcpt.answered += recipients.length;
+      e.rcpt.accepted += rcpts;
+      e.rcpt.refused += recipients.length - rcpts;
+      e.rcpt.refused_rejected += recipients.filter((x) => x.code >= 500).length;
+      e.rcpt.refused_tempfail += recipients.filter((x) => x.code >= 400 && x.code < 500).length;
+      if (result === 'accepted') {
+        e.rcpt.delivered += rcpts;
+        for (const x of recipients) {
+          if (x.code !== 250) continue;
+          bump(e.recipients_top, x.address);
+          bump(e.domains, x.address.slice(x.address.indexOf('@') + 1));
+        }
+      } else e.rcpt.not_delivered += rcpts;
       rcptsTotal += rcpts;
       const when = t - 1;
       e.messages[result]++;
@@ -231,8 +304,18 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       const b = backend(bound!);
       b.transactions++;
       b[result]++;
-      yield JSON.stringify({ ...stamp(when), event: 'transaction', conn: id, from: `s${int(100)}@example.org`, rcpts, size, reply, backend: bound, msg: 'transaction' });
+      const queueId = result === 'accepted' ? `Q${i}x${k}` : null;
+      yield { ...stamp(when), event: 'transaction', conn: id, from, rcpts, size, reply, backend: bound, queue_id: queueId, recipients, msg: 'transaction' } as LogLine;
     }
+    // A transaction given up before the end of DATA (RSET, QUIT): its accepted RCPTs are in
+    // the session's count and in no transaction record.
+    if (bound && int(10) === 0) {
+      const n = 1 + int(3);
+      rcptsTotal += n;
+      e.rcpt.abandoned += n;
+    }
+    const auth = listener === 'submission' && int(10) !== 0 ? { user: `user${Math.floor(30 * r() * r())}@example.org`, mechanism: 'PLAIN' } : null;
+    if (auth) bump(e.users, auth.user);
 
     const anomalies: string[] = [];
     if (close === 'client_closed') anomalies.push('no_quit');
@@ -248,7 +331,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       // log.anomalies may leave some unlogged: the session still lists them.
       if (int(5) !== 0) {
         a.records++;
-        yield JSON.stringify({ ...stamp(t), event: 'anomaly', conn: id, kind: k, detail: `synthetic ${k}`, msg: `anomaly ${k}` });
+        yield { ...stamp(t), event: 'anomaly', conn: id, kind: k, severity: ANOMALY_CATALOG[k as keyof typeof ANOMALY_CATALOG], detail: `synthetic ${k}`, msg: `anomaly ${k}` } as LogLine;
       }
     }
 
@@ -261,7 +344,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       proxy: null,
       tls,
       helo,
-      auth: null,
+      auth,
       backend: bound ? { address: bound, identity: 'xclient' } : null,
       transactions: ntx,
       rcpts: rcptsTotal,
@@ -271,6 +354,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       close,
       ...(limit ? { limit } : {}),
       anomalies,
+      limit_rejections: {},
       msg: 'session',
     };
     e.sessions++;
@@ -293,7 +377,11 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
     tl.sessions++;
     if (tls) {
       tl.tls++;
-      if (tls.resumed) tl.resumed++;
+      e.tls_sessions++;
+      if (tls.resumed) {
+        tl.resumed++;
+        e.tls_resumed++;
+      }
       tl.versions[tls.version] = (tl.versions[tls.version] ?? 0) + 1;
     }
     if (bound) backend(bound).sessions++;
@@ -303,7 +391,7 @@ export function* generateLines(o: LogGenOptions, expect: LogExpect = emptyExpect
       if (close === 'limit') l.sessions_closed++;
       else l.records++;
     }
-    yield JSON.stringify(rec);
+    yield rec as LogLine;
   }
   // Outages still open at the end run to the last record.
   for (const [a, since] of downSince) {
@@ -353,6 +441,15 @@ export function emptyExpect(): LogExpect {
     tls: {},
     backends: {},
     limits: {},
+    rcpt: { answered: 0, accepted: 0, delivered: 0, not_delivered: 0, refused: 0, refused_tempfail: 0, refused_rejected: 0, abandoned: 0 },
+    rcpt_refusals: new Map(),
+    message_refusals: new Map(),
+    senders: new Map(),
+    recipients_top: new Map(),
+    domains: new Map(),
+    users: new Map(),
+    tls_sessions: 0,
+    tls_resumed: 0,
   };
 }
 
@@ -362,8 +459,8 @@ export async function writeLog(path: string, o: LogGenOptions): Promise<LogExpec
   const out = createWriteStream(path);
   let buf = '';
   let bytes = 0;
-  for (const line of generateLines(o, expect)) {
-    buf += (o.text ? formatTextRecord(line) : line) + '\n';
+  for (const l of generateRecords(o, expect)) {
+    buf += (typeof l === 'string' ? l : o.text ? formatTextLine(l) : JSON.stringify(l)) + '\n';
     if (buf.length >= 1 << 20) {
       bytes += Buffer.byteLength(buf);
       if (!out.write(buf)) await once(out, 'drain');

@@ -50,6 +50,7 @@ const session: SessionSnapshot = {
   backend: '10.0.0.11:25',
   state: 'relay',
   helo: 'client.example',
+  auth: { user: 'alice', mechanism: 'PLAIN' },
   age_ms: 1234,
   bytes_in: 10,
   bytes_out: 20,

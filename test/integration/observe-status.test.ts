@@ -90,6 +90,7 @@ describe('status endpoints on a running Postern', { timeout: 30_000 }, () => {
     assert.equal(mine.state, 'front');
     assert.equal(mine.tls, null);
     assert.equal(mine.backend, null);
+    assert.equal(mine.auth, null, 'no login');
     assert.ok(mine.bytes_in > 0 && mine.bytes_out > 0);
     assert.ok(mine.age_ms >= 0 && mine.age_ms < 10_000);
     assert.equal(value(await scrape(), 'postern_connections_active{listener="smtp"}'), 1);

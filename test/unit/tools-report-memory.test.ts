@@ -11,8 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { emptyExpect, generateLines } from '../helpers/loggen.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const REPORT = path.join(ROOT, 'src/observe/report.ts');
-const AGGREGATE = path.join(ROOT, 'src/observe/report-aggregate.ts');
+const REPORT = path.join(ROOT, 'src/tools/report.ts');
+const AGGREGATE = path.join(ROOT, 'src/tools/report-aggregate.ts');
 
 function node(flags: string[], script: string, timeout = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

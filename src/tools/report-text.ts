@@ -1,7 +1,7 @@
 // The human report, laid out like pflogsumm/eximstats: grand totals, traffic over
 // time, top lists, then the proxy's own sections (anomalies, TLS, backends, limits).
 
-import type { Report } from './report-aggregate.js';
+import type { RefusalItem, Report } from './report-aggregate.js';
 import type { TopList } from './report-topk.js';
 
 /** Per-clock-hour rows are printed up to this many; longer logs get per-day plus hour-of-day. */
@@ -23,6 +23,10 @@ export function renderReport(r: Report): string {
 
   const t = r.totals;
   const m = t.messages;
+  const rc = r.recipients;
+  if (r.input.outside_period) out.push(`${n(r.input.outside_period)} records outside --since/--until left out`);
+  // The headline is what needs a look: sessions with a warning (notices are what ordinary clients do).
+  out.push('', `Suspicious sessions (a warning-severity anomaly): ${n(t.sessions_suspicious)} of ${n(t.sessions)}  ${pct(t.sessions_suspicious, t.sessions)}`);
   section(out, 'Grand totals');
   out.push(
     ...pairs([
@@ -32,19 +36,31 @@ export function renderReport(r: Report): string {
       ['  tempfail (4xx/3xx)', n(m.tempfail), pct(m.tempfail, m.total)],
       ['  rejected (5xx)', n(m.rejected), pct(m.rejected, m.total)],
       ...(m.unknown ? [['  no reply code', n(m.unknown)]] : []),
-      ['recipients', n(t.recipients)],
-      ['accepted recipients', n(t.accepted_recipients)],
+      ['recipients (RCPT answered)', n(rc.answered)],
+      ['  accepted (2xx)', n(rc.accepted), pct(rc.accepted, rc.answered)],
+      ['    delivered', n(rc.delivered)],
+      ['    message refused after', n(rc.not_delivered)],
+      ['  refused', n(rc.refused), pct(rc.refused, rc.answered)],
+      ['    tempfail (4xx)', n(rc.refused_tempfail)],
+      ['    rejected (5xx)', n(rc.refused_rejected)],
+      ['abandoned recipients (no DATA end)', n(rc.abandoned)],
       ['accepted bytes', size(t.accepted_bytes)],
       ['bytes in (from clients)', size(t.bytes_in)],
       ['bytes out (to clients)', size(t.bytes_out)],
       ['session duration avg', ms(t.avg_duration_ms)],
       ['session duration max', ms(t.max_duration_ms)],
-      ['sessions with anomalies', n(t.sessions_with_anomalies), pct(t.sessions_with_anomalies, t.sessions)],
-      ['  suspicious (a warning)', n(t.sessions_suspicious), pct(t.sessions_suspicious, t.sessions)],
-      ['  notices only', n(t.sessions_notice_only), pct(t.sessions_notice_only, t.sessions)],
+      ['TLS sessions', n(t.tls_sessions), pct(t.tls_sessions, t.sessions)],
+      ['  resumed', n(t.tls_resumed), pct(t.tls_resumed, t.tls_sessions)],
+      ['suspicious (a warning)', n(t.sessions_suspicious), pct(t.sessions_suspicious, t.sessions)],
+      ['notices only', n(t.sessions_notice_only), pct(t.sessions_notice_only, t.sessions)],
       ['sessions without HELO', n(t.sessions_without_helo)],
     ]),
   );
+
+  section(out, 'Refused recipients by reason');
+  out.push(...refusalLines(r.refusals.rcpt));
+  section(out, 'Refused messages by reason');
+  out.push(...refusalLines(r.refusals.message));
 
   section(out, 'Sessions by close reason');
   out.push(...pairs(byCount(r.close).map(([k, v]) => [k, n(v), pct(v, t.sessions)])));
@@ -59,8 +75,16 @@ export function renderReport(r: Report): string {
     out.push(...table(['hour', 'sessions', 'messages', 'accepted'], r.hour_of_day.map((h) => [`${String(h.hour).padStart(2, '0')}:00`, n(h.sessions), n(h.messages), n(h.accepted)])));
   }
 
+  section(out, 'Top senders by messages');
+  out.push(...topLines(r.top_senders));
+  section(out, 'Top recipients by delivered messages');
+  out.push(...topLines(r.top_recipients));
+  section(out, 'Top recipient domains');
+  out.push(...topLines(r.top_recipient_domains));
   section(out, 'Top clients by sessions');
   out.push(...topLines(r.top_clients));
+  section(out, 'Top authenticated users by sessions');
+  out.push(...topLines(r.top_users));
   section(out, 'Top HELO names');
   out.push(...topLines(r.top_helo));
 
@@ -116,6 +140,12 @@ export function renderReport(r: Report): string {
   if (ls.length === 0) out.push('  none');
   else out.push(...table(['limit', 'closed', 'refused', 'other'], ls.map(([l, x]) => [l, n(x.sessions_closed), n(x.rejections ?? 0), n(x.records)])));
   return out.join('\n') + '\n';
+}
+
+function refusalLines(items: RefusalItem[]): string[] {
+  if (items.length === 0) return ['  none'];
+  const w = Math.max(...items.map((i) => n(i.count).length));
+  return items.map((i) => `  ${n(i.count).padStart(w)}  ${i.source === 'postern' ? 'postern' : 'backend'}  ${printable(i.reason)}`);
 }
 
 function section(out: string[], title: string): void {

@@ -3,7 +3,7 @@
 // the value a record without it would mean, and kinds or reasons this build does not know
 // (a newer version's log) are kept as strings rather than dropped.
 
-import type { AnomalyRecord, BackendAttempt, BackendStateRecord, SessionRecord, TransactionRecord } from './records.js';
+import type { AnomalyRecord, BackendAttempt, BackendStateRecord, SessionRecord, TransactionRecord } from '../observe/records.js';
 
 /** A session record as read: names from a newer catalog stay strings. */
 export type ReadSession = Omit<SessionRecord, 'anomalies' | 'close' | 'limit' | 'limit_rejections'> & {

@@ -2,9 +2,10 @@
 // states from the metrics listener's /sessions, as a terminal table.
 
 import { ConfigError, loadConfig, type Config, type HostPort } from '../config/index.js';
-import type { BackendSnapshot, SessionSnapshot, TlsSessionCacheSnapshot } from './status-server.js';
+import { watchReader, type Out } from './output.js';
+import { DEFAULT_STATUS_ADDR, STATUS_USAGE } from './usage.js';
+import type { BackendSnapshot, SessionSnapshot, TlsSessionCacheSnapshot } from '../observe/status-server.js';
 
-export const DEFAULT_STATUS_ADDR = '127.0.0.1:9325';
 const FETCH_TIMEOUT_MS = 3000;
 
 export interface StatusData {
@@ -14,9 +15,6 @@ export interface StatusData {
   tls_session_cache?: TlsSessionCacheSnapshot | null;
 }
 
-interface Out {
-  write(s: string): unknown;
-}
 
 /** Test seams; the CLI passes none. */
 export interface StatusIo {
@@ -28,12 +26,6 @@ export interface StatusIo {
   columns?: number;
 }
 
-export const STATUS_USAGE = `usage: postern status [--metrics HOST:PORT | -c FILE] [--watch [SECONDS]]
-  Live sessions and backend states from a running proxy's metrics listener (/sessions).
-    -m, --metrics HOST:PORT   the metrics listener (default ${DEFAULT_STATUS_ADDR})
-    -c, --config FILE         read the address from FILE's metrics.listen
-    -w, --watch [SECONDS]     redraw every SECONDS (default 2) until Ctrl-C
-`;
 const USAGE = STATUS_USAGE;
 
 interface StatusArgs {
@@ -146,15 +138,22 @@ export async function statusMain(argv: string[], io: StatusIo = {}): Promise<num
     err.write(`postern status: cannot read ${args.url}: ${reason(e)}\n(is Postern running with metrics.listen set to ${args.label}?)\n`);
     return 1;
   }
+  const reader = watchReader(out);
+  const ended = (): number => {
+    const e = reader.failed();
+    if (e) err.write(`postern status: cannot write the output: ${(e as NodeJS.ErrnoException).code ?? e.message}\n`);
+    return e ? 1 : 0;
+  };
   if (args.watch === null) {
     out.write(renderStatus(first, { source: args.label, columns: columns() }));
-    return 0;
+    return ended();
   }
-  // Watch: redraw until stopped; a failed refresh shows the error and keeps trying.
+  // Watch: redraw until stopped (Ctrl-C, or the reader gone: `| head`); a failed refresh
+  // shows the error and keeps trying.
   const ctl = new AbortController();
   const onSigint = () => ctl.abort();
   if (!io.signal) process.once('SIGINT', onSigint);
-  const signal = io.signal ?? ctl.signal;
+  const signal = AbortSignal.any([io.signal ?? ctl.signal, reader.gone]);
   let frame = renderStatus(first, { source: args.label, columns: columns() });
   try {
     while (!signal.aborted) {
@@ -170,7 +169,7 @@ export async function statusMain(argv: string[], io: StatusIo = {}): Promise<num
   } finally {
     process.off('SIGINT', onSigint);
   }
-  return 0;
+  return ended();
 }
 
 function reason(e: unknown): string {
@@ -218,20 +217,22 @@ export function renderStatus(d: StatusData, opts: { source?: string; columns?: n
   else
     lines.push(
       ...table(
-        ['CONN', 'CLIENT', 'LISTENER', 'STATE', 'HELO', 'TLS', 'BACKEND', 'AGE', 'IN', 'OUT'],
+        ['CONN', 'CLIENT', 'LISTENER', 'STATE', 'HELO', 'USER', 'TLS', 'BACKEND', 'AGE', 'IN', 'OUT'],
         sessions.map((s) => [
           s.conn,
           hostPort(s.client.address, s.client.port),
           s.listener,
           s.state,
           s.helo ?? '-',
+          // Older servers send no auth field.
+          s.auth?.user ?? '-',
           s.tls ? `${s.tls.cipher}${s.tls.resumed ? '*' : ''}` : '-',
           s.backend ?? '-',
           duration(s.age_ms),
           bytes(s.bytes_in),
           bytes(s.bytes_out),
         ]),
-        new Set([7, 8, 9]),
+        new Set([8, 9, 10]),
       ),
     );
   const cut = opts.columns;

@@ -6,12 +6,12 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { ReportAggregator, type Report } from '../../src/observe/report-aggregate.js';
-import { eachLine } from '../../src/observe/report-lines.js';
-import { CappedMap, OTHER, SpaceSaving } from '../../src/observe/report-topk.js';
-import { reportMain } from '../../src/observe/report.js';
+import { ReportAggregator, type Report } from '../../src/tools/report-aggregate.js';
+import { eachLine } from '../../src/tools/report-lines.js';
+import { CappedMap, OTHER, SpaceSaving } from '../../src/tools/report-topk.js';
+import { parseWhen, reportMain } from '../../src/tools/report.js';
 import { ANOMALY_CATALOG } from '../../src/config/anomalies.js';
-import { formatTextRecord } from '../../src/observe/text-format.js';
+import { formatTextLine, type LogLine } from '../../src/observe/text-format.js';
 import { topOf, writeLog, type LogExpect } from '../helpers/loggen.js';
 
 function sink(): { write(s: string): boolean; text: () => string } {
@@ -145,6 +145,30 @@ describe('ReportAggregator on hand-made records', () => {
     assert.equal(rep.totals.sessions_without_helo, 1);
     assert.deepEqual(rep.top_clients.items.map((i) => i.name), ['::1', '10.0.0.1']);
   });
+
+  it("takes fields a newer Postern adds in its stride: a refused held sender, backend attempts, screening", () => {
+    const agg = new ReportAggregator();
+    const T = at('12:00:00.000');
+    agg.line(JSON.stringify({ level: 'info', time: T, event: 'transaction', conn: 'h', from: 'x@y.example', rcpts: 0, size: 0, reply: '554 5.7.1 <x@y.example>: Sender address rejected: Access denied', backend: 'b1:25', queue_id: null, recipients: [], result: 'rejected', pool: 'default', client: { address: '192.0.2.1', port: 1 } }));
+    agg.line(JSON.stringify({ level: 'info', time: T, event: 'session', conn: 'h', client: { address: '192.0.2.1', port: 1 }, listener: 'smtp', proxy: null, tls: null, helo: 'h', auth: { user: 'ann', mechanism: 'PLAIN' }, backend: { address: 'b1:25', identity: 'xclient', attempts: [{ server: 'b2:25', stage: 'connect', error: 'ECONNREFUSED' }] }, transactions: 1, rcpts: 0, bytes_in: 1, bytes_out: 1, duration_ms: 5, close: 'quit', anomalies: [], limit_rejections: {}, screen: { result: 'pass', score: 0 } }));
+    const rep = agg.result({ top: 5 });
+    assert.equal(rep.input.records, 2);
+    assert.deepEqual(rep.totals.messages, { accepted: 0, tempfail: 0, rejected: 1, unknown: 0, total: 1 });
+    assert.deepEqual(rep.refusals.message, [{ reason: '554 5.7.1 <->: Sender address rejected: Access denied', source: 'backend', code: 554, count: 1 }]);
+    assert.deepEqual(rep.top_senders.items, [{ name: 'x@y.example', count: 1, error: 0 }]);
+    assert.deepEqual(rep.top_users.items, [{ name: 'ann', count: 1, error: 0 }]);
+    assert.equal(rep.recipients.abandoned, 0);
+  });
+
+  it('--since/--until: a record outside the period counts nowhere but outside_period', () => {
+    const agg = new ReportAggregator({ since: Date.parse(at('10:30:00.000')), until: Date.parse(at('11:00:00.000')) });
+    for (const r of recs) agg.line(JSON.stringify(r));
+    const rep = agg.result({ top: 5 });
+    assert.equal(rep.input.outside_period, 4);
+    assert.equal(rep.input.records, 5);
+    assert.equal(rep.totals.sessions, 2);
+    assert.deepEqual(rep.period, { first: '2026-03-01T10:30:00.000Z', last: '2026-03-01T10:42:00.000Z' });
+  });
 });
 
 describe('postern report on a generated log of 100,000 sessions', () => {
@@ -247,13 +271,75 @@ describe('postern report on a generated log of 100,000 sessions', () => {
     assert.equal(rep.limits['(unknown)'], undefined);
   });
 
+  it('recipients: accepted, delivered, refused and abandoned, apart (issue 25: "recipients 61 / accepted 60")', () => {
+    assert.deepEqual(rep.recipients, expect.rcpt);
+    assert.ok(expect.rcpt.abandoned > 0 && expect.rcpt.refused > 0 && expect.rcpt.not_delivered > 0);
+    // The sessions' accepted RCPTs are the transactions' accepted ones plus the abandoned ones.
+    assert.equal(rep.totals.recipients, expect.rcpt.accepted + expect.rcpt.abandoned);
+    assert.equal(rep.totals.accepted_recipients, expect.rcpt.delivered);
+  });
+
+  it("refusals grouped by reason, the backend's and Postern's own", () => {
+    const want = (m: LogExpect['rcpt_refusals']) =>
+      [...m.entries()]
+        .map(([reason, v]) => ({ reason, source: v.source, code: v.code, count: v.count }))
+        .sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : 1))
+        .slice(0, 10);
+    assert.deepEqual(rep.refusals.rcpt, want(expect.rcpt_refusals));
+    assert.deepEqual(rep.refusals.message, want(expect.message_refusals));
+    assert.ok(rep.refusals.rcpt.some((x) => x.source === 'postern') && rep.refusals.rcpt.some((x) => x.source === 'backend'));
+    assert.ok(rep.refusals.message.some((x) => x.source === 'postern'));
+  });
+
+  it('top senders, recipients, recipient domains and authenticated users, exactly', () => {
+    assert.deepEqual(rep.top_senders, { approximate: false, items: topOf(expect.senders, 10) });
+    assert.deepEqual(rep.top_recipients, { approximate: false, items: topOf(expect.recipients_top, 10) });
+    assert.deepEqual(rep.top_recipient_domains, { approximate: false, items: topOf(expect.domains, 10) });
+    assert.deepEqual(rep.top_users, { approximate: false, items: topOf(expect.users, 10) });
+    assert.ok(expect.users.size > 10 && expect.senders.has('<>'));
+  });
+
+  it('TLS share and resumption share over all listeners', () => {
+    assert.equal(rep.totals.tls_sessions, expect.tls_sessions);
+    assert.equal(rep.totals.tls_resumed, expect.tls_resumed);
+    assert.equal(rep.totals.tls_share, Math.round((expect.tls_sessions / 100_000) * 10_000) / 10_000);
+    assert.equal(rep.totals.resumption_share, Math.round((expect.tls_resumed / expect.tls_sessions) * 10_000) / 10_000);
+  });
+
+  it('--since/--until keep the records of the period', async () => {
+    const hours = [...expect.per_hour.keys()].sort();
+    const since = hours[5]!;
+    const until = hours[20]!;
+    const inside = hours.filter((h) => h >= since && h < until);
+    const want = inside.reduce(
+      (a, h) => {
+        const x = expect.per_hour.get(h)!;
+        return { sessions: a.sessions + x.sessions, messages: a.messages + x.messages, accepted: a.accepted + x.accepted };
+      },
+      { sessions: 0, messages: 0, accepted: 0 },
+    );
+    const r = await runReport([file, '--json', '--since', `${since}:00`, `--until=${until}:00:00Z`]);
+    assert.equal(r.code, 0, r.err);
+    const w = JSON.parse(r.out) as Report;
+    assert.equal(w.totals.sessions, want.sessions);
+    assert.equal(w.totals.messages.total, want.messages);
+    assert.equal(w.totals.messages.accepted, want.accepted);
+    assert.deepEqual(w.per_hour.map((h) => h.hour), inside);
+    assert.ok(w.input.outside_period > 0);
+    assert.equal(w.input.records + w.input.outside_period, expect.records);
+  });
+
   it('the text report carries the same numbers', async () => {
     const r = await runReport([file]);
     assert.equal(r.code, 0);
     assert.match(r.out, /^Postern log report: 2026-01-01 00:00:00Z \.\. /);
     assert.match(r.out, new RegExp(`sessions\\s+100,000\\n`));
     assert.match(r.out, new RegExp(`accepted\\s+${expect.messages.accepted.toLocaleString('en-US')}  `));
-    for (const h of ['Grand totals', 'Per-hour traffic', 'Top clients by sessions', 'Top HELO names', 'Anomalies', 'TLS by listener', 'Backends', 'LIMITS rejections']) assert.ok(r.out.includes(h), h);
+    for (const h of ['Grand totals', 'Refused recipients by reason', 'Refused messages by reason', 'Per-hour traffic', 'Top senders by messages', 'Top recipients by delivered messages', 'Top recipient domains', 'Top clients by sessions', 'Top authenticated users by sessions', 'Top HELO names', 'Anomalies', 'TLS by listener', 'Backends', 'LIMITS rejections']) assert.ok(r.out.includes(h), h);
+    // The headline is the suspicious share, before everything else.
+    assert.match(r.out.split('Grand totals')[0]!, new RegExp(`\\nSuspicious sessions \\(a warning-severity anomaly\\): ${expect.sessions_suspicious.toLocaleString('en-US')} of 100,000 `));
+    assert.match(r.out, new RegExp(`\\n +abandoned recipients \\(no DATA end\\) +${expect.rcpt.abandoned.toLocaleString('en-US')}\\n`));
+    assert.match(r.out, new RegExp(`\\n +${topOf(expect.users, 1)[0]!.count.toLocaleString('en-US')}  ${topOf(expect.users, 1)[0]!.name.replace(/\\./g, '\\.')}\\n`));
     assert.ok(r.out.includes(topOf(expect.clients, 1)[0]!.name));
     const share = (n: number) => `${((n / 100_000) * 100).toFixed(1)}%`;
     assert.match(r.out, new RegExp(`\\n +suspicious \\(a warning\\) +${expect.sessions_suspicious.toLocaleString('en-US')}  +${share(expect.sessions_suspicious).replace('.', '\\.')}\\n`));
@@ -294,8 +380,8 @@ describe('postern report on a log.format: text log', () => {
     assert.equal(fromText.totals.sessions, 20_000);
     assert.equal(fromText.input.records, e.records);
     assert.equal(fromText.input.text_records, e.records);
-    // A JSON line that is not Postern's prints as text that is no record at all.
-    assert.deepEqual(fromText.input.skipped, { not_json: e.not_json + e.not_postern, not_postern: 0, too_long: 0, blank: 0 });
+    // Lines from elsewhere (syslog, another program's JSON) are in the text log as they were.
+    assert.deepEqual(fromText.input.skipped, { not_json: e.not_json, not_postern: e.not_postern, too_long: 0, blank: 0 });
     const { input: _i, ...restText } = fromText;
     const { input: _j, ...restJson } = fromJson;
     assert.deepEqual(restText, restJson);
@@ -313,7 +399,7 @@ describe('postern report on a log.format: text log', () => {
       { level: 'warn', time: T, event: 'backend', address: '[2001:db8::25]:25', state: 'down', reason: 'health check: refused', msg: 'backend down' },
       { level: 'warn', time: T, conn: 'a1', backend: '[2001:db8::25]:25', reason: 'reset', msg: 'backend lost mid-session' },
     ];
-    const lines = recs.flatMap((r) => [JSON.stringify(r), formatTextRecord(JSON.stringify(r))]);
+    const lines = recs.flatMap((r) => [JSON.stringify(r), formatTextLine(r as LogLine)]);
     const r = await runReport(['--json'], Readable.from([lines.join('\n') + '\n']));
     assert.equal(r.code, 0, r.err);
     const rep = JSON.parse(r.out) as Report;
@@ -331,6 +417,31 @@ describe('postern report on a log.format: text log', () => {
     assert.deepEqual(rep.tls['smtp'], { sessions: 2, tls: 2, resumed: 2, tls_share: 1, resumption_rate: 1, versions: { 'TLSv1.3': 2 } });
     const b = rep.backends['[2001:db8::25]:25']!;
     assert.deepEqual([b.sessions, b.transactions, b.accepted, b.down_events, b.last_down_reason], [2, 2, 2, 2, 'health check: refused']);
+  });
+});
+
+describe('postern report --since/--until values', () => {
+  it('ISO times (UTC without a zone), now, and times relative to now', () => {
+    const now = Date.UTC(2026, 2, 1, 12, 0, 0);
+    assert.equal(parseWhen('2026-03-01', now), Date.UTC(2026, 2, 1));
+    assert.equal(parseWhen('2026-03-01T10:00', now), Date.UTC(2026, 2, 1, 10));
+    assert.equal(parseWhen('2026-03-01 10:00:30', now), Date.UTC(2026, 2, 1, 10, 0, 30));
+    assert.equal(parseWhen('2026-03-01T10:00:00+02:00', now), Date.UTC(2026, 2, 1, 8));
+    assert.equal(parseWhen('now', now), now);
+    assert.equal(parseWhen('-90m', now), now - 90 * 60_000);
+    assert.equal(parseWhen('-1h', now), now - 3_600_000);
+    assert.equal(parseWhen('-2d', now), now - 2 * 86_400_000);
+    assert.equal(parseWhen('-1w', now), now - 7 * 86_400_000);
+    for (const bad of ['yesterday', '1h', '-1y', '2026-13-01', '']) assert.equal(parseWhen(bad, now), null, bad);
+  });
+
+  it('refuses an unreadable or empty period', async () => {
+    const a = await runReport(['--since', 'yesterday']);
+    assert.equal(a.code, 1);
+    assert.match(a.err, /--since wants an ISO time/);
+    const b = await runReport(['--since', '2026-03-02', '--until', '2026-03-01']);
+    assert.equal(b.code, 1);
+    assert.match(b.err, /--since must be before --until/);
   });
 });
 

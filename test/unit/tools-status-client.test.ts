@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Metrics } from '../../src/observe/metrics.js';
-import { bytes, duration, parseStatusArgs, renderStatus, sessionCacheLine, statusMain, type StatusData } from '../../src/observe/status-client.js';
+import { bytes, duration, parseStatusArgs, renderStatus, sessionCacheLine, statusMain, type StatusData } from '../../src/tools/status-client.js';
 import { startStatusServer, type StatusServer } from '../../src/observe/status-server.js';
 
 const data: StatusData = {
@@ -17,7 +17,7 @@ const data: StatusData = {
     { address: '10.0.0.13:25', up: null, reason: 'not checked yet', active: 0 },
   ],
   sessions: [
-    { conn: 'young', client: { address: '192.0.2.1', port: 1025 }, listener: 'smtp', tls: null, backend: null, state: 'front', helo: null, age_ms: 500, bytes_in: 12, bytes_out: 300 },
+    { conn: 'young', client: { address: '192.0.2.1', port: 1025 }, listener: 'smtp', tls: null, backend: null, state: 'front', helo: null, auth: null, age_ms: 500, bytes_in: 12, bytes_out: 300 },
     {
       conn: 'old',
       client: { address: '2001:db8::7', port: 50000 },
@@ -26,6 +26,7 @@ const data: StatusData = {
       backend: '10.0.0.11:25',
       state: 'data',
       helo: 'evil\x1b[2Jhelo',
+      auth: { user: 'alice@example.org', mechanism: 'PLAIN' },
       age_ms: 3_723_000,
       bytes_in: 5 * 1024 * 1024,
       bytes_out: 2048,
@@ -110,10 +111,16 @@ describe('postern status: the table', () => {
 
   it('lists sessions oldest first, cipher starred when resumed, control characters defused', () => {
     const head = lines.findIndex((l) => l.startsWith('CONN'));
-    assert.match(lines[head]!, /^CONN\s+CLIENT\s+LISTENER\s+STATE\s+HELO\s+TLS\s+BACKEND\s+AGE\s+IN\s+OUT$/);
-    assert.match(lines[head + 1]!, /^old\s+\[2001:db8::7\]:50000\s+submission\s+data\s+evil\?\[2Jhelo\s+TLS_AES_256_GCM_SHA384\*\s+10\.0\.0\.11:25\s+1h02m\s+5\.0M\s+2\.0K$/);
-    assert.match(lines[head + 2]!, /^young\s+192\.0\.2\.1:1025\s+smtp\s+front\s+-\s+-\s+-\s+0\.5s\s+12B\s+300B$/);
+    assert.match(lines[head]!, /^CONN\s+CLIENT\s+LISTENER\s+STATE\s+HELO\s+USER\s+TLS\s+BACKEND\s+AGE\s+IN\s+OUT$/);
+    assert.match(lines[head + 1]!, /^old\s+\[2001:db8::7\]:50000\s+submission\s+data\s+evil\?\[2Jhelo\s+alice@example\.org\s+TLS_AES_256_GCM_SHA384\*\s+10\.0\.0\.11:25\s+1h02m\s+5\.0M\s+2\.0K$/);
+    assert.match(lines[head + 2]!, /^young\s+192\.0\.2\.1:1025\s+smtp\s+front\s+-\s+-\s+-\s+-\s+0\.5s\s+12B\s+300B$/);
     assert.ok(!text.includes('\x1b'));
+  });
+
+  it('shows - as the user of a session from an older server (no auth field)', () => {
+    const { auth: _auth, ...old } = data.sessions[1]!;
+    const t = renderStatus({ sessions: [old as StatusData['sessions'][number]], backends: [] });
+    assert.match(t, /^old\s+\S+\s+submission\s+data\s+\S+\s+-\s+TLS_AES/m);
   });
 
   it('cuts lines to the terminal width', () => {

@@ -1,7 +1,7 @@
 // The report's shape: what `postern report --json` prints (one object).
 
 import type { Severity } from '../config/anomalies.js';
-import type { ReplyResult } from './records.js';
+import type { ReplyResult } from '../observe/records.js';
 import type { TopList } from './report-topk.js';
 
 export type { TopItem, TopList } from './report-topk.js';
@@ -17,6 +17,36 @@ export type MessageCounts = Record<ReplyResult, number> & {
   /** A reply without a readable code. */
   unknown: number;
 };
+
+/** RCPTs as the transaction records list them, and the ones no transaction record holds. */
+export interface RecipientCounts {
+  /** RCPTs answered in transaction records (each with its code). */
+  answered: number;
+  /** Answered 2xx. */
+  accepted: number;
+  /** Accepted, in a message the backend accepted. */
+  delivered: number;
+  /** Accepted, in a message that was refused or deferred after all. */
+  not_delivered: number;
+  /** Answered 4xx or 5xx (by the backend or by Postern). */
+  refused: number;
+  refused_tempfail: number;
+  refused_rejected: number;
+  /**
+   * Accepted RCPTs (session records' `rcpts`) of transactions that never reached the end of
+   * DATA (RSET, QUIT, a lost client): they have no transaction record.
+   */
+  abandoned: number;
+}
+
+/** A refusal reason: the reply with addresses blanked, who gave it, how often. */
+export interface RefusalItem {
+  reason: string;
+  /** `postern` for Postern's own refusals (LIMITS, SIZE, no backend...), else `backend`. */
+  source: 'postern' | 'backend';
+  code: number;
+  count: number;
+}
 
 export interface AnomalyReport {
   /** From the catalog; a kind this build does not know counts as a warning. */
@@ -76,6 +106,8 @@ export interface Report {
     other_records: number;
     /** Records read from `log.format: text` lines (the rest were JSON). */
     text_records: number;
+    /** Records left out by --since/--until. */
+    outside_period: number;
   };
   totals: {
     sessions: number;
@@ -101,7 +133,23 @@ export interface Report {
     /** sessions_notice_only / sessions */
     notice_only_share: number;
     sessions_without_helo: number;
+    /** Sessions with TLS, over all listeners; tls_share = tls_sessions / sessions. */
+    tls_sessions: number;
+    tls_share: number;
+    /** TLS sessions resumed; resumption_share = tls_resumed / tls_sessions. */
+    tls_resumed: number;
+    resumption_share: number;
   };
+  recipients: RecipientCounts;
+  /** Top refusal reasons of RCPTs and of messages (the final reply to DATA), most frequent first. */
+  refusals: { rcpt: RefusalItem[]; message: RefusalItem[] };
+  /** Senders by messages (`<>` the null sender). */
+  top_senders: TopList;
+  /** Recipients and their domains by delivered RCPTs. */
+  top_recipients: TopList;
+  top_recipient_domains: TopList;
+  /** Authenticated users by sessions. */
+  top_users: TopList;
   close: Record<string, number>;
   per_hour: ({ hour: string } & Traffic)[];
   per_hour_truncated: boolean;

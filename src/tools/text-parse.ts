@@ -1,7 +1,11 @@
-// Reads a `log.format: text` line (text-format.ts) back into the record it was printed from,
-// so `postern report` reads text logs as well as JSON ones. What the text form does not keep
-// (types of extra fields, TLS details beyond cipher/version/SNI, a backend's identity)
-// comes back as strings or not at all; everything the report counts survives.
+// Reads a `log.format: text` line (src/observe/text-format.ts) back into the typed record it
+// was printed from: a session, transaction, anomaly or backend line comes back equal to the
+// record (fields a newer Postern added come back as the words or JSON they were printed as).
+// Any other line keeps its event name and message. A log is input from outside: what is
+// malformed is not a record (null), and record-read.ts still checks every field.
+
+import type { AnomalyRecord, BackendSessionRecord, BackendStateRecord, SessionRecord, TransactionRecord } from '../observe/records.js';
+import type { LineHead, LogLine, OtherRecord } from '../observe/text-format.js';
 
 type Rec = Record<string, unknown>;
 
@@ -14,139 +18,189 @@ export function isTextRecordLine(line: string): boolean {
 }
 
 /** The record a text line was printed from, or null when the line is not one. */
-export function parseTextRecord(line: string): Rec | null {
-  const head = HEAD.exec(line);
-  if (!head) return null;
-  const out: Rec = { time: head[1], level: head[2] };
-  if (head[3] !== undefined) out.conn = head[3];
-  const body = line.slice(head[0].length);
+export function parseTextRecord(line: string): LogLine | null {
+  const m = HEAD.exec(line);
+  if (!m) return null;
+  const head: LineHead = { time: m[1]!, level: m[2]! };
+  const conn = m[3];
+  const body = line.slice(m[0].length);
   const s = new Scanner(body);
   try {
     const word = s.bare();
-    if (word === 'session' && s.peek(' H=')) return sessionRecord(s, out);
-    if (word === 'transaction' && s.peek(' F=')) return transactionRecord(s, out);
-    if (word === 'anomaly' && s.eat(' ')) {
-      const kind = s.value();
-      return { ...out, event: 'anomaly', kind, ...s.fields() };
-    }
+    if (conn !== undefined && word === 'session' && s.peek(' H=')) return { ...head, ...sessionRecord(s, conn) };
+    if (conn !== undefined && word === 'transaction' && s.peek(' F=')) return { ...head, ...transactionRecord(s, conn) };
+    if (conn !== undefined && word === 'anomaly' && s.eat(' ')) return { ...head, ...anomalyRecord(s, conn) };
     if (word === 'backend' && s.eat(' ')) {
-      const address = s.value();
-      s.expect(' ');
-      const state = s.value();
-      if (state === 'up' || state === 'down') return { ...out, event: 'backend', address, state, ...s.fields() };
+      const r = backendRecord(s);
+      if (r) return { ...head, ...r };
     }
   } catch (e) {
     if (!(e instanceof Syntax)) throw e;
   }
   // Another record (start-up, reload, ...): `event: msg fields` or `msg fields`; only the
   // event name matters to the report.
+  const other: OtherRecord = {};
+  if (conn !== undefined) other.conn = conn;
   const ev = /^([a-z_]+): /.exec(body);
-  if (ev) out.event = ev[1];
-  out.msg = body;
-  return out;
+  if (ev) other.event = ev[1];
+  other.msg = body;
+  return { ...head, ...other };
 }
 
-function sessionRecord(s: Scanner, out: Rec): Rec {
-  const r: Rec = { ...out, event: 'session' };
+function sessionRecord(s: Scanner, conn: string): SessionRecord {
   s.expect(' H=');
+  let helo: string | null = null;
   if (s.eat('(')) {
-    r.helo = s.value(')');
+    helo = text(s.value(')'));
     s.expect(') ');
-  } else r.helo = null;
+  }
   // `[addr]:port`, or `"[odd addr]":port` when the address needed quoting.
   const first = s.value();
   const hostPort = typeof first === 'string' && s.eat(':') ? `${first}:${s.bare()}` : String(first);
   const m = /^\[(.*)\]:(\d*)$/s.exec(hostPort);
   if (!m) throw new Syntax();
-  r.client = { address: m[1], port: m[2] === '' ? null : Number(m[2]) };
-  r.proxy = null;
-  r.tls = null;
-  r.auth = null;
-  r.backend = null;
+  const r: SessionRecord = {
+    event: 'session',
+    conn,
+    client: { address: m[1]!, port: Number(m[2] || 0) },
+    listener: '',
+    proxy: null,
+    tls: null,
+    helo,
+    auth: null,
+    backend: null,
+    transactions: 0,
+    rcpts: 0,
+    bytes_in: 0,
+    bytes_out: 0,
+    duration_ms: 0,
+    close: 'error',
+    anomalies: [],
+    limit_rejections: {},
+  };
+  const extra = r as unknown as Rec;
   for (const [k, v] of s.pairs({ anomalies: () => s.list() })) {
     switch (k) {
       case 'L':
-        r.listener = v;
+        r.listener = text(v);
         break;
       case 'PRX':
-        r.proxy = endpoint(v);
+        r.proxy = text(v);
         break;
       case 'X': {
-        const cipher = String(v);
-        r.tls = { version: null, cipher: cipher.replace(/\*$/, ''), resumed: cipher.endsWith('*'), sni: null };
+        const cipher = text(v);
+        r.tls = { version: '', cipher: cipher.replace(/\*$/, ''), resumed: cipher.endsWith('*'), sni: null };
         break;
       }
       case 'TLS':
+        if (r.tls) r.tls.version = text(v);
+        break;
       case 'SNI':
-        if (r.tls) (r.tls as Rec)[k === 'TLS' ? 'version' : 'sni'] = v;
+        if (r.tls) r.tls.sni = text(v);
         break;
       case 'A':
-        r.auth = { user: v, mechanism: null };
+        r.auth = { user: text(v), mechanism: '' };
         break;
       case 'mech':
-        if (r.auth) (r.auth as Rec).mechanism = v;
+        if (r.auth) r.auth.mechanism = text(v);
         break;
       case 'B':
-        r.backend = { address: v };
+        r.backend = { address: v === null ? null : text(v), identity: '' };
         break;
       case 'BL':
-        if (r.backend) (r.backend as Rec).local = v;
+        if (r.backend) r.backend.local = text(v);
         break;
-      case 'attempts':
-        // Printed after B= (text-format.ts); with no B= every server failed.
-        r.backend = { ...((r.backend as Rec | null) ?? { address: null }), attempts: v };
+      case 'BI':
+        if (r.backend) r.backend.identity = text(v);
         break;
       case 'T':
-        r.transactions = v;
+        r.transactions = count(v);
         break;
       case 'R':
-        r.rcpts = v;
+        r.rcpts = count(v);
         break;
       case 'in':
-        r.bytes_in = v;
+        r.bytes_in = count(v);
         break;
       case 'out':
-        r.bytes_out = v;
+        r.bytes_out = count(v);
         break;
       case 'D':
         r.duration_ms = durationMs(v);
         break;
+      case 'close':
+        r.close = text(v) as SessionRecord['close'];
+        break;
       case 'anomalies':
-        r.anomalies = v;
+        r.anomalies = v as SessionRecord['anomalies'];
+        break;
+      case 'limit':
+        r.limit = text(v) as NonNullable<SessionRecord['limit']>;
         break;
       default:
-        r[k] = v;
+        // backend.KEY: the backend's other fields (handshake_ms, reused, tls, attempts...).
+        if (k.startsWith('backend.') && r.backend) (r.backend as BackendSessionRecord & Rec)[k.slice(8)] = v;
+        else extra[k] = v;
     }
   }
-  r.anomalies ??= [];
   return r;
 }
 
-function transactionRecord(s: Scanner, out: Rec): Rec {
-  const r: Rec = { ...out, event: 'transaction', backend: null, queue_id: null, recipients: [] };
+function transactionRecord(s: Scanner, conn: string): TransactionRecord {
   s.expect(' F=');
-  r.from = s.address();
+  // `result` comes back with the other fields (result=...); a log from before it has none.
+  const r = { event: 'transaction', conn, from: s.address(), rcpts: 0, size: 0, reply: '', backend: null, queue_id: null, recipients: [] } as Omit<TransactionRecord, 'result'> as TransactionRecord;
+  const extra = r as unknown as Rec;
   for (const [k, v] of s.pairs({ to: () => s.recipients() })) {
-    if (k === 'R') r.rcpts = v;
-    else if (k === 'S') r.size = v;
-    else if (k === 'B') r.backend = v;
-    else if (k === 'Q') r.queue_id = v === null ? null : String(v);
-    else if (k === 'to') r.recipients = v;
-    else if (k === 'C') r.reply = v === null ? null : String(v);
-    else r[k] = v;
+    if (k === 'R') r.rcpts = count(v);
+    else if (k === 'S') r.size = count(v);
+    else if (k === 'B') r.backend = text(v);
+    else if (k === 'Q') r.queue_id = v === null ? null : text(v);
+    else if (k === 'to') r.recipients = v as TransactionRecord['recipients'];
+    else if (k === 'C') r.reply = v === null ? '' : text(v);
+    else extra[k] = v;
   }
   return r;
 }
 
-function endpoint(v: unknown): unknown {
-  if (typeof v !== 'string') return v;
-  const m = /^(.*):(\d+)$/s.exec(v);
-  return m ? { address: m[1], port: Number(m[2]) } : v;
+function anomalyRecord(s: Scanner, conn: string): AnomalyRecord {
+  const kind = text(s.value()) as AnomalyRecord['kind'];
+  const r: AnomalyRecord = { event: 'anomaly', conn, kind, severity: 'warning', detail: '' };
+  const extra = r as unknown as Rec;
+  for (const [k, v] of s.pairs()) {
+    if (k === 'severity') r.severity = text(v) as AnomalyRecord['severity'];
+    else if (k === 'detail') r.detail = v === null ? '' : text(v);
+    else extra[k] = v;
+  }
+  return r;
 }
 
-function durationMs(v: unknown): number | null {
+function backendRecord(s: Scanner): BackendStateRecord | null {
+  const address = text(s.value());
+  s.expect(' ');
+  const state = s.value();
+  if (state !== 'up' && state !== 'down') return null;
+  const r: BackendStateRecord = { event: 'backend', address, state, reason: '' };
+  const extra = r as unknown as Rec;
+  for (const [k, v] of s.pairs()) {
+    if (k === 'reason') r.reason = v === null ? '' : text(v);
+    else extra[k] = v;
+  }
+  return r;
+}
+
+/** A string field read back: a bare word of digits comes back as a number, `-` as null. */
+function text(v: unknown): string {
+  return v === null ? '-' : typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
+function count(v: unknown): number {
+  return typeof v === 'number' ? v : Number.NaN;
+}
+
+function durationMs(v: unknown): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s)$/.exec(String(v));
-  if (!m) return typeof v === 'number' ? v : null;
+  if (!m) return typeof v === 'number' ? v : Number.NaN;
   return m[2] === 'ms' ? Number(m[1]) : Math.round(Number(m[1]) * 1000);
 }
 

@@ -3,11 +3,11 @@
 // the log's size.
 
 import { isAnomalyKind, severityOf, type Severity } from '../config/anomalies.js';
-import { sessionSeverity } from './record-metrics.js';
+import { sessionSeverity } from '../observe/record-metrics.js';
 import { isAnomaly, isBackendState, isSession, isTransaction, readRecord, type ReadAnomaly, type ReadBackend, type ReadSession, type ReadTransaction } from './record-read.js';
-import { replyResult } from './records.js';
+import { replyResult, withoutAddresses } from '../observe/records.js';
 import { CappedMap, SpaceSaving, clip } from './report-topk.js';
-import type { BackendReport, LimitReport, MessageCounts, Report, Traffic } from './report-types.js';
+import type { BackendReport, LimitReport, MessageCounts, RecipientCounts, RefusalItem, Report, Traffic } from './report-types.js';
 import { isTextRecordLine, parseTextRecord } from './text-parse.js';
 
 export type * from './report-types.js';
@@ -28,6 +28,21 @@ export interface ReportOptions {
   /** How many entries the top lists show. */
   top: number;
 }
+
+/** Records with a time in [since, until) count; the rest are skipped as outside the period. */
+export interface ReportWindow {
+  since?: number;
+  until?: number;
+}
+
+/** Distinct refusal reasons tracked (per stage); replies differ by little once addresses are blanked. */
+const REASONS = 1_000;
+
+/**
+ * Postern's own refusals, by the texts it answers with (session/limits.ts, session/body.ts,
+ * session/replies.ts): the rest of a refusal came from the backend.
+ */
+const POSTERN_REFUSALS = /Too many recipients|Too many recipient domains|Message size exceeds fixed limit|Message contains bare CR or LF|No backend available|Backend connection lost|Too many transactions|Service shutting down|Error: timeout exceeded/;
 
 interface AnomalyTally {
   sessions: number;
@@ -53,6 +68,14 @@ export class ReportAggregator {
   #text = 0;
   #first = Infinity;
   #last = -Infinity;
+  #outside = 0;
+  readonly #since: number;
+  readonly #until: number;
+
+  constructor(window: ReportWindow = {}) {
+    this.#since = window.since ?? -Infinity;
+    this.#until = window.until ?? Infinity;
+  }
 
   #sessions = 0;
   #sessionTx = 0;
@@ -68,6 +91,17 @@ export class ReportAggregator {
   readonly #messages: MessageCounts = { accepted: 0, tempfail: 0, rejected: 0, unknown: 0 };
   #acceptedRcpts = 0;
   #acceptedBytes = 0;
+  /** 2xx RCPTs of every transaction record, whatever became of the message. */
+  #txRcpts = 0;
+  readonly #rcpt: Omit<RecipientCounts, 'abandoned'> = { answered: 0, accepted: 0, delivered: 0, not_delivered: 0, refused: 0, refused_tempfail: 0, refused_rejected: 0 };
+  readonly #rcptRefusals = new CappedMap<RefusalItem>(REASONS, (reason) => ({ reason, source: 'backend', code: 0, count: 0 }));
+  readonly #messageRefusals = new CappedMap<RefusalItem>(REASONS, (reason) => ({ reason, source: 'backend', code: 0, count: 0 }));
+  readonly #senders = new SpaceSaving(TOP_CAPACITY);
+  readonly #recipientsTop = new SpaceSaving(TOP_CAPACITY);
+  readonly #domains = new SpaceSaving(TOP_CAPACITY);
+  readonly #users = new SpaceSaving(TOP_CAPACITY);
+  #tlsSessions = 0;
+  #tlsResumed = 0;
 
   readonly #close = new CappedMap<{ n: number }>(LABELS, () => ({ n: 0 }));
   readonly #hours = new Map<number, Traffic>();
@@ -140,6 +174,10 @@ export class ReportAggregator {
       return;
     }
     const { time, rec } = timed;
+    if (time < this.#since || time >= this.#until) {
+      this.#outside++;
+      return;
+    }
     this.#records++;
     if (time < this.#first) this.#first = time;
     if (time > this.#last) this.#last = time;
@@ -186,9 +224,14 @@ export class ReportAggregator {
 
     const tl = this.#tls.get(r.listener);
     tl.sessions++;
+    if (r.auth && r.auth.user !== '') this.#users.add(r.auth.user);
     if (r.tls) {
       tl.tls++;
-      if (r.tls.resumed) tl.resumed++;
+      this.#tlsSessions++;
+      if (r.tls.resumed) {
+        tl.resumed++;
+        this.#tlsResumed++;
+      }
       tl.versions.get(r.tls.version).n++;
     }
 
@@ -231,6 +274,30 @@ export class ReportAggregator {
       b.transactions++;
       if (result !== 'unknown') b[result]++;
     }
+    this.#txRcpts += r.rcpts;
+    if (r.from !== null) this.#senders.add(r.from === '' ? '<>' : r.from);
+    if (result !== 'accepted' && r.reply !== null) refusal(this.#messageRefusals, r.reply, r.backend === null);
+    // Each RCPT with its answer (RFC 5321 §4.2.1: 2xx taken, 4xx/5xx refused).
+    for (const x of r.recipients) {
+      this.#rcpt.answered++;
+      const rr = replyResult(x.code);
+      if (rr === 'accepted') {
+        this.#rcpt.accepted++;
+        if (result === 'accepted') {
+          this.#rcpt.delivered++;
+          if (x.address !== null) {
+            this.#recipientsTop.add(x.address);
+            const at = x.address.lastIndexOf('@');
+            if (at >= 0) this.#domains.add(x.address.slice(at + 1).toLowerCase());
+          }
+        } else this.#rcpt.not_delivered++;
+        continue;
+      }
+      this.#rcpt.refused++;
+      if (rr === 'rejected') this.#rcpt.refused_rejected++;
+      else this.#rcpt.refused_tempfail++;
+      refusal(this.#rcptRefusals, x.reply, false);
+    }
   }
 
   #anomaly(r: ReadAnomaly): void {
@@ -264,6 +331,7 @@ export class ReportAggregator {
         lines: this.#lines,
         records: this.#records,
         skipped: { not_json: this.#notJson, not_postern: this.#notPostern, too_long: this.#tooLong, blank: this.#blank },
+        outside_period: this.#outside,
         other_records: this.#other,
         text_records: this.#text,
       },
@@ -284,7 +352,17 @@ export class ReportAggregator {
         suspicious_share: ratio(this.#suspicious, this.#sessions),
         notice_only_share: ratio(this.#noticeOnly, this.#sessions),
         sessions_without_helo: this.#noHelo,
+        tls_sessions: this.#tlsSessions,
+        tls_share: ratio(this.#tlsSessions, this.#sessions),
+        tls_resumed: this.#tlsResumed,
+        resumption_share: ratio(this.#tlsResumed, this.#tlsSessions),
       },
+      recipients: { ...this.#rcpt, abandoned: Math.max(0, this.#recipients - this.#txRcpts) },
+      refusals: { rcpt: topRefusals(this.#rcptRefusals, opts.top), message: topRefusals(this.#messageRefusals, opts.top) },
+      top_senders: this.#senders.top(opts.top),
+      top_recipients: this.#recipientsTop.top(opts.top),
+      top_recipient_domains: this.#domains.top(opts.top),
+      top_users: this.#users.top(opts.top),
       close: counts(this.#close, (v) => v.n),
       per_hour: sorted(this.#hours).map(([h, t]) => ({ hour: new Date(h * H).toISOString().slice(0, 13), ...t })),
       per_hour_truncated: this.#hoursTruncated,
@@ -327,6 +405,23 @@ export function messageResult(reply: string | null): keyof MessageCounts {
   const m = reply === null ? null : /^\s*([1-5]\d\d)/.exec(reply);
   return m ? replyResult(Number(m[1])) : 'unknown';
 }
+
+/** Counts a refusal under its reply, addresses blanked (`550 5.1.1 <-> : User unknown`). */
+function refusal(m: CappedMap<RefusalItem>, reply: string, postern: boolean): void {
+  const reason = withoutAddresses(reply.trim());
+  const item = m.get(reason);
+  item.count++;
+  item.code = Number(/^\s*([1-5]\d\d)/.exec(reply)?.[1] ?? 0);
+  if (postern || POSTERN_REFUSALS.test(reason)) item.source = 'postern';
+}
+
+const topRefusals = (m: CappedMap<RefusalItem>, n: number): RefusalItem[] =>
+  m
+    .entries()
+    .map(([, v]) => v)
+    .sort((a, b) => b.count - a.count || (a.reason < b.reason ? -1 : a.reason > b.reason ? 1 : 0))
+    .slice(0, n)
+    .map((v) => ({ ...v }));
 
 /** A kind's severity; one this build does not know is a warning (see sessionSeverity). */
 const severity = (kind: string): Severity => (isAnomalyKind(kind) ? severityOf(kind) : 'warning');
