@@ -29,6 +29,9 @@ export const RELOAD_RULES: Readonly<Record<string, ReloadEffect>> = {
   tls: 'applied',
   'tls.certificates': 'applied',
   'tls.min_version': 'applied',
+  // The watch and the ACME client restart when either changes (tls/terminator.ts reload()).
+  'tls.acme': 'applied',
+  'tls.watch': 'applied',
   // Ticket keys and the session cache are made once, at start (the terminator, the host's
   // session cache, a cluster's private key file).
   'tls.session_tickets': 'restart',

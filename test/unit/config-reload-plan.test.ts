@@ -77,7 +77,8 @@ describe('reload plan', () => {
     assert.equal(ruleFor('screen.dnsbl.sites'), null);
     assert.equal(reloadEffect('screen.dnsbl.sites'), 'restart');
     assert.deepEqual(changedKeys({ a: 1, screen: { x: 1 } }, { a: 1, screen: { x: 2 } }), ['screen.x']);
-    assert.equal(reloadEffect('tls.acme.email'), 'restart', 'the tls rule is for the section only');
+    assert.equal(reloadEffect('tls.nonexistent.key'), 'restart', 'the tls rule is for the section only');
+    assert.equal(reloadEffect('tls.acme.email'), 'applied', 'the ACME client restarts on a change');
   });
 
   it('every key of conf/examples/reference.yaml has a rule (add one in RELOAD_RULES for a new top-level key)', () => {
