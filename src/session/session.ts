@@ -11,6 +11,7 @@
 // the client leaves).
 
 import { isUtf8 } from 'node:buffer';
+import { isCompletion } from '../smtp/codes.js';
 import { ENDS_GROUP, checkCharset, parseCommand, parsePathCommand, printable } from '../smtp/command.js';
 import { renderEhlo, type Capabilities } from '../smtp/ehlo.js';
 import { SmtpError } from '../smtp/errors.js';
@@ -180,7 +181,7 @@ export class Session extends SessionCore {
       line,
       (r) => {
         this.binding.countTransaction();
-        const accepted = r.code >= 200 && r.code < 300;
+        const accepted = isCompletion(r.code);
         opened(accepted);
         // A held MAIL's refusal reaches the client only at RCPT: the record is its trace.
         if (!accepted) this.message.senderRefused(from, r);
