@@ -1,7 +1,8 @@
-// One client connection's state and lifecycle: the socket and its timers, the greeting,
-// input routed by mode (command lines, DATA, BDAT), the reply queue, how the session ends
-// and its record. The SMTP command handlers are session.ts's (a subclass: the handlers and
-// this state are one machine, split in two files by what they do).
+// One client connection's state and lifecycle: the socket and its timers, input routed by
+// mode (command lines, DATA, BDAT), the reply queue, how the session ends and its record.
+// The greeting is greeting.ts's, asynchronous steps steps.ts's. The SMTP command handlers
+// (and the AUTH part they drive) are session.ts's (a subclass: the handlers and this state
+// are one machine, split in two files by what they do).
 
 import type net from 'node:net';
 import type { Config } from '../config/types.js';
