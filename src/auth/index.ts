@@ -3,7 +3,7 @@
 export { AuthExchange, AUTH_LINE_MAX, authKeyword, authCommandRefusal, mailRefusal } from './exchange.js';
 export type { AuthStep, Credentials, ExchangeFailure, ExchangePolicy } from './exchange.js';
 export { Authenticator, createVerifier, type AttemptContext, type AuthOutcome } from './authenticator.js';
-export { AuthFailureLimiter, FLOOD_DELAY_MS, clientKey, type FailureLimits, type FloodDecision } from './limiter.js';
+export { AuthFailureLimiter, FLOOD_DELAY_MS, type FailureLimits, type FloodDecision } from './limiter.js';
 export { AUTH_ERRORS, REPLY_AUTH_OK } from './replies.js';
 export { DovecotVerifier, type DovecotVerifierOptions } from './dovecot.js';
 export { HttpVerifier, type HttpVerifierOptions } from './http.js';

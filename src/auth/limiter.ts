@@ -11,8 +11,8 @@
 // spray is refused from every other address, and the user keeps logging in from where
 // they usually do. Only a right password makes an address known, so a guesser cannot;
 // each (user, address) is one small window key (about 30 events at most, see below).
-import { parseIp } from '../config/ip.js';
 import type { RateConfig } from '../config/types.js';
+import { clientKey } from '../net/ip.js';
 import type { SmtpError } from '../smtp/errors.js';
 import type { WindowCounter } from '../state/windows.js';
 import { AUTH_ERRORS } from './replies.js';
@@ -109,21 +109,4 @@ export class AuthFailureLimiter {
   #knownKey(address: string, user: string): string {
     return `${this.opts.prefix ?? 'auth-fail'}:known:${clientKey(address)}:${user.toLowerCase()}`;
   }
-}
-
-/**
- * The client's counting key: an IPv4 address, or the /64 of an IPv6 one (one subscriber
- * line usually holds a whole /64, so counting single addresses would let one guesser
- * rotate through 2^64 of them).
- */
-export function clientKey(address: string): string {
-  const ip = parseIp(address);
-  if (ip === null) return address;
-  if (ip.family === 4) {
-    const v = ip.words[0];
-    return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-  }
-  const [a, b] = ip.words;
-  const hex = (n: number): string => `${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
-  return `${hex(a)}:${hex(b)}::/64`;
 }

@@ -7,6 +7,7 @@
 import type { BackendsConfig, HostPort } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { BackendAttempt } from '../observe/records.js';
+import { isRefusal } from '../smtp/codes.js';
 import { capSize, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import type { Reply } from '../smtp/reply.js';
 import type { BackendConnection, RelayHandlers } from './connection.js';
@@ -75,7 +76,7 @@ export class Binding {
       onReply: (r: Reply) => {
         // Postfix counts refusals per connection (smtpd_soft/hard_error_limit, then it
         // slows down and hangs up): a connection that has seen one is not handed on.
-        if (r.code >= 400) this.#clean = false;
+        if (isRefusal(r.code)) this.#clean = false;
         handlers.onReply(r);
       },
       onClose: (err) => handlers.onClose(err),

@@ -16,6 +16,7 @@
 // worth a per-server switch.)
 
 import type { Identity, HostPort } from '../config/types.js';
+import { C220ServiceReady, C250Completed, isPermanentRefusal } from '../smtp/codes.js';
 import type { Capabilities } from '../smtp/ehlo.js';
 import type { Reply } from '../smtp/reply.js';
 import { BackendConnection } from './connection.js';
@@ -162,7 +163,7 @@ async function xclientFirst(
   try {
     step(opts, 'xclient');
     const no = await sendXclient(conn, attrs, client, opts.replyTimeout);
-    if (no && no.code >= 500) {
+    if (no && isPermanentRefusal(no.code)) {
       conn.quit();
       return null;
     }
@@ -269,7 +270,7 @@ async function sendXclient(conn: BackendConnection, attrs: readonly string[], cl
     const r = await conn.command(line, timeoutMs);
     // Postfix repeats its banner, Exim says `220 XCLIENT success`, Postfix's smtp-sink
     // says `250 2.0.0 Ok` (nginx also takes 220 or 250): anything else is a refusal.
-    if (r.code !== 220 && r.code !== 250) return r;
+    if (r.code !== C220ServiceReady && r.code !== C250Completed) return r;
   }
   return null;
 }

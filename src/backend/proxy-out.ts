@@ -13,6 +13,7 @@
 // used TLS. Addresses plus that TLV take at most 16 + 36 + 8 = 60 bytes.
 
 import { isIPv4 } from 'node:net';
+import { unmapIPv4 } from '../net/ip.js';
 import { encodeProxyV1, encodeProxyV2, PP2_CLIENT, type ProxyEndpoint, type V2EncodeInput } from '../proxy/index.js';
 
 /** Exim 4.96's limit for a whole v2 header; below Postfix's 536-byte peek. */
@@ -48,8 +49,8 @@ export interface ProxyIdentity {
  * Throws ProxyProtocolError for an endpoint that is not an IP address and port.
  */
 export function buildProxyHeader(version: 1 | 2, id: ProxyIdentity): Buffer {
-  const source = { address: plainAddress(id.client.address), port: id.client.port };
-  const destination = { address: plainAddress(id.local.address), port: id.local.port };
+  const source = { address: unmapIPv4(id.client.address), port: id.client.port };
+  const destination = { address: unmapIPv4(id.local.address), port: id.local.port };
   if (version === 1) return encodeV1(source, destination);
 
   const tls = id.tls;
@@ -101,8 +102,8 @@ export function proxyLocalHeader(version: 1 | 2): Buffer {
 export function healthHeader(version: 1 | 2, own: { local: ProxyEndpoint; remote: ProxyEndpoint }): Buffer {
   if (version === 2) return proxyLocalHeader(2);
   return encodeV1(
-    { address: plainAddress(own.local.address), port: own.local.port },
-    { address: plainAddress(own.remote.address), port: own.remote.port },
+    { address: unmapIPv4(own.local.address), port: own.local.port },
+    { address: unmapIPv4(own.remote.address), port: own.remote.port },
   );
 }
 
@@ -116,12 +117,6 @@ function encodeV1(source: ProxyEndpoint, destination: ProxyEndpoint): Buffer {
     source: { address: mapped(source.address), port: source.port },
     destination: { address: mapped(destination.address), port: destination.port },
   });
-}
-
-/** Node reports IPv4 peers of dual-stack sockets as ::ffff:a.b.c.d: send them as IPv4. */
-function plainAddress(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m && isIPv4(m[1]!) ? m[1]! : address;
 }
 
 function mapped(address: string): string {

@@ -2,6 +2,7 @@
 // XCLIENT, and the client's identity then crosses the wire encrypted.
 
 import type { BackendsConfig, HostPort } from '../config/types.js';
+import { C220ServiceReady } from '../smtp/codes.js';
 import type { Capabilities } from '../smtp/ehlo.js';
 import type { BackendTls } from '../tls/index.js';
 import type { BackendConnection } from './connection.js';
@@ -34,7 +35,7 @@ export async function secureBackend(
     return caps;
   }
   const r = await conn.command('STARTTLS', replyTimeout);
-  if (r.code !== 220) {
+  if (r.code !== C220ServiceReady) {
     if (policy.mode === 'required') throw refused('STARTTLS', r);
     return caps;
   }

@@ -1,5 +1,5 @@
 // IP address text to numbers, strict, shared by config/ (CIDR matching, address checks),
-// proxy/ (header bytes) and server/ (per-client keys). Imports nothing: the bottom layer.
+// proxy/ (header bytes), server/ and auth/ (per-client keys, dual-stack peers). Imports nothing: the bottom layer.
 
 const DEC_OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
@@ -56,4 +56,38 @@ export function ipv6Groups(text: string): number[] | null {
   const right = groups(text.slice(dbl + 2), true);
   if (!left || !right || left.length + right.length > 7) return null;
   return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+}
+
+/** The IPv4 address an IPv4-mapped IPv6 address (`::ffff:0:0/96`, RFC 4291 §2.5.5.2) stands for, or null. */
+export function mappedIPv4(groups: readonly number[]): string | null {
+  if (groups.length !== 8 || !groups.slice(0, 5).every((g) => g === 0) || groups[5] !== 0xffff) return null;
+  const [hi, lo] = [groups[6]!, groups[7]!];
+  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+}
+
+/**
+ * An address as a dual-stack socket reports an IPv4 peer (`::ffff:a.b.c.d`) becomes the
+ * plain `a.b.c.d`; anything else, `undefined` aside (''), is returned as it is. Only the
+ * dotted form is rewritten: it is the one Node, smtp-server and HAProxy produce.
+ */
+export function unmapIPv4(address: string | undefined): string {
+  if (!address) return '';
+  if (address.length < 8 || address.slice(0, 7).toLowerCase() !== '::ffff:') return address;
+  const tail = address.slice(7);
+  return ipv4Octets(tail) ? tail : address;
+}
+
+/**
+ * The key a client is counted under (admission limits, AUTH failure counts): an IPv4
+ * address as is, an IPv4-mapped IPv6 address as its IPv4 address (the same client either
+ * way), an IPv6 address by its /64 (one subscriber line usually holds a whole /64, so
+ * counting single addresses would let one client rotate through 2^64 of them), written
+ * `a:b:c:d::/64`. A zone id is ignored; text that is no address is its own key.
+ */
+export function clientKey(address: string): string {
+  if (!address.includes(':')) return address;
+  const zone = address.indexOf('%');
+  const g = ipv6Groups(zone === -1 ? address : address.slice(0, zone));
+  if (!g) return address;
+  return mappedIPv4(g) ?? `${g.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
 }

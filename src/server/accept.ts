@@ -20,7 +20,8 @@ import type { DecisionPoints } from '../session/decision.js';
 import { refuseSession, type RefusedSession } from '../session/refused.js';
 import { Session } from '../session/session.js';
 import { AcmeChallengeAnswered, type TlsInfo, type TlsTerminator } from '../tls/index.js';
-import { normalizeAddress, type AdmissionControl, type Refusal } from './admission.js';
+import { unmapIPv4 } from '../net/ip.js';
+import { type AdmissionControl, type Refusal } from './admission.js';
 import type { Listener } from './listener.js';
 import { ProxyInError, readProxyHeader, resolveClient } from './proxy-in.js';
 
@@ -72,8 +73,8 @@ export class AcceptPipeline {
   }
 
   accept(socket: net.Socket, listener: Listener): void {
-    const peer: Endpoint = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
-    const local: Endpoint = { address: normalizeAddress(socket.localAddress), port: socket.localPort ?? 0 };
+    const peer: Endpoint = { address: unmapIPv4(socket.remoteAddress), port: socket.remotePort ?? 0 };
+    const local: Endpoint = { address: unmapIPv4(socket.localAddress), port: socket.localPort ?? 0 };
     const id = nextConnId();
     const started = Date.now();
     const lcfg = listener.cfg;

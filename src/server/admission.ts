@@ -1,9 +1,11 @@
 // Admission before the greeting: total connections, per-client concurrency and rate.
 // IPv6 clients are grouped by /64 (one customer usually holds a whole /64).
 
-import net from 'node:net';
 import type { LimitsConfig } from '../config/types.js';
-import { ipv6Groups } from '../net/ip.js';
+import { clientKey } from '../net/ip.js';
+
+// Re-exported for the cluster modules that import it from here.
+export { clientKey };
 
 export type Refusal = { limit: 'max_connections' | 'per_ip_connections' | 'per_ip_rate'; text: string };
 
@@ -97,19 +99,4 @@ export class Admission implements AdmissionControl {
   close(): void {
     clearInterval(this.#sweep);
   }
-}
-
-/** IPv4 as is; IPv6 by its /64 prefix. */
-export function clientKey(ip: string): string {
-  if (!net.isIPv6(ip)) return ip;
-  const zone = ip.indexOf('%');
-  const groups = ipv6Groups(zone === -1 ? ip : ip.slice(0, zone));
-  if (!groups) return ip;
-  return groups.slice(0, 4).map((g) => g.toString(16)).join(':') + '::/64';
-}
-
-/** `::ffff:1.2.3.4` (a v4 client on a dual-stack socket) -> `1.2.3.4`. */
-export function normalizeAddress(ip: string | undefined): string {
-  if (!ip) return '';
-  return ip.startsWith('::ffff:') && net.isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
 }

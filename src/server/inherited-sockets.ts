@@ -9,7 +9,7 @@
 import { closeSync, fstatSync, readFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import type { HostPort } from '../config/types.js';
-import { ipv4Octets, ipv6Groups } from '../net/ip.js';
+import { ipv4Octets, ipv6Groups, mappedIPv4 } from '../net/ip.js';
 
 /** sd_listen_fds(3): the first passed descriptor. */
 export const SD_LISTEN_FDS_START = 3;
@@ -120,8 +120,7 @@ function ipKey(host: string): string | null {
   if (!h.includes(':')) return ipv4Octets(h)?.join('.') ?? null;
   const g = ipv6Groups(h);
   if (!g) return null;
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join('.');
-  return g.map((x) => x.toString(16)).join(':');
+  return mappedIPv4(g) ?? g.map((x) => x.toString(16)).join(':');
 }
 
 /** The sockets a process was given, taken one by one by the listeners they match. */

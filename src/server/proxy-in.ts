@@ -6,7 +6,7 @@
 import type net from 'node:net';
 import { parseProxyHeader, ProxyProtocolError, type ParseOptions, type ProxyHeader } from '../proxy/index.js';
 import type { Endpoint } from '../observe/records.js';
-import { normalizeAddress } from './admission.js';
+import { unmapIPv4 } from '../net/ip.js';
 
 export type ProxyInErrorCode =
   /** No complete header within the timeout (§2: "at least 3 seconds"). */
@@ -119,16 +119,16 @@ export interface ResolvedEndpoints {
  */
 export function resolveClient(header: ProxyHeader, socket: net.Socket): ResolvedEndpoints {
   const own = {
-    client: { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort ?? 0 },
-    local: { address: normalizeAddress(socket.localAddress), port: socket.localPort ?? 0 },
+    client: { address: unmapIPv4(socket.remoteAddress), port: socket.remotePort ?? 0 },
+    local: { address: unmapIPv4(socket.localAddress), port: socket.localPort ?? 0 },
   };
   const { source, destination } = header;
   if (header.command !== 'proxy' || (header.family !== 'tcp4' && header.family !== 'tcp6') || !source || !destination) {
     return { ...own, fromHeader: false };
   }
   return {
-    client: { address: normalizeAddress(source.address), port: source.port },
-    local: { address: normalizeAddress(destination.address), port: destination.port },
+    client: { address: unmapIPv4(source.address), port: source.port },
+    local: { address: unmapIPv4(destination.address), port: destination.port },
     fromHeader: true,
   };
 }

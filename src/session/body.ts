@@ -6,7 +6,8 @@
 import type { AnomalyKind } from '../observe/records.js';
 import { C550MailboxUnavail } from '../smtp/codes.js';
 import { DataScanner } from '../smtp/data.js';
-import { SmtpError } from '../smtp/errors.js';
+import { SmtpError, smtpError } from '../smtp/errors.js';
+import { SeProto5Syntax2 } from '../smtp/enhanced.js';
 import { BareLineNormalizer } from '../smtp/normalize.js';
 import { tooBig } from './limits.js';
 
@@ -18,7 +19,7 @@ export interface BodyHost {
   poisoned(err: SmtpError): void;
 }
 
-const bareRefused = () => new SmtpError(C550MailboxUnavail, '5.5.2', 'Message contains bare CR or LF, refused (see SMTP smuggling)');
+const bareRefused = () => smtpError(C550MailboxUnavail, SeProto5Syntax2, 'Message contains bare CR or LF, refused (see SMTP smuggling)');
 
 export class Body {
   readonly #scanner = new DataScanner();

@@ -1,7 +1,8 @@
-// One client connection's state and lifecycle: the socket and its timers, the greeting,
-// input routed by mode (command lines, DATA, BDAT), the reply queue, how the session ends
-// and its record. The SMTP command handlers are session.ts's (a subclass: the handlers and
-// this state are one machine, split in two files by what they do).
+// One client connection's state and lifecycle: the socket and its timers, input routed by
+// mode (command lines, DATA, BDAT), the reply queue, how the session ends and its record.
+// The greeting is greeting.ts's, asynchronous steps steps.ts's. The SMTP command handlers
+// (and the AUTH part they drive) are session.ts's (a subclass: the handlers and this state
+// are one machine, split in two files by what they do).
 
 import type net from 'node:net';
 import type { Config } from '../config/types.js';
@@ -16,16 +17,17 @@ import { ClientIo } from './client-io.js';
 import type { SessionContext } from './context.js';
 import { Farewell } from './farewell.js';
 import { splitterLineMax, withinLineLength } from '../auth/line-limit.js';
-import { SessionAuth } from './auth.js';
-import { acceptedIdentity, authenticated, receivedFor, type ClientIdentity } from './identity.js';
+import { acceptedIdentity, receivedFor, type ClientIdentity } from './identity.js';
 import { Input, MAX_OVERLONG_LINES } from './input.js';
 import { Lifecycle, type Phase } from './lifecycle.js';
-import { describeStepError as describe, PendingSteps, verdictOf, type Decision, type SessionFacts, type Verdict } from './decision.js';
+import type { SessionFacts } from './decision.js';
+import { Greeting } from './greeting.js';
 import { SessionLimits } from './limits.js';
 import { MessageFlow } from './message.js';
 import { proxyV2Header } from './non-smtp.js';
 import * as R from './replies.js';
 import { ReplyQueue } from './reply-queue.js';
+import { SessionSteps } from './steps.js';
 import { Transactions } from './transaction.js';
 
 /** How input is read: command lines, a DATA body, BDAT chunks, or nothing (STARTTLS handshake). */
@@ -57,7 +59,9 @@ export abstract class SessionCore {
   /** The session's phase and why it ends: every transition goes through it. */
   protected readonly life = new Lifecycle();
   /** Asynchronous steps the session awaits (decisions, holds): bounded, cancelled at the end. */
-  readonly #steps = new PendingSteps();
+  /** Asynchronous steps: holds and decisions (steps.ts). */
+  protected readonly steps: SessionSteps;
+  readonly #greeting: Greeting;
   #input: InputMode = 'command';
   protected identity: ClientIdentity;
   /** Everything but QUIT gets this refusal (a failed PROXY header, a 554 greeting). */
@@ -65,8 +69,6 @@ export abstract class SessionCore {
   /** Set once the client's TLS handshake is done (implicit TLS or STARTTLS). */
   protected tls: TlsRecord | null = null;
   /** The final 220 has gone out (at once unless smtp.pregreet.wait). */
-  #greeted = true;
-  #greetTimer: NodeJS.Timeout | null = null;
   protected helo: string | null = null;
   protected esmtp = false;
   protected readonly tx = new Transactions();
@@ -178,50 +180,34 @@ export abstract class SessionCore {
       () => this.binding.backendLimits(),
       (limit) => ctx.metrics.limitRejections.inc({ limit }),
     );
+    this.steps = new SessionSteps({
+      queue: this.queue,
+      input: this.input,
+      hostname: this.cfg.hostname,
+      commandTimeoutMs: () => this.cfg.limits.timeouts.command,
+      log: () => this.#logger(),
+      closeWith: (reason, reply) => this.closeWith(reason, reply),
+      closeNow: (reason, reply) => this.#closeNow(reason, reply),
+    });
+    this.#greeting = new Greeting({
+      cfg: this.cfg,
+      life: this.life,
+      queue: this.queue,
+      input: this.input,
+      steps: this.steps,
+      writeNow: (line) => this.io.write([line], null),
+      facts: () => this.facts(),
+      ending: () => this.finished || this.mode === 'closed',
+      pregreeted: () => this.anomalies.has('pregreet'),
+      closeWith: (reason, reply) => this.closeWith(reason, reply),
+      refuseAll: (refusal) => (this.refuseAll = refusal),
+    });
   }
 
-  #auth: SessionAuth | null = null;
   #message: MessageFlow | null = null;
 
-  /** Inside an AUTH exchange: lines are SASL responses. */
-  protected get authExchanging(): boolean {
-    return this.#auth?.exchanging === true;
-  }
-
-  /** AUTH (made at the first use: most sessions never authenticate). */
-  protected get auth(): SessionAuth {
-    return (this.#auth ??= this.#newSessionAuth());
-  }
-
-  #newSessionAuth(): SessionAuth {
-    const ctx = this.ctx;
-    return new SessionAuth(
-      {
-        queue: this.queue,
-        metrics: ctx.metrics,
-        id: this.id,
-        identity: () => this.identity,
-        tls: () => this.tls !== null,
-        helo: () => this.helo,
-        esmtp: () => this.esmtp,
-        inTransaction: () => this.tx.open !== null,
-        hold: (p, then) => this.hold(p, then),
-        authenticated: (auth, route) => {
-          this.identity = authenticated(this.identity, auth);
-          // A backend bound before was told an anonymous client: the next MAIL binds anew.
-          this.binding.unbind();
-          this.life.toIfAllowed('front');
-          this.binding.route = route;
-        },
-        anomaly: (kind, detail) => this.anomaly(kind, detail, kind === 'auth_failed'),
-        closeWith: (reason, reply) => this.closeWith(reason, reply),
-        refuse: (err) => this.refuse(err),
-      },
-      ctx.listener.auth,
-      ctx.config.auth,
-      ctx.authenticator ?? null,
-    );
-  }
+  /** Inside an AUTH exchange: lines are SASL responses (session.ts holds the AUTH part). */
+  protected abstract get authExchanging(): boolean;
 
   /** The message phase (made at the first DATA or BDAT: a session that sends none pays nothing). */
   protected get message(): MessageFlow {
@@ -280,79 +266,12 @@ export abstract class SessionCore {
       this.anomaly('proxy_header_invalid', this.ctx.proxyFailure);
       this.refuseAll = R.proxyFailed;
     }
-    const wait = this.cfg.smtp.pregreet.wait;
-    const decision = this.ctx.decisions?.greeting?.(this.facts()) ?? null;
-    if (wait > 0 || decision) {
-      // postscreen's greet wait: a `220-` line, then the final 220 later; a client that
-      // talks in between did not wait for the greeting (RFC 5321 §3.1, §4.3.1). Decisions
-      // at the greeting (screening) run meanwhile; the 220 waits for both.
-      this.#greeted = false;
-      this.life.to('screening');
-      this.input.wait();
-      if (wait > 0) {
-        this.io.write([R.greetingFirstLine(this.cfg.hostname, this.cfg.banner)], null);
-        this.#greetWaits++;
-        this.#greetTimer = setTimeout(() => {
-          this.#greetTimer = null;
-          this.#greetWaitOver();
-        }, wait);
-      }
-      if (decision) this.#screen(decision);
-    } else {
-      this.life.to('greeted');
-      this.queue.reply(R.greeting(this.cfg.hostname, this.cfg.banner));
-    }
+    this.#greeting.start(this.ctx.decisions?.greeting?.(this.facts()) ?? null);
     if (this.ctx.initial) {
       // Arrived with the PROXY header, so before any greeting could have been seen.
       this.anomaly('pregreet', describeBytes(this.ctx.initial));
       this.#onData(this.ctx.initial);
     }
-  }
-
-  /** Greet-time decisions still running (the greet wait counts as one). */
-  #greetWaits = 0;
-  /** A greet-time decision's verdict other than pass, acted on once the wait is over. */
-  #greetVerdict: Verdict | null = null;
-
-  #screen(d: Decision): void {
-    this.#greetWaits++;
-    this.#steps.run(d.name, d.deadlineMs, (signal) => d.decide(this.facts(), signal), (r) => {
-      this.#stepOutcome(d, r.ok ? null : r.error);
-      const v = verdictOf(d, r);
-      if (v.kind !== 'pass') this.#greetVerdict = v;
-      // Dropping needs no wait: the client gets its answer now.
-      if (v.kind === 'drop') return this.#act(v, () => undefined);
-      this.#greetWaitOver();
-    });
-  }
-
-  #greetWaitOver(): void {
-    if (--this.#greetWaits > 0) return;
-    this.#greet();
-  }
-
-  #greet(): void {
-    if (this.finished || this.mode === 'closed') return;
-    const v = this.#greetVerdict;
-    if (v && v.kind !== 'pass') {
-      // A greeting other than 220 (RFC 5321 §3.1: 554 and the session goes on refusing), or the end.
-      this.#greeted = true;
-      this.life.to('greeted');
-      this.#act(v, () => undefined);
-      if (v.kind === 'reply') {
-        this.refuseAll = R.noService;
-        this.input.resume();
-      }
-      return;
-    }
-    this.#greeted = true;
-    if (this.anomalies.has('pregreet') && this.cfg.smtp.pregreet.action === 'reject') {
-      this.closeWith('error', R.pregreetRefused(this.cfg.hostname));
-      return;
-    }
-    this.life.to('greeted');
-    this.queue.reply(R.greeting(this.cfg.hostname, this.cfg.banner));
-    this.input.resume();
   }
 
   /** Shutdown: tell the client and close (SIGTERM after the grace period). */
@@ -406,7 +325,7 @@ export abstract class SessionCore {
         this.message.bdatChunk(chunk);
         return;
       case 'command':
-        if (!this.#greeted) this.anomaly('pregreet', describeBytes(chunk));
+        if (!this.#greeting.sent) this.anomaly('pregreet', describeBytes(chunk));
         if (this.prevVerb === null && this.input.buffered === 0) {
           const header = proxyV2Header(chunk);
           if (header > 0) {
@@ -440,60 +359,6 @@ export abstract class SessionCore {
     if (tx) tx.traced = true;
     const rcpt = tx && tx.rcpts === 1 ? tx.firstRcpt : null;
     return receivedFor(this.identity, { helo: this.helo, esmtp: this.esmtp, tls: this.tls, by: this.cfg.hostname, id: this.id, rcpt });
-  }
-
-  /**
-   * Holds later commands until `p` settles; `then` answers in this command's place. A step
-   * that fails, or does not settle within the command timeout, is answered `451 4.3.0` in
-   * its place (each step also has its own timeout; this bound is for the one that has none).
-   */
-  protected hold<T>(p: Promise<T>, then: (value: T) => void): void {
-    const slot = this.queue.reserve();
-    this.input.wait();
-    this.#steps.run('hold', this.cfg.limits.timeouts.command, () => p, (r) => {
-      this.queue.fill(slot, null);
-      if (r.ok) then(r.value);
-      else {
-        this.#logger().warn({ err: describe(r.error) }, 'an asynchronous step failed; answered 451');
-        this.queue.reply(R.stepFailed(this.cfg.hostname));
-      }
-      this.input.resume();
-    });
-  }
-
-  /**
-   * The decision seam: awaits `d` in this command's place; `pass` runs when it lets the
-   * session go on, `refused` when it does not. Its verdict, its timeout's or its failure's,
-   * is acted on here.
-   */
-  protected decide(d: Decision, facts: SessionFacts, pass: () => void, refused: () => void = () => undefined): void {
-    const slot = this.queue.reserve();
-    this.input.wait();
-    this.#steps.run(d.name, d.deadlineMs, (signal) => d.decide(facts, signal), (r) => {
-      this.queue.fill(slot, null);
-      this.#stepOutcome(d, r.ok ? null : r.error);
-      const v = verdictOf(d, r);
-      if (v.kind !== 'pass') refused();
-      this.#act(v, pass);
-      this.input.resume();
-    });
-  }
-
-  #stepOutcome(d: Decision, error: unknown): void {
-    if (error !== null) this.#logger().warn({ decision: d.name, err: describe(error) }, `decision ${d.name} did not decide; applying its fallback`);
-  }
-
-  #act(v: Verdict, pass: () => void): void {
-    switch (v.kind) {
-      case 'pass':
-        return pass();
-      case 'reply':
-        return this.queue.reply(v.reply);
-      case 'reject':
-        return this.closeWith(v.reason, v.reply);
-      case 'drop':
-        return this.#closeNow(v.reason, v.reply);
-    }
   }
 
   /** What a decision may look at. */
@@ -580,8 +445,8 @@ export abstract class SessionCore {
     if (!this.life.close(reason)) return;
     this.io.clearTimer();
     this.io.clearGuard();
-    if (this.#greetTimer) clearTimeout(this.#greetTimer);
-    this.#steps.abort();
+    this.#greeting.stop();
+    this.steps.abort();
     // Otherwise the binding says goodbye politely, so the backend's log shows no lost connection.
     this.binding.finish(quiet, inBody);
     this.io.destroy();

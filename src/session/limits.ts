@@ -8,7 +8,8 @@ import { domainToASCII } from 'node:url';
 import { C452StorageFull, C501BadParamSyntax, C552MailboxFull } from '../smtp/codes.js';
 import { addressDomain } from '../smtp/command.js';
 import { lowerLimits, type Limits } from '../smtp/ehlo.js';
-import { SmtpError } from '../smtp/errors.js';
+import { smtpError } from '../smtp/errors.js';
+import { SeProto5BadParams4, SeProto5TooManyRcpts3, SeSys3MsgLimitExceeded4 } from '../smtp/enhanced.js';
 
 /** What the backend side announces: the bound server's EHLO, or what every live server offers. */
 export interface BackendLimits {
@@ -16,7 +17,7 @@ export interface BackendLimits {
   limits: Limits;
 }
 
-export const tooBig = () => new SmtpError(C552MailboxFull, '5.3.4', 'Message size exceeds fixed limit');
+export const tooBig = () => smtpError(C552MailboxFull, SeSys3MsgLimitExceeded4, 'Message size exceeds fixed limit');
 
 export class SessionLimits {
   /** MAIL commands this session, failed ones included (RFC 9422 §4.1 MAILMAX). */
@@ -65,7 +66,7 @@ export class SessionLimits {
   /** MAIL's SIZE= parameter (RFC 1870 §6.1): a declared size over the limit is refused before any data moves. */
   checkDeclaredSize(size: string | null | undefined): void {
     if (size === undefined || size === null) return;
-    if (!/^\d{1,20}$/.test(size)) throw new SmtpError(C501BadParamSyntax, '5.5.4', 'Bad SIZE parameter');
+    if (!/^\d{1,20}$/.test(size)) throw smtpError(C501BadParamSyntax, SeProto5BadParams4, 'Bad SIZE parameter');
     if (Number(size) > this.size()) throw tooBig();
   }
 
@@ -75,7 +76,7 @@ export class SessionLimits {
     if (limits.rcptmax !== null && ++this.#rcptCommands > limits.rcptmax) {
       // RFC 5321 §4.5.3.1.10: 452 is the reply for too many recipients.
       this.hit('rcptmax');
-      throw new SmtpError(C452StorageFull, '4.5.3', 'Too many recipients');
+      throw smtpError(C452StorageFull, SeProto5TooManyRcpts3, 'Too many recipients');
     }
     if (limits.rcptdomainmax === null) return;
     const raw = addressDomain(address);
@@ -85,7 +86,7 @@ export class SessionLimits {
     if (this.#domains.has(domain)) return;
     if (this.#domains.size >= limits.rcptdomainmax) {
       this.hit('rcptdomainmax');
-      throw new SmtpError(C452StorageFull, '4.5.3', 'Too many recipient domains');
+      throw smtpError(C452StorageFull, SeProto5TooManyRcpts3, 'Too many recipient domains');
     }
     this.#domains.add(domain);
   }

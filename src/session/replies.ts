@@ -5,16 +5,22 @@ import {
   C214Help, C220ServiceReady, C221Closing, C250Completed, C421ServiceUnavail, C451LocalErr, C500BadSyntax,
   C501BadParamSyntax, C502CmdNotImpl, C503BadCmdSeq, C521HostNoMail, C550MailboxUnavail, C554TransactionFailed,
 } from '../smtp/codes.js';
-import { SmtpError } from '../smtp/errors.js';
+import { smtpError } from '../smtp/errors.js';
+import {
+  enhanced, SeAddr1Other0, SeNet4BadConn2, SeNet4NoAnswer1, SeOther00, SePol7Other0, SeProto5BadCmdOrSeq1,
+  SeProto5BadParams4, SeProto5Other0, SeProto5Syntax2, SeSys3NotAccepting2, SeSys3Other0,
+} from '../smtp/enhanced.js';
 
 const line = (code: number, text: string) => `${code} ${text}\r\n`;
+/** A reply line with its enhanced code (RFC 3463), named in smtp/enhanced.ts. */
+const reply = (code: number, se: string, text: string) => line(code, `${enhanced(code, se)} ${text}`);
 
-export const OK = line(C250Completed, '2.0.0 Ok');
+export const OK = reply(C250Completed, SeOther00, 'Ok');
 /** MAIL while it is held back for the next command (session/binding.ts #holdMail). */
-export const MAIL_OK = line(C250Completed, '2.1.0 Ok');
-export const BYE = line(C221Closing, '2.0.0 Bye');
-export const HELP = line(C214Help, '2.0.0 Postern SMTP proxy; see RFC 5321');
-export const READY_FOR_TLS = line(C220ServiceReady, '2.0.0 Ready to start TLS');
+export const MAIL_OK = reply(C250Completed, SeAddr1Other0, 'Ok');
+export const BYE = reply(C221Closing, SeOther00, 'Bye');
+export const HELP = reply(C214Help, SeOther00, 'Postern SMTP proxy; see RFC 5321');
+export const READY_FOR_TLS = reply(C220ServiceReady, SeOther00, 'Ready to start TLS');
 
 /** `banner`: the text after the host name (config `banner`, default `ESMTP Postern`). */
 export const greeting = (host: string, banner: string) => line(C220ServiceReady, `${host} ${banner}`);
@@ -23,34 +29,34 @@ export const greetingFirstLine = (host: string, banner: string) => `${C220Servic
 export const heloReply = (host: string) => line(C250Completed, host);
 
 // Closing replies: the session ends after each.
-export const shuttingDown = (host: string) => line(C421ServiceUnavail, `4.3.2 ${host} Service shutting down`);
-export const timedOut = (host: string) => line(C421ServiceUnavail, `4.4.2 ${host} Error: timeout exceeded`);
-export const tooManyErrors = (host: string) => line(C421ServiceUnavail, `4.7.0 ${host} Too many errors`);
-export const tooManyTransactions = () => line(C421ServiceUnavail, '4.7.0 Too many transactions in this session');
-export const serviceUnavailable = (host: string) => line(C421ServiceUnavail, `4.3.2 ${host} Service not available, try again later`);
-export const refusedClient = (host: string, why: string) => line(C421ServiceUnavail, `4.7.0 ${host} ${why}`);
-export const backendLost = (host: string) => line(C421ServiceUnavail, `4.4.2 ${host} Backend connection lost, try again later`);
-export const pregreetRefused = (host: string) => line(C554TransactionFailed, `5.5.0 ${host} Protocol error: talked before the greeting`);
-export const nonSmtpClosing = (host: string) => line(C521HostNoMail, `5.5.1 ${host} Non-SMTP command, closing`);
+export const shuttingDown = (host: string) => reply(C421ServiceUnavail, SeSys3NotAccepting2, `${host} Service shutting down`);
+export const timedOut = (host: string) => reply(C421ServiceUnavail, SeNet4BadConn2, `${host} Error: timeout exceeded`);
+export const tooManyErrors = (host: string) => reply(C421ServiceUnavail, SePol7Other0, `${host} Too many errors`);
+export const tooManyTransactions = () => reply(C421ServiceUnavail, SePol7Other0, 'Too many transactions in this session');
+export const serviceUnavailable = (host: string) => reply(C421ServiceUnavail, SeSys3NotAccepting2, `${host} Service not available, try again later`);
+export const refusedClient = (host: string, why: string) => reply(C421ServiceUnavail, SePol7Other0, `${host} ${why}`);
+export const backendLost = (host: string) => reply(C421ServiceUnavail, SeNet4BadConn2, `${host} Backend connection lost, try again later`);
+export const pregreetRefused = (host: string) => reply(C554TransactionFailed, SeProto5Other0, `${host} Protocol error: talked before the greeting`);
+export const nonSmtpClosing = (host: string) => reply(C521HostNoMail, SeProto5BadCmdOrSeq1, `${host} Non-SMTP command, closing`);
 
-export const noBackend = (host: string) => line(C451LocalErr, `4.4.1 ${host} No backend available, try again later`);
+export const noBackend = (host: string) => reply(C451LocalErr, SeNet4NoAnswer1, `${host} No backend available, try again later`);
 /** An asynchronous step (a verifier, a cluster decision) failed or never answered. */
-export const stepFailed = (host: string) => line(C451LocalErr, `4.3.0 ${host} Temporary failure, try again later`);
+export const stepFailed = (host: string) => reply(C451LocalErr, SeSys3Other0, `${host} Temporary failure, try again later`);
 
 // Refusals.
-export const needMail = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'Need MAIL command');
-export const needHelo = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'Send HELO/EHLO first');
-export const inTransaction = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'MAIL transaction in progress');
-export const syntax = (usage: string) => new SmtpError(C501BadParamSyntax, '5.5.4', `Syntax: ${usage}`);
-export const badUtf8 = () => new SmtpError(C500BadSyntax, '5.5.2', 'Error: bad UTF-8 syntax');
-export const notRecognized = () => new SmtpError(C500BadSyntax, '5.5.2', 'Command not recognized');
-export const lineTooLong = () => new SmtpError(C500BadSyntax, '5.5.2', 'Line too long');
-export const notAvailable = (what: string) => new SmtpError(C502CmdNotImpl, '5.5.1', `${what} not available`);
-export const disabled = (verb: string) => new SmtpError(C502CmdNotImpl, '5.5.1', `${verb} command is disabled`);
-export const tlsActive = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'TLS already active');
+export const needMail = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'Need MAIL command');
+export const needHelo = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'Send HELO/EHLO first');
+export const inTransaction = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'MAIL transaction in progress');
+export const syntax = (usage: string) => smtpError(C501BadParamSyntax, SeProto5BadParams4, `Syntax: ${usage}`);
+export const badUtf8 = () => smtpError(C500BadSyntax, SeProto5Syntax2, 'Error: bad UTF-8 syntax');
+export const notRecognized = () => smtpError(C500BadSyntax, SeProto5Syntax2, 'Command not recognized');
+export const lineTooLong = () => smtpError(C500BadSyntax, SeProto5Syntax2, 'Line too long');
+export const notAvailable = (what: string) => smtpError(C502CmdNotImpl, SeProto5BadCmdOrSeq1, `${what} not available`);
+export const disabled = (verb: string) => smtpError(C502CmdNotImpl, SeProto5BadCmdOrSeq1, `${verb} command is disabled`);
+export const tlsActive = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'TLS already active');
 /** After a greeting that refuses service (RFC 5321 §3.1): only QUIT is taken. */
-export const noService = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'Error: no SMTP service here, send QUIT');
-export const proxyFailed = () => new SmtpError(C503BadCmdSeq, '5.7.0', 'Command refused, required Proxy negotiation failed');
-export const proxyUntrusted = () => new SmtpError(C503BadCmdSeq, '5.5.1', 'PROXY header not accepted from your address');
-export const proxyNotHere = () => new SmtpError(C550MailboxUnavail, '5.7.0', 'PROXY header not allowed here');
-export const xclientNotAllowed = () => new SmtpError(C550MailboxUnavail, '5.7.0', 'XCLIENT not allowed');
+export const noService = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'Error: no SMTP service here, send QUIT');
+export const proxyFailed = () => smtpError(C503BadCmdSeq, SePol7Other0, 'Command refused, required Proxy negotiation failed');
+export const proxyUntrusted = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'PROXY header not accepted from your address');
+export const proxyNotHere = () => smtpError(C550MailboxUnavail, SePol7Other0, 'PROXY header not allowed here');
+export const xclientNotAllowed = () => smtpError(C550MailboxUnavail, SePol7Other0, 'XCLIENT not allowed');

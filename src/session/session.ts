@@ -11,12 +11,14 @@
 // the client leaves).
 
 import { isUtf8 } from 'node:buffer';
+import { isCompletion } from '../smtp/codes.js';
 import { ENDS_GROUP, checkCharset, parseCommand, parsePathCommand, printable } from '../smtp/command.js';
 import { renderEhlo, type Capabilities } from '../smtp/ehlo.js';
 import { SmtpError } from '../smtp/errors.js';
 import type { Line } from '../smtp/lines.js';
 import { parseXclientArgs, type XclientArgs } from '../smtp/xclient-args.js';
-import { backendClient, backendHelo, withName, xclientIdentity } from './identity.js';
+import { SessionAuth } from './auth.js';
+import { authenticated, backendClient, backendHelo, withName, xclientIdentity } from './identity.js';
 import { isNonSmtp } from './non-smtp.js';
 import { offer } from './offer.js';
 import * as R from './replies.js';
@@ -25,6 +27,48 @@ import { SessionCore } from './core.js';
 export class Session extends SessionCore {
   /** The last MAIL declared SMTPUTF8 (RFC 6531 §3.4): its RCPTs may be non-ASCII. */
   #utf8 = false;
+  /** AUTH (RFC 4954), made at the first use. */
+  #auth: SessionAuth | null = null;
+
+  /** Inside an AUTH exchange: lines are SASL responses. */
+  protected get authExchanging(): boolean {
+    return this.#auth?.exchanging === true;
+  }
+
+  /** AUTH (made at the first use: most sessions never authenticate). */
+  protected get auth(): SessionAuth {
+    return (this.#auth ??= this.#newSessionAuth());
+  }
+
+  #newSessionAuth(): SessionAuth {
+    const ctx = this.ctx;
+    return new SessionAuth(
+      {
+        queue: this.queue,
+        metrics: ctx.metrics,
+        id: this.id,
+        identity: () => this.identity,
+        tls: () => this.tls !== null,
+        helo: () => this.helo,
+        esmtp: () => this.esmtp,
+        inTransaction: () => this.tx.open !== null,
+        hold: (p, then) => this.steps.hold(p, then),
+        authenticated: (auth, route) => {
+          this.identity = authenticated(this.identity, auth);
+          // A backend bound before was told an anonymous client: the next MAIL binds anew.
+          this.binding.unbind();
+          this.life.toIfAllowed('front');
+          this.binding.route = route;
+        },
+        anomaly: (kind, detail) => this.anomaly(kind, detail, kind === 'auth_failed'),
+        closeWith: (reason, reply) => this.closeWith(reason, reply),
+        refuse: (err) => this.refuse(err),
+      },
+      ctx.listener.auth,
+      ctx.config.auth,
+      ctx.authenticator ?? null,
+    );
+  }
 
   protected handleLine(line: Line, pipelined: boolean): void {
     // Inside an AUTH exchange a line is a SASL response, never a command (and never logged).
@@ -170,7 +214,7 @@ export class Session extends SessionCore {
     // The decision seam's `mail` point: before the first backend is spent on this client.
     const facts = this.facts(from);
     const d = this.binding.bound ? null : (this.ctx.decisions?.mail?.(facts) ?? null);
-    if (d) this.decide(d, facts, () => this.#toBackend(line, from, opened), () => opened(false));
+    if (d) this.steps.decide(d, facts, () => this.#toBackend(line, from, opened), () => opened(false));
     else this.#toBackend(line, from, opened);
   }
 
@@ -180,7 +224,7 @@ export class Session extends SessionCore {
       line,
       (r) => {
         this.binding.countTransaction();
-        const accepted = r.code >= 200 && r.code < 300;
+        const accepted = isCompletion(r.code);
         opened(accepted);
         // A held MAIL's refusal reaches the client only at RCPT: the record is its trace.
         if (!accepted) this.message.senderRefused(from, r);
@@ -250,7 +294,7 @@ export class Session extends SessionCore {
     // may decide, asynchronously).
     const decide = (refused: string | null) => (refused ? this.closeWith('limit', R.refusedClient(this.cfg.hostname, refused)) : apply());
     const r = this.ctx.readmit(addr);
-    if (r instanceof Promise) this.hold(r, decide);
+    if (r instanceof Promise) this.steps.hold(r, decide);
     else decide(r);
   }
 

@@ -4,6 +4,7 @@
 
 import type { RecipientRecord, TransactionRecord } from '../observe/records.js';
 import { transactionRecord } from '../observe/records.js';
+import { isCompletion } from '../smtp/codes.js';
 import type { SmtpError } from '../smtp/errors.js';
 import { queueId } from '../smtp/queue-id.js';
 import { replyText, type Reply } from '../smtp/reply.js';
@@ -71,7 +72,7 @@ export class Transactions {
   answer(entry: RecipientRecord, r: Reply): void {
     entry.code = r.code;
     entry.reply = replyText(r);
-    if (r.code < 200 || r.code >= 300) return;
+    if (!isCompletion(r.code)) return;
     const tx = this.#open;
     if (tx) {
       tx.rcpts++;
@@ -113,7 +114,7 @@ export class Transactions {
       size: tx.size,
       reply: r ? replyText(r) : errorText(refused!),
       backend,
-      queue_id: r && r.code >= 200 && r.code < 300 ? queueId(r) : null,
+      queue_id: r && isCompletion(r.code) ? queueId(r) : null,
       recipients: tx.recipients,
     }, { addresses });
   }

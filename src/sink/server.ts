@@ -2,6 +2,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { SMTPConnection, SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import { unmapIPv4 } from '../net/ip.js';
 import { ENHANCED_CODE } from './reply.js';
 
 /** What the sink knows about a connection beyond smtp-server's session. */
@@ -10,11 +11,6 @@ export interface ConnectionFacts {
   peer: { address: string; port: number };
   /** A PROXY header supplied the client address. */
   proxied: boolean;
-}
-
-/** smtp-server reports IPv4 peers of dual-stack sockets as ::ffff:a.b.c.d. */
-export function plainAddress(address: string | undefined): string {
-  return (address ?? '').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
 }
 
 /**
@@ -41,7 +37,7 @@ export class SinkServer extends SMTPServer {
     for (const c of this.connections) if (c._socket === socket) conn = c;
     if (!conn) return; // refused on the spot (maxClients) and already gone
     this.facts.set(conn.session, {
-      peer: { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 },
+      peer: { address: unmapIPv4(socket.remoteAddress), port: socket.remotePort ?? 0 },
       proxied: Boolean(socketOptions?.remoteAddress),
     });
     this.decorate(conn);

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import { C552MailboxFull } from '../smtp/codes.js';
+import { enhanced, SeSys3MsgLimitExceeded4 } from '../smtp/enhanced.js';
 import { limitsKeyword, replyError } from './reply.js';
 import { SinkServer } from './server.js';
 import type { Sink, SinkMessage, SinkOptions } from './types.js';
@@ -48,7 +50,7 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     onData(stream, session, callback) {
       receive(stream, opts.keepBodies === true).then(
         ({ size: bytes, body }) => {
-          if (stream.sizeExceeded) return callback(replyError(`552 5.3.4 Message size exceeds fixed limit of ${size} bytes`));
+          if (stream.sizeExceeded) return callback(replyError(`${C552MailboxFull} ${enhanced(C552MailboxFull, SeSys3MsgLimitExceeded4)} Message size exceeds fixed limit of ${size} bytes`));
           const msg = record(server, session, bytes, body);
           messages.push(msg);
           if (opts.print) process.stdout.write(JSON.stringify(printable(msg)) + '\n');

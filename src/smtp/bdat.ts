@@ -2,7 +2,8 @@
 // the command line, with no dot-stuffing and no terminator.
 
 import { C501BadParamSyntax } from './codes.js';
-import { SmtpError } from './errors.js';
+import { smtpError } from './errors.js';
+import { SeProto5BadParams4 } from './enhanced.js';
 
 export interface BdatCommand {
   size: number;
@@ -12,9 +13,9 @@ export interface BdatCommand {
 /** Parses the argument part of a BDAT command. */
 export function parseBdat(args: string): BdatCommand {
   const m = /^(\d{1,15})(?: +(LAST))? *$/i.exec(args);
-  if (!m) throw new SmtpError(C501BadParamSyntax, '5.5.4', 'Syntax: BDAT chunk-size [LAST]');
+  if (!m) throw smtpError(C501BadParamSyntax, SeProto5BadParams4, 'Syntax: BDAT chunk-size [LAST]');
   const size = Number(m[1]);
-  if (!Number.isSafeInteger(size)) throw new SmtpError(C501BadParamSyntax, '5.5.4', 'BDAT chunk size out of range');
+  if (!Number.isSafeInteger(size)) throw smtpError(C501BadParamSyntax, SeProto5BadParams4, 'BDAT chunk size out of range');
   return { size, last: m[2] !== undefined };
 }
 

@@ -26,3 +26,11 @@ export const C550MailboxUnavail = 550;
 export const C552MailboxFull = 552;
 export const C553BadMailbox = 553;
 export const C554TransactionFailed = 554;
+
+// Reply classes by the first digit (RFC 5321 §4.2.1).
+/** 2yz: the command was carried out. */
+export const isCompletion = (code: number): boolean => code >= 200 && code < 300;
+/** 4yz or 5yz (replies are 2yz-5yz): the command was refused, for now or for good. */
+export const isRefusal = (code: number): boolean => code >= 400;
+/** 5yz: refused for good; the same command will not do. */
+export const isPermanentRefusal = (code: number): boolean => code >= 500;

@@ -1,7 +1,8 @@
 // Command lines, RFC 5321 §4.1: `VERB [SP args]`, verbs case-insensitive (§2.4).
 
 import { C501BadParamSyntax, C553BadMailbox } from './codes.js';
-import { SmtpError } from './errors.js';
+import { smtpError } from './errors.js';
+import { SeAddr1MailboxSyntax3, SeAddr1SenderSyntax7, SeMsg6NonASCIIAddrNotPermitted7, SeProto5BadParams4 } from './enhanced.js';
 
 export interface Command {
   /** Upper-cased verb. */
@@ -54,29 +55,29 @@ export interface PathCommand {
 export function parsePathCommand(args: string, keyword: 'FROM' | 'TO'): PathCommand {
   const prefix = keyword + ':';
   if (args.length < prefix.length || asciiUpper(args.slice(0, prefix.length)) !== prefix) {
-    throw new SmtpError(C501BadParamSyntax, '5.5.4', `Syntax: ${keyword === 'FROM' ? 'MAIL FROM:<address>' : 'RCPT TO:<address>'}`);
+    throw smtpError(C501BadParamSyntax, SeProto5BadParams4, `Syntax: ${keyword === 'FROM' ? 'MAIL FROM:<address>' : 'RCPT TO:<address>'}`);
   }
   let rest = args.slice(prefix.length).trimStart();
-  if (rest[0] !== '<') throw new SmtpError(C501BadParamSyntax, '5.1.7', 'Bad address syntax: angle brackets required');
+  if (rest[0] !== '<') throw smtpError(C501BadParamSyntax, SeAddr1SenderSyntax7, 'Bad address syntax: angle brackets required');
   const close = findPathEnd(rest);
-  if (close === -1) throw new SmtpError(C501BadParamSyntax, '5.1.7', 'Bad address syntax: missing >');
+  if (close === -1) throw smtpError(C501BadParamSyntax, SeAddr1SenderSyntax7, 'Bad address syntax: missing >');
   let address = rest.slice(1, close);
   // Source routes are to be ignored, RFC 5321 §4.1.1.3 / Appendix C.
   const colon = address.startsWith('@') ? address.indexOf(':') : -1;
   if (colon !== -1) address = address.slice(colon + 1);
-  if (keyword === 'TO' && address === '') throw new SmtpError(C501BadParamSyntax, '5.1.3', 'Bad recipient address syntax');
-  if (/[\x00-\x1f\x7f]/.test(address)) throw new SmtpError(C501BadParamSyntax, '5.1.7', 'Bad address syntax: control character');
+  if (keyword === 'TO' && address === '') throw smtpError(C501BadParamSyntax, SeAddr1MailboxSyntax3, 'Bad recipient address syntax');
+  if (/[\x00-\x1f\x7f]/.test(address)) throw smtpError(C501BadParamSyntax, SeAddr1SenderSyntax7, 'Bad address syntax: control character');
   rest = rest.slice(close + 1);
   const params = new Map<string, string | null>();
   if (rest.length > 0) {
-    if (rest[0] !== ' ') throw new SmtpError(C501BadParamSyntax, '5.5.4', 'Syntax error in parameters');
+    if (rest[0] !== ' ') throw smtpError(C501BadParamSyntax, SeProto5BadParams4, 'Syntax error in parameters');
     for (const p of rest.trim().split(/ +/)) {
       if (p === '') continue;
       const eq = p.indexOf('=');
       const key = asciiUpper(eq === -1 ? p : p.slice(0, eq));
-      if (!/^[A-Z0-9][A-Z0-9-]*$/.test(key)) throw new SmtpError(C501BadParamSyntax, '5.5.4', `Bad parameter: ${printable(p)}`);
+      if (!/^[A-Z0-9][A-Z0-9-]*$/.test(key)) throw smtpError(C501BadParamSyntax, SeProto5BadParams4, `Bad parameter: ${printable(p)}`);
       // A parameter given twice (two SIZE=) has no meaning the backend would agree on.
-      if (params.has(key)) throw new SmtpError(C501BadParamSyntax, '5.5.4', `Duplicate parameter: ${key}`);
+      if (params.has(key)) throw smtpError(C501BadParamSyntax, SeProto5BadParams4, `Duplicate parameter: ${key}`);
       params.set(key, eq === -1 ? null : p.slice(eq + 1));
     }
   }
@@ -92,9 +93,9 @@ const NON_ASCII = /[^\x00-\x7f]/;
  */
 export function checkCharset(path: PathCommand, smtputf8: boolean): void {
   if (smtputf8) return;
-  if (NON_ASCII.test(path.address)) throw new SmtpError(C553BadMailbox, '5.6.7', 'Must declare SMTPUTF8 to send non-ASCII addresses');
+  if (NON_ASCII.test(path.address)) throw smtpError(C553BadMailbox, SeMsg6NonASCIIAddrNotPermitted7, 'Must declare SMTPUTF8 to send non-ASCII addresses');
   for (const [key, value] of path.params) {
-    if (value !== null && NON_ASCII.test(value)) throw new SmtpError(C501BadParamSyntax, '5.5.4', `Bad ${key} parameter: non-ASCII without SMTPUTF8`);
+    if (value !== null && NON_ASCII.test(value)) throw smtpError(C501BadParamSyntax, SeProto5BadParams4, `Bad ${key} parameter: non-ASCII without SMTPUTF8`);
   }
 }
 

@@ -1,3 +1,4 @@
+import { enhanced } from './enhanced.js';
 import { formatReply } from './reply.js';
 
 /** Longest text put in a refusal: with code and enhanced code the line stays within 512 octets (RFC 5321 §4.5.3.1.5). */
@@ -32,4 +33,9 @@ export class SmtpError extends Error {
   get reply(): string {
     return formatReply(this.smtpCode, `${this.enhanced} ${textstring(this.text)}`);
   }
+}
+
+/** A refusal with its enhanced code named (smtp/enhanced.ts): the class comes from `smtpCode`. */
+export function smtpError(smtpCode: number, se: string, text: string): SmtpError {
+  return new SmtpError(smtpCode, enhanced(smtpCode, se), text);
 }

@@ -4,7 +4,8 @@
 
 import { isIP } from 'node:net';
 import { C501BadParamSyntax } from './codes.js';
-import { SmtpError } from './errors.js';
+import { smtpError } from './errors.js';
+import { SeProto5BadParams4 } from './enhanced.js';
 import { xtextDecode } from './xtext.js';
 
 /** What a trusted upstream may tell us (Postfix's XCLIENT_README set). */
@@ -22,7 +23,7 @@ export interface XclientArgs {
   login?: string | null;
 }
 
-const bad = (text: string) => new SmtpError(C501BadParamSyntax, '5.5.4', text);
+const bad = (text: string) => smtpError(C501BadParamSyntax, SeProto5BadParams4, text);
 
 function address(v: string | null | undefined, what: string): string | null | undefined {
   if (v === undefined || v === null) return v;

@@ -30,57 +30,59 @@ export interface BackendServer {
  * config reload) to keep sessions; the key keeps profiles apart.
  */
 export class BackendSessionCache {
-  private readonly lru: LRUCache<string, Buffer>;
+  readonly #lru: LRUCache<string, Buffer>;
   constructor(size = 1000, ttlMs = 2 * 3600_000) {
-    this.lru = new LRUCache<string, Buffer>({ max: Math.max(1, size), ttl: ttlMs });
+    this.#lru = new LRUCache<string, Buffer>({ max: Math.max(1, size), ttl: ttlMs });
   }
   get(key: string): Buffer | undefined {
-    return this.lru.get(key);
+    return this.#lru.get(key);
   }
   set(key: string, session: Buffer): void {
-    this.lru.set(key, session);
+    this.#lru.set(key, session);
   }
   /** Drops `key` only if it still holds `session` (a newer one may have arrived meanwhile). */
   dropIf(key: string, session: Buffer): void {
-    if (this.lru.get(key) === session) this.lru.delete(key);
+    if (this.#lru.get(key) === session) this.#lru.delete(key);
   }
   get size(): number {
-    return this.lru.size;
+    return this.#lru.size;
   }
 }
 
 const DEFAULT_TIMEOUT = 20_000;
 
 export class BackendTls {
-  private readonly caPem: string | undefined;
-  private readonly profile: string;
+  readonly #cfg: BackendTlsConfig;
+  readonly #caPem: string | undefined;
+  readonly #profile: string;
   readonly cache: BackendSessionCache;
 
   constructor(
-    private readonly cfg: BackendTlsConfig,
+    cfg: BackendTlsConfig,
     opts: { cacheSize?: number; cache?: BackendSessionCache } = {},
   ) {
+    this.#cfg = cfg;
     if (cfg.ca !== null) {
       try {
-        this.caPem = readFileSync(cfg.ca, 'utf8');
+        this.#caPem = readFileSync(cfg.ca, 'utf8');
       } catch (err) {
         throw new TlsConfigError('TLS_CA', `cannot read backends.tls.ca ${cfg.ca}: ${(err as Error).message}`, cfg.ca, { cause: err });
       }
-      if (!this.caPem.includes('-----BEGIN CERTIFICATE-----')) throw new TlsConfigError('TLS_CA', `backends.tls.ca ${cfg.ca} holds no PEM certificate`, cfg.ca);
+      if (!this.#caPem.includes('-----BEGIN CERTIFICATE-----')) throw new TlsConfigError('TLS_CA', `backends.tls.ca ${cfg.ca} holds no PEM certificate`, cfg.ca);
     }
     // The CA's contents, not just its path: a replaced CA file must not inherit sessions verified by the old one.
-    const caId = this.caPem === undefined ? 'system' : `${cfg.ca}#${createHash('sha256').update(this.caPem).digest('hex').slice(0, 16)}`;
-    this.profile = `verify=${cfg.verify}|ca=${caId}`;
+    const caId = this.#caPem === undefined ? 'system' : `${cfg.ca}#${createHash('sha256').update(this.#caPem).digest('hex').slice(0, 16)}`;
+    this.#profile = `verify=${cfg.verify}|ca=${caId}`;
     this.cache = opts.cache ?? new BackendSessionCache(opts.cacheSize);
   }
 
   /** The name checked against the backend's certificate. */
   nameFor(server: BackendServer): string {
-    return this.cfg.servername ?? server.host;
+    return this.#cfg.servername ?? server.host;
   }
 
   cacheKey(server: BackendServer): string {
-    return `${server.text}|name=${this.nameFor(server)}|${this.profile}`;
+    return `${server.text}|name=${this.nameFor(server)}|${this.#profile}`;
   }
 
   /**
@@ -97,8 +99,8 @@ export class BackendTls {
       // `host` is what checkServerIdentity checks when there is no servername (IP literals: RFC 6066 forbids them as SNI).
       host: name,
       ...(sni === null ? {} : { servername: sni }),
-      ca: this.caPem,
-      rejectUnauthorized: this.cfg.verify,
+      ca: this.#caPem,
+      rejectUnauthorized: this.#cfg.verify,
       session: offered,
     });
     // TLS 1.3 tickets come after the handshake (while the post-TLS EHLO is read): keep the newest.

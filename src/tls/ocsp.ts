@@ -82,30 +82,33 @@ interface Loaded {
 /** The staple for one certificate: the file's bytes when they are a successful response for this
  * certificate's serial that has not passed its nextUpdate. Re-read when the file changes. */
 export class OcspStaple {
-  private loaded: Loaded | null = null;
-  private expiredLogged = false;
-  private watching = false;
+  #loaded: Loaded | null = null;
+  #expiredLogged = false;
+  #watching = false;
+  readonly #log: Log;
 
   constructor(
     readonly path: string,
     readonly certSerial: string,
-    private readonly log: Log,
-  ) {}
+    log: Log,
+  ) {
+    this.#log = log;
+  }
 
   /** Reads the file now; a missing or unusable file is logged and means "no staple" until it changes. */
   async load(): Promise<void> {
     const der = await new Promise<Buffer | null>((resolve) => readFile(this.path, (err, data) => resolve(err ? null : data)));
-    this.accept(der);
+    this.#accept(der);
   }
 
   /** The DER to staple at `now`, or null. Synchronous: called inside the handshake. */
   response(now = Date.now()): Buffer | null {
-    const l = this.loaded;
+    const l = this.#loaded;
     if (!l) return null;
     if (l.entry.nextUpdate !== null && now >= l.entry.nextUpdate) {
-      if (!this.expiredLogged) {
-        this.expiredLogged = true;
-        this.log.warn({ file: this.path, next_update: new Date(l.entry.nextUpdate).toISOString() }, 'OCSP response expired; not stapling it');
+      if (!this.#expiredLogged) {
+        this.#expiredLogged = true;
+        this.#log.warn({ file: this.path, next_update: new Date(l.entry.nextUpdate).toISOString() }, 'OCSP response expired; not stapling it');
       }
       return null;
     }
@@ -114,49 +117,49 @@ export class OcspStaple {
 
   /** Polls the file's mtime (fs.watchFile survives the rename an updater does); never keeps the process alive. */
   watch(intervalMs: number): void {
-    if (this.watching) return;
-    this.watching = true;
-    watchFile(this.path, { interval: intervalMs, persistent: false }, this.onChange);
+    if (this.#watching) return;
+    this.#watching = true;
+    watchFile(this.path, { interval: intervalMs, persistent: false }, this.#onChange);
   }
 
   close(): void {
-    if (!this.watching) return;
-    this.watching = false;
-    unwatchFile(this.path, this.onChange);
+    if (!this.#watching) return;
+    this.#watching = false;
+    unwatchFile(this.path, this.#onChange);
   }
 
-  private readonly onChange = (cur: Stats, prev: Stats): void => {
+  readonly #onChange = (cur: Stats, prev: Stats): void => {
     if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size && cur.ino === prev.ino) return;
     void this.load();
   };
 
-  private accept(der: Buffer | null): void {
+  #accept(der: Buffer | null): void {
     if (!der) {
-      if (this.loaded) this.log.warn({ file: this.path }, 'OCSP response file unreadable; no longer stapling');
-      this.loaded = null;
+      if (this.#loaded) this.#log.warn({ file: this.path }, 'OCSP response file unreadable; no longer stapling');
+      this.#loaded = null;
       return;
     }
     let info: OcspInfo;
     try {
       info = parseOcspResponse(der);
     } catch (err) {
-      this.log.warn({ file: this.path, err: (err as Error).message }, 'OCSP response file is not a DER OCSP response; not stapling it');
-      this.loaded = null;
+      this.#log.warn({ file: this.path, err: (err as Error).message }, 'OCSP response file is not a DER OCSP response; not stapling it');
+      this.#loaded = null;
       return;
     }
     const entry = info.responses.find((r) => r.serial === this.certSerial);
     if (info.responseStatus !== 0 || !entry) {
-      this.log.warn(
+      this.#log.warn(
         { file: this.path, response_status: info.responseStatus, serial: this.certSerial },
         'OCSP response is unsuccessful or not for this certificate; not stapling it',
       );
-      this.loaded = null;
+      this.#loaded = null;
       return;
     }
-    if (entry.status !== 'good') this.log.warn({ file: this.path, status: entry.status }, 'OCSP response says the certificate is not good');
-    this.loaded = { der, entry };
-    this.expiredLogged = false;
-    this.log.info(
+    if (entry.status !== 'good') this.#log.warn({ file: this.path, status: entry.status }, 'OCSP response says the certificate is not good');
+    this.#loaded = { der, entry };
+    this.#expiredLogged = false;
+    this.#log.info(
       { file: this.path, status: entry.status, next_update: entry.nextUpdate === null ? null : new Date(entry.nextUpdate).toISOString() },
       'OCSP response loaded',
     );

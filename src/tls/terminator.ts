@@ -76,8 +76,13 @@ interface Generation {
 const DEFAULT_HANDSHAKE_TIMEOUT = 20_000;
 
 export class TlsTerminator {
-  private gen: Generation;
-  private closed = false;
+  /** The config at start: the session settings (tickets, cache) stay as they were until a restart. */
+  readonly #startCfg: TlsConfig;
+  readonly #opts: TerminatorOptions;
+  readonly #keys: TicketKeyStore | null;
+  readonly #cache: ServerSessionCache | null;
+  #gen: Generation;
+  #closed = false;
   /**
    * tls.Servers that never listen: sockets given one as `server:` get its OCSPRequest and session
    * events. Node arms the session-ID cache machinery (a ClientHello parser and two JS calls per
@@ -85,8 +90,8 @@ export class TlsTerminator {
    * client that offers tickets (it gets a ticket and resumes with it); so those get a sink without
    * them, and only TLS 1.2 clients without tickets pay for the cache (and fill it).
    */
-  private readonly sinkTls13: tls.Server;
-  private readonly sinkCache: tls.Server;
+  readonly #sinkTls13: tls.Server;
+  readonly #sinkCache: tls.Server;
   /** The certificate part of the config in force (SIGHUP replaces it) and the context settings built from it. */
   #cfg: TlsConfig;
   #settings: ContextSettings;
@@ -100,28 +105,32 @@ export class TlsTerminator {
   #redis: RedisLink | null = null;
 
   private constructor(
-    private readonly cfg: TlsConfig,
-    private readonly opts: TerminatorOptions,
-    private readonly keys: TicketKeyStore | null,
+    cfg: TlsConfig,
+    opts: TerminatorOptions,
+    keys: TicketKeyStore | null,
     readonly ticketMode: TicketMode,
-    private readonly cache: ServerSessionCache | null,
+    cache: ServerSessionCache | null,
     gen: Generation,
   ) {
-    this.gen = gen;
+    this.#startCfg = cfg;
+    this.#opts = opts;
+    this.#keys = keys;
+    this.#cache = cache;
+    this.#gen = gen;
     this.#cfg = cfg;
     this.#settings = contextSettings(cfg);
     this.#expiry = new ExpiryWatch({ logger: opts.logger, windowMs: cfg.watch.expiry_warning, sink: opts.expirySink });
     // No certificate of their own: OCSPRequest then gets `null` for "no SNI", i.e. the default context.
-    this.sinkTls13 = new tls.Server({});
-    this.sinkTls13.on('OCSPRequest', this.onOcspRequest);
+    this.#sinkTls13 = new tls.Server({});
+    this.#sinkTls13.on('OCSPRequest', this.#onOcspRequest);
     if (cache) {
-      this.sinkCache = new tls.Server({});
-      this.sinkCache.on('OCSPRequest', this.onOcspRequest);
-      cache.attach(this.sinkCache);
-    } else this.sinkCache = this.sinkTls13;
+      this.#sinkCache = new tls.Server({});
+      this.#sinkCache.on('OCSPRequest', this.#onOcspRequest);
+      cache.attach(this.#sinkCache);
+    } else this.#sinkCache = this.#sinkTls13;
     keys?.onCurrentChange((k) => {
       if (this.ticketMode !== 'single-key') return;
-      for (const ctx of this.gen.contexts.values()) setSingleTicketKey(ctx, k);
+      for (const ctx of this.#gen.contexts.values()) setSingleTicketKey(ctx, k);
     });
   }
 
@@ -205,7 +214,7 @@ export class TlsTerminator {
     const ctx = this.contextFor(servername);
     const sock = new tls.TLSSocket(raw, {
       isServer: true,
-      server: hello.tls13 || (hello.ticket && this.ticketMode !== 'off') ? this.sinkTls13 : this.sinkCache,
+      server: hello.tls13 || (hello.ticket && this.ticketMode !== 'off') ? this.#sinkTls13 : this.#sinkCache,
       secureContext: ctx,
       // Same context again: Node then knows it for OCSPRequest; answered synchronously, no extra turn.
       SNICallback: (_name, cb) => cb(null, ctx),
@@ -224,12 +233,12 @@ export class TlsTerminator {
 
   /** SIGHUP: new certificates and OCSP files; ticket keys and the session cache stay. Throws, keeping the old state, if they don't load. */
   async reload(cfg: TlsConfig): Promise<void> {
-    const ignored = (['session_tickets', 'ticket_keys', 'session_cache'] as const).filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(this.cfg[k]));
-    if (ignored.length > 0) this.opts.logger.warn({ settings: ignored.map((k) => `tls.${k}`) }, 'TLS session settings change on restart only; keeping the current ones');
+    const ignored = (['session_tickets', 'ticket_keys', 'session_cache'] as const).filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(this.#startCfg[k]));
+    if (ignored.length > 0) this.#opts.logger.warn({ settings: ignored.map((k) => `tls.${k}`) }, 'TLS session settings change on restart only; keeping the current ones');
     const restartBackground =
       JSON.stringify([cfg.acme, cfg.watch, cfg.certificates]) !== JSON.stringify([this.#cfg.acme, this.#cfg.watch, this.#cfg.certificates]);
     if (cfg.acme) await new AcmeStore(cfg.acme).prepare();
-    const settings = { ...contextSettings(this.cfg), minVersion: cfg.min_version };
+    const settings = { ...contextSettings(this.#startCfg), minVersion: cfg.min_version };
     const certs = await this.#serialised(async () => {
       const loaded = await loadCertificates(servedCertificates(cfg));
       await this.#swap(loaded, settings);
@@ -237,8 +246,8 @@ export class TlsTerminator {
       this.#settings = settings;
       return loaded;
     });
-    this.opts.logger.info({ certificates: certs.map((c) => ({ file: c.config.cert, key_type: c.keyType, names: c.names })) }, 'TLS certificates reloaded');
-    if (restartBackground && this.opts.background !== 'off' && !this.closed) {
+    this.#opts.logger.info({ certificates: certs.map((c) => ({ file: c.config.cert, key_type: c.keyType, names: c.names })) }, 'TLS certificates reloaded');
+    if (restartBackground && this.#opts.background !== 'off' && !this.#closed) {
       await this.#stopBackground();
       await this.#startBackground(cfg);
     }
@@ -256,11 +265,11 @@ export class TlsTerminator {
 
   /** Puts a new generation of contexts in place; sessions already running keep theirs. */
   async #swap(certs: LoadedCertificate[], settings: ContextSettings): Promise<void> {
-    const next = await buildGeneration(certs, settings, this.ticketMode, this.keys, this.opts);
-    const old = this.gen;
-    this.gen = next;
+    const next = await buildGeneration(certs, settings, this.ticketMode, this.#keys, this.#opts);
+    const old = this.#gen;
+    this.#gen = next;
     for (const s of old.files) s.close();
-    if (this.closed) for (const s of next.files) s.close();
+    if (this.#closed) for (const s of next.files) s.close();
     this.#expiry.update(certs);
   }
 
@@ -270,14 +279,14 @@ export class TlsTerminator {
    */
   reloadFiles(): Promise<void> {
     return this.#serialised(async () => {
-      if (this.closed) return;
-      const before = new Map(this.gen.certs.map((c) => [c.config.cert, c.serial]));
+      if (this.#closed) return;
+      const before = new Map(this.#gen.certs.map((c) => [c.config.cert, c.serial]));
       let certs: LoadedCertificate[];
       try {
         certs = await loadCertificates(servedCertificates(this.#cfg));
       } catch (err) {
         const file = err instanceof TlsConfigError && err.path ? err.path : 'unknown';
-        const old = this.gen.certs.find((c) => c.config.cert === file || c.config.key === file);
+        const old = this.#gen.certs.find((c) => c.config.cert === file || c.config.key === file);
         const rec = certificateRecord({
           action: 'refused',
           name: old ? certificateName(old) : file,
@@ -285,7 +294,7 @@ export class TlsTerminator {
           not_after: old ? new Date(old.leaf.validTo).toISOString() : null,
           reason: (err as Error).message,
         });
-        this.opts.logger.warn(rec, `certificate change refused, still serving the previous one: ${rec.reason}`);
+        this.#opts.logger.warn(rec, `certificate change refused, still serving the previous one: ${rec.reason}`);
         return;
       }
       const changed = certs.filter((c) => before.get(c.config.cert) !== c.serial);
@@ -293,7 +302,7 @@ export class TlsTerminator {
       await this.#swap(certs, this.#settings);
       for (const c of changed) {
         const rec = certificateRecord({ action: 'loaded', name: certificateName(c), file: c.config.cert, not_after: new Date(c.leaf.validTo).toISOString() });
-        this.opts.logger.info(rec, `certificate ${rec.name} loaded from ${rec.file}`);
+        this.#opts.logger.info(rec, `certificate ${rec.name} loaded from ${rec.file}`);
       }
     });
   }
@@ -305,9 +314,9 @@ export class TlsTerminator {
     const acme = cfg.acme;
     if (!acme) return;
     const store = new AcmeStore(acme);
-    const redisCfg = this.opts.redis ?? null;
+    const redisCfg = this.#opts.redis ?? null;
     if (redisCfg) {
-      this.#redis = new RedisLink({ url: redisCfg.url, prefix: redisCfg.prefix, logger: this.opts.logger });
+      this.#redis = new RedisLink({ url: redisCfg.url, prefix: redisCfg.prefix, logger: this.#opts.logger });
       await this.#redis.ready(3000);
     }
     this.#board = new ChallengeBoard(store.challengeDir, this.#redis);
@@ -316,7 +325,7 @@ export class TlsTerminator {
         this.#http01 = await Http01Responder.listen(acme.listen, this.#board);
       } catch (err) {
         // Another instance on this host answers there (it finds the answers in the store or Redis).
-        this.opts.logger.warn({ listen: acme.listen.text, err: (err as Error).message }, 'ACME http-01 responder not started here');
+        this.#opts.logger.warn({ listen: acme.listen.text, err: (err as Error).message }, 'ACME http-01 responder not started here');
       }
     }
     // acme-client (axios, node-forge) is loaded only where ACME is configured.
@@ -326,7 +335,7 @@ export class TlsTerminator {
       store,
       board: this.#board,
       redis: this.#redis,
-      logger: this.opts.logger,
+      logger: this.#opts.logger,
       onNewCertificate: async () => {
         await this.reloadFiles();
         await this.#watch?.settle();
@@ -380,26 +389,26 @@ export class TlsTerminator {
   }
 
   close(): void {
-    this.closed = true;
+    this.#closed = true;
     this.#watch?.close();
     this.#expiry.close();
     void this.#stopBackground();
-    this.keys?.close();
-    for (const s of this.gen.files) s.close();
+    this.#keys?.close();
+    for (const s of this.#gen.files) s.close();
   }
 
   get sessionCacheStats(): SessionCacheStats | null {
-    return this.cache ? { ...this.cache.stats } : null;
+    return this.#cache ? { ...this.#cache.stats } : null;
   }
 
   /** The context a client's SNI selects (tests and diagnostics). */
   contextFor(servername: string | null): tls.SecureContext {
-    const gen = this.gen;
+    const gen = this.#gen;
     return gen.contexts.get(lookupSni(gen.plan, servername)) ?? gen.defaultCtx;
   }
 
-  private readonly onOcspRequest = (cert: Buffer | null, _issuer: Buffer | null, cb: (err: Error | null, resp: Buffer | null) => void): void => {
-    const gen = this.gen;
+  readonly #onOcspRequest = (cert: Buffer | null, _issuer: Buffer | null, cb: (err: Error | null, resp: Buffer | null) => void): void => {
+    const gen = this.#gen;
     const staple = cert ? gen.staples.get(cert.toString('base64')) : gen.defaultStaple;
     cb(null, staple?.response() ?? null);
   };

@@ -60,27 +60,27 @@ export function maintain(keys: readonly TicketKey[], now: number, s: Schedule, m
 
 /** Lookup side of a key set: which key encrypts now, which key a ticket's name refers to. */
 export class TicketKeyRing {
-  private sorted: TicketKey[] = [];
-  private byName = new Map<string, TicketKey>();
+  #sorted: TicketKey[] = [];
+  #byName = new Map<string, TicketKey>();
 
   constructor(keys: readonly TicketKey[] = []) {
     this.set(keys);
   }
 
   set(keys: readonly TicketKey[]): void {
-    this.sorted = [...keys].sort((a, b) => a.activeFrom - b.activeFrom);
-    this.byName = new Map(this.sorted.map((k) => [keyName(k).toString('hex'), k]));
+    this.#sorted = [...keys].sort((a, b) => a.activeFrom - b.activeFrom);
+    this.#byName = new Map(this.#sorted.map((k) => [keyName(k).toString('hex'), k]));
   }
 
   get keys(): readonly TicketKey[] {
-    return this.sorted;
+    return this.#sorted;
   }
 
   /** The key that encrypts new tickets at `now`: the latest already active (the earliest if none is, e.g. clock skew). */
   current(now = Date.now()): TicketKey {
-    let cur = this.sorted[0];
+    let cur = this.#sorted[0];
     if (!cur) throw new Error('ticket key ring is empty');
-    for (const k of this.sorted) {
+    for (const k of this.#sorted) {
       if (k.activeFrom <= now) cur = k;
       else break;
     }
@@ -88,11 +88,11 @@ export class TicketKeyRing {
   }
 
   find(name: Buffer): TicketKey | undefined {
-    return this.byName.get(name.toString('hex'));
+    return this.#byName.get(name.toString('hex'));
   }
 
   /** When the encrypting key changes next (ms epoch), or null when no later key is known. */
   nextActivation(now = Date.now()): number | null {
-    return this.sorted.find((k) => k.activeFrom > now)?.activeFrom ?? null;
+    return this.#sorted.find((k) => k.activeFrom > now)?.activeFrom ?? null;
   }
 }
