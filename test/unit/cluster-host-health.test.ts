@@ -87,7 +87,7 @@ describe('HostHealth and a pool that follows it', () => {
     try {
       await host.start();
       await pool.start();
-      const routed = pool.routeTo({ host: '127.0.0.1', port: 1 });
+      const routed = pool.routeTo({ host: '127.0.0.1', port: 1, text: '127.0.0.1:1' });
       pool.reportFailure(routed, new BackendError('BACKEND_CONNECT', 'connect refused'));
       assert.equal(routed.up, false);
       assert.equal(workerLog.records.filter((r) => r.event === 'backend' && r.state === 'down').length, 1);
