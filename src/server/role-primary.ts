@@ -81,17 +81,18 @@ export class PrimaryRole implements Role {
       workerEnv: workerEnv({ sockets: matched, ticketKeyFile: this.#keyFile() }),
       tlsSessions: host.tlsSessions?.cache ?? null,
       health,
-      onListening: (on) => this.#announce(on),
+      onListening: (on) => this.#announce(on, () => true, true),
     });
     await this.#primary.start();
     this.logger.info({ workers: config.workers }, `${config.workers} workers running`);
   }
 
-  /** One `listening` record per listener, for all the workers. */
-  #announce(on: ListeningOn[]): void {
+  /** One `listening` record per listener (those `fresh` says), for all the workers. */
+  #announce(on: readonly ListeningOn[], fresh: (l: Config['listeners'][number]) => boolean, atStart: boolean): void {
     for (const l of this.#config.listeners) {
       const at = on.find((x) => x.listener === l.name);
-      if (at) logListening(this.logger, l, at.address, this.#inheritedFds.get(l.name) ?? null);
+      if (!fresh(l)) continue;
+      if (at) logListening(this.logger, l, at.address, atStart ? (this.#inheritedFds.get(l.name) ?? null) : null);
     }
   }
 
@@ -124,9 +125,13 @@ export class PrimaryRole implements Role {
   /** Checked here (limits, drain deadline, health checks), then applied by every worker. */
   async apply(next: Config): Promise<string[]> {
     await this.#health?.reload(next);
-    const failures = await this.#running().reload(next.limits, next.shutdown_grace + STOP_SLACK_MS);
+    const primary = this.#running();
+    const failures = await primary.reload(next.limits, next.shutdown_grace + STOP_SLACK_MS);
+    const was = this.#config;
     // Workers that applied it run the new config: the next reload compares with that.
     this.#config = next;
+    // Listeners opened by this reload are told once too (a moved one is a new one).
+    this.#announce(primary.listening, (l) => !was.listeners.some((o) => o.name === l.name && o.listen.text === l.listen.text), false);
     return failures;
   }
 

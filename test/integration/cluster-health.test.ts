@@ -36,23 +36,21 @@ describe('cluster (workers: 2): backend health once per host', { skip }, () => {
   });
 
   it('Postfix sees one check per interval; listening/backend records once; a backend down reaches both workers', async () => {
-    const [port, mport] = [await freePort(), await freePort()];
+    const [port, mport, added] = [await freePort(), await freePort(), await freePort()];
     const file = join(dir, 'health.yaml');
-    await writeFile(
-      file,
-      `hostname: health.test
+    const yaml = (more = '') => `hostname: health.test
 workers: 2
 listeners:
   - name: smtp
     listen: 127.0.0.1:${port}
-backends:
+${more}backends:
   reject_when_down: connect
   health_check: { interval: ${INTERVAL_S}s, fall: 1 }
   servers:
     - address: 127.0.0.1:${pf.port}
 metrics: { listen: 127.0.0.1:${mport} }
-`,
-    );
+`;
+    await writeFile(file, yaml());
     const p = startPosternProcess(['run', '-c', file]);
     try {
       await p.waitFor(/2 workers running/);
@@ -66,6 +64,15 @@ metrics: { listen: 127.0.0.1:${mport} }
       const lifecycle = (pred: (r: Rec) => boolean) => p.records().filter(pred).length;
       assert.equal(lifecycle((r) => typeof r.msg === 'string' && r.msg.startsWith('listening on')), 1, 'one listening record for the one listener');
       assert.equal(lifecycle((r) => r.event === 'backend' && r.state === 'up'), 1, 'one backend up record');
+
+      // A listener added by a reload is told once too, and serves on both workers' behalf.
+      await writeFile(file, yaml(`  - name: submission\n    listen: 127.0.0.1:${added}\n`));
+      p.child.kill('SIGHUP');
+      await p.waitRecord((r) => r.event === 'reload', 30_000);
+      assert.equal(lifecycle((r) => r.listener === 'submission' && typeof r.msg === 'string' && r.msg.startsWith('listening on')), 1, 'one listening record for the added listener');
+      const sub = await SmtpClient.connect(added, { localAddress: '127.0.0.2' });
+      assert.equal((await sub.waitReplies(1))[0]!.code, 220);
+      sub.destroy();
 
       // The backend goes away: the primary's next check finds it down, and says so once.
       await pf.stop();

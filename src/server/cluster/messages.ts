@@ -19,7 +19,7 @@ export type ClusterMessage =
   /** SIGHUP: the worker loads the config file again... */
   | { postern: 'reload'; id: number }
   /** ...and says whether it applied it (`error` null) or why not. */
-  | { postern: 'reloaded'; id: number; error: string | null }
+  | { postern: 'reloaded'; id: number; error: string | null; listening?: ListeningOn[] }
   | { postern: 'stop' }
   | { postern: 'status'; sessions: SessionSnapshot[]; backends: BackendSnapshot[]; ready: boolean }
   /** Upgrade: the primary asks a worker for its listening sockets... */

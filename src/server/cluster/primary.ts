@@ -1,7 +1,8 @@
 // The primary of `workers: N`: forks the workers, which accept on the shared listeners
-// themselves, and holds what must be one for all of them: per-IP connection counts and
-// rates, the aggregated metrics, the live-session view, and the signals (SIGHUP reload,
-// SIGTERM drain).
+// themselves, and answers them for what must be one for all of them: per-IP connection
+// counts and rates, window counts, the TLS session cache, backend health (states asked,
+// changes broadcast), and the live-session view. Its one cluster 'message' listener hands
+// every message to the handler of its kind (dispatcher.ts). Signals are serve.ts's.
 
 import cluster, { type Worker } from 'node:cluster';
 import type { LimitsConfig } from '../../config/types.js';
@@ -90,11 +91,24 @@ export class Primary implements ClusterView {
     });
     on.on('health?', (m, w) => this.#sendTo(w, { postern: 'health', id: m.id, states: this.opts.health?.states() ?? [] }));
     on.on('session-outcome', (m) => this.opts.health?.report(m.outcome));
-    on.on('ready', (m) => this.#onReady(m.listening ?? []));
+    on.on('ready', (m) => {
+      if (Array.isArray(m.listening)) this.#listening = m.listening;
+      this.#onReady(this.#listening);
+    });
     on.on('failed', (m, w) => void this.#failures.set(w.id, m.message));
     on.on('status', (m, w) => void this.#status.set(w.id, { sessions: m.sessions, backends: m.backends, ready: m.ready }));
-    on.on('reloaded', (m, w) => this.#reloads.get(m.id)?.(w.id, m.error));
+    on.on('reloaded', (m, w) => {
+      if (Array.isArray(m.listening)) this.#listening = m.listening;
+      this.#reloads.get(m.id)?.(w.id, m.error);
+    });
     on.on('socket', (m, _w, handle) => this.#onSocket?.(m, handle));
+  }
+
+  /** Where the workers listen, as the last one to start or reload said. */
+  #listening: ListeningOn[] = [];
+
+  get listening(): readonly ListeningOn[] {
+    return this.#listening;
   }
 
   /** To every worker (a backend's state changed). */

@@ -111,13 +111,13 @@ export function serveAsWorker(postern: Postern, ctl: ServeControl): void {
   push();
   setInterval(push, 1000).unref();
   const d = fromPrimary();
-  d.on('reload', (m) => void ctl.reload().then((error) => send({ postern: 'reloaded', id: m.id, error })));
+  const listening = () => Object.entries(postern.addresses()).map(([listener, address]) => ({ listener, address }));
+  d.on('reload', (m) => void ctl.reload().then((error) => send({ postern: 'reloaded', id: m.id, error, listening: listening() })));
   d.on('stop', () => ctl.stop('primary'));
   d.on('sockets?', () => sendSockets(postern));
   // The primary is gone (killed): drain rather than serve unsupervised.
   process.on('disconnect', () => ctl.stop('primary gone'));
-  const listening = Object.entries(postern.addresses()).map(([listener, address]) => ({ listener, address }));
-  send({ postern: 'ready', listening });
+  send({ postern: 'ready', listening: listening() });
 }
 
 /** For an upgrade: each listening socket to the primary, which has none of its own to hand over. */
