@@ -2,6 +2,7 @@
 // argv -> run | check | demo | sink | status | report (the public commands, README "Commands");
 // every command answers --help / -h with its usage and starts nothing.
 
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,6 @@ import {
 import { REPORT_USAGE, STATUS_USAGE } from './tools/usage.js';
 import { describeError as describe } from './server/describe.js';
 import { serve, type ServeResult } from './server/serve.js';
-import { servePrimary } from './server/serve-primary.js';
 import { Predecessor } from './server/upgrade.js';
 import { sinkMain, startSink } from './sink/index.js';
 
@@ -125,7 +125,7 @@ function configFile(flag: string | undefined): { file: string } | { error: strin
 
 async function run(argv: string[]): Promise<number> {
   // A successor started by SIGUSR2 reports to its predecessor whether it could start.
-  const predecessor = process.env.POSTERN_WORKER === '1' ? null : Predecessor.take();
+  const predecessor = cluster.isWorker ? null : Predecessor.take();
   let values;
   try {
     ({ values } = parseArgs({
@@ -153,20 +153,20 @@ async function run(argv: string[]): Promise<number> {
     // The same checks as `postern check` (one code path): a missing certificate is named
     // here too, beside any schema problem, instead of surfacing later as a start-up error.
     // A cluster worker reads the file its primary has just checked.
-    const checked = process.env.POSTERN_WORKER === '1' ? { config: loadConfig(file), warnings: [] } : loadCheckedConfig(file);
+    const checked = cluster.isWorker ? { config: loadConfig(file), warnings: [] } : loadCheckedConfig(file);
     for (const w of checked.warnings) process.stderr.write(`postern: warning: ${formatLocated(file, w)}\n`);
     config = checked.config;
   } catch (err) {
     predecessor?.failed(describe(err));
     return fail(describe(err));
   }
-  if (config.workers > 1 && process.env.POSTERN_WORKER !== '1') return finish(await servePrimary(config, file, { pidFile, predecessor }));
-  return finish(await serve(config, { file, pidFile, predecessor }));
+  // One serve path: a single process, a primary (`workers` > 1) or, forked by one, a worker.
+  return finish(await serve(config, { file, pidFile, predecessor, cluster: true }));
 }
 
 function finish(r: ServeResult): number {
   // A worker's start-up error is reported once, by its primary.
-  if (r.error && process.env.POSTERN_WORKER !== '1') return fail(r.error);
+  if (r.error && !cluster.isWorker) return fail(r.error);
   return r.code;
 }
 

@@ -1,38 +1,20 @@
 // The configured backend servers, their health and load, and which of them a session
-// should try. Active checks run every `interval`; failures in real sessions count too.
+// should try. Health is decided by a HealthMonitor: this pool's own (a single process), or
+// the host's, whose states a cluster worker's pool follows (HealthFeed).
 
-import type { BackendsConfig, HostPort, ServerConfig } from '../config/types.js';
+import type { BackendsConfig, HostPort } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
-import { observeHealthCheck } from '../observe/record-metrics.js';
-import { backendStateRecord } from '../observe/records.js';
 import { capSize, lowerLimits, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
-import { order, type Balanced } from './balancer.js';
+import { order } from './balancer.js';
 import { GreetedPool } from './greeted-pool.js';
 import type { BackendTlsPolicy } from './starttls.js';
 import { BackendTls } from '../tls/index.js';
 import { BackendError } from './errors.js';
-import { checkServer } from './health.js';
+import { applyHealthState, HealthMonitor, type HealthFeed, type HealthState } from './health-monitor.js';
+import { ServerState } from './server-state.js';
 
-export class ServerState implements Balanced {
-  readonly key: string;
-  readonly weight: number;
-  active = 0;
-  current = 0;
-  /** null until the first check has finished. */
-  up: boolean | null = null;
-  reason = 'not checked yet';
-  caps: Capabilities | null = null;
-  okStreak = 0;
-  failStreak = 0;
-  /** Pre-greeted connections (backends.pool), or null. */
-  greeted: GreetedPool | null = null;
-
-  constructor(readonly cfg: ServerConfig) {
-    this.key = cfg.address.text;
-    this.weight = cfg.weight;
-  }
-}
+export { ServerState };
 
 /**
  * Extensions Postern offers clients when every live server (or the bound one) offers them:
@@ -53,15 +35,18 @@ export class BackendPool {
   readonly servers: ServerState[];
   /** STARTTLS to the backends, with one client session cache for them all. */
   readonly tlsPolicy: BackendTlsPolicy;
-  #timer: NodeJS.Timeout | null = null;
-  #checking = new Set<ServerState>();
-  #stopped = false;
+  /** Decides health: for every server without a feed, for routed-to servers always. */
+  readonly #monitor: HealthMonitor;
+  readonly #feed: HealthFeed | null;
+  #unfollow: (() => void) | null = null;
 
   constructor(
     readonly cfg: BackendsConfig,
-    private readonly opts: { hostname: string; logger: Logger; metrics: Metrics },
+    private readonly opts: { hostname: string; logger: Logger; metrics: Metrics; feed?: HealthFeed | null },
   ) {
     this.servers = cfg.servers.map((s) => new ServerState(s));
+    this.#monitor = new HealthMonitor(this.servers, cfg, opts);
+    this.#feed = opts.feed ?? null;
     const t = cfg.tls;
     this.tlsPolicy = { mode: t.starttls, client: t.starttls === 'off' ? null : new BackendTls({ verify: t.verify, servername: t.servername, ca: t.ca }) };
   }
@@ -96,50 +81,27 @@ export class BackendPool {
     }
   }
 
-  /** Runs the first round of checks (so the first EHLO offers the right extensions), then keeps checking. */
+  /**
+   * The first states (so the first EHLO offers the right extensions): the first round of
+   * checks, or the host's states; then checks go on, or changes keep coming.
+   */
   async start(): Promise<void> {
-    await Promise.all(this.servers.map((s) => this.#check(s)));
+    if (this.#feed) {
+      this.#unfollow = this.#feed.onChange((h) => this.#follow(h));
+      for (const h of await this.#feed.current()) this.#follow(h);
+    } else await this.#monitor.start();
     this.#startGreeted();
-    this.#schedule();
   }
 
   stop(): void {
-    this.#stopped = true;
+    this.#monitor.stop();
+    this.#unfollow?.();
     for (const s of this.servers) s.greeted?.close();
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
   }
 
-  #schedule(): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      for (const s of this.servers) void this.#check(s);
-      this.#schedule();
-    }, this.cfg.health_check.interval);
-    this.#timer.unref();
-  }
-
-  async #check(s: ServerState): Promise<void> {
-    if (this.#checking.has(s) || this.#stopped) return;
-    this.#checking.add(s);
-    try {
-      const caps = await checkServer(s.cfg.address, {
-        identity: this.cfg.identity,
-        hostname: this.opts.hostname,
-        timeout: this.cfg.health_check.timeout,
-      });
-      if (this.cfg.tls.starttls === 'required' && !caps.has('STARTTLS')) {
-        throw new BackendError('BACKEND_NO_STARTTLS', 'STARTTLS not offered (backends.tls.starttls: required)');
-      }
-      s.caps = caps;
-      observeHealthCheck(this.opts.metrics, s.key, 'ok');
-      this.#success(s, 'health check passed');
-    } catch (err) {
-      observeHealthCheck(this.opts.metrics, s.key, 'failed');
-      this.#failure(s, err as Error, 'health check');
-    } finally {
-      this.#checking.delete(s);
-    }
+  #follow(h: HealthState): void {
+    const s = this.servers.find((x) => x.key === h.key);
+    if (s) applyHealthState(s, h);
   }
 
   /** Usable servers in the order a session should try them. */
@@ -185,38 +147,22 @@ export class BackendPool {
   /** A session's handshake with `s` worked. */
   reportSuccess(s: ServerState, caps: Capabilities): void {
     s.caps = caps;
-    s.failStreak = 0;
-    if (s.up === null) this.#setState(s, true, 'session handshake succeeded');
+    if (s.up !== null) {
+      s.failStreak = 0;
+      return;
+    }
+    this.#report(s, { key: s.key, ok: true, reason: 'session handshake succeeded', unusable: false });
   }
 
   /** A session's connect or handshake with `s` failed (passive health detection). */
   reportFailure(s: ServerState, err: Error): void {
-    this.#failure(s, err, 'session');
+    this.#report(s, { key: s.key, ok: false, reason: `session: ${err.message}`, unusable: err instanceof BackendError && err.unusable });
   }
 
-  #success(s: ServerState, reason: string): void {
-    s.failStreak = 0;
-    s.okStreak++;
-    if (s.up === null || (s.up === false && s.okStreak >= this.cfg.health_check.rise)) this.#setState(s, true, reason);
-  }
-
-  #failure(s: ServerState, err: Error, where: string): void {
-    s.okStreak = 0;
-    s.failStreak++;
-    const reason = `${where}: ${err.message}`;
-    const now = err instanceof BackendError && err.unusable;
-    if (s.up !== false && (now || s.up === null || s.failStreak >= this.cfg.health_check.fall)) this.#setState(s, false, reason);
-    else if (s.up === false) s.reason = reason;
-  }
-
-  #setState(s: ServerState, up: boolean, reason: string): void {
-    s.up = up;
-    s.reason = reason;
-    if (up) s.greeted?.fill();
-    this.opts.metrics.backendUp.set({ backend: s.key }, up ? 1 : 0);
-    const rec = backendStateRecord(s.key, up, reason);
-    if (up) this.opts.logger.info(rec, `backend ${s.key} up`);
-    else this.opts.logger.warn(rec, `backend ${s.key} down`);
+  /** To the host's monitor for a configured server; routed-to servers are this process's own. */
+  #report(s: ServerState, o: Parameters<HealthFeed['report']>[0]): void {
+    if (this.#feed && this.servers.includes(s)) this.#feed.report(o);
+    else this.#monitor.report(o, s);
   }
 
   /** What Postern may offer clients: extensions every live server offers, the smallest SIZE. */

@@ -13,7 +13,7 @@ export type ReloadEffect = 'applied' | 'restart';
 
 /**
  * By YAML key path; a rule covers the keys under it unless a longer one says otherwise.
- * Why each is what it is (src/server/postern.ts reload(), serve.ts, serve-primary.ts):
+ * Why each is what it is (src/server/postern.ts reload(), serve.ts, role-primary.ts):
  */
 export const RELOAD_RULES: Readonly<Record<string, ReloadEffect>> = {
   // Read by each new session from the config in force.

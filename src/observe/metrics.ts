@@ -22,6 +22,9 @@ export type AuthResult = 'ok' | 'invalid' | 'temporary' | 'flood' | 'aborted';
 /** `postern_sessions_total{severity}`: the highest severity among a session's anomalies. */
 export type SessionSeverity = 'none' | 'notice' | 'warning';
 
+/** Kept once per host (by whoever runs the health checks), never per cluster worker. */
+const HOST_HEALTH_METRICS = ['postern_backend_up', 'postern_health_checks_total'];
+
 export class Metrics {
   readonly registry = new Registry();
   readonly connectionsTotal = new Counter({
@@ -135,10 +138,23 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(opts: { processMetrics?: boolean } = {}) {
+  /**
+   * `hostHealth: false` (a cluster worker): backend health is the host's (the primary checks,
+   * its registry has these two), so the worker's registry leaves them out.
+   */
+  constructor(opts: { processMetrics?: boolean; hostHealth?: boolean } = {}) {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
+    if (opts.hostHealth === false) for (const name of HOST_HEALTH_METRICS) this.registry.removeSingleMetric(name);
     // Label values known in advance are shown at 0, so a rate() has a series from the start.
     for (const severity of ['none', 'notice', 'warning'] satisfies SessionSeverity[]) this.sessions.inc({ severity }, 0);
+  }
+
+  /** A cluster primary's health metrics: these two, in its own registry, served next to its workers'. */
+  static hostHealth(registry: Registry): Metrics {
+    const m = new Metrics();
+    registry.registerMetric(m.backendUp);
+    registry.registerMetric(m.healthChecks);
+    return m;
   }
 }
 

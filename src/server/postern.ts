@@ -2,6 +2,7 @@
 
 import type { Config, ListenerConfig } from '../config/types.js';
 import { Authenticator, createVerifier } from '../auth/index.js';
+import type { HealthFeed } from '../backend/health-monitor.js';
 import { BackendPool } from '../backend/pool.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
@@ -31,6 +32,18 @@ export interface PosternOptions {
   sessionStore?: SessionStore;
   /** Decisions before a backend is spent (screening, routing), plugged into every session. */
   decisions?: DecisionPoints;
+  /** Backend health decided by the host (a cluster's primary); checked here when absent. */
+  healthFeed?: HealthFeed | null;
+  /** For this process's own lifecycle lines (TLS ready, verifier reloads); `logger` by default. */
+  processLogger?: Logger;
+  /** Whether opening a listener writes its `listening` record (a cluster's primary writes them once). */
+  announce?: boolean;
+}
+
+/** The `listening` record of one listener. */
+export function logListening(logger: Logger, cfg: ListenerConfig, address: { host: string; port: number }, fd: number | null): void {
+  const how = fd === null ? '' : ` (inherited socket, fd ${fd})`;
+  logger.info({ listener: cfg.name, address, ...(fd === null ? {} : { fd }) }, `listening on ${cfg.listen.text}${how}`);
 }
 
 export class Postern implements AcceptContext {
@@ -50,10 +63,16 @@ export class Postern implements AcceptContext {
   readonly #ticketKeys: TicketKeyBacking | undefined;
   readonly #sessionStore: SessionStore | undefined;
   readonly decisions: DecisionPoints | null;
+  readonly #feed: HealthFeed | null;
+  readonly #processLogger: Logger;
+  readonly #announce: boolean;
 
   constructor(config: Config, opts: PosternOptions) {
     this.#config = config;
     this.logger = opts.logger;
+    this.#processLogger = opts.processLogger ?? opts.logger;
+    this.#announce = opts.announce ?? true;
+    this.#feed = opts.healthFeed ?? null;
     this.metrics = opts.metrics ?? new Metrics({ processMetrics: true });
     this.#pool = this.#newPool(config);
     this.#admission = opts.admission ?? new Admission(config.limits);
@@ -102,7 +121,7 @@ export class Postern implements AcceptContext {
   }
 
   #newPool(config: Config): BackendPool {
-    return new BackendPool(config.backends, { hostname: config.hostname, logger: this.logger, metrics: this.metrics });
+    return new BackendPool(config.backends, { hostname: config.hostname, logger: this.logger, metrics: this.metrics, feed: this.#feed });
   }
 
   /** Checks the backends once, then opens the listeners. Throws ListenError on a bind failure. */
@@ -123,7 +142,7 @@ export class Postern implements AcceptContext {
 
   #tlsOptions(): TerminatorOptions {
     return {
-      logger: this.logger,
+      logger: this.#processLogger,
       ticketKeys: this.#ticketKeys,
       sessionStore: this.#sessionStore,
       expirySink: (e) => this.metrics.setCertificateExpiries(e),
@@ -135,8 +154,7 @@ export class Postern implements AcceptContext {
     const l = new Listener(cfg, (s, l) => this.#pipeline.accept(s, l));
     const fd = this.#sockets?.take(cfg.listen, cfg.name) ?? null;
     await l.listen(fd);
-    const how = fd === null ? '' : ` (inherited socket, fd ${fd})`;
-    this.logger.info({ listener: cfg.name, address: l.address(), ...(fd === null ? {} : { fd }) }, `listening on ${cfg.listen.text}${how}`);
+    if (this.#announce) logListening(this.logger, cfg, l.address(), fd);
     return l;
   }
 
@@ -169,8 +187,8 @@ export class Postern implements AcceptContext {
       void was?.close();
     } else if (this.#auth) {
       const r = await this.#auth.reload();
-      if (r.ok) this.logger.info({ event: 'reload', key: 'auth.verifier', detail: r.detail }, 'auth verifier reloaded');
-      else this.logger.warn({ event: 'reload_failed', key: 'auth.verifier', err: r.reason }, 'auth verifier reload failed; keeping the old one');
+      if (r.ok) this.#processLogger.info({ event: 'reload', key: 'auth.verifier', detail: r.detail }, 'auth verifier reloaded');
+      else this.#processLogger.warn({ event: 'reload_failed', key: 'auth.verifier', err: r.reason }, 'auth verifier reload failed; keeping the old one');
     }
     this.#config = next;
     this.#admission.update(next.limits);

@@ -9,6 +9,7 @@
 // successor fails, the old one keeps serving and logs why.
 
 import { spawn } from 'node:child_process';
+import { WORKER_ENV_NAMES } from './cluster/worker-env.js';
 
 export interface HandedSocket {
   fd: number;
@@ -37,7 +38,8 @@ export function startSuccessor(sockets: readonly HandedSocket[], timeoutMs = SUC
   // LISTEN_PID must be the successor's own pid, known only once it runs: a shell sets it
   // and execs, keeping its pid (the way systemd-socket-activate does it).
   // This process's own hand-offs (a cluster's private ticket key file, its workers' sockets) are not the successor's.
-  const { POSTERN_TICKET_KEY_FILE: _keys, POSTERN_LISTEN_SOCKETS: _sockets, POSTERN_WORKER: _worker, ...env } = process.env;
+  const env = { ...process.env };
+  for (const name of WORKER_ENV_NAMES) delete env[name];
   const child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', 'postern', ...command], {
     stdio: ['ignore', 'inherit', 'inherit', ...sockets.map((s) => s.fd), 'ipc'],
     env: {

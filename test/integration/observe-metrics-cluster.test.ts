@@ -166,12 +166,12 @@ describe('postern run with workers: 2', { skip: !existsSync(CLI) && 'dist/cli.js
     return { child, exit, output: () => out };
   }
 
-  it('/metrics adds both workers\' health checks and shows every histogram family', async () => {
+  it('/metrics shows the host\'s health checks once (the primary runs them) and every histogram family', async () => {
     const port = await freePort();
     const mport = await freePort();
     const file = join(dir, 'metrics.yaml');
     const backend = `127.0.0.1:${sink.address().port}`;
-    // A long interval: each worker makes exactly its first check while the test runs.
+    // A long interval: the primary makes exactly its first check while the test runs.
     await writeFile(
       file,
       `hostname: cluster.test\nworkers: 2\nlisteners:\n  - name: smtp\n    listen: 127.0.0.1:${port}\nbackends:\n  health_check: { interval: 10m }\n  servers:\n    - address: ${backend}\nmetrics: { listen: 127.0.0.1:${mport} }\n`,
@@ -185,7 +185,11 @@ describe('postern run with workers: 2', { skip: !existsSync(CLI) && 'dist/cli.js
       await new Promise((r) => setTimeout(r, 200));
       const text = await (await fetch(`http://127.0.0.1:${mport}/metrics`)).text();
       const s = series(text);
-      assert.equal(s.get(`postern_health_checks_total{backend="${backend}",result="ok"}`), 2, 'one first check per worker, summed');
+      assert.equal(s.get(`postern_health_checks_total{backend="${backend}",result="ok"}`), 1, 'one first check for the host, not one per worker');
+      assert.equal(s.get(`postern_backend_up{backend="${backend}"}`), 1);
+      for (const family of ['postern_health_checks_total', 'postern_backend_up']) {
+        assert.equal(text.split('\n').filter((l) => l.startsWith(`# TYPE ${family} `)).length, 1, `${family}: one family, not the workers' and the primary's`);
+      }
       assert.equal(s.get('postern_messages_total{result="accepted"}'), 4);
       for (const family of ['postern_session_duration_seconds', 'postern_message_size_bytes', 'postern_backend_handshake_seconds']) {
         assert.match(text, new RegExp(`# TYPE ${family} histogram`));

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AuthFailureLimiter } from '../../src/auth/limiter.js';
-import { ClusterWindowCounter, answerWindow, type WindowReply } from '../../src/state/cluster-windows.js';
+import { ClusterWindowCounter, answerWindow, type WindowReply } from '../../src/server/cluster/windows.js';
 import { RedisIpCounts } from '../../src/state/redis-ip-counts.js';
 import { RedisTicketKeys } from '../../src/state/redis-ticket-keys.js';
 import { RedisWindowCounter } from '../../src/state/redis-windows.js';

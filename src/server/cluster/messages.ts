@@ -1,8 +1,9 @@
 // The messages between the cluster primary and its workers, and the batching that lets
 // one IPC write carry all of one event-loop turn's admission traffic.
 
+import type { HealthState, SessionOutcome } from '../../backend/health-monitor.js';
 import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-server.js';
-import type { WindowReply, WindowRequest } from '../../state/cluster-windows.js';
+import type { WindowReply, WindowRequest } from './windows.js';
 import type { Refusal } from '../admission.js';
 import type { TlsSessionReply, TlsSessionRequest } from './tls-sessions.js';
 
@@ -12,12 +13,13 @@ export type ClusterMessage =
   | { postern: 'admitted'; id: number; refusal: Refusal | null }
   | { postern: 'release'; ip: string }
   | { postern: 'force'; ip: string }
-  | { postern: 'ready' }
+  /** A worker listens; its listeners' bound addresses, for the primary's one `listening` record each. */
+  | { postern: 'ready'; listening?: ListeningOn[] }
   | { postern: 'failed'; message: string }
   /** SIGHUP: the worker loads the config file again... */
   | { postern: 'reload'; id: number }
   /** ...and says whether it applied it (`error` null) or why not. */
-  | { postern: 'reloaded'; id: number; error: string | null }
+  | { postern: 'reloaded'; id: number; error: string | null; listening?: ListeningOn[] }
   | { postern: 'stop' }
   | { postern: 'status'; sessions: SessionSnapshot[]; backends: BackendSnapshot[]; ready: boolean }
   /** Upgrade: the primary asks a worker for its listening sockets... */
@@ -30,8 +32,19 @@ export type ClusterMessage =
   /** TLS sessions in the host's cache, held by the primary for all workers. */
   | TlsSessionRequest
   | TlsSessionReply
+  /** Backend health, decided by the primary: a worker asks the states now... */
+  | { postern: 'health?'; id: number }
+  | { postern: 'health'; id: number; states: HealthState[] }
+  /** ...and is sent each change; its sessions' outcomes go the other way. */
+  | { postern: 'health-change'; state: HealthState }
+  | { postern: 'session-outcome'; outcome: SessionOutcome }
   /** Several of the others (admit/release/force up, admitted down), to be handled in order. */
   | { postern: 'batch'; msgs: SingleMessage[] };
+
+export interface ListeningOn {
+  listener: string;
+  address: { host: string; port: number };
+}
 
 /** Any message but a batch: what a batch carries. */
 export type SingleMessage = Exclude<ClusterMessage, { postern: 'batch' }>;

@@ -1,18 +1,21 @@
 // The primary of `workers: N`: forks the workers, which accept on the shared listeners
-// themselves, and holds what must be one for all of them: per-IP connection counts and
-// rates, the aggregated metrics, the live-session view, and the signals (SIGHUP reload,
-// SIGTERM drain).
+// themselves, and answers them for what must be one for all of them: per-IP connection
+// counts and rates, window counts, the TLS session cache, backend health (states asked,
+// changes broadcast), and the live-session view. Its one cluster 'message' listener hands
+// every message to the handler of its kind (dispatcher.ts). Signals are serve.ts's.
 
 import cluster, { type Worker } from 'node:cluster';
 import type { LimitsConfig } from '../../config/types.js';
 import type { Logger } from '../../observe/logger.js';
 import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-server.js';
-import { answerWindow } from '../../state/cluster-windows.js';
+import { answerWindow } from './windows.js';
 import { LocalWindowCounter, type WindowCounter } from '../../state/windows.js';
 import { Admission, type AdmissionControl } from '../admission.js';
 import { HeldAdmission } from './held-admission.js';
 import type { SessionStore } from '../../tls/session-store.js';
-import { Batcher, isMessage, unwrap, wrap, type SingleMessage } from './messages.js';
+import type { HealthState, SessionOutcome } from '../../backend/health-monitor.js';
+import { Dispatcher } from './dispatcher.js';
+import { Batcher, wrap, type ListeningOn, type SingleMessage } from './messages.js';
 import { answerTlsSession } from './tls-sessions.js';
 
 /** How long a worker may take to apply a reload (certificates, a verifier, a first health check). */
@@ -32,6 +35,10 @@ export interface PrimaryOptions {
   workerEnv?: Record<string, string>;
   /** The host's TLS session cache, which workers ask over IPC (none: TLS off or no session cache). */
   tlsSessions?: SessionStore | null;
+  /** The host's backend health, which workers follow (none: each worker checks its own). */
+  health?: { states(): HealthState[]; report(o: SessionOutcome): void } | null;
+  /** The first worker ready tells where the listeners listen (one `listening` record each). */
+  onListening?: (on: ListeningOn[]) => void;
 }
 
 /** A listening socket a worker sent for an upgrade: a native handle with its descriptor. */
@@ -65,6 +72,48 @@ export class Primary implements ClusterView {
     });
     // Workers accept on the shared socket themselves: no hop through the primary.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
+    this.#route();
+  }
+
+  /** Every kind a worker sends, to the one that handles it. */
+  readonly #ipc = new Dispatcher<Worker>();
+
+  #route(): void {
+    const on = this.#ipc;
+    on.on('admit', (m, w) => this.#held.admit(w.id, m.id, m.ip));
+    on.on('release', (m, w) => this.#held.release(w.id, m.ip));
+    on.on('force', (m, w) => this.#held.force(w.id, m.ip));
+    on.on('window', (m, w) => answerWindow(this.#windows, m, (r) => this.#sendTo(w, r)));
+    on.on('tls-session', (m, w) => {
+      const store = this.opts.tlsSessions;
+      if (store) answerTlsSession(store, m, (r) => this.#sendTo(w, r));
+      else this.#sendTo(w, { postern: 'tls-session-reply', id: m.id, data: null });
+    });
+    on.on('health?', (m, w) => this.#sendTo(w, { postern: 'health', id: m.id, states: this.opts.health?.states() ?? [] }));
+    on.on('session-outcome', (m) => this.opts.health?.report(m.outcome));
+    on.on('ready', (m) => {
+      if (Array.isArray(m.listening)) this.#listening = m.listening;
+      this.#onReady(this.#listening);
+    });
+    on.on('failed', (m, w) => void this.#failures.set(w.id, m.message));
+    on.on('status', (m, w) => void this.#status.set(w.id, { sessions: m.sessions, backends: m.backends, ready: m.ready }));
+    on.on('reloaded', (m, w) => {
+      if (Array.isArray(m.listening)) this.#listening = m.listening;
+      this.#reloads.get(m.id)?.(w.id, m.error);
+    });
+    on.on('socket', (m, _w, handle) => this.#onSocket?.(m, handle));
+  }
+
+  /** Where the workers listen, as the last one to start or reload said. */
+  #listening: ListeningOn[] = [];
+
+  get listening(): readonly ListeningOn[] {
+    return this.#listening;
+  }
+
+  /** To every worker (a backend's state changed). */
+  broadcast(m: SingleMessage): void {
+    for (const w of Object.values(cluster.workers ?? {})) if (w) this.#sendTo(w, m);
   }
 
   /** Forks the workers; resolves once all are listening, rejects with the first start-up error. */
@@ -72,7 +121,7 @@ export class Primary implements ClusterView {
     return new Promise((resolve, reject) => {
       let ready = 0;
       let failed = false;
-      cluster.on('message', (w: Worker, m: unknown, handle: unknown) => this.#onMessage(w, m, handle));
+      cluster.on('message', (w: Worker, m: unknown, handle: unknown) => this.#ipc.dispatch(m, w, handle));
       const early = (w: Worker, code: number | null) => {
         if (ready >= this.opts.workers || failed) return;
         failed = true;
@@ -85,18 +134,19 @@ export class Primary implements ClusterView {
         this.opts.logger.error({ worker: w.id, code }, 'worker died; starting another');
         setTimeout(() => this.#fork(), 500).unref();
       });
-      this.#onReady = () => {
-        if (++ready === this.opts.workers) resolve();
+      this.#onReady = (listening) => {
+        if (++ready === 1) this.opts.onListening?.(listening);
+        if (ready === this.opts.workers) resolve();
       };
       for (let i = 0; i < this.opts.workers; i++) this.#fork();
     });
   }
 
-  #onReady: () => void = () => undefined;
+  #onReady: (listening: ListeningOn[]) => void = () => undefined;
   readonly #failures = new Map<number, string>();
 
   #fork(): void {
-    const w = cluster.fork({ ...this.opts.workerEnv, POSTERN_WORKER: '1' });
+    const w = cluster.fork(this.opts.workerEnv ?? {});
     // A message to a worker that has just died fails asynchronously (EPIPE) whatever
     // isConnected() said a moment before: its exit is handled on 'exit', never a crash here.
     w.on('error', () => undefined);
@@ -121,12 +171,6 @@ export class Primary implements ClusterView {
     this.#replies.get(w.id)?.flush();
     // A worker that already exited (one that failed to start) would answer EPIPE.
     if (w.isConnected()) w.send(m);
-  }
-
-  #onMessage(w: Worker, m: unknown, handle: unknown): void {
-    if (!isMessage(m)) return;
-    if (m.postern === 'socket') return this.#onSocket?.(m, handle);
-    for (const one of unwrap(m)) this.#handle(w, one);
   }
 
   #onSocket: ((m: { name: string; index: number; count: number }, handle: unknown) => void) | null = null;
@@ -157,38 +201,6 @@ export class Primary implements ClusterView {
       };
       this.#sendTo(w, { postern: 'sockets?' });
     });
-  }
-
-  #handle(w: Worker, m: SingleMessage): void {
-    switch (m.postern) {
-      case 'admit':
-        return this.#held.admit(w.id, m.id, m.ip);
-      case 'release':
-        return this.#held.release(w.id, m.ip);
-      case 'force':
-        return this.#held.force(w.id, m.ip);
-      case 'window':
-        return answerWindow(this.#windows, m, (r) => this.#sendTo(w, r));
-      case 'tls-session': {
-        const store = this.opts.tlsSessions;
-        if (store) answerTlsSession(store, m, (r) => this.#sendTo(w, r));
-        else this.#sendTo(w, { postern: 'tls-session-reply', id: m.id, data: null });
-        return;
-      }
-      case 'ready':
-        return this.#onReady();
-      case 'failed':
-        this.#failures.set(w.id, m.message);
-        return;
-      case 'status':
-        this.#status.set(w.id, { sessions: m.sessions, backends: m.backends, ready: m.ready });
-        return;
-      case 'reloaded':
-        this.#reloads.get(m.id)?.(w.id, m.error);
-        return;
-      default:
-        return;
-    }
   }
 
   /** A worker is gone: its connections are gone too. */

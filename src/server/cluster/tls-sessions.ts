@@ -5,7 +5,7 @@
 
 import type { SessionStore } from '../../tls/session-store.js';
 import { MAX_SESSION_BYTES, validSessionKey } from '../../tls/session-store.js';
-import { PendingCalls } from '../../state/pending-calls.js';
+import { PendingCalls } from './pending-calls.js';
 
 export type TlsSessionRequest = { postern: 'tls-session'; id: number; op: 'get' | 'put'; key: string; data?: string };
 /** For a get, the session (base64) or null; for a put, null once stored. */

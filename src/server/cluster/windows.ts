@@ -3,7 +3,7 @@
 // its connections land on. The channel is the cluster's IPC, given by the caller.
 
 import { PendingCalls } from './pending-calls.js';
-import type { WindowCounter } from './windows.js';
+import type { WindowCounter } from '../../state/windows.js';
 
 export type WindowRequest = { postern: 'window'; id: number; op: 'hit' | 'count'; key: string; windowMs: number };
 export type WindowReply = { postern: 'windowed'; id: number; n: number };

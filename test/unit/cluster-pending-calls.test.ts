@@ -1,7 +1,7 @@
-// state/pending-calls.ts: requests to another process answered by id, each settled once.
+// server/cluster/pending-calls.ts: requests to another process answered by id, each settled once.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PendingCalls } from '../../src/state/pending-calls.js';
+import { PendingCalls } from '../../src/server/cluster/pending-calls.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
