@@ -4,9 +4,6 @@
 import type { LimitsConfig } from '../config/types.js';
 import { clientKey } from '../net/ip.js';
 
-// Re-exported for the cluster modules that import it from here.
-export { clientKey };
-
 export type Refusal = { limit: 'max_connections' | 'per_ip_connections' | 'per_ip_rate'; text: string };
 
 /** The refusals, one text each (after `421 4.7.0 HOSTNAME `). */

@@ -6,7 +6,8 @@
 import type { LimitsConfig } from '../config/types.js';
 import { RedisIpCounts, type RedisIpCountsOptions } from '../state/redis-ip-counts.js';
 import type { RedisLink } from '../state/redis-link.js';
-import { Admission, clientKey, REFUSED, type AdmissionControl, type Refusal } from './admission.js';
+import { clientKey } from '../net/ip.js';
+import { Admission, REFUSED, type AdmissionControl, type Refusal } from './admission.js';
 
 export type SharedAdmissionOptions = Omit<RedisIpCountsOptions, 'held'>;
 

@@ -9,7 +9,8 @@
 //    and reconnects at once would otherwise often be refused with per_ip.connections: 1.
 //    Only refusals wait; admitted connections are answered at once.
 
-import { clientKey, REFUSED, type AdmissionControl, type Refusal } from '../admission.js';
+import { clientKey } from '../../net/ip.js';
+import { REFUSED, type AdmissionControl, type Refusal } from '../admission.js';
 
 export type WorkerId = number;
 
