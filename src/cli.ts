@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { checkConfigAs } from './config/check-as.js';
+import { checkConfigAs } from './tools/check-as.js';
 import {
   configWarnings, defaultConfigPath, formatLocated, LOCAL_CONFIG, loadCheckedConfig, loadConfig, missingDefaultConfig, parseHostPort, SYSTEM_CONFIG,
   type Config, type HostPort,

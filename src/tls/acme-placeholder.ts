@@ -3,12 +3,12 @@
 // itself builds on) can.
 import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { PLACEHOLDER_ORG } from './acme-store.js';
 
 let providerSet = false;
 
 /** A self-signed ECDSA P-256 certificate for `domains`, valid for a year (never trusted by anyone: a stand-in). */
-export async function selfSigned(domains: string[]): Promise<{ certPem: string; keyPem: string }> {
+/** `org`: the organisation the store recognises a placeholder by (acme-store.ts). */
+export async function selfSigned(domains: string[], org: string): Promise<{ certPem: string; keyPem: string }> {
   if (!providerSet) {
     x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
     providerSet = true;
@@ -18,7 +18,7 @@ export async function selfSigned(domains: string[]): Promise<{ certPem: string; 
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomBytes(8).toString('hex'),
-    name: `CN=${domains[0]}, O=${PLACEHOLDER_ORG}`,
+    name: `CN=${domains[0]}, O=${org}`,
     notBefore: new Date(now - 60_000),
     notAfter: new Date(now + 365 * 86_400_000),
     keys,

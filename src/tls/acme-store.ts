@@ -50,7 +50,7 @@ export class AcmeStore {
     if (!have) {
       // Loaded only when needed: the X.509 builder costs start-up time every other process would pay.
       const { selfSigned } = await import('./acme-placeholder.js');
-      const { certPem, keyPem } = await selfSigned(this.domains);
+      const { certPem, keyPem } = await selfSigned(this.domains, PLACEHOLDER_ORG);
       await this.writePair(certPem, keyPem);
     }
   }

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { ChallengeBoard } from '../../src/tls/acme-challenges.js';
 import { Http01Responder } from '../../src/tls/acme-http.js';
 import { selfSigned } from '../../src/tls/acme-placeholder.js';
-import { AcmeStore, isPlaceholder } from '../../src/tls/acme-store.js';
+import { AcmeStore, isPlaceholder, PLACEHOLDER_ORG } from '../../src/tls/acme-store.js';
 import { loadCertificate } from '../../src/tls/certificates.js';
 import { certificateName, ExpiryWatch } from '../../src/tls/expiry.js';
 import { FileWatch } from '../../src/tls/file-watch.js';
@@ -120,7 +120,7 @@ describe('AcmeStore', () => {
     assert.equal(cur.leaf.subjectAltName, 'DNS:mx.store.test, DNS:b.store.test');
     const loaded = await loadCertificate(s.pair, 0);
     assert.deepEqual(loaded.names, ['mx.store.test', 'b.store.test'], 'it loads as a certificate pair');
-    const other = await selfSigned(['mx.store.test']);
+    const other = await selfSigned(['mx.store.test'], PLACEHOLDER_ORG);
     await assert.rejects(s.writePair(other.certPem, cur.keyPem), /does not belong/);
     await s.writePair(other.certPem, other.keyPem);
     assert.equal((await s.current())!.leaf.serialNumber, new X509Certificate(other.certPem).serialNumber);

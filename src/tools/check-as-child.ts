@@ -1,8 +1,8 @@
-// The child of `postern check --as USER` (config/check-as.ts): becomes the user for good
+// The child of `postern check --as USER` (tools/check-as.ts): becomes the user for good
 // (supplementary groups, group, uid), runs the checks as it, and prints a ChildAnswer as
 // JSON on stdout. Every module is loaded before the privileges are dropped.
 import { dropPrivileges } from '../server/privileges.js';
-import { checkConfigFile } from './check.js';
+import { checkConfigFile } from '../config/check.js';
 import { userFileChecks, type ChildAnswer, type ChildRequest } from './check-as.js';
 
 // Files run_as hands to the user at start: reading them as the user now proves nothing.

@@ -11,11 +11,11 @@ import { userInfo } from 'node:os';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PrivilegeError, resolveAccount, type Account } from '../server/privileges.js';
-import { checkConfigFile, errnoText, type FileProblem } from './check.js';
-import type { ConfigProblem } from './errors.js';
-import { readConfigFile, resolveConfigPaths, validateConfigText } from './load.js';
-import type { Config, RunAsConfig } from './types.js';
-import type { PathSegment } from './yamlpath.js';
+import { checkConfigFile, errnoText, type FileProblem } from '../config/check.js';
+import type { ConfigProblem } from '../config/errors.js';
+import { readConfigFile, resolveConfigPaths, validateConfigText } from '../config/load.js';
+import type { Config, RunAsConfig } from '../config/types.js';
+import type { PathSegment } from '../config/yamlpath.js';
 
 export interface CheckAsResult {
   problems: ConfigProblem[];
