@@ -37,7 +37,7 @@ export interface PrimaryOptions {
   tlsSessions?: SessionStore | null;
   /** The host's backend health, which workers follow (none: each worker checks its own). */
   health?: { states(): HealthState[]; report(o: SessionOutcome): void } | null;
-  /** The first worker ready tells where the listeners listen (one `listening` record each). */
+  /** Where the listeners listen, as the workers report it (one `listening` record each, once all serve). */
   onListening?: (on: ListeningOn[]) => void;
 }
 
@@ -134,9 +134,12 @@ export class Primary implements ClusterView {
         this.opts.logger.error({ worker: w.id, code }, 'worker died; starting another');
         setTimeout(() => this.#fork(), 500).unref();
       });
+      // `listening` once every worker serves: before that a worker may still be reading the
+      // config (a SIGHUP with a new file then would reach a worker that read the old one).
       this.#onReady = (listening) => {
-        if (++ready === 1) this.opts.onListening?.(listening);
-        if (ready === this.opts.workers) resolve();
+        if (++ready !== this.opts.workers) return;
+        this.opts.onListening?.(listening);
+        resolve();
       };
       for (let i = 0; i < this.opts.workers; i++) this.#fork();
     });

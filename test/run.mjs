@@ -1,0 +1,27 @@
+// `npm test`: every test file, in two phases on one machine. Most suites wait on sockets,
+// timers and child processes, so four files run at a time; the few that measure the
+// process itself or race the clock under load (memory under a flood while mail must still
+// flow, socket hand-over to a cluster, openssl s_client resumption) run afterwards one at a
+// time, so another suite's load cannot decide their outcome.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Suites that time or measure the process: run alone, after the rest. */
+const ALONE = new Set(['backpressure', 'socket-activation', 'tls-terminator']);
+
+const files = (dir) =>
+  readdirSync(dir)
+    .filter((f) => f.endsWith('.test.ts'))
+    .sort()
+    .map((f) => join(dir, f));
+const all = [...files('test/unit'), ...files('test/fuzz'), ...files('test/integration')];
+const alone = all.filter((f) => ALONE.has(f.replace(/^.*\//, '').replace(/\.test\.ts$/, '')));
+const together = all.filter((f) => !alone.includes(f));
+
+const run = (concurrency, list) =>
+  spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...list], { stdio: 'inherit' }).status ?? 1;
+
+const first = run(4, together);
+const second = run(1, alone);
+process.exit(first === 0 && second === 0 ? 0 : 1);
