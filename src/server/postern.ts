@@ -9,6 +9,8 @@ import { Metrics } from '../observe/metrics.js';
 import type { DecisionPoints } from '../session/decision.js';
 import type { Session } from '../session/session.js';
 import { TlsTerminator, type TerminatorOptions } from '../tls/index.js';
+import type { SharedRedisOpener } from '../tls/shared-redis.js';
+import { RedisLink } from '../state/redis-link.js';
 import type { TicketKeyBacking } from '../tls/ticket-key-backing.js';
 import type { SessionStore } from '../tls/session-store.js';
 import { AcceptPipeline, type AcceptContext } from './accept.js';
@@ -140,13 +142,24 @@ export class Postern implements AcceptContext {
     }
   }
 
+  /** ACME's share of `state.redis`: a connection of its own, opened when ACME first needs it. */
+  #redisOpener(): SharedRedisOpener | null {
+    const r = this.#config.state.redis;
+    if (!r) return null;
+    return async () => {
+      const link = new RedisLink({ url: r.url, prefix: r.prefix, logger: this.#processLogger });
+      await link.ready(3000);
+      return link;
+    };
+  }
+
   #tlsOptions(): TerminatorOptions {
     return {
       logger: this.#processLogger,
       ticketKeys: this.#ticketKeys,
       sessionStore: this.#sessionStore,
       expirySink: (e) => this.metrics.setCertificateExpiries(e),
-      redis: this.#config.state.redis,
+      redis: this.#redisOpener(),
     };
   }
 

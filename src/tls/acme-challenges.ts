@@ -4,7 +4,7 @@
 // worker takes the connection, an L4 balancer picks any host.
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { RedisLink } from '../state/redis-link.js';
+import type { SharedRedis } from './shared-redis.js';
 import { atomicWrite } from './acme-store.js';
 
 /** http-01: key = token, value = key authorization (RFC 8555 8.3). tls-alpn-01: key = domain, value = JSON {certPem, keyPem} (RFC 8737 3). */
@@ -22,10 +22,10 @@ export interface AlpnAnswer {
 
 export class ChallengeBoard {
   readonly #dir: string;
-  readonly #redis: RedisLink | null;
+  readonly #redis: SharedRedis | null;
   readonly #local = new Map<string, string>();
 
-  constructor(dir: string, redis: RedisLink | null) {
+  constructor(dir: string, redis: SharedRedis | null) {
     this.#dir = dir;
     this.#redis = redis;
   }

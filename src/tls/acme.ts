@@ -14,7 +14,7 @@ import https from 'node:https';
 import * as acme from 'acme-client';
 import type { AcmeConfig } from '../config/types.js';
 import { acmeRecord } from '../observe/records.js';
-import type { RedisLink } from '../state/redis-link.js';
+import type { SharedRedis } from './shared-redis.js';
 import { ChallengeBoard, type AlpnAnswer } from './acme-challenges.js';
 import { AcmeStore, isPlaceholder } from './acme-store.js';
 import { dnsNames } from './certificates.js';
@@ -28,7 +28,7 @@ export interface AcmeManagerOptions {
   cfg: AcmeConfig;
   store: AcmeStore;
   board: ChallengeBoard;
-  redis: RedisLink | null;
+  redis: SharedRedis | null;
   logger: AcmeLogger;
   /** Called once a new pair is in the store (the terminator loads it at once rather than waiting for the watch). */
   onNewCertificate: () => Promise<void>;

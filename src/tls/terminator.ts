@@ -5,7 +5,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { TlsConfig } from '../config/types.js';
 import { certificateRecord } from '../observe/records.js';
-import { RedisLink } from '../state/redis-link.js';
+import type { SharedRedis, SharedRedisOpener } from './shared-redis.js';
 import { ChallengeBoard } from './acme-challenges.js';
 import { Http01Responder } from './acme-http.js';
 import { AcmeStore } from './acme-store.js';
@@ -47,7 +47,7 @@ export interface TerminatorOptions {
   /** Gets every certificate's notAfter by name (postern_tls_certificate_expiry_timestamp_seconds). */
   expirySink?: ExpirySink;
   /** `state.redis`: where ACME orders are locked and their certificates and challenge answers shared. */
-  redis?: { url: string; prefix: string } | null;
+  redis?: SharedRedisOpener | null;
   /** 'off': no certificate file watch and no ACME orders (only the store's current pair is served). */
   background?: 'on' | 'off';
 }
@@ -102,7 +102,7 @@ export class TlsTerminator {
   #acme: AcmeManager | null = null;
   #board: ChallengeBoard | null = null;
   #http01: Http01Responder | null = null;
-  #redis: RedisLink | null = null;
+  #redis: SharedRedis | null = null;
 
   private constructor(
     cfg: TlsConfig,
@@ -314,11 +314,8 @@ export class TlsTerminator {
     const acme = cfg.acme;
     if (!acme) return;
     const store = new AcmeStore(acme);
-    const redisCfg = this.#opts.redis ?? null;
-    if (redisCfg) {
-      this.#redis = new RedisLink({ url: redisCfg.url, prefix: redisCfg.prefix, logger: this.#opts.logger });
-      await this.#redis.ready(3000);
-    }
+    const openRedis = this.#opts.redis ?? null;
+    if (openRedis) this.#redis = await openRedis();
     this.#board = new ChallengeBoard(store.challengeDir, this.#redis);
     if (acme.challenge === 'http-01' && acme.listen) {
       try {
