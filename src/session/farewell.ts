@@ -1,7 +1,6 @@
 // How the client leaves, and what that is called. After QUIT (RFC 5321 §4.1.1.10) the 221
-// goes out and the socket keeps reading for a short linger; our side closes (under TLS,
-// close_notify first) once the peer's FIN is in, or when the linger ends, so nothing of ours
-// races the peer's own close. How the peer ends is what tells:
+// goes out, then our side half-closes (under TLS, close_notify first) and the socket keeps
+// reading for a short linger, because how the peer ends is what tells:
 //  - its FIN: a clean close, nothing to name;
 //  - a reset before its FIN: `rst_after_quit`, whether the reset came before, during or
 //    after our 221 (Outlook sends QUIT and resets without reading; on a real network the
@@ -53,15 +52,10 @@ export class Farewell {
     this.#quit = true;
   }
 
-  /**
-   * The 221 reached the kernel: linger for the peer's answer. Our side closes once the peer
-   * has (its FIN), or at the linger's end: a close_notify or FIN of ours racing a client that
-   * read the 221 and is closing would land unread in its socket, and its kernel would answer
-   * with a reset, naming an ordinary client `rst_after_quit`.
-   */
+  /** The 221 reached the kernel: half-close, and linger for the peer's answer. */
   flushed(): void {
     this.#flushed = true;
-    if (this.#peerFin) this.host.end();
+    this.host.end();
     this.host.linger(LINGER_MS);
   }
 
@@ -78,11 +72,9 @@ export class Farewell {
   /** The peer's FIN. */
   onEnd(): void {
     if (this.#quit) {
-      // Our side ends once the 221 is out (flushed) and the peer has closed its side.
+      // Our side ends once the 221 is out (flushed), whatever the peer does meanwhile.
       if (!this.#flushed && !this.#peerFin) this.#finFirst = true;
-      const first = !this.#peerFin;
       this.#peerFin = true;
-      if (this.#flushed && first) this.host.end();
       return;
     }
     if (this.host.reason === null) this.host.gone('client_closed');

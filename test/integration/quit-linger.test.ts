@@ -98,8 +98,15 @@ describe('RST after QUIT, with real timing, plain and TLS', () => {
         // Repeated: a timing-dependent verdict must hold every time, not by luck.
         for (let i = 0; i < 5; i++) {
           const t0 = Date.now();
+          // Only records written from now on: the kernel reuses a client port, and an earlier
+          // session of the same port (another case's) must not stand in for this one.
+          const since = p.records.length;
           const port = await session(transport === 'plain' ? plainPort : tlsPort, transport === 'tls' ? leaf : null, how);
-          const rec = await p.waitFor((r) => r.event === 'session' && (r.client as { port: number }).port === port, 6000);
+          const listener = transport === 'plain' ? 'smtp' : 'smtps';
+          const rec = await p.waitFor(
+            (r) => r.event === 'session' && r.listener === listener && (r.client as { port: number }).port === port && p.records.indexOf(r) >= since,
+            6000,
+          );
           const waited = Date.now() - t0;
           assert.equal(rec.close, 'quit', JSON.stringify(rec));
           assert.deepEqual(rec.anomalies, expected, `run ${i}: ${JSON.stringify(rec)}`);
