@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import bcrypt from 'bcrypt';
-import { startSink, type Sink } from '../../src/sink/index.js';
+import { startSink } from '../../src/sink/index.js';
 import { freePort } from '../helpers/net.js';
 import { cliBuilt, startPosternProcess, type PosternProcess } from '../helpers/postern-process.js';
 import { SmtpClient } from '../helpers/smtp-client.js';
@@ -24,20 +24,21 @@ async function attempt(port: number, localAddress: string, pass: string, user = 
   return r.code;
 }
 
-describe('AUTH failure limits across cluster workers', { skip: cliBuilt() ? false : 'dist/cli.js missing (npm test builds it)', timeout: 90_000 }, () => {
-  let dir: string;
-  let sink: Sink;
-  let p: PosternProcess;
-  let port: number;
+interface Cluster {
+  p: PosternProcess;
+  port: number;
+  stop(): Promise<void>;
+}
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'postern-auth-cluster-'));
-    sink = await startSink({ xclient: true });
-    port = await freePort();
-    await writeFile(join(dir, 'passwd'), `dora:${await bcrypt.hash('dora-pw', 4)}\n`);
-    await writeFile(
-      join(dir, 'postern.yaml'),
-      `hostname: cluster.test
+/** Postern with two workers, AUTH against a password file holding one user, the given failure limits. */
+async function startCluster(o: { user: string; password: string; failures: string }): Promise<Cluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'postern-auth-cluster-'));
+  const sink = await startSink({ xclient: true });
+  const port = await freePort();
+  await writeFile(join(dir, 'passwd'), `${o.user}:${await bcrypt.hash(o.password, 4)}\n`);
+  await writeFile(
+    join(dir, 'postern.yaml'),
+    `hostname: cluster.test
 workers: 2
 listeners:
   - { name: smtp, listen: 127.0.0.1:${port}, auth: optional }
@@ -50,18 +51,33 @@ limits:
 auth:
   plaintext: true
   verifier: { type: file, path: ${join(dir, 'passwd')} }
-  failures: { per_ip: 4/10m, per_user: 1000/10m }
+  failures: { ${o.failures} }
 log: { level: info }
 `,
-    );
-    p = startPosternProcess(['run', '-c', join(dir, 'postern.yaml')]);
-    await p.waitFor(/workers running/);
+  );
+  const p = startPosternProcess(['run', '-c', join(dir, 'postern.yaml')]);
+  await p.waitFor(/workers running/);
+  return {
+    p,
+    port,
+    stop: async () => {
+      await p.stop();
+      await sink.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('AUTH failure limits across cluster workers', { skip: cliBuilt() ? false : 'dist/cli.js missing (npm test builds it)', timeout: 90_000 }, () => {
+  let cluster: Cluster;
+  let p: PosternProcess;
+  let port: number;
+
+  before(async () => {
+    cluster = await startCluster({ user: 'dora', password: 'dora-pw', failures: 'per_ip: 4/10m, per_user: 1000/10m' });
+    ({ p, port } = cluster);
   });
-  after(async () => {
-    await p?.stop();
-    await sink?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => cluster?.stop());
 
   it('per_ip 4: failures 1-4 get 535 and every later attempt 454, whichever worker takes it (4 addresses x 6 attempts)', async () => {
     // Addresses in parallel (each refusal past the limit is held 3 s), attempts in order.
@@ -85,43 +101,15 @@ log: { level: info }
 // takes alice's connection knows her address, and whichever takes a sprayer's knows the
 // count. Repeated so that a 1-in-2 worker pick cannot pass by luck (2^-8).
 describe('AUTH per_user under a spray across cluster workers: the attack is refused, the user logs in', { skip: cliBuilt() ? false : 'dist/cli.js missing (npm test builds it)', timeout: 90_000 }, () => {
-  let dir: string;
-  let sink: Sink;
+  let cluster: Cluster;
   let p: PosternProcess;
   let port: number;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'postern-auth-cluster-spray-'));
-    sink = await startSink({ xclient: true });
-    port = await freePort();
-    await writeFile(join(dir, 'passwd'), `alice:${await bcrypt.hash('alice-pw', 4)}\n`);
-    await writeFile(
-      join(dir, 'postern.yaml'),
-      `hostname: cluster.test
-workers: 2
-listeners:
-  - { name: smtp, listen: 127.0.0.1:${port}, auth: optional }
-backends:
-  identity: xclient
-  health_check: { interval: 1s, timeout: 2s, rise: 1, fall: 1 }
-  servers: [{ address: 127.0.0.1:${sink.address().port} }]
-limits:
-  per_ip: { connections: 100, rate: 10000/1m }
-auth:
-  plaintext: true
-  verifier: { type: file, path: ${join(dir, 'passwd')} }
-  failures: { per_ip: 50/10m, per_user: 3/10m }
-log: { level: info }
-`,
-    );
-    p = startPosternProcess(['run', '-c', join(dir, 'postern.yaml')]);
-    await p.waitFor(/workers running/);
+    cluster = await startCluster({ user: 'alice', password: 'alice-pw', failures: 'per_ip: 50/10m, per_user: 3/10m' });
+    ({ p, port } = cluster);
   });
-  after(async () => {
-    await p?.stop();
-    await sink?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => cluster?.stop());
 
   it('sprayers: 535 x3 then 454; alice from her address: 235 eight times in a row; a new address: 454', async () => {
     const home = '127.0.0.60';
