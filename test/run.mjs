@@ -1,14 +1,15 @@
 // `npm test`: every test file, in two phases on one machine. Most suites wait on sockets,
 // timers and child processes, so four files run at a time; the few that measure the
 // process itself or race the clock under load (memory under a flood while mail must still
-// flow, the QUIT linger's reset-or-FIN timing, socket hand-over to a cluster) run afterwards
-// one at a time, so another suite's load cannot decide their outcome.
+// flow, the QUIT linger's reset-or-FIN timing, socket hand-over to a cluster, openssl s_client
+// waiting for a TLS 1.3 ticket) run afterwards one at a time, so another suite's load cannot
+// decide their outcome.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Suites that time or measure the process: run alone, after the rest. */
-const ALONE = new Set(['backpressure', 'quit-linger', 'socket-activation']);
+const ALONE = new Set(['backpressure', 'quit-linger', 'socket-activation', 'tls-terminator']);
 
 const files = (dir) =>
   readdirSync(dir)
