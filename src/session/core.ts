@@ -144,6 +144,7 @@ export abstract class SessionCore {
         pile: (full) => this.io.pile(full),
         overlong: (bytes, max) => this.#overlong(bytes, max),
         backend: () => this.binding.bound?.conn.socket,
+        client: () => this.io.socket,
       },
       // An AUTH line (command or response) may be as long as a SASL mechanism makes it
       // (RFC 4954 §4); other commands are held to line_length by withinLineLength above.

@@ -30,6 +30,12 @@ export interface InputTarget {
   overlong(bytes: number, max: number): void;
   /** The backend socket, corked while a pipelined group is forwarded (one write per group, RFC 2920 §3.1). */
   backend(): net.Socket | undefined;
+  /**
+   * The client socket, corked while a pipelined group is answered: its replies leave in one
+   * write (RFC 2920 §3.1), not one system call per reply, which let a client pipelining
+   * NOOPs into a large socket buffer hold the event loop for seconds.
+   */
+  client(): net.Socket | undefined;
 }
 
 /** Buffered client bytes past which reading stops while processing cannot go on. */
@@ -108,9 +114,20 @@ export class Input {
   }
 
   process(): void {
+    // Replies written while the client is corked count as unsent until the uncork hands them
+    // to the kernel: a group stopped only by them goes on once the kernel has taken them.
+    do this.#group();
+    while (this.#blocked && !this.#waiting && this.#accepting());
+    this.flow();
+  }
+
+  /** Takes what can be processed now, the sockets corked. */
+  #group(): void {
     const t = this.target;
     const backend = t.backend();
+    const client = t.client();
     backend?.cork();
+    client?.cork();
     try {
       while (!this.#waiting && this.#accepting()) {
         const mode = t.mode();
@@ -139,8 +156,8 @@ export class Input {
       }
     } finally {
       backend?.uncork();
+      client?.uncork();
     }
-    this.flow();
   }
 
   /** Reading stops while what is buffered cannot be processed and has grown past the bound. */

@@ -66,6 +66,10 @@ class Target implements InputTarget {
   backend(): net.Socket | undefined {
     return this.sock;
   }
+  clientSock: net.Socket | undefined = undefined;
+  client(): net.Socket | undefined {
+    return this.clientSock;
+  }
   lines(): string[] {
     return this.events.filter((e) => e.kind === 'line').map((e) => e.text);
   }
@@ -343,5 +347,16 @@ describe('Input', () => {
     assert.deepEqual(corked, [1, 1, 1]);
     assert.equal(t.sock.writableCorked, 0, 'uncorked after the group');
     t.sock.destroy();
+  });
+
+  it('the replies to a pipelined group are written with the client socket corked: one write per group', () => {
+    const { t, input } = setup();
+    t.clientSock = new net.Socket();
+    const corked: number[] = [];
+    t.onLine = () => void corked.push(t.clientSock!.writableCorked);
+    input.push(b('NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n'), false);
+    assert.deepEqual(corked, [1, 1, 1, 1]);
+    assert.equal(t.clientSock.writableCorked, 0, 'uncorked after the group');
+    t.clientSock.destroy();
   });
 });
