@@ -4,6 +4,7 @@
 import type { WorkloadId } from '../lib/options.js';
 import { treeCpuSeconds } from '../lib/proc-stats.js';
 import { smtpSource } from '../lib/smtp-source.js';
+import { countSyscalls, type SyscallCount } from '../lib/strace.js';
 import { fmt, markdownTable, type Cell } from '../lib/table.js';
 import { ALL_CORES_PAIRS, PER_CORE_PAIRS, contenderTable, medianOf, push, ratioTable, runsText, subset, type Samples } from './report.js';
 import { perCoreContenders, plainContenders, type BenchContext } from './types.js';
@@ -32,6 +33,8 @@ export async function sourceRounds(
   digits: number,
   figure: (ms: number) => number,
   timeoutMs: number,
+  /** Messages of a separate pass under `strace -c -f` per contender (0: none). */
+  syscallMessages = 0,
 ): Promise<SourceResult> {
   const allCores = plainContenders(ctx);
   const perCore = perCoreContenders(ctx.opts, label);
@@ -96,6 +99,7 @@ export async function sourceRounds(
     cpuTable(cpuUs, cpuShare, contenders.filter((c) => cpuUs.has(c) && !unavailable.has(c))),
     ratioTable(cpuMedians, [...ALL_CORES_PAIRS, ...(perCore.length ? PER_CORE_PAIRS : [])], ' (CPU per session; lower is better)'),
   );
+  if (syscallMessages > 0) parts.push(await syscallPass(ctx, label, contenders, params, syscallMessages, timeoutMs));
   if (errors.length > 0) parts.push('Failed runs:\n' + errors.map((e) => `- ${e}`).join('\n'));
   const raw = [...samples.entries()].map(([c, v]) => `${label} ${c}: ${v.map((x) => fmt(x, digits)).join(', ')} ${unit}`);
   raw.push(...[...cpuUs.entries()].map(([c, v]) => `${label} ${c} cpu: ${v.map((x) => fmt(x, 0)).join(', ')} µs/session`));
@@ -106,4 +110,34 @@ export async function sourceRounds(
 function cpuTable(us: Samples, share: Samples, contenders: string[]): string {
   const rows: Cell[][] = contenders.map((c) => [c, fmt(medianOf(us, c), 0), runsText(us.get(c), 0), fmt(medianOf(share, c), 0) + ' %']);
   return markdownTable(['contender', 'CPU µs / session (median)', 'runs', 'CPU utilisation'], rows);
+}
+
+/** One smtp-source pass of `messages` per contender under strace: system calls per session. */
+async function syscallPass(
+  ctx: BenchContext,
+  label: WorkloadId,
+  contenders: string[],
+  params: { sessions: number; size: number },
+  messages: number,
+  timeoutMs: number,
+): Promise<string> {
+  const strace = ctx.launch.tools.strace;
+  if (!strace) return '**System calls per session**: n/a (strace is not installed: `apt-get install -y strace`).';
+  const rows: Cell[][] = [];
+  for (const c of contenders) {
+    const slot = ctx.fleet.get(c);
+    if (!slot.ok || slot.inst.plain === null || slot.inst.procs.length === 0) continue;
+    const port = slot.inst.plain;
+    let error: string | null = null;
+    const count: SyscallCount | null = await countSyscalls(strace, slot.inst.procs.map((p) => p.pid), async () => {
+      error = (await smtpSource(ctx.launch.tools.smtpSource, port, { ...params, messages }, timeoutMs)).error;
+    });
+    ctx.log(`${label} strace ${c}: ${count ? `${count.calls} calls` : 'no summary'}${error ? ` (run failed: ${String(error)})` : ''}`);
+    rows.push([c, count && !error ? fmt(count.calls / messages, 1) : 'n/a', count ? count.top.join(', ') : '']);
+  }
+  return (
+    `**System calls per session** (a separate pass of ${messages} messages with \`strace -c -f\` attached to every process of the contender; ` +
+    'strace slows what it traces, so this pass is not timed):\n\n' +
+    markdownTable(['contender', 'syscalls / session', 'most frequent (whole pass)'], rows)
+  );
 }

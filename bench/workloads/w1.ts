@@ -6,7 +6,7 @@ import { ratioTarget } from './targets.js';
 
 export const w1: Workload = async (ctx): Promise<Section> => {
   const p = ctx.opts.counts.w1;
-  const r = await sourceRounds(ctx, 'W1', p, 'sessions/s', 0, (ms) => p.messages / (ms / 1000), 300_000);
+  const r = await sourceRounds(ctx, 'W1', p, 'sessions/s', 0, (ms) => p.messages / (ms / 1000), 300_000, ctx.opts.quick ? 200 : 1000);
   return {
     id: 'W1',
     title: 'W1: sessions per second',
