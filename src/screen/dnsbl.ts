@@ -1,0 +1,384 @@
+// DNSBL/DNSWL lookups for one client address: every zone asked in parallel, answers cached
+// by their TTL (clamped to [minTtlMs, maxTtlMs]), concurrent lookups of one name sharing one
+// query, and zones that answer for everything (RFC 5782 §5) skipped after a check.
+// Site syntax and scoring: dnsbl-site.ts and score.ts.
+//
+// DNS through Node's c-ares `dns.promises.Resolver`: `resolve4(name, { ttl: true })` gives the
+// A records with TTLs; NXDOMAIN (ENOTFOUND) and NODATA (ENODATA) mean "not listed";
+// ESERVFAIL, EREFUSED, ETIMEOUT and the like are errors. c-ares does not hand over the SOA of
+// a negative answer, so "not listed" is cached for the zone's SOA minimum (RFC 2308 §5) when
+// a zone check has read it, else for minTtlMs. Each query gets its own Resolver, so that one
+// whose every waiter gave up can be cancelled without cancelling the others' queries.
+
+import { Resolver } from 'node:dns/promises';
+import { performance } from 'node:perf_hooks';
+import { LRUCache } from 'lru-cache';
+import { parseDnsblSites, zonesOf, type DnsblSite } from './dnsbl-site.js';
+import { dnsblQueryName } from './dnsbl-query.js';
+import { classifyAnswers, judgeZoneCheck, scoreOutcomes, type ZoneOutcome } from './score.js';
+
+export interface DnsblOptions {
+  sites: string[]; //       postscreen syntax
+  resolvers: string[]; //   'HOST:PORT' or 'HOST' (port 53); [] = the system's resolvers
+  timeoutMs: number; //     per lookup (default 10s)
+  minTtlMs: number; //      clamp of the answer's TTL for caching (60s)
+  maxTtlMs: number; //      (1h)
+  /** Query names kept in the cache (default 100 000). An extension beyond the S2 interface. */
+  cacheSize?: number;
+}
+
+export interface DnsblAnswer {
+  zone: string;
+  weight: number;
+  answer: string;
+}
+
+export interface DnsblResult {
+  score: number;
+  hits: DnsblAnswer[]; //                         listings that counted
+  errors: { zone: string; error: string }[]; //   timeouts, SERVFAIL, 127.255.255.x
+  cached: boolean; //                             every zone answered from cache
+  ms: number;
+  /** Zones not asked because a check found them broken (an extension beyond the S2 interface). */
+  skipped: string[];
+}
+
+export type DnsblQueryResult = 'listed' | 'clean' | 'error' | 'timeout';
+
+export interface DnsblHooks {
+  /** One real DNS query finished (cache hits do not call it): for metrics. */
+  query?(zone: string, result: DnsblQueryResult, seconds: number): void;
+  /** Something an operator must know: a refusing zone, a broken zone. Repeats are held back for a minute. */
+  warn?(msg: string, detail: object): void;
+}
+
+export type DnsblErrorCode = 'DNSBL_RESOLVER' | 'DNSBL_OPTIONS';
+
+export class DnsblError extends Error {
+  override name = 'DnsblError';
+  constructor(
+    readonly code: DnsblErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** One query's outcome, before it is shared with every waiter. */
+type Fetched = { answers: string[]; ttlMs: number } | { error: string; timeout: boolean };
+
+interface Inflight {
+  promise: Promise<Fetched>;
+  waiters: number;
+  settled: boolean;
+  cancel(): void;
+}
+
+interface CacheEntry {
+  answers: readonly string[];
+  expires: number;
+}
+
+const WARN_REPEAT_MS = 60_000;
+/** Codes c-ares gives for "this name has no A record": the client is not listed. */
+const NOT_LISTED = new Set(['ENOTFOUND', 'ENODATA']);
+
+export class Dnsbl {
+  readonly #opts: DnsblOptions;
+  readonly #hooks: DnsblHooks;
+  readonly #sites: DnsblSite[];
+  readonly #zones: string[];
+  readonly #cache: LRUCache<string, CacheEntry>;
+  readonly #inflight = new Map<string, Inflight>();
+  readonly #skipped = new Set<string>();
+  /** Negative-answer TTL per zone, from its SOA minimum, once a check has read it. */
+  readonly #negativeTtlMs = new Map<string, number>();
+  readonly #warned = new Map<string, { at: number; held: number }>();
+  #timer: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  constructor(opts: DnsblOptions, hooks: DnsblHooks = {}) {
+    if (!(opts.timeoutMs > 0)) throw new DnsblError('DNSBL_OPTIONS', `timeoutMs must be positive, not ${opts.timeoutMs}`);
+    if (!(opts.minTtlMs >= 0) || !(opts.maxTtlMs >= opts.minTtlMs)) {
+      throw new DnsblError('DNSBL_OPTIONS', `need 0 <= minTtlMs <= maxTtlMs, not ${opts.minTtlMs} and ${opts.maxTtlMs}`);
+    }
+    this.#opts = { ...opts, sites: [...opts.sites], resolvers: [...opts.resolvers] };
+    this.#hooks = hooks;
+    this.#sites = parseDnsblSites(opts.sites); // throws DnsblSiteError naming the bad site
+    this.#zones = zonesOf(this.#sites);
+    this.#cache = new LRUCache({ max: opts.cacheSize ?? 100_000 });
+    this.#resolver(); // a bad resolver address fails here, not at the first client
+  }
+
+  /** The parsed sites, in configuration order. */
+  get sites(): readonly DnsblSite[] {
+    return this.#sites;
+  }
+
+  /** Zones a check found broken (listing 127.0.0.1); they are not asked until a check passes. */
+  get skippedZones(): string[] {
+    return [...this.#skipped];
+  }
+
+  /**
+   * Asks every zone about `address` in parallel (from the cache where it is fresh). Never
+   * rejects: a bad address, a timeout or an abort become `errors`. On abort it resolves at
+   * once with the zones that had answered.
+   */
+  async lookup(address: string, signal?: AbortSignal): Promise<DnsblResult> {
+    const start = performance.now();
+    const zones = this.#zones.filter((z) => !this.#skipped.has(z));
+    const skipped = this.#zones.filter((z) => this.#skipped.has(z));
+    const outcomes: (ZoneOutcome | null)[] = zones.map(() => null);
+    let fromCache = 0;
+    const pending: Promise<void>[] = [];
+    const joined: Inflight[] = [];
+    const now = Date.now();
+    zones.forEach((zone, i) => {
+      const name = dnsblQueryName(address, zone);
+      if (name === null) {
+        outcomes[i] = { zone, error: `not an IP address: ${JSON.stringify(address.slice(0, 64))}` };
+        return;
+      }
+      if (this.#closed) {
+        outcomes[i] = { zone, error: 'closed' };
+        return;
+      }
+      const hit = this.#cache.get(name);
+      if (hit && hit.expires > now) {
+        outcomes[i] = { zone, answers: hit.answers };
+        fromCache++;
+        return;
+      }
+      const q = this.#join(name, zone);
+      joined.push(q);
+      pending.push(
+        q.promise.then((f) => {
+          outcomes[i] = 'error' in f ? { zone, error: f.error } : { zone, answers: f.answers };
+        }),
+      );
+    });
+
+    if (pending.length > 0) {
+      const all = Promise.all(pending);
+      if (signal) {
+        let onAbort = (): void => {};
+        const aborted = new Promise<void>((resolve) => {
+          onAbort = resolve;
+          if (signal.aborted) resolve();
+          else signal.addEventListener('abort', onAbort, { once: true });
+        });
+        await Promise.race([all, aborted]);
+        signal.removeEventListener('abort', onAbort);
+      } else {
+        await all;
+      }
+    }
+    // Give up on what has not answered; a query no other lookup waits for is cancelled.
+    for (const q of joined) if (--q.waiters === 0 && !q.settled) q.cancel();
+
+    const done = outcomes.map((o, i) => o ?? { zone: zones[i]!, error: 'aborted' });
+    const { score, hits, errors } = scoreOutcomes(this.#sites, done);
+    return {
+      score,
+      hits,
+      errors,
+      cached: fromCache === zones.length,
+      ms: Math.round((performance.now() - start) * 10) / 10,
+      skipped,
+    };
+  }
+
+  /**
+   * Asks each zone for the RFC 5782 §5 test entries (127.0.0.1 must not be listed, 127.0.0.2
+   * must be) and for its SOA (negative-answer TTL). A zone listing 127.0.0.1 is skipped by
+   * lookups until a later check passes; each change is warned about. When the check itself
+   * fails (timeout), a zone keeps its state.
+   */
+  async checkZones(): Promise<{ zone: string; ok: boolean; why?: string }[]> {
+    return Promise.all(
+      this.#zones.map(async (zone) => {
+        const [never, always] = await Promise.all([this.#direct(`1.0.0.127.${zone}`, zone), this.#direct(`2.0.0.127.${zone}`, zone), this.#readSoa(zone)]);
+        const check = judgeZoneCheck(never, always);
+        const was = this.#skipped.has(zone);
+        if (check.state === 'broken') {
+          this.#skipped.add(zone);
+          this.#warn(`broken:${zone}`, 'DNSBL zone skipped: it lists 127.0.0.1', { zone, why: check.why });
+        } else if (check.state === 'ok') {
+          this.#skipped.delete(zone);
+          if (was) this.#warn(`fixed:${zone}`, 'DNSBL zone used again: it no longer lists 127.0.0.1', { zone });
+          if (check.why) this.#warn(`odd:${zone}`, 'DNSBL zone check', { zone, why: check.why });
+        }
+        const ok = !this.#skipped.has(zone);
+        return check.why === undefined ? { zone, ok } : { zone, ok, why: check.why };
+      }),
+    );
+  }
+
+  /** Runs `checkZones` now and then every `intervalMs` (the timer does not keep the process up). */
+  startPeriodicCheck(intervalMs: number): void {
+    if (this.#closed) return;
+    if (this.#timer) clearInterval(this.#timer);
+    const run = (): void => {
+      this.checkZones().catch((err: unknown) => this.#warn('check', 'DNSBL zone check failed', { error: String(err) }));
+    };
+    this.#timer = setInterval(run, intervalMs);
+    this.#timer.unref();
+    run();
+  }
+
+  /** Stops the periodic check and cancels every query in flight; later lookups answer 'closed' errors. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    for (const q of this.#inflight.values()) q.cancel();
+    this.#inflight.clear();
+    this.#cache.clear();
+  }
+
+  #resolver(): Resolver {
+    const r = new Resolver({ timeout: this.#opts.timeoutMs, tries: 1 });
+    if (this.#opts.resolvers.length > 0) {
+      try {
+        r.setServers(this.#opts.resolvers);
+      } catch (err) {
+        throw new DnsblError('DNSBL_RESOLVER', `bad resolver address in ${JSON.stringify(this.#opts.resolvers)}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    return r;
+  }
+
+  /** The query for `name` in flight, joined, or a new one. */
+  #join(name: string, zone: string): Inflight {
+    const existing = this.#inflight.get(name);
+    if (existing) {
+      existing.waiters++;
+      return existing;
+    }
+    const started = performance.now();
+    const fetch = this.#fetch(name);
+    const q: Inflight = {
+      promise: fetch.promise,
+      waiters: 1,
+      settled: false,
+      cancel: () => {
+        // Out of the map at once: a lookup arriving now must start a fresh query.
+        if (this.#inflight.get(name) === q) this.#inflight.delete(name);
+        fetch.cancel();
+      },
+    };
+    this.#inflight.set(name, q);
+    void fetch.promise.then((f) => {
+      q.settled = true;
+      if (this.#inflight.get(name) === q) this.#inflight.delete(name);
+      if (fetch.cancelled()) return; // nobody waited for it: neither a zone result nor cacheable
+      const seconds = (performance.now() - started) / 1000;
+      if ('error' in f) {
+        this.#hooks.query?.(zone, f.timeout ? 'timeout' : 'error', seconds);
+        return;
+      }
+      const verdict = classifyAnswers(f.answers);
+      if (verdict.kind === 'error') {
+        // 127.255.255.x: the provider refuses us (public resolver, over quota). Not cached.
+        this.#hooks.query?.(zone, 'error', seconds);
+        this.#warn(`refused:${zone}`, 'DNSBL zone answered with an error code, not a listing', { zone, answer: f.answers.join(' '), error: verdict.error });
+        return;
+      }
+      this.#hooks.query?.(zone, verdict.kind, seconds);
+      if (this.#closed) return;
+      const ttl = verdict.kind === 'clean' ? (this.#negativeTtlMs.get(zone) ?? this.#opts.minTtlMs) : f.ttlMs;
+      this.#cache.set(name, { answers: f.answers, expires: Date.now() + this.#clamp(ttl) });
+    });
+    return q;
+  }
+
+  #clamp(ms: number): number {
+    return Math.min(this.#opts.maxTtlMs, Math.max(this.#opts.minTtlMs, ms));
+  }
+
+  /** One A query with its own resolver and a hard deadline of timeoutMs. Never rejects. */
+  #fetch(name: string): { promise: Promise<Fetched>; cancel(): void; cancelled(): boolean } {
+    const resolver = this.#resolver();
+    let cancelled = false;
+    let settle: (f: Fetched) => void = () => {};
+    const promise = new Promise<Fetched>((resolve) => (settle = resolve));
+    const timeoutMs = this.#opts.timeoutMs;
+    const timer = setTimeout(() => {
+      settle({ error: `timeout: no answer within ${timeoutMs} ms`, timeout: true });
+      resolver.cancel();
+    }, timeoutMs);
+    resolver.resolve4(name, { ttl: true }).then(
+      (records) => {
+        clearTimeout(timer);
+        // The smallest TTL of the set: RFC 2181 §5.2 wants them equal; take no chances.
+        const ttl = records.reduce((m, r) => Math.min(m, r.ttl), Infinity);
+        settle({ answers: records.map((r) => r.address), ttlMs: Number.isFinite(ttl) ? ttl * 1000 : 0 });
+      },
+      (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        const code = err.code ?? 'EUNKNOWN';
+        if (NOT_LISTED.has(code)) settle({ answers: [], ttlMs: 0 });
+        else settle({ error: describe(code), timeout: code === 'ETIMEOUT' });
+      },
+    );
+    return {
+      promise,
+      cancel: () => {
+        cancelled = true;
+        clearTimeout(timer);
+        resolver.cancel();
+        settle({ error: 'cancelled', timeout: false });
+      },
+      cancelled: () => cancelled,
+    };
+  }
+
+  /** A query outside the cache and the metrics (zone checks). */
+  async #direct(name: string, zone: string): Promise<ZoneOutcome> {
+    const f = await this.#fetch(name).promise;
+    return 'error' in f ? { zone, error: f.error } : { zone, answers: f.answers };
+  }
+
+  async #readSoa(zone: string): Promise<void> {
+    const resolver = this.#resolver();
+    const timer = setTimeout(() => resolver.cancel(), this.#opts.timeoutMs);
+    try {
+      const soa = await resolver.resolveSoa(zone);
+      this.#negativeTtlMs.set(zone, soa.minttl * 1000);
+    } catch {
+      // No SOA (or no answer): "not listed" stays cached for minTtlMs.
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** A warning, at most once a minute per key; the next one says how many were held back. */
+  #warn(key: string, msg: string, detail: object): void {
+    if (!this.#hooks.warn) return;
+    const now = Date.now();
+    const last = this.#warned.get(key);
+    if (last && now - last.at < WARN_REPEAT_MS) {
+      last.held++;
+      return;
+    }
+    this.#warned.set(key, { at: now, held: 0 });
+    this.#hooks.warn(msg, last && last.held > 0 ? { ...detail, repeats_held_back: last.held } : detail);
+  }
+}
+
+function describe(code: string): string {
+  switch (code) {
+    case 'ESERVFAIL':
+      return 'SERVFAIL';
+    case 'EREFUSED':
+      return 'REFUSED';
+    case 'ETIMEOUT':
+      return 'timeout';
+    case 'ECANCELLED':
+      return 'cancelled';
+    default:
+      return code;
+  }
+}
