@@ -132,7 +132,7 @@ export function parseFilter(text: string, site = text): [OctetSet, OctetSet, Oct
 /** One site specification. */
 export function parseDnsblSite(input: string): DnsblSite {
   const text = input.trim();
-  if (text === '') throw new DnsblSiteError('DNSBL_SITE_EMPTY', input, 'empty site');
+  if (text === '') throw new DnsblSiteError('DNSBL_SITE_EMPTY', text, 'empty site');
   // postscreen_dnsbl.c splits at the first "*", then at the first "=" of what is left.
   let rest = text;
   let weight = 1;
