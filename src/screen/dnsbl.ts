@@ -151,6 +151,7 @@ export class Dnsbl {
         fromCache++;
         return;
       }
+      if (signal?.aborted) return; // no query that nobody will wait for: 'aborted' below
       const q = this.#join(name, zone);
       joined.push(q);
       pending.push(
@@ -197,6 +198,7 @@ export class Dnsbl {
    * fails (timeout), a zone keeps its state.
    */
   async checkZones(): Promise<{ zone: string; ok: boolean; why?: string }[]> {
+    if (this.#closed) return this.#zones.map((zone) => ({ zone, ok: !this.#skipped.has(zone), why: 'closed' }));
     return Promise.all(
       this.#zones.map(async (zone) => {
         const [never, always] = await Promise.all([this.#direct(`1.0.0.127.${zone}`, zone), this.#direct(`2.0.0.127.${zone}`, zone), this.#readSoa(zone)]);
@@ -276,22 +278,31 @@ export class Dnsbl {
       if (fetch.cancelled()) return; // nobody waited for it: neither a zone result nor cacheable
       const seconds = (performance.now() - started) / 1000;
       if ('error' in f) {
-        this.#hooks.query?.(zone, f.timeout ? 'timeout' : 'error', seconds);
+        this.#query(zone, f.timeout ? 'timeout' : 'error', seconds);
         return;
       }
       const verdict = classifyAnswers(f.answers);
       if (verdict.kind === 'error') {
         // 127.255.255.x: the provider refuses us (public resolver, over quota). Not cached.
-        this.#hooks.query?.(zone, 'error', seconds);
+        this.#query(zone, 'error', seconds);
         this.#warn(`refused:${zone}`, 'DNSBL zone answered with an error code, not a listing', { zone, answer: f.answers.join(' '), error: verdict.error });
         return;
       }
-      this.#hooks.query?.(zone, verdict.kind, seconds);
+      this.#query(zone, verdict.kind, seconds);
       if (this.#closed) return;
       const ttl = verdict.kind === 'clean' ? (this.#negativeTtlMs.get(zone) ?? this.#opts.minTtlMs) : f.ttlMs;
       this.#cache.set(name, { answers: f.answers, expires: Date.now() + this.#clamp(ttl) });
     });
     return q;
+  }
+
+  /** The metrics hook; a hook that throws must not break a lookup (nor reject into the void). */
+  #query(zone: string, result: DnsblQueryResult, seconds: number): void {
+    try {
+      this.#hooks.query?.(zone, result, seconds);
+    } catch {
+      // The caller's bug; the lookup goes on.
+    }
   }
 
   #clamp(ms: number): number {
@@ -364,7 +375,11 @@ export class Dnsbl {
       return;
     }
     this.#warned.set(key, { at: now, held: 0 });
-    this.#hooks.warn(msg, last && last.held > 0 ? { ...detail, repeats_held_back: last.held } : detail);
+    try {
+      this.#hooks.warn(msg, last && last.held > 0 ? { ...detail, repeats_held_back: last.held } : detail);
+    } catch {
+      // As for #query: a throwing hook must not break a lookup or a check.
+    }
   }
 }
 

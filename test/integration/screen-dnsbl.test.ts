@@ -307,14 +307,32 @@ describe('Dnsbl against a scripted DNS server', () => {
     assert.ok(!rec.queries.some((q) => q.zone === 'hang.test'), 'a cancelled query is no zone result for the metrics');
     const pre = await d.lookup('192.0.2.11', AbortSignal.abort());
     assert.equal(pre.score, 2, 'already aborted: the cache still answers');
+    assert.deepEqual(pre.errors, [{ zone: 'hang.test', error: 'aborted' }]);
+    assert.equal(dns.queries('11.2.0.192.hang.test'), 2, 'and no query is started for nobody');
   });
 
-  it('never rejects on an address that is not one', async () => {
+  it('never rejects: not on an address that is not one, nor when a hook throws', async () => {
     const d = make({ sites: ['any.test'] });
     const r = await d.lookup('not-an-address');
     assert.equal(r.score, 0);
     assert.equal(r.errors.length, 1);
     assert.match(r.errors[0]!.error, /not an IP address/);
+    dns.set('13.2.0.192.any.test', { a: [{ address: '127.255.255.254', ttl: 60 }] });
+    dns.set('14.2.0.192.any.test', { a: [{ address: '127.0.0.2', ttl: 60 }] });
+    const throwing = make(
+      { sites: ['any.test'] },
+      {
+        query: () => {
+          throw new Error('hook bug');
+        },
+        warn: () => {
+          throw new Error('hook bug');
+        },
+      },
+    );
+    assert.equal((await throwing.lookup('192.0.2.13')).errors.length, 1);
+    assert.equal((await throwing.lookup('192.0.2.14')).score, 1);
+    assert.equal((await throwing.lookup('192.0.2.14')).cached, true, 'the answer was cached all the same');
   });
 
   it('refuses bad sites and resolvers when built, and answers "closed" after close()', async () => {
