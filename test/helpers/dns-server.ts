@@ -6,7 +6,8 @@ import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
 
 export type Script =
-  | { a: { address: string; ttl: number }[] }
+  /** A records; `delayMs` holds the answer back (a slow list). */
+  | { a: { address: string; ttl: number }[]; delayMs?: number }
   | 'nxdomain'
   | 'servfail'
   | 'refused'
@@ -48,6 +49,7 @@ export async function startScriptedDns(scripts: Record<string, Script> = {}, opt
   const counts = new Map<string, number>();
   const soa = new Map(Object.entries(opts.soa ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
   const sock = dgram.createSocket('udp4');
+  const timers = new Set<NodeJS.Timeout>();
 
   const zoneOf = (name: string): string | undefined => [...soa.keys()].find((z) => name === z || name.endsWith(`.${z}`));
 
@@ -89,7 +91,11 @@ export async function startScriptedDns(scripts: Record<string, Script> = {}, opt
     if (script === 'nxdomain') reply(RCODE.nxdomain, [], negative);
     else if (script === 'servfail') reply(RCODE.servfail, []);
     else if (script === 'refused') reply(RCODE.refused, []);
-    else reply(RCODE.noerror, script.a.map((r) => ({ type: 'A', name: q.name, ttl: r.ttl, data: r.address })));
+    else {
+      const send = (): void => reply(RCODE.noerror, script.a.map((r) => ({ type: 'A', name: q.name, ttl: r.ttl, data: r.address })));
+      if (script.delayMs) timers.add(setTimeout(send, script.delayMs));
+      else send();
+    }
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -105,6 +111,9 @@ export async function startScriptedDns(scripts: Record<string, Script> = {}, opt
     server: `127.0.0.1:${port}`,
     set: (name, script) => void table.set(name.toLowerCase(), script),
     queries: (name) => counts.get(name.toLowerCase()) ?? 0,
-    stop: () => new Promise<void>((resolve) => sock.close(() => resolve())),
+    stop: () => {
+      for (const t of timers) clearTimeout(t);
+      return new Promise<void>((resolve) => sock.close(() => resolve()));
+    },
   };
 }

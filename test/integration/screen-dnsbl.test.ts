@@ -168,7 +168,7 @@ describe('Dnsbl against a scripted DNS server', () => {
     assert.deepEqual(r.errors.map((e) => e.zone), ['slow.test']);
     assert.match(r.errors[0]!.error, /timeout/);
     assert.deepEqual(rec.queries.find((q) => q.zone === 'slow.test')?.result, 'timeout');
-    assert.equal(dns.queries('1.2.0.192.slow.test'), 1, 'tries: 1');
+    assert.ok(dns.queries('1.2.0.192.slow.test') <= 2, 'tries: 1, and at most once more on a fresh channel');
   });
 
   it('counts SERVFAIL and REFUSED as errors, and does not cache them', async () => {
@@ -289,8 +289,8 @@ describe('Dnsbl against a scripted DNS server', () => {
     assert.equal(dns.queries('10.2.0.192.share.test'), 1);
   });
 
-  it('resolves at once on abort with what is known, and the abandoned query is not reused', async () => {
-    dns.set('11.2.0.192.hang.test', 'drop');
+  it('resolves at once on abort with what is known; the query goes on and fills the cache', async () => {
+    dns.set('11.2.0.192.hang.test', { a: [{ address: '127.0.0.2', ttl: 60 }], delayMs: 700 });
     dns.set('11.2.0.192.quick.test', { a: [{ address: '127.0.0.2', ttl: 60 }] });
     const rec = recorder();
     const d = make({ sites: ['hang.test*5', 'quick.test*2'], timeoutMs: 5000 }, rec.hooks);
@@ -299,16 +299,28 @@ describe('Dnsbl against a scripted DNS server', () => {
     const t0 = Date.now();
     const r = await d.lookup('192.0.2.11', ac.signal);
     const took = Date.now() - t0;
-    assert.ok(took < 1500, `resolved ${took} ms after start, abort at 200 ms`);
+    assert.ok(took < 650, `resolved ${took} ms after start, abort at 200 ms, answer at 700 ms`);
     assert.equal(r.score, 2);
     assert.deepEqual(r.errors, [{ zone: 'hang.test', error: 'aborted' }]);
-    await d.lookup('192.0.2.11', AbortSignal.timeout(100));
-    assert.equal(dns.queries('11.2.0.192.hang.test'), 2, 'the cancelled query was not joined');
-    assert.ok(!rec.queries.some((q) => q.zone === 'hang.test'), 'a cancelled query is no zone result for the metrics');
     const pre = await d.lookup('192.0.2.11', AbortSignal.abort());
     assert.equal(pre.score, 2, 'already aborted: the cache still answers');
     assert.deepEqual(pre.errors, [{ zone: 'hang.test', error: 'aborted' }]);
-    assert.equal(dns.queries('11.2.0.192.hang.test'), 2, 'and no query is started for nobody');
+    const joined = await d.lookup('192.0.2.11');
+    assert.equal(joined.score, 7, 'a later lookup joins the query still in flight');
+    assert.equal(dns.queries('11.2.0.192.hang.test'), 1, 'one query for all three lookups');
+    assert.equal((await d.lookup('192.0.2.11')).cached, true);
+    assert.equal(rec.queries.filter((q) => q.zone === 'hang.test').length, 1);
+  });
+
+  it('waits the whole timeoutMs for a slow list even after many fast answers (c-ares shortens its timeout)', async () => {
+    dns.set('12.2.0.192.lag.test', { a: [{ address: '127.0.0.2', ttl: 60 }], delayMs: 1300 });
+    const d = make({ sites: ['lag.test'], timeoutMs: 4000 });
+    // 300 fast NXDOMAINs teach the channel that this server answers in well under 1 ms.
+    for (let i = 0; i < 300; i++) await d.lookup(`198.18.${i >> 8}.${i & 255}`);
+    const t0 = Date.now();
+    const r = await d.lookup('192.0.2.12');
+    assert.deepEqual(r.errors, [], `answered after ${Date.now() - t0} ms`);
+    assert.equal(r.score, 1);
   });
 
   it('never rejects: not on an address that is not one, nor when a hook throws', async () => {

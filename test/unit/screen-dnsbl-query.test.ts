@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { dnsblQueryName, reversedAddress } from '../../src/screen/dnsbl-query.js';
 
 describe('dnsblQueryName', () => {
@@ -24,5 +25,17 @@ describe('dnsblQueryName', () => {
 
   it('gives null for text that is no address', () => {
     for (const bad of ['', 'localhost', '192.0.2', '192.0.2.256', '1:2:3', '01.2.3.4', '::ffff:1.2.3']) assert.equal(dnsblQueryName(bad, 'bl.example'), null, bad);
+  });
+});
+
+describe('reversedAddress on any text', () => {
+  it('never throws, and gives 4 labels or 32 nibbles when it answers', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ maxLength: 60 }), fc.ipV4(), fc.ipV6()), (text) => {
+        const r = reversedAddress(text);
+        if (r !== null) assert.ok([4, 32].includes(r.split('.').length), `${text} -> ${r}`);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

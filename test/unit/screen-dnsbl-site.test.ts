@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { DnsblSiteError, filterMatches, parseDnsblSite, parseDnsblSites, parseFilter, zonesOf } from '../../src/screen/dnsbl-site.js';
 
 const q = (text: string): number[] => text.split('.').map(Number);
@@ -145,5 +146,26 @@ describe('filterMatches', () => {
 
   it('needs four octets', () => {
     assert.ok(!filterMatches(parseDnsblSite('bl.example=127.0.0.2'), [127, 0, 0]));
+  });
+});
+
+describe('bad input', () => {
+  it('either parses or throws DnsblSiteError, for any text', () => {
+    const alphabet = fc.constantFrom(...'abz09.=*[];-_+ ,\t'.split(''), '..', '127', '255', '256');
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 40 }).map((a) => a.join('')), (text) => {
+        try {
+          const sites = parseDnsblSites([text]);
+          for (const s of sites) {
+            assert.ok(Number.isInteger(s.weight));
+            assert.ok(s.zone.length > 0);
+            assert.equal(filterMatches(s, [127, 0, 0, 2]), filterMatches(s, [127, 0, 0, 2]));
+          }
+        } catch (err) {
+          assert.ok(err instanceof DnsblSiteError, String(err));
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
