@@ -76,7 +76,6 @@ export class DnsblError extends Error {
 /** One query's outcome, before it is shared with every waiter. */
 type Fetched = { answers: string[]; ttlMs: number } | { error: string; timeout: boolean };
 
-
 interface CacheEntry {
   answers: readonly string[];
   expires: number;
@@ -108,6 +107,9 @@ export class Dnsbl {
     if (!(opts.timeoutMs > 0)) throw new DnsblError('DNSBL_OPTIONS', `timeoutMs must be positive, not ${opts.timeoutMs}`);
     if (!(opts.minTtlMs >= 0) || !(opts.maxTtlMs >= opts.minTtlMs)) {
       throw new DnsblError('DNSBL_OPTIONS', `need 0 <= minTtlMs <= maxTtlMs, not ${opts.minTtlMs} and ${opts.maxTtlMs}`);
+    }
+    if (opts.cacheSize !== undefined && !(Number.isInteger(opts.cacheSize) && opts.cacheSize >= 1)) {
+      throw new DnsblError('DNSBL_OPTIONS', `cacheSize must be a positive integer, not ${opts.cacheSize}`);
     }
     this.#opts = { ...opts, sites: [...opts.sites], resolvers: [...opts.resolvers] };
     this.#hooks = hooks;

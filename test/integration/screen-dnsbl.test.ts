@@ -351,6 +351,8 @@ describe('Dnsbl against a scripted DNS server', () => {
     assert.throws(() => make({ sites: ['ok.test', 'bad.test=127.0.0'] }), (err: unknown) => err instanceof DnsblSiteError && err.site === 'bad.test=127.0.0');
     assert.throws(() => make({ resolvers: ['not a host'] }), (err: unknown) => err instanceof DnsblError && err.code === 'DNSBL_RESOLVER');
     assert.throws(() => make({ timeoutMs: 0 }), (err: unknown) => err instanceof DnsblError && err.code === 'DNSBL_OPTIONS');
+    assert.throws(() => make({ minTtlMs: 2000, maxTtlMs: 1000 }), (err: unknown) => err instanceof DnsblError && err.code === 'DNSBL_OPTIONS');
+    assert.throws(() => make({ cacheSize: 0 }), (err: unknown) => err instanceof DnsblError && err.code === 'DNSBL_OPTIONS');
     const d = make({ sites: ['any.test'] });
     d.close();
     assert.deepEqual((await d.lookup('192.0.2.12')).errors, [{ zone: 'any.test', error: 'closed' }]);
