@@ -127,6 +127,10 @@ export abstract class SessionCore {
       get reason() {
         return session.life.reason;
       },
+      get secure() {
+        return session.io.secure;
+      },
+      closing: () => this.io.closing(),
       end: () => this.io.end(),
       destroy: () => this.io.destroy(),
       linger: (ms) => this.io.setTimer(ms),
