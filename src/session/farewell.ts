@@ -99,6 +99,16 @@ export class Farewell {
     this.host.linger(LINGER_MS - QUIT_FIN_WAIT_MS);
   }
 
+  /**
+   * Shutdown (the grace period is over): past the 221 nothing more is written, no 421; a
+   * held close_notify goes now. True when the session is past its 221.
+   */
+  shutdown(): boolean {
+    if (!this.#flushed) return false;
+    if (this.#holding) this.#release();
+    return true;
+  }
+
   /** After the 221, waiting for the peer's FIN or reset. */
   get lingering(): boolean {
     return this.#flushed;
