@@ -136,7 +136,7 @@ export class Farewell {
   onError(err: NodeJS.ErrnoException): void {
     if (this.#quit && isReset(err)) {
       if (!this.#peerFin) {
-        const when = this.#flushed ? 'after the 221 was written' : 'before the 221 was written';
+        const when = !this.#flushed ? 'before the 221 was written' : this.#holding ? 'after the 221, with nothing sent after it' : 'after the 221 and our close';
         this.host.anomaly('rst_after_quit', `${err.code} (${err.syscall ?? '?'}) after QUIT, ${when}, before the client's FIN`);
       } else if (this.#finFirst) {
         this.host.anomaly('quit_no_wait', 'client closed after QUIT before the 221 was written');
