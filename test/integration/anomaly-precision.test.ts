@@ -2,9 +2,10 @@
 // as they always do must earn no anomaly at all, not even a notice, under the default
 // cluster (`workers: 2`), plain, STARTTLS and implicit TLS. Before QUIT_FIN_WAIT_MS
 // (farewell.ts) Postern's close_notify raced the client's own close, and a client closing
-// with it unread made its kernel reset: `rst_after_quit` on smtplib over TLS about every
-// other session. Each client runs RUNS sessions, several at once, on a loaded 2-core
-// machine: the race this guards against is a timing one, so counts matter, not one run.
+// with it unread made its kernel reset: `rst_after_quit` on 41 to 49 of 50 sessions of
+// smtplib over TLS and 46 to 50 of swaks over TLS. Each client runs RUNS sessions, several
+// at once, on a loaded 2-core machine: the race this guards against is a timing one, so
+// counts matter, not one run.
 // The real resets after QUIT that must still be named are in quit-linger.test.ts.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -23,7 +24,10 @@ import type { LogRecord } from '../helpers/postern.js';
 import { postfixAvailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { swaks, swaksAvailable } from '../helpers/swaks.js';
 
-/** Sessions per client (the issue asks for 50; see the report for the wall time). */
+/**
+ * Sessions per client, as the issue asks. All clients at once took 67 s (load average 9)
+ * to 110 s (load average 17, other suites running) on the 2-core machine.
+ */
 const RUNS = 50;
 const DOMAIN = 'precision.test';
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
@@ -307,10 +311,15 @@ log: { level: info }
 
   it(`Exim's smtp transport: ${RUNS} messages`, { skip: skipExim }, async (t) => {
     await finished('exim');
-    // Its last sessions end (a linger at most) after the deliveries it logged.
-    await new Promise((r) => setTimeout(r, 2500));
-    // Exim may carry several messages in one session; every session it opened counts.
-    const recs = p.records().filter((x) => x.event === 'session' && x.helo === 'exim-test.localhost');
+    // Exim may carry several messages in one session; every session it opened counts. Its
+    // last sessions end (a linger at most) after the deliveries it logged: wait until the
+    // session records account for every message.
+    const exim = () => p.records().filter((x) => x.event === 'session' && x.helo === 'exim-test.localhost');
+    const carried = () => exim().reduce((n, x) => n + (x.transactions as number), 0);
+    const deadline = Date.now() + 10_000;
+    while (carried() < RUNS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(carried(), RUNS);
+    const recs = exim();
     const flagged = recs.filter((x) => (x.anomalies as string[]).length > 0);
     t.diagnostic(`exim: ${recs.length} sessions for ${RUNS} messages, ${flagged.length} with anomalies, ${Date.now() - t0} ms`);
     assert.ok(recs.length >= 1);
