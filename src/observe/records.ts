@@ -146,8 +146,8 @@ export interface RecipientRecord {
 export interface TransactionRecord {
   event: 'transaction';
   conn: string;
-  /** The client's address (after PROXY/XCLIENT), for filters that act on it (fail2ban). */
-  client?: string;
+  /** The client (after PROXY/XCLIENT), as the session record has it, for filters that act on it (fail2ban). */
+  client?: Endpoint;
   /** The reverse-path (`''` for `MAIL FROM:<>`); null when `log.addresses: false`. */
   from: string | null;
   /** Recipients the backend accepted. */
@@ -196,16 +196,16 @@ export function withoutAddresses(text: string): string {
 export interface AnomalyRecord {
   event: 'anomaly';
   conn: string;
-  /** The client's address (after PROXY/XCLIENT), for filters that act on it (fail2ban). */
-  client?: string;
+  /** The client (after PROXY/XCLIENT), as the session record has it, for filters that act on it (fail2ban). */
+  client?: Endpoint;
   kind: AnomalyKind;
   severity: Severity;
   detail: string;
 }
 
-export function anomalyRecord(conn: string, kind: AnomalyKind, detail: string, client?: string): AnomalyRecord {
+export function anomalyRecord(conn: string, kind: AnomalyKind, detail: string, client?: Endpoint): AnomalyRecord {
   const rec: AnomalyRecord = { event: 'anomaly', conn, kind, severity: severityOf(kind), detail };
-  if (client !== undefined) return { event: 'anomaly', conn, client, kind, severity: rec.severity, detail };
+  if (client !== undefined) return { event: 'anomaly', conn, client: { address: client.address, port: client.port }, kind, severity: rec.severity, detail };
   return rec;
 }
 

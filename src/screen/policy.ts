@@ -4,7 +4,7 @@
 import type { DnsblConfig, ScreenAction } from '../config/types.js';
 import { C521HostNoMail, C550MailboxUnavail } from '../smtp/codes.js';
 import { smtpError, type SmtpError } from '../smtp/errors.js';
-import { SePol7Other0 } from '../smtp/enhanced.js';
+import { SePol7DeliveryNotAuth1 } from '../smtp/enhanced.js';
 import type { DnsblAnswer, ScreenTest } from './types.js';
 
 const RANK: Readonly<Record<ScreenAction, number>> = { ignore: 0, enforce: 1, drop: 2 };
@@ -35,10 +35,10 @@ export function reason(tests: readonly ScreenTest[], hits: readonly DnsblAnswer[
 
 /** `drop`: 521 and close (RFC 7504 §3, RFC 5321 §3.1). */
 export function dropReply(host: string, client: string, why: string): string {
-  return smtpError(C521HostNoMail, SePol7Other0, `${host} Service unavailable; client [${client}] ${why}`).reply;
+  return smtpError(C521HostNoMail, SePol7DeliveryNotAuth1, `${host} Service unavailable; client [${client}] ${why}`).reply;
 }
 
 /** `enforce`: the answer to every RCPT. */
 export function enforceRefusal(client: string, why: string): SmtpError {
-  return smtpError(C550MailboxUnavail, SePol7Other0, `Service unavailable; client [${client}] ${why}`);
+  return smtpError(C550MailboxUnavail, SePol7DeliveryNotAuth1, `Service unavailable; client [${client}] ${why}`);
 }

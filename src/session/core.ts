@@ -435,7 +435,7 @@ export abstract class SessionCore {
   protected anomaly(kind: AnomalyKind, detail: string, each = false): void {
     if (this.anomalies.has(kind) && !each) return;
     this.anomalies.add(kind);
-    const rec = anomalyRecord(this.id, kind, detail, this.identity.client.address);
+    const rec = anomalyRecord(this.id, kind, detail, this.identity.client);
     observeAnomaly(this.ctx.metrics, rec);
     if (this.ctx.logAnomaly(kind)) this.ctx.logger.info(rec, `anomaly ${kind}`);
     // A deep screening test (before the first MAIL): drop ends the session now.

@@ -214,7 +214,7 @@ export class Session extends SessionCore {
     this.#utf8 = utf8;
     this.limits.checkDeclaredSize(path.params.get('SIZE'));
     const from = path.address;
-    this.tx.client = this.identity.client.address;
+    this.tx.client = this.identity.client;
     const opened = this.tx.mail(from);
     if (this.screen) {
       this.screen.mail();

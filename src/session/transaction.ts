@@ -2,7 +2,7 @@
 // as answered in command order, and the counts the session record gives. Ending a
 // transaction yields its record.
 
-import type { RecipientRecord, TransactionRecord } from '../observe/records.js';
+import type { Endpoint, RecipientRecord, TransactionRecord } from '../observe/records.js';
 import { transactionRecord } from '../observe/records.js';
 import { isCompletion } from '../smtp/codes.js';
 import type { SmtpError } from '../smtp/errors.js';
@@ -39,8 +39,8 @@ export class Transactions {
   count = 0;
   /** Recipients the backend accepted, over the session. */
   rcpts = 0;
-  /** The client's address as the session believes it at MAIL (for the records). */
-  client: string | null = null;
+  /** The client as the session believes it at MAIL (for the records). */
+  client: Endpoint | null = null;
 
   get open(): Transaction | null {
     return this.#open;
@@ -58,8 +58,8 @@ export class Transactions {
     };
   }
 
-  #client(): { client?: string } {
-    return this.client === null ? {} : { client: this.client };
+  #client(): { client?: Endpoint } {
+    return this.client === null ? {} : { client: { address: this.client.address, port: this.client.port } };
   }
 
   /** RCPT read: its entry, to be answered by Postern (refused) or the backend (`answer`). */
