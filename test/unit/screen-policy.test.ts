@@ -1,0 +1,123 @@
+// Screening's pure parts: the access list (first match wins), what a DNSBL score means,
+// which action is the stronger, the reply texts; and the pass cache and auto-ban over a
+// LocalWindowCounter with the time passed in.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AccessList } from '../../src/screen/access.js';
+import { ScreenCache } from '../../src/screen/cache.js';
+import { dnsblVerdict, dropReply, enforceRefusal, reason, stronger } from '../../src/screen/policy.js';
+import { LocalWindowCounter } from '../../src/state/windows.js';
+
+describe('screen.access', () => {
+  const list = new AccessList([
+    { cidr: '192.0.2.7', action: 'reject' },
+    { cidr: '192.0.2.0/24', action: 'permit' },
+    { cidr: '2001:db8::/32', action: 'reject' },
+  ]);
+
+  it('first match wins', () => {
+    assert.equal(list.match('192.0.2.7'), 'reject');
+    assert.equal(list.match('192.0.2.8'), 'permit');
+  });
+
+  it('IPv4-mapped IPv6 as sockets report it matches the IPv4 entries; IPv6 its own', () => {
+    assert.equal(list.match('::ffff:192.0.2.9'), 'permit');
+    assert.equal(list.match('2001:db8::1'), 'reject');
+  });
+
+  it('no match, or not an address: null', () => {
+    assert.equal(list.match('198.51.100.1'), null);
+    assert.equal(list.match('not-an-ip'), null);
+    assert.equal(new AccessList([]).match('192.0.2.1'), null);
+  });
+});
+
+describe('screening verdicts', () => {
+  it('stronger: drop > enforce > ignore', () => {
+    assert.equal(stronger('ignore', 'enforce'), 'enforce');
+    assert.equal(stronger('drop', 'enforce'), 'drop');
+    assert.equal(stronger('enforce', 'ignore'), 'enforce');
+    assert.equal(stronger('ignore', 'ignore'), 'ignore');
+  });
+
+  it('a score at or above threshold is listed; allowlisting only with a negative allowlist_threshold', () => {
+    assert.equal(dnsblVerdict(3, { threshold: 3, allowlist_threshold: 0 }), 'listed');
+    assert.equal(dnsblVerdict(2, { threshold: 3, allowlist_threshold: 0 }), 'neutral');
+    // postconf(5): 0 keeps it off, or every unlisted client (score 0) would skip the tests.
+    assert.equal(dnsblVerdict(0, { threshold: 1, allowlist_threshold: 0 }), 'neutral');
+    assert.equal(dnsblVerdict(-2, { threshold: 1, allowlist_threshold: -1 }), 'allowlisted');
+    assert.equal(dnsblVerdict(-1, { threshold: 1, allowlist_threshold: -1 }), 'allowlisted');
+    assert.equal(dnsblVerdict(0, { threshold: 1, allowlist_threshold: -1 }), 'neutral');
+  });
+
+  it('the reason names the listing zones (reply_map hides their names), else the tests', () => {
+    const hits = [
+      { zone: 'Zen.Spamhaus.org', weight: 3, answer: '127.0.0.2' },
+      { zone: 'list.dnswl.org', weight: -2, answer: '127.0.9.1' },
+      { zone: 'b.example', weight: 1, answer: '127.0.0.2' },
+    ];
+    assert.equal(reason(['dnsbl'], hits, { 'zen.spamhaus.org': 'zen' }), 'blocked using zen, b.example');
+    assert.equal(reason(['pregreet'], hits, {}), 'protocol error (pregreet)');
+    assert.equal(reason([], [], {}), 'blocked');
+  });
+
+  it('replies: 521 5.7.1 to drop, 550 5.7.1 to each RCPT; text cleaned to one line', () => {
+    assert.equal(dropReply('mx.test', '192.0.2.1', 'blocked using zen'), '521 5.7.1 mx.test Service unavailable; client [192.0.2.1] blocked using zen\r\n');
+    const e = enforceRefusal('192.0.2.1', 'bad\r\nthing');
+    assert.equal(e.smtpCode, 550);
+    assert.equal(e.reply, '550 5.7.1 Service unavailable; client [192.0.2.1] bad??thing\r\n');
+  });
+});
+
+describe('screening cache and auto-ban', () => {
+  function clock(start = 1_000_000) {
+    let t = start;
+    return { now: () => t, advance: (ms: number) => (t += ms) };
+  }
+
+  it('a pass is remembered per kind for pass_ttl, per address; 0 turns the cache off', async () => {
+    const c = clock();
+    const w = new LocalWindowCounter(c.now);
+    const cache = new ScreenCache(w);
+    assert.equal(await cache.passed('192.0.2.1', 'greet', 1000), false);
+    await cache.remember('192.0.2.1', 'greet', 1000);
+    assert.equal(await cache.passed('192.0.2.1', 'greet', 1000), true);
+    assert.equal(await cache.passed('192.0.2.1', 'deep', 1000), false, 'per kind');
+    assert.equal(await cache.passed('192.0.2.2', 'greet', 1000), false, 'per address');
+    c.advance(1001);
+    assert.equal(await cache.passed('192.0.2.1', 'greet', 1000), false, 'expired');
+    await cache.remember('192.0.2.3', 'greet', 0);
+    assert.equal(await cache.passed('192.0.2.3', 'greet', 0), false);
+    w.close();
+  });
+
+  it('N failures within the window ban the address for `ban`, then it is free again', async () => {
+    const c = clock();
+    const w = new LocalWindowCounter(c.now);
+    const cache = new ScreenCache(w);
+    const failures = { count: 3, window: 10_000 };
+    assert.equal(await cache.failed('192.0.2.9', failures, 5000), false);
+    c.advance(1000);
+    assert.equal(await cache.failed('192.0.2.9', failures, 5000), false);
+    assert.equal(await cache.banned('192.0.2.9', 5000), false);
+    c.advance(1000);
+    assert.equal(await cache.failed('192.0.2.9', failures, 5000), true);
+    assert.equal(await cache.banned('192.0.2.9', 5000), true);
+    assert.equal(await cache.banned('192.0.2.10', 5000), false);
+    c.advance(5001);
+    assert.equal(await cache.banned('192.0.2.9', 5000), false);
+    w.close();
+  });
+
+  it('failures spread wider than the window do not ban', async () => {
+    const c = clock();
+    const w = new LocalWindowCounter(c.now);
+    const cache = new ScreenCache(w);
+    const failures = { count: 2, window: 1000 };
+    assert.equal(await cache.failed('192.0.2.20', failures, 5000), false);
+    c.advance(1500);
+    assert.equal(await cache.failed('192.0.2.20', failures, 5000), false);
+    assert.equal(await cache.banned('192.0.2.20', 5000), false);
+    w.close();
+  });
+});
