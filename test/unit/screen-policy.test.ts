@@ -121,3 +121,29 @@ describe('screening cache and auto-ban', () => {
     w.close();
   });
 });
+
+describe('postern report and status: screening', () => {
+  it('the report counts verdicts, failed tests, zone hits and refused clients; the status header counts sessions in screening', async () => {
+    const { ReportAggregator } = await import('../../src/tools/report-aggregate.js');
+    const { renderReport } = await import('../../src/tools/report-text.js');
+    const { renderStatus } = await import('../../src/tools/status-client.js');
+    const agg = new ReportAggregator();
+    const session = (address: string, screen: unknown) =>
+      JSON.stringify({ level: 'info', time: '2026-12-07T04:00:00.000Z', event: 'session', conn: 'c', client: { address, port: 1 }, listener: 'mx', proxy: null, tls: null, helo: null, auth: null, backend: null, transactions: 0, rcpts: 0, bytes_in: 0, bytes_out: 0, duration_ms: 5, close: 'quit', anomalies: [], limit_rejections: {}, screen });
+    agg.line(session('192.0.2.1', { result: 'enforce', score: 3, dnsbl: [{ zone: 'zen.test', weight: 3, answer: '127.0.0.2' }], tests: ['dnsbl'], ms: 600 }));
+    agg.line(session('192.0.2.1', { result: 'drop', score: null, dnsbl: [], tests: ['pregreet'], ms: 600 }));
+    agg.line(session('192.0.2.2', { result: 'cached', score: null, dnsbl: [], tests: [], ms: 1 }));
+    agg.line(session('192.0.2.3', null));
+    const r = agg.result({ top: 5 });
+    assert.equal(r.screening.sessions, 3);
+    assert.deepEqual(r.screening.results, { enforce: 1, drop: 1, cached: 1 });
+    assert.deepEqual(r.screening.tests, { dnsbl: 1, pregreet: 1 });
+    assert.deepEqual(r.screening.zones, { 'zen.test': { hits: 1, hit_rate: 0.3333 } });
+    assert.deepEqual(r.screening.top_refused_clients.items.map((i) => [i.name, i.count]), [['192.0.2.1', 2]]);
+    const text = renderReport(r);
+    assert.match(text, /Screening\n-+\n  3 screened sessions/);
+    assert.match(text, /zen\.test\s+1\s+33\.3%/);
+    const status = renderStatus({ sessions: [{ conn: 'a', client: { address: '192.0.2.1', port: 1 }, listener: 'mx', state: 'screening', helo: null, tls: null, backend: null, age_ms: 10, bytes_in: 0, bytes_out: 0 }], backends: [] } as never);
+    assert.match(status, /1 session \(1 in screening\)/);
+  });
+});
