@@ -19,6 +19,7 @@ import { startSink, type Sink } from '../../src/sink/index.js';
 import { cliMissing, spawnPostern, type PosternProcess } from '../helpers/postern-group.js';
 import { startPostern, type LogRecord, type TestPostern } from '../helpers/postern.js';
 import { freePort } from '../helpers/net.js';
+import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { SmtpClient, sendMessage } from '../helpers/smtp-client.js';
 
 /** Listed clients by address: what a DNSBL/DNSWL lookup answers for them. */
@@ -403,5 +404,61 @@ screen: { greet_wait: ${GREET_WAIT}ms }
     for (const r of cached) pids.add(String(r.conn).slice(0, 6));
     assert.equal(cached.length, 20);
     assert.equal(pids.size, 2, 'both workers greeted cached clients');
+  });
+});
+
+describe('the pass cache across instances through state.redis', { skip: cliMissing() || (!redisAvailable() && 'redis-server not installed') }, () => {
+  let sink: Sink;
+  let redis: RedisServer;
+  const procs: PosternProcess[] = [];
+  let dir: string;
+  after(async () => {
+    for (const p of procs) await p.stop();
+    await redis?.stop();
+    await sink?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a client that passed on instance A is greeted at once by instance B; a client B never saw still waits', async () => {
+    sink = await startSink({ xclient: true });
+    redis = await startRedis();
+    dir = mkdtempSync(join(tmpdir(), 'postern-screen-redis-'));
+    const ports: number[] = [];
+    for (const name of ['a', 'b']) {
+      const port = await freePort();
+      ports.push(port);
+      const file = join(dir, `${name}.yaml`);
+      writeFileSync(
+        file,
+        `hostname: ${name}.screen.test
+workers: 1
+listeners:
+  - { name: mx, listen: 127.0.0.1:${port}, screen: on }
+backends:
+  identity: xclient
+  health_check: { interval: 1s, timeout: 2s, rise: 1, fall: 1 }
+  servers: [ { address: 127.0.0.1:${sink.address().port} } ]
+screen: { greet_wait: ${GREET_WAIT}ms }
+state: { redis: { url: "${redis.url}", prefix: "screen-test:" } }
+`,
+      );
+      procs.push(await spawnPostern(file));
+    }
+    const [a, b] = ports as [number, number];
+    const addr = '127.0.0.90';
+    const first = await greeted(a, addr);
+    assert.equal(first.teaser, true);
+    assert.equal((await sendMessage(first.c, { helo: 'pass.test' })).code, 250);
+    const deadline = Date.now() + 5000;
+    while (!procs[0]!.records().some((r) => r.event === 'session' && (r.screen as Screen | undefined)?.result === 'pass') && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const onB = await greeted(b, addr);
+    assert.equal(onB.teaser, false, 'B knew the pass from Redis');
+    assert.ok(onB.ms < 300, `greeted by B in ${onB.ms} ms`);
+    await onB.c.cmd('QUIT');
+    const stranger = await greeted(b, '127.0.0.91');
+    assert.equal(stranger.teaser, true);
+    stranger.c.destroy();
   });
 });
