@@ -19,6 +19,7 @@ import { startSink, type Sink } from '../../src/sink/index.js';
 import { cliMissing, spawnPostern, type PosternProcess } from '../helpers/postern-group.js';
 import { startPostern, type LogRecord, type TestPostern } from '../helpers/postern.js';
 import { freePort } from '../helpers/net.js';
+import { clientLines, postfixAvailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { SmtpClient, sendMessage } from '../helpers/smtp-client.js';
 
@@ -160,10 +161,13 @@ describe('screening in the session', () => {
     since = p.records.length;
     const again = await greeted(p.port, addr);
     assert.equal(again.teaser, false);
-    assert.ok(again.ms < 50, `cached client greeted in ${again.ms} ms`);
+    // The client's clock includes connecting on a loaded machine: a generous bound there,
+    // the issue's 50 ms on Postern's own measure (accept to verdict).
+    assert.ok(again.ms < GREET_WAIT / 2, `cached client greeted in ${again.ms} ms`);
     assert.equal((await sendMessage(again.c, { helo: 'clean.test' })).code, 250);
     rec = await sessionOf(p, addr, since);
     assert.equal(screenOf(rec).result, 'cached');
+    assert.ok(screenOf(rec).ms < 50, `verdict in ${screenOf(rec).ms} ms`);
   });
 
   it('pregreet with drop: 521 and closed, no backend', async () => {
@@ -359,7 +363,7 @@ describe('the pass cache across the workers of a host', { skip: cliMissing() }, 
   after(async () => {
     await proc?.stop();
     await sink?.close();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('a client that passed on one worker is greeted at once by both (20 connections: a 1-in-2 worker cannot pass by luck)', async () => {
@@ -416,7 +420,7 @@ describe('the pass cache across instances through state.redis', { skip: cliMissi
     for (const p of procs) await p.stop();
     await redis?.stop();
     await sink?.close();
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('a client that passed on instance A is greeted at once by instance B; a client B never saw still waits', async () => {
@@ -460,5 +464,51 @@ state: { redis: { url: "${redis.url}", prefix: "screen-test:" } }
     const stranger = await greeted(b, '127.0.0.91');
     assert.equal(stranger.teaser, true);
     stranger.c.destroy();
+  });
+});
+
+describe('screening in front of Postfix', { skip: !postfixAvailable() && 'postfix not available (needs root)' }, () => {
+  let pf: PostfixInstance;
+  let p: TestPostern;
+  before(async () => {
+    pf = await startPostfix();
+    p = await startPostern(yaml(pf.port, '  pregreet_action: drop'), { dnsbl: table });
+  });
+  after(async () => {
+    await p?.stop();
+    await pf?.stop();
+  });
+
+  /** Postfix's smtpd lines that name `address` (after XCLIENT, smtpd logs the client Postern told it). */
+  const linesFor = (address: string) => pf.readLog().split('\n').filter((l) => /\/smtpd\[\d+\]:/.test(l) && l.includes(`[${address}]`));
+
+  it('a dropped and an enforced client never reach Postfix; a passed one opens exactly one session, on its first connection', async () => {
+    // Dropped: talks before the greeting.
+    const dropped = '127.0.0.100';
+    let since = p.records.length;
+    await pregreeter(p.port, dropped);
+    assert.equal(screenOf(await sessionOf(p, dropped, since)).result, 'drop');
+    // Enforced: listed.
+    const enforced = '127.0.0.40';
+    since = p.records.length;
+    const e = await greeted(p.port, enforced);
+    await e.c.cmd('EHLO listed.test');
+    await e.c.cmd('MAIL FROM:<bot@listed.test>');
+    assert.equal((await e.c.cmd('RCPT TO:<postmaster@localhost>')).code, 550);
+    await e.c.cmd('QUIT');
+    assert.equal(screenOf(await sessionOf(p, enforced, since)).result, 'enforce');
+    // Passed: one connection, one message.
+    const passed = '127.0.0.101';
+    since = p.records.length;
+    const g = await greeted(p.port, passed);
+    assert.equal((await sendMessage(g.c, { helo: 'good.test', to: ['postmaster@localhost'] })).code, 250);
+    const rec = await sessionOf(p, passed, since);
+    assert.equal(screenOf(rec).result, 'pass');
+    await pf.waitForLog(new RegExp(`client=[^\\s]*\\[${passed.replace(/\./g, '\\.')}\\]`));
+    assert.equal(clientLines(pf.readLog()).filter((l) => l.address === passed).length, 1, 'exactly one message from the passed client');
+    assert.equal(linesFor(dropped).length, 0, `Postfix never heard of the dropped client: ${linesFor(dropped).join('\n')}`);
+    assert.equal(linesFor(enforced).length, 0, `Postfix never heard of the enforced client: ${linesFor(enforced).join('\n')}`);
+    // One backend session: Postern's record names one backend and no failover.
+    assert.equal((rec.backend as { attempts?: unknown[] }).attempts, undefined);
   });
 });
