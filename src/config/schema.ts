@@ -8,6 +8,7 @@ import {
   hostPortOrNull, hostname, hostnameList, hostnameOrNull, httpUrl, int, intOrNull, listenerName, oneOf, optionalFilePath, rate, rateOrNull, size, stringList, stringMap, upperWordList,
 } from './fields.js';
 import { ConfigValueError } from './errors.js';
+import { DnsblSiteError, parseDnsblSites } from '../screen/dnsbl-site.js';
 import type { CertificateConfig, Config } from './types.js';
 
 /** A mapping whose every key has a default: absent or empty (`limits:`) means all defaults. */
@@ -224,6 +225,20 @@ const auth = z.strictObject({
   to_backend: oneOf(['xclient-login', 'none'] as const).prefault(D.auth.to_backend),
 });
 
+/** DNSBL sites, each checked by the DNSBL client's own parser, so a bad one fails at load, not at start. */
+const dnsblSites = () =>
+  stringList('a list of DNSBL sites such as ["zen.spamhaus.org=127.0.0.[2..11]*3"]').transform((sites, ctx): string[] => {
+    sites.forEach((site, i) => {
+      try {
+        parseDnsblSites([site]);
+      } catch (e) {
+        if (!(e instanceof DnsblSiteError)) throw e;
+        ctx.addIssue({ code: 'custom', path: [i], input: site, message: e.message });
+      }
+    });
+    return sites;
+  });
+
 const screenAction = () => oneOf(['ignore', 'enforce', 'drop'] as const);
 const S = D.screen;
 
@@ -232,9 +247,8 @@ const screen = section({
   greet_wait: duration({ allowZero: true }).prefault(S.greet_wait),
   pregreet_action: screenAction().prefault(S.pregreet_action),
   dnsbl: section({
-    // Loosely checked here: the site syntax is parsed by the DNSBL client (screen/dnsbl.ts).
-    // TODO(lead): call S1's site parser here once src/screen/dnsbl-sites.ts is merged.
-    sites: stringList('a list of DNSBL sites such as ["zen.spamhaus.org=127.0.0.[2..11]*3"]').prefault([]),
+    // postscreen_dnsbl_sites syntax, parsed as the DNSBL client will (screen/dnsbl-site.ts).
+    sites: dnsblSites().prefault([]),
     threshold: int(-1000, 1000).prefault(S.dnsbl.threshold),
     allowlist_threshold: int(-1000, 1000).prefault(S.dnsbl.allowlist_threshold),
     action: screenAction().prefault(S.dnsbl.action),

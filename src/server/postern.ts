@@ -20,6 +20,7 @@ import { Listener } from './listener.js';
 import { LocalWindowCounter, type WindowCounter } from '../state/windows.js';
 import { observeDnsblQuery } from '../observe/record-metrics.js';
 import { Screener } from '../screen/screener.js';
+import { Dnsbl } from '../screen/dnsbl.js';
 import type { DnsblFactory, DnsblLookup } from '../screen/types.js';
 
 export interface PosternOptions {
@@ -37,7 +38,7 @@ export interface PosternOptions {
   sessionStore?: SessionStore;
   /** Decisions before a backend is spent (screening, routing), plugged into every session. */
   decisions?: DecisionPoints;
-  /** Makes the DNSBL client for `screen.dnsbl` (tests give one on a local resolver); DEFAULT_DNSBL otherwise. */
+  /** Makes the DNSBL client for `screen.dnsbl` (tests may give a fixed table); `Dnsbl` otherwise; null: no lookups. */
   dnsbl?: DnsblFactory | null;
   /** Backend health decided by the host (a cluster's primary); checked here when absent. */
   healthFeed?: HealthFeed | null;
@@ -53,12 +54,15 @@ export function logListening(logger: Logger, cfg: ListenerConfig, address: { hos
   logger.info({ listener: cfg.name, address, ...(fd === null ? {} : { fd }) }, `listening on ${cfg.listen.text}${how}`);
 }
 
-/**
- * The DNSBL client screening uses by default.
- * TODO(lead): `(opts, hooks) => new Dnsbl(opts, hooks)` once the DNSBL slice (src/screen/dnsbl.ts) is merged;
- * until then screen.dnsbl.sites is logged as unused at start.
- */
-const DEFAULT_DNSBL: DnsblFactory | null = null;
+/** How often the DNSBL zones are checked for answering everything (RFC 5782 §5), after a check at start. */
+const ZONE_CHECK_MS = 3_600_000;
+
+/** The DNSBL client screening uses by default: c-ares, zones checked at start and hourly. */
+const DEFAULT_DNSBL: DnsblFactory = (opts, hooks) => {
+  const d = new Dnsbl(opts, hooks);
+  d.startPeriodicCheck(ZONE_CHECK_MS);
+  return d;
+};
 
 export class Postern implements AcceptContext {
   #config: Config;
@@ -108,7 +112,7 @@ export class Postern implements AcceptContext {
     const d = config.screen.dnsbl;
     if (d.sites.length === 0 || !config.listeners.some((l) => l.screen === 'on')) return null;
     if (!this.#dnsblFactory) {
-      this.#processLogger.warn({ sites: d.sites }, 'screen.dnsbl.sites is set but this build has no DNSBL client; no lookups are made');
+      this.#processLogger.warn({ sites: d.sites }, 'screen.dnsbl.sites is set but no DNSBL client was given; no lookups are made');
       return null;
     }
     const m = this.metrics;

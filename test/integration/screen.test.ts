@@ -20,15 +20,16 @@ import { cliMissing, spawnPostern, type PosternProcess } from '../helpers/poster
 import { startPostern, type LogRecord, type TestPostern } from '../helpers/postern.js';
 import { freePort } from '../helpers/net.js';
 import { clientLines, postfixAvailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import { rbldnsdAvailable, startRbldnsd, type Rbldnsd } from '../helpers/rbldnsd.js';
 import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis.js';
 import { SmtpClient, sendMessage } from '../helpers/smtp-client.js';
 
 /** Listed clients by address: what a DNSBL/DNSWL lookup answers for them. */
 const LISTED: Record<string, DnsblResult> = {
-  '127.0.0.40': { score: 3, hits: [{ zone: 'zen.test', weight: 3, answer: '127.0.0.2' }], errors: [], cached: false, ms: 1 },
-  '127.0.0.41': { score: -5, hits: [{ zone: 'wl.test', weight: -5, answer: '127.0.9.2' }], errors: [], cached: false, ms: 1 },
+  '127.0.0.40': { score: 3, hits: [{ zone: 'zen.test', weight: 3, answer: '127.0.0.2' }], errors: [], cached: false, ms: 1, skipped: [] },
+  '127.0.0.41': { score: -5, hits: [{ zone: 'wl.test', weight: -5, answer: '127.0.9.2' }], errors: [], cached: false, ms: 1, skipped: [] },
 };
-const CLEAN: DnsblResult = { score: 0, hits: [], errors: [], cached: false, ms: 1 };
+const CLEAN: DnsblResult = { score: 0, hits: [], errors: [], cached: false, ms: 1, skipped: [] };
 
 /** The fixed table behind the DnsblLookup interface; each lookup is counted. */
 const lookups: string[] = [];
@@ -510,5 +511,74 @@ describe('screening in front of Postfix', { skip: !postfixAvailable() && 'postfi
     assert.equal(linesFor(enforced).length, 0, `Postfix never heard of the enforced client: ${linesFor(enforced).join('\n')}`);
     // One backend session: Postern's record names one backend and no failover.
     assert.equal((rec.backend as { attempts?: unknown[] }).attempts, undefined);
+  });
+});
+
+describe('screening with the DNSBL client against rbldnsd', { skip: !rbldnsdAvailable() && 'rbldnsd missing (apt-get install rbldnsd)' }, () => {
+  let rbl: Rbldnsd;
+  let sink: Sink;
+  let p: TestPostern;
+  before(async () => {
+    rbl = await startRbldnsd([
+      // 127.0.0.2 listed and 127.0.0.1 not: the zone check at start passes.
+      { name: 'bl.test', type: 'ip4set', lines: [':127.0.0.2:listed', '127.0.0.2', '127.0.0.44'] },
+      { name: 'wl.test', type: 'ip4set', lines: [':127.0.10.2:', '127.0.0.2', '127.0.0.45'] },
+    ]);
+    sink = await startSink({ xclient: true });
+    // No `dnsbl` option: Postern's own DNSBL client, asking rbldnsd.
+    p = await startPostern(`hostname: screen.test
+listeners:
+  - { name: mx, listen: 127.0.0.1:0, screen: on }
+backends:
+  identity: xclient
+  health_check: { interval: 1s, timeout: 2s, rise: 1, fall: 1 }
+  servers: [ { address: 127.0.0.1:${sink.address().port} } ]
+screen:
+  greet_wait: ${GREET_WAIT}ms
+  dnsbl:
+    sites: ["bl.test=127.0.0.[2..11]*3", "wl.test=127.0.[0..255].[1..3]*-5"]
+    resolvers: ["${rbl.server}"]
+    allowlist_threshold: -1
+    action: drop
+    timeout: 3s
+`);
+  });
+  after(async () => {
+    await p?.stop();
+    await sink?.close();
+    await rbl?.stop();
+  });
+
+  it('a listed client is dropped with the zone named; a DNSWL client greeted early; a clean one passes; queries are counted', async () => {
+    let since = p.records.length;
+    // As postscreen does: the teaser is out when the verdict comes, so the 521 follows it.
+    const listed = await SmtpClient.connect(p.port, { localAddress: '127.0.0.44' });
+    await listed.waitClose(8000);
+    assert.match(listed.received.toString('latin1'), /^220-screen\.test [^\r]*\r\n521 5\.7\.1 screen\.test Service unavailable; client \[127\.0\.0\.44\] blocked using bl\.test\r\n$/);
+    let rec = await sessionOf(p, '127.0.0.44', since);
+    assert.equal(screenOf(rec).result, 'drop');
+    assert.deepEqual(screenOf(rec).dnsbl, [{ zone: 'bl.test', weight: 3, answer: '127.0.0.2' }]);
+    assert.equal(rec.backend, null);
+
+    since = p.records.length;
+    const wl = await greeted(p.port, '127.0.0.45');
+    assert.equal(wl.code, 220);
+    assert.ok(wl.ms < GREET_WAIT - 100, `DNSWL client greeted in ${wl.ms} ms`);
+    assert.equal((await sendMessage(wl.c, { helo: 'wl.test' })).code, 250);
+    rec = await sessionOf(p, '127.0.0.45', since);
+    assert.equal(screenOf(rec).score, -5);
+
+    since = p.records.length;
+    const clean = await greeted(p.port, '127.0.0.46');
+    assert.equal(clean.teaser, true);
+    assert.equal((await sendMessage(clean.c, { helo: 'clean.test' })).code, 250);
+    rec = await sessionOf(p, '127.0.0.46', since);
+    assert.equal(screenOf(rec).result, 'pass');
+    assert.equal(screenOf(rec).score, 0);
+
+    const text = await p.postern.metrics.registry.metrics();
+    assert.match(text, /postern_dnsbl_queries_total\{zone="bl\.test",result="listed"\} [1-9]/);
+    assert.match(text, /postern_dnsbl_queries_total\{zone="wl\.test",result="clean"\} [1-9]/);
+    assert.match(text, /postern_dnsbl_seconds_count [1-9]/);
   });
 });

@@ -147,3 +147,30 @@ describe('postern report and status: screening', () => {
     assert.match(status, /1 session \(1 in screening\)/);
   });
 });
+
+describe('screen config', () => {
+  it('a bad DNSBL site fails the config at load, named with its index; a good one is kept as written', async () => {
+    const { parseConfig } = await import('../../src/config/index.js');
+    const base = (sites: string) => `listeners: [ { name: mx, listen: 127.0.0.1:0, screen: on } ]
+backends: { servers: [ { address: 127.0.0.1:25 } ] }
+screen: { dnsbl: { sites: ${sites} } }
+`;
+    assert.deepEqual(parseConfig(base('["zen.spamhaus.org=127.0.0.[2..11]*3"]')).screen.dnsbl.sites, ['zen.spamhaus.org=127.0.0.[2..11]*3']);
+    assert.throws(() => parseConfig(base('["ok.test", "bad.test=127.0.0.[9..2]"]')), /screen\.dnsbl\.sites\[1\]|sites\.1|\[1\]/);
+    assert.throws(() => parseConfig(base('["x.test*heavy"]')), /weight/);
+  });
+
+  it('listeners[].screen takes on/off (and booleans); actions are ignore, enforce or drop', async () => {
+    const { parseConfig } = await import('../../src/config/index.js');
+    const c = parseConfig(`listeners: [ { name: a, listen: 127.0.0.1:0, screen: true }, { name: b, listen: 127.0.0.1:0 } ]
+backends: { servers: [ { address: 127.0.0.1:25 } ] }
+screen: { pregreet_action: drop, autoban: { failures: 5/1h, ban: 1d } }
+`);
+    assert.deepEqual(c.listeners.map((l) => l.screen), ['on', 'off']);
+    assert.deepEqual(c.screen.autoban, { failures: { count: 5, window: 3_600_000 }, ban: 86_400_000 });
+    assert.throws(() => parseConfig(`listeners: [ { name: a, listen: 127.0.0.1:0 } ]
+backends: { servers: [ { address: 127.0.0.1:25 } ] }
+screen: { pregreet_action: reject }
+`), /one of ignore, enforce, drop/);
+  });
+});
