@@ -3,8 +3,8 @@
 //
 // Per session, in order (postscreen's): the access list (permit skips everything, reject
 // drops); the auto-ban; the pass cache (a cached client is greeted at once); else the DNSBL
-// lookup (started at accept) and the greet wait with its `220-` teaser, then the pregreet
-// and DNSBL verdicts. After the greeting, until the first MAIL, the session's anomalies
+// lookup (started as soon as the cache said no) and the greet wait with its `220-` teaser,
+// then the pregreet and DNSBL verdicts. After the greeting, until the first MAIL, the session's anomalies
 // (pipelining_violation, non_smtp, bare_lf) and the command count/time limit are the deep
 // tests. Each failed test has its action: ignore (logged), enforce (every RCPT 550 5.7.1,
 // no backend), drop (521 5.7.1, closed).
@@ -132,12 +132,10 @@ export class ScreenSession {
       return this.#settle('permit', PASS);
     }
     if (access === 'reject') return this.#settle('reject', this.#drop('blocked by the access list'));
-    // The lookups start at accept, in parallel with the cache checks; a cached client's are dropped.
     const lookups = new AbortController();
     const stop = () => lookups.abort();
     signal.addEventListener('abort', stop, { once: true });
     try {
-      const dnsbl = s.dnsbl.sites.length > 0 && this.#p.dnsbl ? this.#lookup(this.#p.dnsbl, lookups.signal) : null;
       const cache = this.#p.cache;
       const ttl = s.cache.pass_ttl;
       const [banned, greetPassed, deepPassed] = await Promise.all([
@@ -152,6 +150,10 @@ export class ScreenSession {
       }
       if (deepPassed) this.#deep = false;
       if (greetPassed) return this.#settle('cached', PASS);
+      // The lookups start once the cache said no (a round trip at most: in process, to the
+      // primary, or to Redis): a cached client costs the DNSBLs nothing, and the queries of
+      // an aborted lookup would go on anyway.
+      const dnsbl = s.dnsbl.sites.length > 0 && this.#p.dnsbl ? this.#lookup(this.#p.dnsbl, lookups.signal) : null;
       // The greet wait and the lookups together; a DNSWL listing ends the wait early.
       const early = new AbortController();
       const waited = greet && s.greet_wait > 0 ? greet.teaser(s.greet_wait, AbortSignal.any([early.signal, signal])) : Promise.resolve();

@@ -55,11 +55,13 @@ describe('ScreenSession', () => {
     windows.close();
   });
 
-  it('a cached client gets no teaser, and its lookup is aborted', async () => {
-    let aborted = false;
+  it('a cached client gets no teaser and costs the DNSBLs nothing', async () => {
+    let asked = 0;
     const slow: DnsblLookup = {
-      lookup: (_a, signal) =>
-        new Promise((_r, reject) => signal?.addEventListener('abort', () => ((aborted = true), reject(new Error('aborted'))))),
+      lookup: () => {
+        asked++;
+        return new Promise(() => undefined);
+      },
       close() {},
     };
     const { screener, cfg, windows } = setup('  dnsbl: { sites: [zen.test] }', slow);
@@ -69,7 +71,7 @@ describe('ScreenSession', () => {
     assert.deepEqual(await s.greeting().decide(facts, new AbortController().signal, g), { kind: 'pass' });
     assert.equal(g.teasers, 0);
     assert.equal(s.record().result, 'cached');
-    assert.equal(aborted, true);
+    assert.equal(asked, 0);
     windows.close();
   });
 
