@@ -24,7 +24,7 @@ if (!rbldnsdAvailable()) {
 }
 
 /** Client address `i` of a run: 127.B.x.y, a fresh block per run so a cold run is cold. */
-const address = (block: number, i: number): string => `127.${block}.${(i >> 8) & 255}.${(i & 255) || 1}`;
+const address = (block: number, i: number): string => `127.${block}.${(i >> 7) & 255}.${(i & 127) + 1}`;
 
 /** Connect from `local`, read the final 220 (ms to it), QUIT, wait for the close. */
 function greet(port: number, local: string): Promise<number> {
