@@ -9,6 +9,7 @@ export const DEFAULTS = {
     xclient_from: [] as string[],
     proxy_protocol_timeout: '3s',
     auth: 'off',
+    screen: 'off',
   },
   tls: {
     min_version: 'TLSv1.2',
@@ -67,6 +68,19 @@ export const DEFAULTS = {
   workers: 'auto',
   shutdown_grace: '30s',
   state: { redis: { prefix: 'postern:' } },
+  // postscreen's defaults (postconf(5)), but non_smtp drops as postscreen's does.
+  screen: {
+    greet_wait: '6s',
+    pregreet_action: 'ignore',
+    dnsbl: { threshold: 1, allowlist_threshold: 0, action: 'ignore', timeout: '10s', min_ttl: '60s', max_ttl: '1h' },
+    pipelining_action: 'ignore',
+    non_smtp_action: 'drop',
+    bare_lf_action: 'ignore',
+    command_count_limit: 20,
+    command_time_limit: '5m',
+    command_limit_action: 'ignore',
+    cache: { pass_ttl: '1d', dnsbl_ttl_from_dns: true },
+  },
 } as const;
 
 /** RFC 5321 4.5.3.1.4: a text line is at least 1000 octets; 512 is the command-line floor. */

@@ -214,6 +214,43 @@ export function listenerName() {
   });
 }
 
+/** One CIDR or IP, kept as written (trimmed). */
+export function cidr() {
+  return field((v): string => {
+    const form = 'an IP address or CIDR network, e.g. 192.0.2.0/24';
+    present(v, form);
+    if (typeof v !== 'string') return fail(`expected ${form}, got ${show(v)}`);
+    parseCidr(v);
+    return v.trim();
+  });
+}
+
+/** A list of non-empty strings (checked further by whoever uses them). */
+export function stringList(form: string) {
+  return field((v): string[] => {
+    present(v, form);
+    if (!Array.isArray(v)) return fail(`expected ${form}, got ${show(v)}`);
+    for (const s of v) if (typeof s !== 'string' || s.trim() === '') fail(`expected ${form}, got ${show(s)} in the list`);
+    return (v as string[]).map((s) => s.trim());
+  });
+}
+
+/** A mapping of strings to strings. */
+export function stringMap() {
+  return field((v): Record<string, string> => {
+    const form = 'a mapping of names to texts, e.g. { zen.spamhaus.org: zen }';
+    present(v, form);
+    if (v === null) return {};
+    if (typeof v !== 'object' || Array.isArray(v)) return fail(`expected ${form}, got ${show(v)}`);
+    const out: Record<string, string> = {};
+    for (const [k, s] of Object.entries(v as Record<string, unknown>)) {
+      if (typeof s !== 'string' || s.trim() === '' || /[\x00-\x1f\x7f]/.test(s)) fail(`expected ${form}, got ${show(s)} for ${show(k)}`);
+      out[k.toLowerCase()] = s as string;
+    }
+    return out;
+  });
+}
+
 /** A list of CIDRs or IPs, kept as written (trimmed); each bad entry is reported at its index. */
 export function cidrList() {
   return field((v): unknown[] => {

@@ -52,6 +52,8 @@ export const RELOAD_RULES: Readonly<Record<string, ReloadEffect>> = {
   metrics: 'applied',
   // Read when draining (by the primary too: its deadline for workers).
   shutdown_grace: 'applied',
+  // Read by each new session; a changed dnsbl section makes a new DNSBL client (postern.ts).
+  screen: 'applied',
   // The process structure, the shared state and the account are set up once.
   workers: 'restart',
   state: 'restart',

@@ -4,10 +4,11 @@ import { availableParallelism, hostname as osHostname } from 'node:os';
 import { z } from 'zod';
 import { AUTH_HTTP_HEADERS, DEFAULTS, LIMIT_MAX, LINE_LENGTH_MAX, LINE_LENGTH_MIN, MESSAGE_SIZE_MIN } from './defaults.js';
 import {
-  anomalies, autoOrBool, bannerText, bool, cidrList, dovecotAddress, duration, emailOrNull, field, filePath, filePathOrNull, headerMap, hostPort,
-  hostPortOrNull, hostname, hostnameList, hostnameOrNull, httpUrl, int, intOrNull, listenerName, oneOf, optionalFilePath, rate, rateOrNull, size, upperWordList,
+  anomalies, autoOrBool, bannerText, bool, cidr, cidrList, dovecotAddress, duration, emailOrNull, field, filePath, filePathOrNull, headerMap, hostPort,
+  hostPortOrNull, hostname, hostnameList, hostnameOrNull, httpUrl, int, intOrNull, listenerName, oneOf, optionalFilePath, rate, rateOrNull, size, stringList, stringMap, upperWordList,
 } from './fields.js';
 import { ConfigValueError } from './errors.js';
+import { DnsblSiteError, parseDnsblSites } from '../screen/dnsbl-site.js';
 import type { CertificateConfig, Config } from './types.js';
 
 /** A mapping whose every key has a default: absent or empty (`limits:`) means all defaults. */
@@ -26,6 +27,7 @@ const listener = z.strictObject({
   xclient_from: cidrList().prefault([]),
   proxy_protocol_timeout: duration().prefault(D.listener.proxy_protocol_timeout),
   auth: oneOf(['off', 'optional', 'required'] as const, [[false, 'off']]).prefault(D.listener.auth),
+  screen: oneOf(['off', 'on'] as const, [[false, 'off'], [true, 'on']]).prefault(D.listener.screen),
 });
 
 const certificate = z
@@ -223,6 +225,56 @@ const auth = z.strictObject({
   to_backend: oneOf(['xclient-login', 'none'] as const).prefault(D.auth.to_backend),
 });
 
+/** DNSBL sites, each checked by the DNSBL client's own parser, so a bad one fails at load, not at start. */
+const dnsblSites = () =>
+  stringList('a list of DNSBL sites such as ["zen.spamhaus.org=127.0.0.[2..11]*3"]').transform((sites, ctx): string[] => {
+    sites.forEach((site, i) => {
+      try {
+        parseDnsblSites([site]);
+      } catch (e) {
+        if (!(e instanceof DnsblSiteError)) throw e;
+        ctx.addIssue({ code: 'custom', path: [i], input: site, message: e.message });
+      }
+    });
+    return sites;
+  });
+
+const screenAction = () => oneOf(['ignore', 'enforce', 'drop'] as const);
+const S = D.screen;
+
+const screen = section({
+  access: z.array(z.strictObject({ cidr: cidr(), action: oneOf(['permit', 'reject'] as const) })).prefault([]),
+  greet_wait: duration({ allowZero: true }).prefault(S.greet_wait),
+  pregreet_action: screenAction().prefault(S.pregreet_action),
+  dnsbl: section({
+    // postscreen_dnsbl_sites syntax, parsed as the DNSBL client will (screen/dnsbl-site.ts).
+    sites: dnsblSites().prefault([]),
+    threshold: int(-1000, 1000).prefault(S.dnsbl.threshold),
+    allowlist_threshold: int(-1000, 1000).prefault(S.dnsbl.allowlist_threshold),
+    action: screenAction().prefault(S.dnsbl.action),
+    resolvers: stringList('a list of resolvers such as ["127.0.0.1:53"]').prefault([]),
+    timeout: duration().prefault(S.dnsbl.timeout),
+    min_ttl: duration().prefault(S.dnsbl.min_ttl),
+    max_ttl: duration().prefault(S.dnsbl.max_ttl),
+    reply_map: stringMap().prefault({}),
+  }),
+  pipelining_action: screenAction().prefault(S.pipelining_action),
+  non_smtp_action: screenAction().prefault(S.non_smtp_action),
+  bare_lf_action: screenAction().prefault(S.bare_lf_action),
+  command_count_limit: int(1, 10000).prefault(S.command_count_limit),
+  command_time_limit: duration().prefault(S.command_time_limit),
+  command_limit_action: screenAction().prefault(S.command_limit_action),
+  cache: section({
+    pass_ttl: duration({ allowZero: true }).prefault(S.cache.pass_ttl),
+    dnsbl_ttl_from_dns: bool().prefault(S.cache.dnsbl_ttl_from_dns),
+  }),
+  // Absent or null: no auto-ban.
+  autoban: z
+    .strictObject({ failures: rate(), ban: duration() })
+    .nullable()
+    .prefault(null),
+});
+
 const metrics = z.strictObject({ listen: hostPort(0).prefault(D.metrics.listen) });
 
 export const configSchema = z.strictObject({
@@ -250,4 +302,5 @@ export const configSchema = z.strictObject({
   shutdown_grace: duration({ allowZero: true }).prefault(D.shutdown_grace),
   state,
   run_as: runAs,
+  screen,
 }) satisfies z.ZodType<Config>;

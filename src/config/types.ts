@@ -28,6 +28,8 @@ export interface ListenerConfig {
   xclient_from: string[];
   proxy_protocol_timeout: number;
   auth: AuthMode;
+  /** Screening (the `screen:` section) for this listener's clients. */
+  screen: 'on' | 'off';
 }
 
 export interface CertificateConfig {
@@ -173,6 +175,55 @@ export interface LogConfig {
   addresses: boolean;
 }
 
+/**
+ * What screening does with a client that failed a test: `ignore` logs only; `enforce` lets
+ * the session go on but answers every RCPT `550 5.7.1` and never opens a backend; `drop`
+ * answers `521 5.7.1` and closes (postscreen's actions).
+ */
+export type ScreenAction = 'ignore' | 'enforce' | 'drop';
+
+/** One `screen.access` entry: first match wins (postscreen_access_list). */
+export interface ScreenAccessEntry {
+  cidr: string;
+  action: 'permit' | 'reject';
+}
+
+export interface DnsblConfig {
+  /** postscreen_dnsbl_sites syntax: `zone[=filter][*weight]`. */
+  sites: string[];
+  threshold: number;
+  /** A score at or below it skips the remaining tests (a DNSWL listing). */
+  allowlist_threshold: number;
+  action: ScreenAction;
+  /** `HOST:PORT` resolvers; empty: the system's. */
+  resolvers: string[];
+  timeout: number;
+  min_ttl: number;
+  max_ttl: number;
+  /** Zone → the name the reply text shows instead (postscreen_dnsbl_reply_map). */
+  reply_map: Record<string, string>;
+}
+
+/** Screening before a backend is spent (src/screen/): postscreen's tests without its reconnect. */
+export interface ScreenConfig {
+  access: ScreenAccessEntry[];
+  /** postscreen_greet_wait: the `220-` teaser is out this long; the DNSBL lookups run meanwhile. */
+  greet_wait: number;
+  pregreet_action: ScreenAction;
+  dnsbl: DnsblConfig;
+  pipelining_action: ScreenAction;
+  non_smtp_action: ScreenAction;
+  bare_lf_action: ScreenAction;
+  /** postscreen_command_count_limit / _time_limit: commands, and time since accept, before the first MAIL. */
+  command_count_limit: number;
+  command_time_limit: number;
+  command_limit_action: ScreenAction;
+  /** pass_ttl: how long a client that passed is remembered (per test group). */
+  cache: { pass_ttl: number; dnsbl_ttl_from_dns: boolean };
+  /** `failures` screening failures in the window ban the address for `ban` (null: off). */
+  autoban: { failures: RateConfig; ban: number } | null;
+}
+
 /** Shared state for several instances (`state`). */
 export interface StateConfig {
   /** `redis://[user:pass@]host:port[/db]`, `rediss://...` (TLS) or `unix:///path`. */
@@ -211,4 +262,5 @@ export interface Config {
   workers: number;
   state: StateConfig;
   run_as: RunAsConfig | null;
+  screen: ScreenConfig;
 }

@@ -131,6 +131,24 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly screen = new Counter({
+    name: 'postern_screen_total',
+    help: 'Screened sessions ended, by verdict: pass, cached, permit, enforce, reject, drop',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly dnsblQueries = new Counter({
+    name: 'postern_dnsbl_queries_total',
+    help: 'DNSBL/DNSWL queries, by zone and result: listed, clean, error, timeout',
+    labelNames: ['zone', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly dnsblSeconds = new Histogram({
+    name: 'postern_dnsbl_seconds',
+    help: 'Time a DNSBL/DNSWL query took to answer (or to time out)',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
   readonly sessions = new Counter({
     name: 'postern_sessions_total',
     help: "Client sessions ended, by the highest severity among their anomalies (none, notice, warning): warning marks a suspicious session",

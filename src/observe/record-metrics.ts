@@ -24,6 +24,7 @@ export function sessionSeverity(anomalies: readonly string[]): SessionSeverity {
 export function observeSession(m: Metrics, rec: SessionRecord): void {
   m.sessionDuration.observe(Math.max(0, rec.duration_ms) / 1000);
   m.sessions.inc({ severity: sessionSeverity(rec.anomalies) });
+  if (rec.screen) m.screen.inc({ result: rec.screen.result });
   const hs = rec.backend?.handshake_ms;
   const backend = rec.backend?.address;
   if (backend && hs !== undefined && Number.isFinite(hs)) m.backendHandshake.observe({ backend }, Math.max(0, hs) / 1000);
@@ -42,6 +43,12 @@ export function observeTransaction(m: Metrics, rec: TransactionRecord): void {
 /** An anomaly happened. */
 export function observeAnomaly(m: Metrics, rec: AnomalyRecord): void {
   m.anomalies.inc({ kind: rec.kind });
+}
+
+/** A DNSBL query ended (the DNSBL client's `hooks.query`). */
+export function observeDnsblQuery(m: Metrics, zone: string, result: string, seconds: number): void {
+  m.dnsblQueries.inc({ zone, result });
+  m.dnsblSeconds.observe(Math.max(0, seconds));
 }
 
 /** An SMTP AUTH attempt ended. */

@@ -12,7 +12,8 @@ export interface Endpoint {
   port: number;
 }
 
-export type CloseReason = 'quit' | 'client_closed' | 'client_reset' | 'timeout' | 'limit' | 'backend_failed' | 'shutdown' | 'error';
+/** `screened`: screening dropped the client (521 5.7.1, src/screen/). */
+export type CloseReason = 'quit' | 'client_closed' | 'client_reset' | 'timeout' | 'limit' | 'backend_failed' | 'shutdown' | 'error' | 'screened';
 
 /** A TLS session with a client, as the session record shows it. */
 export interface TlsRecord {
@@ -54,6 +55,29 @@ export interface BackendSessionRecord {
   attempts?: BackendAttempt[];
 }
 
+/** What screening decided for a session (listeners with `screen: on`). */
+export type ScreenResult = 'pass' | 'cached' | 'permit' | 'enforce' | 'reject' | 'drop';
+
+export interface ScreenRecord {
+  /**
+   * pass: tests run, none failed with enforce or drop; cached: passed before (no wait);
+   * permit / reject: screen.access; enforce: RCPTs refused, no backend; drop: 521 and closed.
+   */
+  result: ScreenResult;
+  /** The DNSBL score, or null when no lookup ran (or it had no answer). */
+  score: number | null;
+  /** The zones that listed the client. */
+  dnsbl: { zone: string; weight: number; answer: string }[];
+  /** The tests the client failed (whatever their action): pregreet, dnsbl, pipelining, non_smtp, bare_lf, command_limit, autoban. */
+  tests: string[];
+  /** From accept to the greeting's verdict. */
+  ms: number;
+}
+
+export function screenRecord(f: ScreenRecord): ScreenRecord {
+  return { result: f.result, score: f.score, dnsbl: f.dnsbl.map(({ zone, weight, answer }) => ({ zone, weight, answer })), tests: [...f.tests], ms: f.ms };
+}
+
 export type LimitName = 'mailmax' | 'rcptmax' | 'rcptdomainmax' | 'message_size' | 'max_connections' | 'per_ip_connections' | 'per_ip_rate';
 
 export interface SessionRecord {
@@ -78,6 +102,8 @@ export interface SessionRecord {
   limit_rejections: Partial<Record<LimitName, number>>;
   /** The limit that ended the session: an admission limit that refused the connection, or `mailmax`. */
   limit?: LimitName;
+  /** Screening's verdict, on listeners with `screen: on`. */
+  screen?: ScreenRecord;
 }
 
 /** What only the session knows; the rest has defaults for a connection refused early. */
@@ -105,6 +131,7 @@ export function sessionRecord(f: SessionFields): SessionRecord {
     limit_rejections: f.limit_rejections ?? {},
   };
   if (f.limit !== undefined) rec.limit = f.limit;
+  if (f.screen !== undefined) rec.screen = f.screen;
   return rec;
 }
 
@@ -119,6 +146,8 @@ export interface RecipientRecord {
 export interface TransactionRecord {
   event: 'transaction';
   conn: string;
+  /** The client (after PROXY/XCLIENT), as the session record has it, for filters that act on it (fail2ban). */
+  client?: Endpoint;
   /** The reverse-path (`''` for `MAIL FROM:<>`); null when `log.addresses: false`. */
   from: string | null;
   /** Recipients the backend accepted. */
@@ -167,13 +196,17 @@ export function withoutAddresses(text: string): string {
 export interface AnomalyRecord {
   event: 'anomaly';
   conn: string;
+  /** The client (after PROXY/XCLIENT), as the session record has it, for filters that act on it (fail2ban). */
+  client?: Endpoint;
   kind: AnomalyKind;
   severity: Severity;
   detail: string;
 }
 
-export function anomalyRecord(conn: string, kind: AnomalyKind, detail: string): AnomalyRecord {
-  return { event: 'anomaly', conn, kind, severity: severityOf(kind), detail };
+export function anomalyRecord(conn: string, kind: AnomalyKind, detail: string, client?: Endpoint): AnomalyRecord {
+  const rec: AnomalyRecord = { event: 'anomaly', conn, kind, severity: severityOf(kind), detail };
+  if (client !== undefined) return { event: 'anomaly', conn, client: { address: client.address, port: client.port }, kind, severity: rec.severity, detail };
+  return rec;
 }
 
 export interface BackendStateRecord {

@@ -16,6 +16,7 @@ import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { Endpoint } from '../observe/records.js';
 import * as R from '../session/replies.js';
+import type { Screener } from '../screen/screener.js';
 import type { DecisionPoints } from '../session/decision.js';
 import { refuseSession, type RefusedSession } from '../session/refused.js';
 import { Session } from '../session/session.js';
@@ -54,6 +55,8 @@ export interface AcceptContext {
   readonly authenticator: Authenticator | null;
   /** The decision seam's plug-ins (screening, routing), or null. */
   readonly decisions: DecisionPoints | null;
+  /** Screening for listeners with `screen: on`. */
+  readonly screener?: Screener | null;
 }
 
 export class AcceptPipeline {
@@ -209,6 +212,7 @@ export class AcceptPipeline {
       initial: who.initial,
       proxyFailure: who.proxyFailure,
       decisions: this.ctx.decisions,
+      screener: this.ctx.screener ?? null,
       readmit: (address) => {
         // XCLIENT from an xclient_from upstream named another client: count that one instead.
         admission.release(admitted);

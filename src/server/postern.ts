@@ -18,6 +18,10 @@ import { Admission, type AdmissionControl } from './admission.js';
 import type { InheritedSockets } from './inherited-sockets.js';
 import { Listener } from './listener.js';
 import { LocalWindowCounter, type WindowCounter } from '../state/windows.js';
+import { observeDnsblQuery } from '../observe/record-metrics.js';
+import { Screener } from '../screen/screener.js';
+import { Dnsbl } from '../screen/dnsbl.js';
+import type { DnsblFactory, DnsblLookup } from '../screen/types.js';
 
 export interface PosternOptions {
   logger: Logger;
@@ -34,6 +38,8 @@ export interface PosternOptions {
   sessionStore?: SessionStore;
   /** Decisions before a backend is spent (screening, routing), plugged into every session. */
   decisions?: DecisionPoints;
+  /** Makes the DNSBL client for `screen.dnsbl` (tests may give a fixed table); `Dnsbl` otherwise; null: no lookups. */
+  dnsbl?: DnsblFactory | null;
   /** Backend health decided by the host (a cluster's primary); checked here when absent. */
   healthFeed?: HealthFeed | null;
   /** For this process's own lifecycle lines (TLS ready, verifier reloads); `logger` by default. */
@@ -47,6 +53,16 @@ export function logListening(logger: Logger, cfg: ListenerConfig, address: { hos
   const how = fd === null ? '' : ` (inherited socket, fd ${fd})`;
   logger.info({ listener: cfg.name, address, ...(fd === null ? {} : { fd }) }, `listening on ${cfg.listen.text}${how}`);
 }
+
+/** How often the DNSBL zones are checked for answering everything (RFC 5782 §5), after a check at start. */
+const ZONE_CHECK_MS = 3_600_000;
+
+/** The DNSBL client screening uses by default: c-ares, zones checked at start and hourly. */
+const DEFAULT_DNSBL: DnsblFactory = (opts, hooks) => {
+  const d = new Dnsbl(opts, hooks);
+  d.startPeriodicCheck(ZONE_CHECK_MS);
+  return d;
+};
 
 export class Postern implements AcceptContext {
   #config: Config;
@@ -65,6 +81,9 @@ export class Postern implements AcceptContext {
   readonly #ticketKeys: TicketKeyBacking | undefined;
   readonly #sessionStore: SessionStore | undefined;
   readonly decisions: DecisionPoints | null;
+  /** Screening for listeners with `screen: on`: the shared pass cache and the DNSBL client. */
+  readonly screener: Screener;
+  readonly #dnsblFactory: DnsblFactory | null;
   readonly #feed: HealthFeed | null;
   readonly #processLogger: Logger;
   readonly #announce: boolean;
@@ -84,6 +103,24 @@ export class Postern implements AcceptContext {
     this.#ticketKeys = opts.ticketKeys;
     this.#sessionStore = opts.sessionStore;
     this.decisions = opts.decisions ?? null;
+    this.#dnsblFactory = opts.dnsbl === undefined ? DEFAULT_DNSBL : opts.dnsbl;
+    this.screener = new Screener({ windows: this.#windows, logger: this.#processLogger });
+  }
+
+  /** The DNSBL client for `screen.dnsbl` (null without sites, or without a client in this build). */
+  #newDnsbl(config: Config): DnsblLookup | null {
+    const d = config.screen.dnsbl;
+    if (d.sites.length === 0 || !config.listeners.some((l) => l.screen === 'on')) return null;
+    if (!this.#dnsblFactory) {
+      this.#processLogger.warn({ sites: d.sites }, 'screen.dnsbl.sites is set but no DNSBL client was given; no lookups are made');
+      return null;
+    }
+    const m = this.metrics;
+    const log = this.#processLogger;
+    return this.#dnsblFactory(
+      { sites: d.sites, resolvers: d.resolvers, timeoutMs: d.timeout, minTtlMs: d.min_ttl, maxTtlMs: d.max_ttl },
+      { query: (zone, result, seconds) => observeDnsblQuery(m, zone, result, seconds), warn: (msg, detail) => log.warn(detail, msg) },
+    );
   }
 
   get config(): Config {
@@ -130,6 +167,7 @@ export class Postern implements AcceptContext {
   async start(): Promise<void> {
     if (this.#config.tls) this.#tls = await TlsTerminator.create(this.#config.tls, this.#tlsOptions());
     this.#auth = await this.#newAuthenticator(this.#config.auth);
+    this.screener.dnsbl = this.#newDnsbl(this.#config);
     await this.#pool.start();
     try {
       for (const cfg of this.#config.listeners) this.#listeners.push(await this.#open(cfg));
@@ -204,6 +242,9 @@ export class Postern implements AcceptContext {
       else this.#processLogger.warn({ event: 'reload_failed', key: 'auth.verifier', err: r.reason }, 'auth verifier reload failed; keeping the old one');
     }
     this.#config = next;
+    if (JSON.stringify(old.screen.dnsbl) !== JSON.stringify(next.screen.dnsbl) || JSON.stringify(old.listeners) !== JSON.stringify(next.listeners)) {
+      this.screener.dnsbl = this.#newDnsbl(next);
+    }
     this.#admission.update(next.limits);
     if (JSON.stringify(old.backends) !== JSON.stringify(next.backends) || old.hostname !== next.hostname) {
       const pool = this.#newPool(next);
@@ -242,6 +283,7 @@ export class Postern implements AcceptContext {
     const hard = Date.now() + 2000;
     while (this.sessions.size > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
     this.#admission.close();
+    this.screener.close();
     this.#windows.close();
     this.#tls?.close();
     await this.#auth?.close();

@@ -9,6 +9,7 @@ import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { AnomalyKind, Endpoint, TlsRecord } from '../observe/records.js';
 import type { TlsTerminator } from '../tls/index.js';
+import type { Screener } from '../screen/screener.js';
 import type { DecisionPoints } from './decision.js';
 
 export interface SessionContext {
@@ -43,6 +44,8 @@ export interface SessionContext {
   authenticator?: Authenticator | null;
   /** XCLIENT named another client: count it for the per-IP limits; a refusal text if over. */
   readmit?: (address: string) => string | null | Promise<string | null>;
+  /** Screening for listeners with `screen: on` (src/screen/), or null. */
+  screener?: Screener | null;
   /** Decisions before a backend is spent (screening, routing): the decision seam. */
   decisions?: DecisionPoints | null;
   /** The session has ended (its record is written): release what the server holds for it. */

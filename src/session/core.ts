@@ -28,6 +28,7 @@ import { proxyV2Header } from './non-smtp.js';
 import * as R from './replies.js';
 import { ReplyQueue } from './reply-queue.js';
 import { SessionSteps } from './steps.js';
+import type { ScreenSession } from '../screen/screener.js';
 import { Transactions } from './transaction.js';
 
 /** How input is read: command lines, a DATA body, BDAT chunks, or nothing (STARTTLS handshake). */
@@ -77,6 +78,8 @@ export abstract class SessionCore {
 
   #errors = 0;
   protected readonly anomalies = new Set<AnomalyKind>();
+  /** Screening, on a listener with `screen: on` (src/screen/screener.ts). */
+  protected readonly screen: ScreenSession | null;
 
   protected prevVerb: string | null = null;
   /** The client vanished while sending a body: the backend must see a drop, never a terminator. */
@@ -101,6 +104,7 @@ export abstract class SessionCore {
     this.ctx = ctx;
     this.cfg = ctx.config;
     this.identity = acceptedIdentity(ctx.client, ctx.local, ctx.proxy);
+    this.screen = ctx.listener.screen === 'on' && ctx.screener ? ctx.screener.session(ctx.config, this.identity.client.address) : null;
     this.io = new ClientIo(socket, {
       data: (chunk) => this.#onData(chunk),
       end: () => this.farewell.onEnd(),
@@ -271,7 +275,7 @@ export abstract class SessionCore {
       this.anomaly('proxy_header_invalid', this.ctx.proxyFailure);
       this.refuseAll = R.proxyFailed;
     }
-    this.#greeting.start(this.ctx.decisions?.greeting?.(this.facts()) ?? null);
+    this.#greeting.start(this.screen ? this.screen.greeting() : (this.ctx.decisions?.greeting?.(this.facts()) ?? null));
     if (this.ctx.initial) {
       // Arrived with the PROXY header, so before any greeting could have been seen.
       this.anomaly('pregreet', describeBytes(this.ctx.initial));
@@ -348,6 +352,7 @@ export abstract class SessionCore {
   /** A PROXY v2 header from a peer not allowed to send one: not SMTP, never believed. */
   #proxyV2(bytes: number): void {
     this.anomaly('non_smtp', `PROXY v2 header (${bytes} bytes) from untrusted peer ${this.identity.client.address}`);
+    if (this.mode === 'closed') return;
     if (this.cfg.smtp.non_smtp.action === 'disconnect') return this.closeWith('error', R.nonSmtpClosing(this.cfg.hostname));
     this.refuse(this.ctx.listener.proxy_protocol === 'on' ? R.proxyUntrusted() : R.proxyNotHere());
   }
@@ -435,9 +440,18 @@ export abstract class SessionCore {
   protected anomaly(kind: AnomalyKind, detail: string, each = false): void {
     if (this.anomalies.has(kind) && !each) return;
     this.anomalies.add(kind);
-    const rec = anomalyRecord(this.id, kind, detail);
+    const rec = anomalyRecord(this.id, kind, detail, this.identity.client);
     observeAnomaly(this.ctx.metrics, rec);
     if (this.ctx.logAnomaly(kind)) this.ctx.logger.info(rec, `anomaly ${kind}`);
+    // A deep screening test (before the first MAIL): drop ends the session now.
+    this.screenDrop(this.screen?.anomaly(kind));
+  }
+
+  /** Screening said drop: `521 5.7.1` ahead of anything owed, and close. True when it did. */
+  protected screenDrop(r: { drop: string } | null | undefined): boolean {
+    if (!r || this.finished || this.mode === 'closed') return false;
+    this.#closeNow('screened', r.drop);
+    return true;
   }
 
   /**
@@ -453,6 +467,7 @@ export abstract class SessionCore {
     this.io.clearGuard();
     this.#greeting.stop();
     this.steps.abort();
+    this.screen?.end();
     // Otherwise the binding says goodbye politely, so the backend's log shows no lost connection.
     this.binding.finish(quiet, inBody);
     this.io.destroy();
@@ -483,6 +498,7 @@ export abstract class SessionCore {
       anomalies: [...this.anomalies],
       limit_rejections: this.limits.rejections,
       ...(this.closedBy ? { limit: this.closedBy } : {}),
+      ...(this.screen ? { screen: this.screen.record() } : {}),
     });
   }
 

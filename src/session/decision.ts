@@ -32,16 +32,32 @@ export interface SessionFacts {
   readonly from: string | null;
 }
 
+/** What a greeting-time decision that runs the greet wait itself (screening) may ask of the greeting. */
+export interface GreetControl {
+  /**
+   * Sends the `220-` teaser now (once) and resolves `ms` later, or at once when `signal`
+   * aborts (a DNSWL listing ends the wait early).
+   */
+  teaser(ms: number, signal: AbortSignal): Promise<void>;
+  /** The client talked before the greeting. */
+  pregreeted(): boolean;
+}
+
 export interface Decision {
   /** For logs: `screen`, `route`, ... */
   readonly name: string;
+  /**
+   * Greeting point: the decision runs the greet wait itself (through `greet`), instead of
+   * `smtp.pregreet`, and judges an early talker itself; the 220 follows its verdict at once.
+   */
+  readonly ownsGreetWait?: boolean;
   readonly deadlineMs: number;
   /** What the session does when the step outlives its deadline. */
   readonly onTimeout: Verdict;
   /** What the session does when the step fails (a rejected promise, a throw). */
   readonly onError: Verdict;
   /** The step; `signal` aborts when the session ends or the deadline passes. */
-  decide(facts: SessionFacts, signal: AbortSignal): Promise<Verdict>;
+  decide(facts: SessionFacts, signal: AbortSignal, greet?: GreetControl): Promise<Verdict>;
 }
 
 /** Where decisions plug into a session; each returns null when it has nothing to decide. */

@@ -6,7 +6,7 @@
 import type { Config } from '../config/types.js';
 import type { CloseReason } from '../observe/records.js';
 import type { SmtpError } from '../smtp/errors.js';
-import type { Decision, SessionFacts, Verdict } from './decision.js';
+import type { Decision, GreetControl, SessionFacts, Verdict } from './decision.js';
 import type { Input } from './input.js';
 import type { Lifecycle } from './lifecycle.js';
 import * as R from './replies.js';
@@ -40,6 +40,10 @@ export class Greeting {
   #waits = 0;
   /** A greet-time decision's verdict other than pass, acted on once the wait is over. */
   #verdict: Verdict | null = null;
+  /** The decision runs the greet wait and judges early talkers (screening), not smtp.pregreet. */
+  #ownsWait = false;
+  #teaserSent = false;
+  #teaserTimer: NodeJS.Timeout | null = null;
 
   constructor(host: GreetingHost) {
     this.#host = host;
@@ -53,7 +57,8 @@ export class Greeting {
   /** Greets now, or starts the greet wait and `decision` (a screening step) first. */
   start(decision: Decision | null): void {
     const { cfg, life, queue, input } = this.#host;
-    const wait = cfg.smtp.pregreet.wait;
+    this.#ownsWait = decision?.ownsGreetWait === true;
+    const wait = this.#ownsWait ? 0 : cfg.smtp.pregreet.wait;
     if (wait <= 0 && !decision) {
       life.to('greeted');
       queue.reply(R.greeting(cfg.hostname, cfg.banner));
@@ -78,15 +83,43 @@ export class Greeting {
   stop(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    if (this.#teaserTimer) clearTimeout(this.#teaserTimer);
+    this.#teaserTimer = null;
   }
 
   #screen(d: Decision): void {
     this.#waits++;
-    this.#host.steps.screen(d, this.#host.facts(), (v) => {
-      if (v.kind !== 'pass') this.#verdict = v;
-      // Dropping needs no wait: the client gets its answer now.
-      if (v.kind === 'drop') return this.#host.steps.act(v, () => undefined);
-      this.#waitOver();
+    const greet: GreetControl | undefined = this.#ownsWait ? { teaser: (ms, signal) => this.#teaser(ms, signal), pregreeted: () => this.#host.pregreeted() } : undefined;
+    this.#host.steps.screen(
+      d,
+      this.#host.facts(),
+      (v) => {
+        if (v.kind !== 'pass') this.#verdict = v;
+        // Dropping needs no wait: the client gets its answer now.
+        if (v.kind === 'drop') return this.#host.steps.act(v, () => undefined);
+        this.#waitOver();
+      },
+      greet,
+    );
+  }
+
+  /** The decision's greet wait: `220-` now, resolved after `ms` (or when `signal` aborts, or the session ends). */
+  #teaser(ms: number, signal: AbortSignal): Promise<void> {
+    if (this.#host.ending()) return Promise.resolve();
+    if (!this.#teaserSent) {
+      this.#teaserSent = true;
+      this.#host.writeNow(R.greetingFirstLine(this.#host.cfg.hostname, this.#host.cfg.banner));
+    }
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = () => {
+        if (this.#teaserTimer) clearTimeout(this.#teaserTimer);
+        this.#teaserTimer = null;
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#teaserTimer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 
@@ -111,7 +144,7 @@ export class Greeting {
       }
       return;
     }
-    if (host.pregreeted() && cfg.smtp.pregreet.action === 'reject') {
+    if (!this.#ownsWait && host.pregreeted() && cfg.smtp.pregreet.action === 'reject') {
       host.closeWith('error', R.pregreetRefused(cfg.hostname));
       return;
     }

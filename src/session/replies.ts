@@ -44,6 +44,8 @@ export const noBackend = (host: string) => reply(C451LocalErr, SeNet4NoAnswer1, 
 export const stepFailed = (host: string) => reply(C451LocalErr, SeSys3Other0, `${host} Temporary failure, try again later`);
 
 // Refusals.
+/** DATA when every RCPT was refused (Postfix's wording). */
+export const noValidRecipients = () => smtpError(C554TransactionFailed, SeProto5BadCmdOrSeq1, 'Error: no valid recipients');
 export const needMail = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'Need MAIL command');
 export const needHelo = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'Send HELO/EHLO first');
 export const inTransaction = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'MAIL transaction in progress');

@@ -79,6 +79,7 @@ export class Session extends SessionCore {
       return;
     }
     if (line.bareLf) this.anomaly('bare_lf', 'command line ended by bare LF or containing bare CR');
+    if (this.screen && this.life.ending) return;
     if (!isUtf8(line.text)) {
       // Never decoded lossily: a U+FFFD would reach the backend as an address the client
       // never sent. Postfix answers the same (smtputf8_enable).
@@ -96,6 +97,8 @@ export class Session extends SessionCore {
         this.esmtp ? `${cmd.verb} sent before the reply to ${prev}` : `${cmd.verb} pipelined without PIPELINING`,
       );
     }
+    // Screening's command count and time limits, before the first MAIL.
+    if ((this.screen && this.life.ending) || (cmd.verb !== 'MAIL' && cmd.verb !== 'QUIT' && this.screenDrop(this.screen?.command()))) return;
     try {
       this.#dispatch(cmd.verb, cmd.args, text);
     } catch (err) {
@@ -148,6 +151,7 @@ export class Session extends SessionCore {
       default:
         if (isNonSmtp(verb, line)) {
           this.anomaly('non_smtp', line.slice(0, 80));
+          if (this.screen && this.life.ending) return;
           if (this.cfg.smtp.non_smtp.action === 'disconnect') return this.closeWith('error', R.nonSmtpClosing(this.cfg.hostname));
         }
         throw R.notRecognized();
@@ -210,7 +214,17 @@ export class Session extends SessionCore {
     this.#utf8 = utf8;
     this.limits.checkDeclaredSize(path.params.get('SIZE'));
     const from = path.address;
+    this.tx.client = this.identity.client;
     const opened = this.tx.mail(from);
+    if (this.screen) {
+      this.screen.mail();
+      // Enforced by screening (postscreen's enforce): the sender is taken, no backend is spent.
+      if (this.screen.refusal) {
+        opened(true);
+        this.queue.reply(R.MAIL_OK);
+        return;
+      }
+    }
     // The decision seam's `mail` point: before the first backend is spent on this client.
     const facts = this.facts(from);
     const d = this.binding.bound ? null : (this.ctx.decisions?.mail?.(facts) ?? null);
@@ -243,11 +257,17 @@ export class Session extends SessionCore {
   }
 
   #rcpt(args: string, line: string): void {
-    if (!this.binding.bound) throw R.needMail();
+    const refusal = this.binding.bound ? null : (this.screen?.refusal ?? null);
+    if (!this.binding.bound && !(refusal && this.tx.open)) throw R.needMail();
     const path = parsePathCommand(args, 'TO');
     checkCharset(path, this.#utf8);
     const address = path.address;
     const entry = this.tx.rcpt(address);
+    if (refusal) {
+      this.tx.refuse(entry, refusal);
+      this.#enforced(address, refusal.reply);
+      throw refusal;
+    }
     try {
       this.limits.checkRcpt(address);
     } catch (err) {
@@ -260,8 +280,19 @@ export class Session extends SessionCore {
     });
   }
 
+  /** What postscreen logs of an enforced client: HELO, sender and recipient, with the refusal. */
+  #enforced(rcpt: string, reply: string): void {
+    const addresses = this.cfg.log.addresses;
+    const from = this.tx.open?.from ?? null;
+    this.ctx.logger.info(
+      { conn: this.id, client: this.identity.client.address, helo: this.helo, from: addresses ? from : null, rcpt: addresses ? rcpt : null, reply: reply.trim() },
+      'screen enforce: RCPT refused',
+    );
+  }
+
   #data(args: string): void {
     if (args.trim()) throw R.syntax('DATA');
+    if (!this.binding.bound && this.screen?.refusal && this.tx.open) throw R.noValidRecipients();
     if (!this.binding.bound) throw R.needMail();
     this.message.data();
   }

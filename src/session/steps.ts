@@ -5,7 +5,7 @@
 
 import type { Logger } from '../observe/logger.js';
 import type { CloseReason } from '../observe/records.js';
-import { describeStepError as describe, PendingSteps, verdictOf, type Decision, type SessionFacts, type Verdict } from './decision.js';
+import { describeStepError as describe, PendingSteps, verdictOf, type Decision, type GreetControl, type SessionFacts, type Verdict } from './decision.js';
 import type { Input } from './input.js';
 import * as R from './replies.js';
 import type { ReplyQueue } from './reply-queue.js';
@@ -70,8 +70,8 @@ export class SessionSteps {
   }
 
   /** Runs `d` without holding a command's place (the greeting's screening): `done` gets its verdict. */
-  screen(d: Decision, facts: SessionFacts, done: (v: Verdict) => void): void {
-    this.#pending.run(d.name, d.deadlineMs, (signal) => d.decide(facts, signal), (r) => {
+  screen(d: Decision, facts: SessionFacts, done: (v: Verdict) => void, greet?: GreetControl): void {
+    this.#pending.run(d.name, d.deadlineMs, (signal) => d.decide(facts, signal, greet), (r) => {
       if (!r.ok) this.#host.log().warn({ decision: d.name, err: describe(r.error) }, `decision ${d.name} did not decide; applying its fallback`);
       done(verdictOf(d, r));
     });

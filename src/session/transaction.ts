@@ -2,7 +2,7 @@
 // as answered in command order, and the counts the session record gives. Ending a
 // transaction yields its record.
 
-import type { RecipientRecord, TransactionRecord } from '../observe/records.js';
+import type { Endpoint, RecipientRecord, TransactionRecord } from '../observe/records.js';
 import { transactionRecord } from '../observe/records.js';
 import { isCompletion } from '../smtp/codes.js';
 import type { SmtpError } from '../smtp/errors.js';
@@ -39,6 +39,8 @@ export class Transactions {
   count = 0;
   /** Recipients the backend accepted, over the session. */
   rcpts = 0;
+  /** The client as the session believes it at MAIL (for the records). */
+  client: Endpoint | null = null;
 
   get open(): Transaction | null {
     return this.#open;
@@ -54,6 +56,10 @@ export class Transactions {
       if (accepted && this.#open?.recipients === recipients) return;
       this.#open = accepted ? { from, rcpts: 0, recipients, size: 0, firstRcpt: null, traced: false } : null;
     };
+  }
+
+  #client(): { client?: Endpoint } {
+    return this.client === null ? {} : { client: { address: this.client.address, port: this.client.port } };
   }
 
   /** RCPT read: its entry, to be answered by Postern (refused) or the backend (`answer`). */
@@ -96,7 +102,7 @@ export class Transactions {
    */
   refusedSender(from: string, r: Reply, conn: string, backend: string | null, addresses = true): TransactionRecord {
     this.count++;
-    return transactionRecord({ conn, from, rcpts: 0, size: 0, reply: replyText(r), backend, queue_id: null, recipients: [] }, { addresses });
+    return transactionRecord({ conn, ...this.#client(), from, rcpts: 0, size: 0, reply: replyText(r), backend, queue_id: null, recipients: [] }, { addresses });
   }
 
   /** The final reply for the message (the backend's `r`, or Postern's refusal): its record, or null if none was open. */
@@ -109,6 +115,7 @@ export class Transactions {
     this.count++;
     return transactionRecord({
       conn,
+      ...this.#client(),
       from: tx.from,
       rcpts: tx.rcpts,
       size: tx.size,

@@ -37,6 +37,8 @@ export const SeMsg6NonASCIIAddrNotPermitted7 = '6.7';
 
 // X.7.X: security or policy status (§3.8).
 export const SePol7Other0 = '7.0';
+/** Delivery not authorized, message refused (RFC 3463 §3.8): screening's refusals. */
+export const SePol7DeliveryNotAuth1 = '7.1';
 /** RFC 4954 §6. */
 export const SePol7AuthBadCreds8 = '7.8';
 /** RFC 4954 §6. */

@@ -6,7 +6,17 @@
 import type { AnomalyRecord, BackendAttempt, BackendStateRecord, SessionRecord, TransactionRecord } from '../observe/records.js';
 
 /** A session record as read: names from a newer catalog stay strings. */
-export type ReadSession = Omit<SessionRecord, 'anomalies' | 'close' | 'limit' | 'limit_rejections'> & {
+/** A session's screening verdict as the report reads it (null: not screened). */
+export interface ReadScreen {
+  result: string;
+  score: number | null;
+  /** Zones that listed the client (positive weight) and that allowlisted it (negative). */
+  zones: { zone: string; weight: number }[];
+  tests: string[];
+}
+
+export type ReadSession = Omit<SessionRecord, 'anomalies' | 'close' | 'limit' | 'limit_rejections' | 'screen'> & {
+  screen: ReadScreen | null;
   anomalies: string[];
   /** null when the record had none. */
   close: string | null;
@@ -116,8 +126,25 @@ function readSession(r: Rec): ReadSession {
     anomalies,
     limit_rejections: rejections,
     limit: str(r.limit),
+    screen: readScreen(asRec(r.screen)),
   };
   return rec;
+}
+
+/** A malformed screen entry is cut short (a few zones and tests at most), never trusted whole. */
+function readScreen(s: Rec | null): ReadScreen | null {
+  if (!s) return null;
+  const zones: ReadScreen['zones'] = [];
+  if (Array.isArray(s.dnsbl)) {
+    for (const h of s.dnsbl.slice(0, 16)) {
+      const z = asRec(h);
+      const zone = str(z?.zone);
+      if (zone !== null) zones.push({ zone, weight: num(z?.weight) });
+    }
+  }
+  const tests: string[] = [];
+  if (Array.isArray(s.tests)) for (const t of s.tests.slice(0, 16)) if (typeof t === 'string' && !tests.includes(t)) tests.push(t);
+  return { result: str(s.result) ?? '(unknown)', score: typeof s.score === 'number' && Number.isFinite(s.score) ? s.score : null, zones, tests };
 }
 
 /** A session's backend: the server bound (address), and the servers failed over from (attempts), either or both. */

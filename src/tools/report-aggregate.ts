@@ -4,7 +4,7 @@
 
 import { isAnomalyKind, severityOf, type Severity } from '../config/anomalies.js';
 import { sessionSeverity } from '../observe/record-metrics.js';
-import { isAnomaly, isBackendState, isSession, isTransaction, readRecord, type ReadAnomaly, type ReadBackend, type ReadSession, type ReadTransaction } from './record-read.js';
+import { isAnomaly, isBackendState, isSession, isTransaction, readRecord, type ReadAnomaly, type ReadBackend, type ReadScreen, type ReadSession, type ReadTransaction } from './record-read.js';
 import { replyResult, withoutAddresses } from '../observe/records.js';
 import { CappedMap, SpaceSaving, clip } from './report-topk.js';
 import type { BackendReport, LimitReport, MessageCounts, RecipientCounts, RefusalItem, Report, Traffic } from './report-types.js';
@@ -136,6 +136,11 @@ export class ReportAggregator {
     downSince: null,
   }));
   readonly #limits = new CappedMap<LimitReport>(LABELS, () => ({ sessions_closed: 0, records: 0 }));
+  #screened = 0;
+  readonly #screenResults = new CappedMap<{ n: number }>(LABELS, () => ({ n: 0 }));
+  readonly #screenTests = new CappedMap<{ n: number }>(LABELS, () => ({ n: 0 }));
+  readonly #zones = new CappedMap<{ n: number }>(LABELS, () => ({ n: 0 }));
+  readonly #refusedClients = new SpaceSaving(TOP_CAPACITY);
 
   /** One line of the log: a JSON record or a `log.format: text` one. */
   line(text: string): void {
@@ -250,6 +255,8 @@ export class ReportAggregator {
       }
     }
 
+    if (r.screen) this.#screen(r.screen, client);
+
     if (close === 'limit') this.#limits.get(r.limit ?? '(unknown)').sessions_closed++;
     else if (r.limit !== null) this.#limits.get(r.limit).records++;
     // Commands a session had refused by LIMITS/SIZE: { rcptmax: 3, mailmax: 1 }.
@@ -257,6 +264,14 @@ export class ReportAggregator {
       const entry = this.#limits.get(name);
       entry.rejections = (entry.rejections ?? 0) + n;
     }
+  }
+
+  #screen(s: ReadScreen, client: string): void {
+    this.#screened++;
+    this.#screenResults.get(s.result).n++;
+    for (const t of s.tests) this.#screenTests.get(t).n++;
+    for (const z of new Set(s.zones.map((x) => x.zone))) this.#zones.get(z).n++;
+    if (s.result === 'enforce' || s.result === 'drop' || s.result === 'reject') this.#refusedClients.add(client);
   }
 
   #transaction(r: ReadTransaction, time: number): void {
@@ -396,6 +411,13 @@ export class ReportAggregator {
         ]),
       ),
       limits: Object.fromEntries(this.#limits.entries()),
+      screening: {
+        sessions: this.#screened,
+        results: counts(this.#screenResults, (v) => v.n),
+        tests: counts(this.#screenTests, (v) => v.n),
+        zones: Object.fromEntries(this.#zones.entries().map(([z, v]) => [z, { hits: v.n, hit_rate: ratio(v.n, this.#screened) }])),
+        top_refused_clients: this.#refusedClients.top(opts.top),
+      },
     };
   }
 }

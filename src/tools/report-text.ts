@@ -139,6 +139,22 @@ export function renderReport(r: Report): string {
   const ls = Object.entries(r.limits);
   if (ls.length === 0) out.push('  none');
   else out.push(...table(['limit', 'closed', 'refused', 'other'], ls.map(([l, x]) => [l, n(x.sessions_closed), n(x.rejections ?? 0), n(x.records)])));
+
+  const sc = r.screening;
+  section(out, 'Screening');
+  if (!sc || sc.sessions === 0) out.push('  none');
+  else {
+    out.push(`  ${n(sc.sessions)} screened sessions`);
+    out.push('  verdicts:');
+    out.push(...pairs(byCount(sc.results).map(([k, v]) => [`  ${k}`, n(v), pct(v, sc.sessions)])));
+    out.push('  failed tests:');
+    out.push(...(Object.keys(sc.tests).length === 0 ? ['    none'] : pairs(byCount(sc.tests).map(([k, v]) => [`  ${k}`, n(v), pct(v, sc.sessions)]))));
+    out.push('  zones (sessions listed or allowlisted):');
+    const zs = Object.entries(sc.zones).sort((a, b) => b[1].hits - a[1].hits);
+    out.push(...(zs.length === 0 ? ['    none'] : pairs(zs.map(([z, v]) => [`  ${z}`, n(v.hits), pct(v.hits, sc.sessions)]))));
+    out.push('  top refused clients (enforced, dropped, rejected):');
+    out.push(...topLines(sc.top_refused_clients, '    '));
+  }
   return out.join('\n') + '\n';
 }
 

@@ -161,4 +161,18 @@ export interface Report {
   tls: Record<string, TlsReport>;
   backends: Record<string, BackendReport>;
   limits: Record<string, LimitReport>;
+  screening: ScreeningReport;
+}
+
+/** Sessions on listeners with `screen: on` (src/screen/). */
+export interface ScreeningReport {
+  sessions: number;
+  /** By verdict: pass, cached, permit, enforce, reject, drop. */
+  results: Record<string, number>;
+  /** Sessions that failed each test (whatever its action). */
+  tests: Record<string, number>;
+  /** Per zone: sessions it listed (weight > 0) or allowlisted (weight < 0), and the share of screened sessions. */
+  zones: Record<string, { hits: number; hit_rate: number }>;
+  /** Clients by sessions enforced or dropped. */
+  top_refused_clients: TopList;
 }

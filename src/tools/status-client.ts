@@ -197,10 +197,12 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 export function renderStatus(d: StatusData, opts: { source?: string; columns?: number; now?: Date } = {}): string {
   const up = d.backends.filter((b) => b.up === true).length;
+  // Sessions still in their greet wait (screening: the 220 not yet out).
+  const screening = d.sessions.filter((s) => s.state === 'screening').length;
   const lines: string[] = [];
   lines.push(
     `postern status${opts.source ? ` from ${opts.source}` : ''} at ${clock(opts.now ?? new Date())}: ` +
-      `${d.sessions.length} session${d.sessions.length === 1 ? '' : 's'}, ${up}/${d.backends.length} backends up`,
+      `${d.sessions.length} session${d.sessions.length === 1 ? '' : 's'}${screening > 0 ? ` (${screening} in screening)` : ''}, ${up}/${d.backends.length} backends up`,
   );
   const cache = d.tls_session_cache;
   if (cache) lines.push(sessionCacheLine(cache));

@@ -61,6 +61,8 @@ export interface PostfixOptions {
   ipv6?: boolean;
   /** Offer STARTTLS with this certificate (PEM file paths). */
   tls?: { cert: string; key: string };
+  /** postscreen on the port (smtpd behind it as `smtpd pass`), for side-by-side tests; its settings go in extraMain. */
+  postscreen?: boolean;
 }
 
 const POSTFIX = '/usr/sbin/postfix';
@@ -141,7 +143,7 @@ async function startIn(dir: string, port: number, opts: PostfixOptions, hostHasV
   const owner = mailOwner();
   await chown(join(dir, 'data'), owner.uid, owner.gid); // the master's lock file lives here
   await writeFile(join(etc, 'main.cf'), mainCf(dir, opts, hostHasV6));
-  await writeFile(join(etc, 'master.cf'), masterCf(port, opts.ipv6 === true));
+  await writeFile(join(etc, 'master.cf'), masterCf(port, opts.ipv6 === true, opts.postscreen === true));
 
   // `postfix start` runs post-install, which creates the queue subdirectories with
   // the owners Postfix insists on (postfix; postdrop for maildrop/public).
@@ -232,11 +234,14 @@ function mainCf(dir: string, opts: PostfixOptions, hostHasV6: boolean): string {
   return Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n';
 }
 
-function masterCf(port: number, ipv6: boolean): string {
+function masterCf(port: number, ipv6: boolean, postscreen = false): string {
   // chroot is off everywhere ('n' in column 5): a chroot would need copies of
   // /etc files inside the queue directory.
+  const front = postscreen
+    ? [`127.0.0.1:${port} inet n - n - 1 postscreen`, 'smtpd     pass  - - n - - smtpd', 'dnsblog   unix  - - n - 0 dnsblog', 'tlsproxy  unix  - - n - 0 tlsproxy']
+    : [`127.0.0.1:${port} inet n - n - - smtpd`];
   const services = [
-    `127.0.0.1:${port} inet n - n - - smtpd`,
+    ...front,
     ...(ipv6 ? [`[::1]:${port} inet n - n - - smtpd`] : []),
     'pickup    unix  n - n 60 1 pickup',
     'cleanup   unix  n - n -  0 cleanup',

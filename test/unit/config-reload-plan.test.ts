@@ -74,8 +74,8 @@ describe('reload plan', () => {
   });
 
   it('a key nobody classified counts as needing a restart', () => {
-    assert.equal(ruleFor('screen.dnsbl.sites'), null);
-    assert.equal(reloadEffect('screen.dnsbl.sites'), 'restart');
+    assert.equal(ruleFor('future.section.key'), null);
+    assert.equal(reloadEffect('future.section.key'), 'restart');
     assert.deepEqual(changedKeys({ a: 1, screen: { x: 1 } }, { a: 1, screen: { x: 2 } }), ['screen.x']);
     assert.equal(reloadEffect('tls.nonexistent.key'), 'restart', 'the tls rule is for the section only');
     assert.equal(reloadEffect('tls.acme.email'), 'applied', 'the ACME client restarts on a change');

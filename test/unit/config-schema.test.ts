@@ -30,6 +30,7 @@ const EXPECTED_DEFAULTS: Config = {
       xclient_from: [],
       proxy_protocol_timeout: 3000,
       auth: 'off',
+      screen: 'off',
     },
   ],
   tls: null,
@@ -66,6 +67,20 @@ const EXPECTED_DEFAULTS: Config = {
   workers: availableParallelism(),
   state: { redis: null },
   run_as: null,
+  screen: {
+    access: [],
+    greet_wait: 6000,
+    pregreet_action: 'ignore',
+    dnsbl: { sites: [], threshold: 1, allowlist_threshold: 0, action: 'ignore', resolvers: [], timeout: 10_000, min_ttl: 60_000, max_ttl: 3_600_000, reply_map: {} },
+    pipelining_action: 'ignore',
+    non_smtp_action: 'drop',
+    bare_lf_action: 'ignore',
+    command_count_limit: 20,
+    command_time_limit: 300_000,
+    command_limit_action: 'ignore',
+    cache: { pass_ttl: 86_400_000, dnsbl_ttl_from_dns: true },
+    autoban: null,
+  },
 };
 
 /** The problems parseConfig throws for `text` (fails the test if it doesn't throw). */
