@@ -104,7 +104,10 @@ export abstract class SessionCore {
     this.ctx = ctx;
     this.cfg = ctx.config;
     this.identity = acceptedIdentity(ctx.client, ctx.local, ctx.proxy);
-    this.screen = ctx.listener.screen === 'on' && ctx.screener ? ctx.screener.session(ctx.config, this.identity.client.address) : null;
+    // An xclient_from upstream (nginx's mail proxy, another Postern) is not the client: it
+    // names the client with XCLIENT after the greeting, and screening it would judge the relay.
+    const upstream = ctx.xclientFrom?.contains(this.identity.client.address) === true;
+    this.screen = ctx.listener.screen === 'on' && ctx.screener && !upstream ? ctx.screener.session(ctx.config, this.identity.client.address) : null;
     this.io = new ClientIo(socket, {
       data: (chunk) => this.#onData(chunk),
       end: () => this.farewell.onEnd(),

@@ -45,7 +45,7 @@ const GREET_WAIT = 600;
 
 const yaml = (backend: number, screen: string) => `hostname: screen.test
 listeners:
-  - { name: mx, listen: 127.0.0.1:0, screen: on }
+  - { name: mx, listen: 127.0.0.1:0, screen: on, xclient_from: [127.0.0.45] }
 backends:
   identity: xclient
   connect_timeout: 2s
@@ -131,6 +131,22 @@ describe('screening in the session', () => {
     assert.equal(screenOf(rec).result, 'permit');
     assert.equal(lookups.includes(addr), false);
     assert.equal(delivered(addr), 1);
+  });
+
+  it('an xclient_from upstream is not screened (it is not the client): greeted at once, its XCLIENT names the client', async () => {
+    const addr = '127.0.0.45';
+    const since = p.records.length;
+    const { c, ms, teaser } = await greeted(p.port, addr);
+    assert.equal(teaser, false);
+    assert.ok(ms < GREET_WAIT / 2, `greeted in ${ms} ms`);
+    await c.cmd('EHLO relay.test');
+    assert.equal((await c.cmd('XCLIENT ADDR=192.0.2.45 NAME=[UNAVAILABLE]')).code, 220);
+    const r = await sendMessage(c, { helo: 'told.test' });
+    assert.equal(r.code, 250);
+    const rec = await sessionOf(p, '192.0.2.45', since);
+    assert.equal(rec.screen ?? null, null, 'no screening record for an upstream');
+    assert.equal(lookups.includes(addr), false);
+    assert.equal(sink.messages.filter((m) => m.client.address === '192.0.2.45').length, 1);
   });
 
   it('access reject: 521 5.7.1 at once, closed, no backend', async () => {
