@@ -117,8 +117,11 @@ export class Postern implements AcceptContext {
     }
     const m = this.metrics;
     const log = this.#processLogger;
+    // dnsbl_ttl_from_dns off: every answer is kept for max_ttl, as postscreen's fixed
+    // postscreen_dnsbl_ttl did before its TTLs came from DNS.
+    const fromDns = config.screen.cache.dnsbl_ttl_from_dns;
     return this.#dnsblFactory(
-      { sites: d.sites, resolvers: d.resolvers, timeoutMs: d.timeout, minTtlMs: d.min_ttl, maxTtlMs: d.max_ttl },
+      { sites: d.sites, resolvers: d.resolvers, timeoutMs: d.timeout, minTtlMs: fromDns ? d.min_ttl : d.max_ttl, maxTtlMs: d.max_ttl },
       { query: (zone, result, seconds) => observeDnsblQuery(m, zone, result, seconds), warn: (msg, detail) => log.warn(detail, msg) },
     );
   }

@@ -598,3 +598,26 @@ screen:
     assert.match(text, /postern_dnsbl_seconds_count [1-9]/);
   });
 });
+
+describe('screen.cache.dnsbl_ttl_from_dns', () => {
+  it('true: answers cached for their TTL within min_ttl..max_ttl; false: every answer kept for max_ttl', async () => {
+    const sink = await startSink({ xclient: true });
+    try {
+      for (const fromDns of [true, false]) {
+        const seen: { minTtlMs: number; maxTtlMs: number }[] = [];
+        const capture: DnsblFactory = (opts) => {
+          seen.push({ minTtlMs: opts.minTtlMs, maxTtlMs: opts.maxTtlMs });
+          return { lookup: async () => CLEAN, close() {} };
+        };
+        const p = await startPostern(
+          yaml(sink.address().port, `  cache: { pass_ttl: 1d, dnsbl_ttl_from_dns: ${fromDns} }`).replace('reply_map: { zen.test: our-list } }', 'reply_map: { zen.test: our-list }, min_ttl: 2m, max_ttl: 30m }'),
+          { dnsbl: capture },
+        );
+        await p.stop();
+        assert.deepEqual(seen[0], fromDns ? { minTtlMs: 120_000, maxTtlMs: 1_800_000 } : { minTtlMs: 1_800_000, maxTtlMs: 1_800_000 });
+      }
+    } finally {
+      await sink.close();
+    }
+  });
+});
