@@ -13,20 +13,35 @@ export interface WindowCounter {
 /** Most events kept per key: a counter only has to tell "over the limit", never count a flood exactly. */
 const MAX_EVENTS_PER_KEY = 10_000;
 
+/**
+ * Most keys held: the pass cache keeps one per client for a day, so a busy MX (or a flood
+ * from rotating addresses) would otherwise grow the map without end. Past it the oldest key
+ * goes: a forgotten pass costs that client one more screening, a forgotten failure count
+ * one more try; memory stays bounded (about 200 bytes a key).
+ */
+export const MAX_KEYS = 200_000;
+
 /** Counts held in this process. */
 export class LocalWindowCounter implements WindowCounter {
   /** Event times per key, and the longest window the key was hit with (what pruning keeps). */
   readonly #events = new Map<string, { times: number[]; windowMs: number }>();
   readonly #sweep: NodeJS.Timeout;
 
-  constructor(private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly maxKeys = MAX_KEYS,
+  ) {
     this.#sweep = setInterval(() => this.#prune(), 60_000);
     this.#sweep.unref();
   }
 
   async hit(key: string, windowMs: number): Promise<number> {
     let e = this.#events.get(key);
-    if (!e) this.#events.set(key, (e = { times: [], windowMs }));
+    if (!e) {
+      // A Map iterates in insertion order: the first key is the oldest.
+      if (this.#events.size >= this.maxKeys) this.#events.delete(this.#events.keys().next().value!);
+      this.#events.set(key, (e = { times: [], windowMs }));
+    }
     // Per key: one long-lived key (a known address, days) must not keep every short one.
     e.windowMs = Math.max(e.windowMs, windowMs);
     const times = e.times;

@@ -55,6 +55,22 @@ describe('LocalWindowCounter', () => {
     w.close();
   });
 
+  it('holds at most maxKeys keys: past it the oldest key goes (a day-long pass cache under rotating addresses stays bounded)', async () => {
+    const w = new LocalWindowCounter(Date.now, 3);
+    try {
+      for (const k of ['a', 'b', 'c']) await w.hit(k, 60_000);
+      await w.hit('a', 60_000); // a known key: no eviction
+      assert.equal(w.keys, 3);
+      await w.hit('d', 60_000);
+      assert.equal(w.keys, 3);
+      assert.equal(await w.count('a', 60_000), 0, 'the oldest key went');
+      assert.equal(await w.count('b', 60_000), 1);
+      assert.equal(await w.count('d', 60_000), 1);
+    } finally {
+      w.close();
+    }
+  });
+
   it('keeps at most 10000 events per key: a flood is "over the limit", not stored whole', async () => {
     const c = clock();
     const w = new LocalWindowCounter(c.now);
