@@ -29,7 +29,7 @@ function start(args: string[]): Proc {
     out: '',
     err: '',
     exit: new Promise((r) => child.on('exit', (code) => r(code))),
-    waitOut(re, timeoutMs = 10_000) {
+    waitOut(re, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
         let done = false;
         const timer = setTimeout(() => {
