@@ -8,7 +8,8 @@ import {
   hostPortOrNull, hostname, hostnameList, hostnameOrNull, httpUrl, int, intOrNull, listenerName, oneOf, optionalFilePath, rate, rateOrNull, size, upperWordList,
 } from './fields.js';
 import { ConfigValueError } from './errors.js';
-import type { CertificateConfig, Config } from './types.js';
+import { authMatch, clientCidrs, domainSpec, isPoolName, listenerNames, poolName, POOL_NAME_FORM, sniNames } from './route-fields.js';
+import type { BackendsConfig, CertificateConfig, Config } from './types.js';
 
 /** A mapping whose every key has a default: absent or empty (`limits:`) means all defaults. */
 function section<S extends z.core.$ZodLooseShape>(shape: S) {
@@ -29,9 +30,14 @@ const listener = z.strictObject({
 });
 
 const certificate = z
-  .strictObject({ cert: filePath(), key: filePath(), ocsp: optionalFilePath().optional() })
-  // `ocsp: null` should look the same as no `ocsp` key at all.
-  .transform(({ cert, key, ocsp }): CertificateConfig => (ocsp === undefined ? { cert, key } : { cert, key, ocsp }));
+  .strictObject({ cert: filePath(), key: filePath(), ocsp: optionalFilePath().optional(), names: sniNames().optional() })
+  // `ocsp: null` should look the same as no `ocsp` key at all (and `names` likewise).
+  .transform(({ cert, key, ocsp, names }): CertificateConfig => ({
+    cert,
+    key,
+    ...(ocsp === undefined ? {} : { ocsp }),
+    ...(names == null ? {} : { names }),
+  }));
 
 /** ACME (RFC 8555): certificates ordered and renewed by Postern itself (tls/acme.ts). */
 const acme = z.strictObject({
@@ -104,6 +110,28 @@ const backends = z.strictObject({
     keepalive: duration().prefault(D.backends.pool.keepalive),
   }),
 });
+
+const route = z
+  .strictObject({
+    listener: listenerNames().optional(),
+    sni: sniNames().optional(),
+    client: clientCidrs().optional(),
+    auth: authMatch().optional(),
+    sender_domain: domainSpec().optional(),
+    recipient_domain: domainSpec().optional(),
+    pool: poolName(),
+  })
+  .transform((r) => ({
+    listener: r.listener ?? null,
+    sni: r.sni ?? null,
+    client: r.client ?? null,
+    auth: r.auth ?? null,
+    sender_domain: r.sender_domain ?? null,
+    recipient_domain: r.recipient_domain ?? null,
+    pool: r.pool,
+  }));
+
+const pools = z.preprocess((v) => (v === null ? {} : v), z.record(z.string(), backends)).prefault({});
 
 const limits = section({
   max_connections: int(1).prefault(D.limits.max_connections),
@@ -231,7 +259,9 @@ export const configSchema = z.strictObject({
   listeners: z.array(listener).min(1),
   // Absent, empty (null) or false: no inbound TLS.
   tls: z.preprocess((v) => (v === false || v === undefined ? null : v), tls.nullable()).prefault(null),
-  backends,
+  backends: backends.optional(),
+  pools,
+  routes: z.preprocess((v) => (v === null ? [] : v), z.array(route)).prefault([]),
   limits,
   smtp,
   log,
@@ -250,4 +280,26 @@ export const configSchema = z.strictObject({
   shutdown_grace: duration({ allowZero: true }).prefault(D.shutdown_grace),
   state,
   run_as: runAs,
-}) satisfies z.ZodType<Config>;
+})
+  .superRefine((c, ctx) => {
+    for (const name of Object.keys(c.pools)) {
+      if (!isPoolName(name)) ctx.addIssue({ code: 'custom', path: ['pools', name], message: `expected ${POOL_NAME_FORM}, got ${JSON.stringify(name)}` });
+    }
+    if (c.backends !== undefined && Object.hasOwn(c.pools, 'default')) {
+      ctx.addIssue({ code: 'custom', path: ['pools', 'default'], message: 'backends: is the pool "default": give one or the other, not both' });
+    }
+    if (c.backends === undefined && Object.keys(c.pools).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['backends'], message: 'required key is missing: expected backends (or pools: a map of named pools)' });
+    }
+    const names = new Set([...Object.keys(c.pools), ...(c.backends ? ['default'] : [])]);
+    c.routes.forEach((r, i) => {
+      if (!names.has(r.pool)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'pool'], message: `unknown pool "${r.pool}" (pools: ${[...names].join(', ')})` });
+      }
+    });
+  })
+  // `backends:` is the pool `default`; `backends` in memory is the default (or first) pool.
+  .transform((c): Config => {
+    const all: Record<string, BackendsConfig> = c.backends ? { default: c.backends, ...c.pools } : { ...c.pools };
+    return { ...c, backends: all.default ?? Object.values(all)[0]!, pools: all };
+  }) satisfies z.ZodType<Config>;
