@@ -7,7 +7,7 @@ import { DEFAULTS } from './defaults.js';
 import { ConfigError, show, type ConfigProblem } from './errors.js';
 import { crossFieldProblems } from './rules.js';
 import { configSchema } from './schema.js';
-import type { Config } from './types.js';
+import type { Config, DomainSpec } from './types.js';
 import { formatPath, locatePos, type PathSegment, type YamlPos } from './yamlpath.js';
 
 export interface Validation {

@@ -8,7 +8,7 @@ import {
   hostPortOrNull, hostname, hostnameList, hostnameOrNull, httpUrl, int, intOrNull, listenerName, oneOf, optionalFilePath, rate, rateOrNull, size, upperWordList,
 } from './fields.js';
 import { ConfigValueError } from './errors.js';
-import { authMatch, clientCidrs, domainSpec, isPoolName, listenerNames, poolName, POOL_NAME_FORM, sniNames } from './route-fields.js';
+import { authMatch, clientCidrs, domainSpec, listenerNames, poolName, sniNames } from './route-fields.js';
 import type { BackendsConfig, CertificateConfig, Config } from './types.js';
 
 /** A mapping whose every key has a default: absent or empty (`limits:`) means all defaults. */
@@ -111,6 +111,9 @@ const backends = z.strictObject({
   }),
 });
 
+/** Pool names end up in records and metric labels, like listener names. */
+const poolKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a pool name of letters, digits, ".", "_" or "-"');
+
 const route = z
   .strictObject({
     listener: listenerNames().optional(),
@@ -131,7 +134,7 @@ const route = z
     pool: r.pool,
   }));
 
-const pools = z.preprocess((v) => (v === null ? {} : v), z.record(z.string(), backends)).prefault({});
+const pools = z.preprocess((v) => (v === null ? {} : v), z.record(poolKey, backends)).prefault({});
 
 const limits = section({
   max_connections: int(1).prefault(D.limits.max_connections),
@@ -281,23 +284,6 @@ export const configSchema = z.strictObject({
   state,
   run_as: runAs,
 })
-  .superRefine((c, ctx) => {
-    for (const name of Object.keys(c.pools)) {
-      if (!isPoolName(name)) ctx.addIssue({ code: 'custom', path: ['pools', name], message: `expected ${POOL_NAME_FORM}, got ${JSON.stringify(name)}` });
-    }
-    if (c.backends !== undefined && Object.hasOwn(c.pools, 'default')) {
-      ctx.addIssue({ code: 'custom', path: ['pools', 'default'], message: 'backends: is the pool "default": give one or the other, not both' });
-    }
-    if (c.backends === undefined && Object.keys(c.pools).length === 0) {
-      ctx.addIssue({ code: 'custom', path: ['backends'], message: 'required key is missing: expected backends (or pools: a map of named pools)' });
-    }
-    const names = new Set([...Object.keys(c.pools), ...(c.backends ? ['default'] : [])]);
-    c.routes.forEach((r, i) => {
-      if (!names.has(r.pool)) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'pool'], message: `unknown pool "${r.pool}" (pools: ${[...names].join(', ')})` });
-      }
-    });
-  })
   // `backends:` is the pool `default`; `backends` in memory is the default (or first) pool.
   .transform((c): Config => {
     const all: Record<string, BackendsConfig> = c.backends ? { default: c.backends, ...c.pools } : { ...c.pools };

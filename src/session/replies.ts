@@ -2,13 +2,13 @@
 // problem is found, answered in command order by the session); the rest are reply lines.
 
 import {
-  C214Help, C220ServiceReady, C221Closing, C250Completed, C421ServiceUnavail, C451LocalErr, C500BadSyntax,
+  C214Help, C220ServiceReady, C221Closing, C250Completed, C452StorageFull, C421ServiceUnavail, C451LocalErr, C500BadSyntax,
   C501BadParamSyntax, C502CmdNotImpl, C503BadCmdSeq, C521HostNoMail, C550MailboxUnavail, C554TransactionFailed,
 } from '../smtp/codes.js';
 import { smtpError } from '../smtp/errors.js';
 import {
   enhanced, SeAddr1Other0, SeNet4BadConn2, SeNet4NoAnswer1, SeOther00, SePol7Other0, SeProto5BadCmdOrSeq1,
-  SeProto5BadParams4, SeProto5Other0, SeProto5Syntax2, SeSys3NotAccepting2, SeSys3Other0,
+  SeProto5BadParams4, SeProto5Other0, SeProto5Syntax2, SeProto5TooManyRcpts3, SeSys3NotAccepting2, SeSys3Other0,
 } from '../smtp/enhanced.js';
 
 const line = (code: number, text: string) => `${code} ${text}\r\n`;
@@ -38,6 +38,16 @@ export const refusedClient = (host: string, why: string) => reply(C421ServiceUna
 export const backendLost = (host: string) => reply(C421ServiceUnavail, SeNet4BadConn2, `${host} Backend connection lost, try again later`);
 export const pregreetRefused = (host: string) => reply(C554TransactionFailed, SeProto5Other0, `${host} Protocol error: talked before the greeting`);
 export const nonSmtpClosing = (host: string) => reply(C521HostNoMail, SeProto5BadCmdOrSeq1, `${host} Non-SMTP command, closing`);
+
+/**
+ * RCPT for another pool than the transaction's (routing): RFC 5321 §4.5.3.1.10 gives 452
+ * for recipients over a server's limit, and clients send them in a following transaction.
+ */
+export const otherPool = () => smtpError(C452StorageFull, SeProto5TooManyRcpts3, 'Too many recipients (routed to another pool: send them in a new transaction)');
+/** DATA with no recipient accepted (RFC 5321 §3.3: 554 when no valid recipients). */
+export const noValidRecipients = () => smtpError(C554TransactionFailed, SeProto5BadCmdOrSeq1, 'No valid recipients');
+/** No route matches and there is no pool `default`. */
+export const noRoute = (host: string) => smtpError(C451LocalErr, SeSys3Other0, `${host} No route for this message, try again later`);
 
 export const noBackend = (host: string) => reply(C451LocalErr, SeNet4NoAnswer1, `${host} No backend available, try again later`);
 /** An asynchronous step (a verifier, a cluster decision) failed or never answered. */
