@@ -49,7 +49,8 @@ export interface BindingContext {
 /** Where a bind goes (routing): a pool, and the route that chose it (null: no route matched, the default). */
 export interface PoolChoice {
   pool: BackendPool;
-  route: number | null;
+  /** Absent when there are no routes (the record then names no route). */
+  route?: number | null;
 }
 
 /** How a MAIL may be held (SessionBinding.toBackend). */
@@ -261,7 +262,7 @@ export class SessionBinding {
       address: b.server.key,
       identity: pool.cfg.identity,
       pool: pool.name,
-      ...(target ? { route: target.route } : {}),
+      ...(target?.route !== undefined ? { route: target.route } : {}),
       // What the backend logs as its peer (Postfix: `connect from ...[127.0.0.1]:PORT`).
       local: s.localAddress ? `${s.localAddress.includes(':') ? `[${s.localAddress}]` : s.localAddress}:${s.localPort}` : undefined,
       handshake_ms: Date.now() - t0,

@@ -256,7 +256,8 @@ export class Session extends SessionCore {
       this.#noRoute(from, null);
       return;
     }
-    this.binding.toBackend(() => this.#backendClient(), line, handler, hold, { pool, route: m.index });
+    const routed = routing.table.routes.length > 0;
+    this.binding.toBackend(() => this.#backendClient(), line, handler, hold, routed ? { pool, route: m.index } : { pool });
   }
 
   /** No route matches and there is no pool default: refused, and a record says so. */
