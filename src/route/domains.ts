@@ -27,9 +27,13 @@ export class DomainSet {
 
   /** Whether `name` (any case, a trailing dot allowed) matches a pattern. */
   has(name: string): boolean {
-    if (this.#any) return name !== '';
-    const d = normalizeDomain(name);
+    return this.hasNormal(normalizeDomain(name));
+  }
+
+  /** `has` for a name already lower-case without a trailing dot (domainOf's). */
+  hasNormal(d: string): boolean {
     if (d === '') return false;
+    if (this.#any) return true;
     if (this.#exact.has(d)) return true;
     if (this.#below.size === 0) return false;
     for (let i = d.indexOf('.'); i !== -1; i = d.indexOf('.', i + 1)) {

@@ -168,15 +168,18 @@ export class RouteTable {
   }
 
   match(f: RouteFacts): RouteResult {
+    // Each domain is taken from its address once per match, not once per route.
+    let sd: string | undefined;
+    let rd: string | undefined;
     for (const r of this.routes) {
       if (!r.matchesSession(f)) continue;
       if (r.sender) {
         if (f.sender === undefined) return { kind: 'pending', needs: 'sender' };
-        if (!r.sender.has(domainOf(f.sender))) continue;
+        if (!r.sender.hasNormal((sd ??= domainOf(f.sender)))) continue;
       }
       if (r.recipient) {
         if (f.recipient === undefined) return { kind: 'pending', needs: 'recipient' };
-        if (!r.recipient.has(domainOf(f.recipient))) continue;
+        if (!r.recipient.hasNormal((rd ??= domainOf(f.recipient)))) continue;
       }
       return { kind: 'pool', index: r.index, pool: r.pool };
     }
