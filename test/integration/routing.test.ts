@@ -1,0 +1,239 @@
+// Routing to named pools (issue #24), end to end: two built-in sinks as two pools, and
+// real clients (swaks, Postfix's smtp client). Listener, SNI (a certificate per tenant,
+// one chosen by tls.certificates[].names), login, recipient domain with the 452 split, and
+// a reload adding and removing a pool while a session is under way on it.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import bcrypt from 'bcrypt';
+import { parseConfig } from '../../src/config/index.js';
+import { startSink, type Sink, type SinkMessage } from '../../src/sink/index.js';
+import { makePki, type TestPki } from '../helpers/certs.js';
+import { postfixAvailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import { startPostern, type LogRecord, type TestPostern } from '../helpers/postern.js';
+import { SmtpClient } from '../helpers/smtp-client.js';
+import { swaks, swaksAvailable } from '../helpers/swaks.js';
+
+const pool = (port: number) => `{ identity: xclient, connect_timeout: 2s, health_check: { interval: 1s, timeout: 2s, rise: 1, fall: 1 }, servers: [ { address: "127.0.0.1:${port}" } ] }`;
+
+
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('routing to named pools', { skip: !swaksAvailable() && 'swaks not installed' }, () => {
+  let dir: string;
+  let pki: TestPki;
+  let mx: Sink;
+  let sub: Sink;
+  let extra: Sink;
+  let p: TestPostern;
+  let yaml: (more?: string, routesFirst?: string) => string;
+  const port = (name: string) => p.postern.addresses()[name]!.port;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'postern-routing-'));
+    pki = await makePki();
+    const a = await pki.leaf('tenant-a', 'ecdsa', ['a.tenant.test']);
+    // Its SAN says nothing of b.tenant.test: tls.certificates[].names does.
+    const b = await pki.leaf('tenant-b', 'ecdsa', ['unrelated.example']);
+    await writeFile(join(dir, 'passwd'), `alice@a.test:${await bcrypt.hash('alice-pw', 4)}\nbob@b.test:${await bcrypt.hash('bob-pw', 4)}\n`);
+    await writeFile(join(dir, 'lists.domains'), '# list domains\nlists.test\n*.lists.test\n');
+    [mx, sub, extra] = await Promise.all([startSink({ xclient: true }), startSink({ xclient: true }), startSink({ xclient: true })]);
+    yaml = (more = '', routesFirst = '') => `hostname: route.test
+listeners:
+  - { name: mx, listen: 127.0.0.1:0, tls: starttls }
+  - { name: submission, listen: 127.0.0.1:0, auth: optional }
+tls:
+  certificates:
+    - { cert: ${a.cert}, key: ${a.key} }
+    - { cert: ${b.cert}, key: ${b.key}, names: [b.tenant.test] }
+pools:
+  mx: ${pool(mx.address().port)}
+  sub: ${pool(sub.address().port)}
+${more}
+routes:
+${routesFirst}
+  - { listener: submission, auth: ["*@b.test"], pool: mx }
+  - { listener: submission, pool: sub }
+  - { sni: b.tenant.test, pool: sub }
+  - { recipient_domain: { file: ${join(dir, 'lists.domains')} }, pool: sub }
+  - { pool: mx }
+auth:
+  plaintext: true
+  verifier: { type: file, path: ${join(dir, 'passwd')} }
+limits: { per_ip: { connections: 100, rate: 10000/1m } }
+log: { level: info }
+`;
+    p = await startPostern(yaml());
+  });
+  after(async () => {
+    await p?.stop();
+    await Promise.all([mx?.close(), sub?.close(), extra?.close()]);
+    await pki?.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** The session record of the n-th session that said EHLO `helo`. */
+  const sessionOf = (helo: string): Promise<LogRecord> => p.waitFor((r) => r.event === 'session' && r.helo === helo, 10_000);
+  const delivered = (s: Sink, rcpt: string): SinkMessage[] => s.messages.filter((m) => m.rcpts.includes(rcpt));
+
+  it('routes by listener: mx to the mx pool, submission to the sub pool', async () => {
+    const r1 = await swaks(['--server', `127.0.0.1:${port('mx')}`, '--ehlo', 'l1.test', '--from', 's@example.org', '--to', 'l1@example.net']);
+    assert.equal(r1.code, 0, r1.transcript);
+    const r2 = await swaks(['--server', `127.0.0.1:${port('submission')}`, '--ehlo', 'l2.test', '--from', 's@example.org', '--to', 'l2@example.net']);
+    assert.equal(r2.code, 0, r2.transcript);
+    assert.equal(delivered(mx, 'l1@example.net').length, 1);
+    assert.equal(delivered(sub, 'l2@example.net').length, 1);
+    assert.equal(delivered(sub, 'l1@example.net').length + delivered(mx, 'l2@example.net').length, 0);
+    const [s1, s2] = await Promise.all([sessionOf('l1.test'), sessionOf('l2.test')]);
+    assert.deepEqual([(s1.backend as LogRecord).pool, (s1.backend as LogRecord).route], ['mx', 4]);
+    assert.deepEqual([(s2.backend as LogRecord).pool, (s2.backend as LogRecord).route], ['sub', 1]);
+    const tx = await p.waitFor((r) => r.event === 'transaction' && r.conn === s2.conn);
+    assert.equal(tx.pool, 'sub');
+  });
+
+  it('routes by SNI: each tenant gets its certificate and its pool', async () => {
+    const tenant = async (sni: string, helo: string) => {
+      const r = await swaks(['--server', `127.0.0.1:${port('mx')}`, '--tls', '--tls-sni', sni, '--tls-get-peer-cert', '--ehlo', helo, '--from', 's@example.org', '--to', `${helo}@example.net`]);
+      assert.equal(r.code, 0, r.transcript);
+      return r.transcript;
+    };
+    const ta = await tenant('a.tenant.test', 'sni-a.test');
+    const tb = await tenant('b.tenant.test', 'sni-b.test');
+    // The certificate: tenant b's is chosen by its configured name, not its SAN.
+    assert.match(ta, /peer DN=".*CN=a\.tenant\.test"/);
+    assert.match(tb, /peer DN=".*CN=unrelated\.example"/);
+    assert.equal(delivered(mx, 'sni-a.test@example.net').length, 1);
+    assert.equal(delivered(sub, 'sni-b.test@example.net').length, 1);
+    const sb = await sessionOf('sni-b.test');
+    assert.equal((sb.tls as LogRecord).sni, 'b.tenant.test');
+    assert.deepEqual([(sb.backend as LogRecord).pool, (sb.backend as LogRecord).route], ['sub', 2]);
+  });
+
+  it('routes by login: *@b.test to mx, other users of submission to sub', async () => {
+    const login = async (user: string, pw: string, helo: string) => {
+      const r = await swaks(['--server', `127.0.0.1:${port('submission')}`, '--auth', 'PLAIN', '--auth-user', user, '--auth-password', pw, '--ehlo', helo, '--from', user, '--to', `${helo}@example.net`]);
+      assert.equal(r.code, 0, r.transcript);
+    };
+    await login('bob@b.test', 'bob-pw', 'auth-bob.test');
+    await login('alice@a.test', 'alice-pw', 'auth-alice.test');
+    assert.equal(delivered(mx, 'auth-bob.test@example.net').length, 1);
+    assert.equal(delivered(sub, 'auth-alice.test@example.net').length, 1);
+    const sb = await sessionOf('auth-bob.test');
+    assert.deepEqual([(sb.backend as LogRecord).pool, (sb.backend as LogRecord).route, (sb.auth as LogRecord).user], ['mx', 0, 'bob@b.test']);
+  });
+
+  it('routes by recipient domain at the first RCPT; a RCPT for the other pool gets 452 4.5.3 and goes in the next transaction', async () => {
+    const c = await SmtpClient.connect(port('mx'), { localAddress: '127.0.0.21' });
+    try {
+      await c.waitReplies(1);
+      assert.equal((await c.cmd('EHLO split.test')).code, 250);
+      // MAIL is Postern's own answer while the route waits for a recipient.
+      assert.equal((await c.cmd('MAIL FROM:<s@example.org>')).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<one@lists.test>')).code, 250);
+      const other = await c.cmd('RCPT TO:<two@example.net>');
+      assert.equal(other.code, 452);
+      assert.match(other.raw.toString(), /^452 4\.5\.3 /);
+      assert.equal((await c.cmd('RCPT TO:<three@x.lists.test>')).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      assert.equal((await c.cmd('Subject: split\r\n\r\nfirst\r\n.')).code, 250);
+      // The next transaction: its first RCPT routes it to mx (Postern leaves sub for mx).
+      assert.equal((await c.cmd('MAIL FROM:<s@example.org>')).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<two@example.net>')).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      assert.equal((await c.cmd('Subject: split\r\n\r\nsecond\r\n.')).code, 250);
+      // A third, all to sub: one pool, no 452, one message.
+      assert.equal((await c.cmd('MAIL FROM:<s@example.org>')).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<four@lists.test>')).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<five@y.lists.test>')).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      assert.equal((await c.cmd('Subject: split\r\n\r\nthird\r\n.')).code, 250);
+      assert.equal((await c.cmd('QUIT')).code, 221);
+    } finally {
+      c.destroy();
+    }
+    assert.deepEqual(delivered(sub, 'one@lists.test').map((m) => m.rcpts), [['one@lists.test', 'three@x.lists.test']]);
+    assert.deepEqual(delivered(mx, 'two@example.net').map((m) => m.rcpts), [['two@example.net']]);
+    assert.deepEqual(delivered(sub, 'four@lists.test').map((m) => m.rcpts), [['four@lists.test', 'five@y.lists.test']]);
+    assert.equal(delivered(sub, 'two@example.net').length + delivered(mx, 'one@lists.test').length, 0);
+    const s = await sessionOf('split.test');
+    const txs = p.records.filter((r) => r.event === 'transaction' && r.conn === s.conn);
+    assert.deepEqual(txs.map((t) => [t.pool, t.rcpts]), [['sub', 2], ['mx', 1], ['sub', 2]]);
+    // The first transaction's record lists the 452 Postern gave.
+    const first = txs[0]!.recipients as { address: string; code: number }[];
+    assert.deepEqual(first.map((r) => [r.address, r.code]), [['one@lists.test', 250], ['two@example.net', 452], ['three@x.lists.test', 250]]);
+  });
+
+  it("Postfix's smtp client: 3 domains to 2 pools in one message, every copy delivered once at the right pool", { skip: !postfixAvailable() && 'postfix not installed or not root' }, async (t) => {
+    let pf: PostfixInstance | null = null;
+    try {
+      pf = await startPostfix({
+        extraMain: {
+          myhostname: 'pf-sender.test',
+          relayhost: `[127.0.0.1]:${port('mx')}`,
+          default_transport: 'smtp',
+          relay_transport: 'smtp',
+          smtp_tls_security_level: 'none',
+          smtp_helo_name: 'pf-sender.test',
+          // Should a 452 ever send recipients back to the queue, they come again soon.
+          minimal_backoff_time: '2s',
+          maximal_backoff_time: '4s',
+          queue_run_delay: '2s',
+        },
+      });
+      const rcpts = ['pf1@lists.test', 'pf2@example.net', 'pf3@a.lists.test'];
+      const r = await swaks(['--server', `127.0.0.1:${pf.port}`, '--ehlo', 'injector.test', '--from', 'pf@example.org', '--to', rcpts.join(',')]);
+      assert.equal(r.code, 0, r.transcript);
+      await until(() => rcpts.every((x) => delivered(mx, x).length + delivered(sub, x).length > 0), 'every recipient delivered', 30_000);
+      // Give a duplicate the chance to show.
+      await new Promise((res) => setTimeout(res, 500));
+      const matrix = rcpts.map((x) => `${x}: mx ${delivered(mx, x).length}, sub ${delivered(sub, x).length}`);
+      t.diagnostic(`delivery matrix (recipient: copies per pool): ${matrix.join('; ')}`);
+      assert.deepEqual(matrix, ['pf1@lists.test: mx 0, sub 1', 'pf2@example.net: mx 1, sub 0', 'pf3@a.lists.test: mx 0, sub 1']);
+      const log = pf.readLog();
+      t.diagnostic(`postfix: ${log.split('\n').filter((l) => /status=|452/.test(l)).map((l) => l.replace(/^.*?: /, '')).join(' | ')}`);
+    } finally {
+      await pf?.stop();
+    }
+  });
+
+  it('reload: a new pool takes new sessions, a removed pool drains its session under way', async () => {
+    // A session bound to sub, mid-transaction, across two reloads.
+    const c = await SmtpClient.connect(port('submission'), { localAddress: '127.0.0.22' });
+    try {
+      await c.waitReplies(1);
+      assert.equal((await c.cmd('EHLO drain.test')).code, 250);
+      assert.equal((await c.cmd('MAIL FROM:<s@example.org>')).code, 250);
+      assert.equal((await c.cmd('RCPT TO:<drain@example.net>')).code, 250);
+      // Add pool extra, routed from listener mx ahead of the rest.
+      await p.postern.reload(parseConfig(yaml(`  extra: ${pool(extra.address().port)}`, '  - { listener: mx, pool: extra }'), 'test.yaml'));
+      const r1 = await swaks(['--server', `127.0.0.1:${port('mx')}`, '--ehlo', 'reload1.test', '--from', 's@example.org', '--to', 'reload1@example.net']);
+      assert.equal(r1.code, 0, r1.transcript);
+      assert.equal(delivered(extra, 'reload1@example.net').length, 1);
+      // Remove sub (submission now goes to mx): the session on sub keeps it.
+      const without = yaml(`  extra: ${pool(extra.address().port)}`, '  - { listener: mx, pool: extra }')
+        .replace(/  sub: .*\n/, '')
+        .replace(/pool: sub/g, 'pool: mx');
+      await p.postern.reload(parseConfig(without, 'test.yaml'));
+      assert.equal(p.postern.pools.get('sub'), undefined);
+      const r2 = await swaks(['--server', `127.0.0.1:${port('submission')}`, '--ehlo', 'reload2.test', '--from', 's@example.org', '--to', 'reload2@example.net']);
+      assert.equal(r2.code, 0, r2.transcript);
+      assert.equal(delivered(mx, 'reload2@example.net').length, 1);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      assert.equal((await c.cmd('Subject: drain\r\n\r\nstill here\r\n.')).code, 250);
+      assert.equal((await c.cmd('QUIT')).code, 221);
+    } finally {
+      c.destroy();
+    }
+    assert.equal(delivered(sub, 'drain@example.net').length, 1, 'the session under way finished on its old pool');
+    const s = await sessionOf('drain.test');
+    assert.equal((s.backend as LogRecord).pool, 'sub');
+  });
+});
