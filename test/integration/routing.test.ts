@@ -237,3 +237,46 @@ log: { level: info }
     assert.equal((s.backend as LogRecord).pool, 'sub');
   });
 });
+
+describe('routing without a default pool', () => {
+  let sink: Sink;
+  let p: TestPostern;
+  before(async () => {
+    sink = await startSink({ xclient: true });
+    p = await startPostern(`hostname: noroute.test
+listeners:
+  - { name: smtp, listen: 127.0.0.1:0 }
+pools:
+  lists: ${pool(sink.address().port)}
+routes:
+  - { recipient_domain: [lists.test], pool: lists }
+log: { level: info }
+`);
+  });
+  after(async () => {
+    await p?.stop();
+    await sink?.close();
+  });
+
+  it('a recipient no route takes gets 451 4.3.0 and a no_route record; the others go through', async () => {
+    const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.23' });
+    try {
+      await c.waitReplies(1);
+      assert.equal((await c.cmd('EHLO none.test')).code, 250);
+      assert.equal((await c.cmd('MAIL FROM:<s@example.org>')).code, 250);
+      const refused = await c.cmd('RCPT TO:<x@elsewhere.test>');
+      assert.match(refused.raw.toString(), /^451 4\.3\.0 noroute\.test No route/);
+      // Nothing accepted yet: DATA has no valid recipient.
+      assert.equal((await c.cmd('DATA')).code, 554);
+      assert.equal((await c.cmd('RCPT TO:<y@lists.test>')).code, 250);
+      assert.equal((await c.cmd('DATA')).code, 354);
+      assert.equal((await c.cmd('Subject: t\r\n\r\nx\r\n.')).code, 250);
+      assert.equal((await c.cmd('QUIT')).code, 221);
+    } finally {
+      c.destroy();
+    }
+    assert.deepEqual(sink.messages.map((m) => m.rcpts), [['y@lists.test']]);
+    const rec = await p.waitFor((r) => r.event === 'no_route');
+    assert.equal(rec.rcpt, 'x@elsewhere.test');
+  });
+});
