@@ -4,6 +4,8 @@
 // a reload adding and removing a pool while a session is under way on it.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -278,5 +280,49 @@ log: { level: info }
     assert.deepEqual(sink.messages.map((m) => m.rcpts), [['y@lists.test']]);
     const rec = await p.waitFor((r) => r.event === 'no_route');
     assert.equal(rec.rcpt, 'x@elsewhere.test');
+  });
+});
+
+describe('auth_http Auth-Server routes ahead of routes:', { skip: !swaksAvailable() && 'swaks not installed' }, () => {
+  let routed: Sink;
+  let told: Sink;
+  let server: http.Server;
+  let p: TestPostern;
+  before(async () => {
+    [routed, told] = await Promise.all([startSink({ xclient: true }), startSink({ xclient: true })]);
+    // Carol is sent to `told` by the auth server; dave gets no Auth-Server.
+    server = http.createServer((req, res) => {
+      const user = String(req.headers['auth-user'] ?? '');
+      res.writeHead(200, user === 'carol' ? { 'Auth-Status': 'OK', 'Auth-Server': '127.0.0.1', 'Auth-Port': String(told.address().port) } : { 'Auth-Status': 'OK' });
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    p = await startPostern(`hostname: authhttp.test
+listeners:
+  - { name: submission, listen: 127.0.0.1:0, auth: required }
+pools:
+  sub: ${pool(routed.address().port)}
+routes:
+  - { listener: submission, pool: sub }
+auth:
+  plaintext: true
+  verifier: { type: http, url: "http://127.0.0.1:${(server.address() as AddressInfo).port}/auth" }
+log: { level: info }
+`);
+  });
+  after(async () => {
+    await p?.stop();
+    server?.closeAllConnections();
+    await new Promise((r) => server?.close(r));
+    await Promise.all([routed?.close(), told?.close()]);
+  });
+
+  it('carol goes where the auth server says; dave goes where the route says', async () => {
+    for (const user of ['carol', 'dave']) {
+      const r = await swaks(['--server', `127.0.0.1:${p.port}`, '--auth', 'PLAIN', '--auth-user', user, '--auth-password', 'pw', '--ehlo', `${user}.test`, '--from', `${user}@example.org`, '--to', `${user}@example.net`]);
+      assert.equal(r.code, 0, r.transcript);
+    }
+    assert.deepEqual(told.messages.map((m) => m.rcpts), [['carol@example.net']]);
+    assert.deepEqual(routed.messages.map((m) => m.rcpts), [['dave@example.net']]);
   });
 });
