@@ -4,8 +4,9 @@
 #   haproxy            contender (TCP mode)
 #   nginx-light        contender (mail proxy) ...
 #   libnginx-mod-mail  ... whose mail module Debian ships separately
+#   strace             system calls per session (W1; optional)
 # The harness itself installs nothing; it only checks these are present.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y postfix haproxy nginx-light libnginx-mod-mail
+apt-get install -y postfix haproxy nginx-light libnginx-mod-mail strace

@@ -43,7 +43,7 @@ export interface Options {
 // Full counts are sized so that the whole run (W1-W6, every contender, per-core tables) stays
 // under 15 minutes on 2 cores: see "Time budget" in bench/README.md before raising any.
 const FULL: Counts = {
-  w1: { sessions: 20, messages: 8_000, size: 1024 },
+  w1: { sessions: 100, messages: 8_000, size: 1024 },
   w2: { sessions: 10, messages: 250, size: 1_048_576 },
   tlsWarmupMs: 400,
   tlsWindowMs: 1_500,
@@ -54,7 +54,7 @@ const FULL: Counts = {
 };
 
 const QUICK: Counts = {
-  w1: { sessions: 20, messages: 1_000, size: 1024 },
+  w1: { sessions: 100, messages: 1_000, size: 1024 },
   w2: { sessions: 10, messages: 30, size: 1_048_576 },
   tlsWarmupMs: 200,
   tlsWindowMs: 500,

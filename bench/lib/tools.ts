@@ -6,7 +6,7 @@ import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import type { ContenderId } from './options.js';
 
-export const INSTALL_LINE = 'apt-get install -y postfix haproxy nginx-light libnginx-mod-mail';
+export const INSTALL_LINE = 'apt-get install -y postfix haproxy nginx-light libnginx-mod-mail strace';
 
 export interface Tools {
   smtpSource: string;
@@ -16,6 +16,8 @@ export interface Tools {
   nginx: string | null;
   /** ngx_mail_module.so, loaded with load_module (Debian builds mail as a dynamic module). */
   nginxMailModule: string | null;
+  /** strace, for the system calls per session (optional: the column is n/a without it). */
+  strace: string | null;
 }
 
 const SEARCH = ['/usr/sbin', '/usr/bin', '/usr/lib/postfix', '/usr/libexec/postfix', '/usr/local/sbin', '/usr/local/bin', '/sbin', '/bin'];
@@ -62,6 +64,7 @@ export function findTools(): Tools {
       '/usr/share/nginx/modules/ngx_mail_module.so',
       '/usr/lib64/nginx/modules/ngx_mail_module.so',
     ]),
+    strace: findBinary('strace'),
   };
 }
 

@@ -58,8 +58,8 @@ export function startPosternProcess(args: string[], opts: { wrapper?: string[]; 
     output: () => out,
     records,
     exit,
-    waitFor: (re, timeoutMs = 15_000, from = 0) => until(() => re.exec(out.slice(from)), String(re), timeoutMs),
-    waitRecord: (pred, timeoutMs = 15_000) => until(() => records().find(pred) ?? null, 'a log record', timeoutMs),
+    waitFor: (re, timeoutMs = 30_000, from = 0) => until(() => re.exec(out.slice(from)), String(re), timeoutMs),
+    waitRecord: (pred, timeoutMs = 30_000) => until(() => records().find(pred) ?? null, 'a log record', timeoutMs),
     stop: async (graceMs = 10_000) => {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill('SIGTERM');
