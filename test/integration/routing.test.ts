@@ -13,6 +13,7 @@ import bcrypt from 'bcrypt';
 import { parseConfig } from '../../src/config/index.js';
 import { startSink, type Sink, type SinkMessage } from '../../src/sink/index.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
+import { eximSkipReason, startExim, type EximInstance } from '../helpers/exim.js';
 import { postfixAvailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { startPostern, type LogRecord, type TestPostern } from '../helpers/postern.js';
 import { SmtpClient } from '../helpers/smtp-client.js';
@@ -203,6 +204,26 @@ log: { level: info }
       t.diagnostic(`postfix: ${log.split('\n').filter((l) => /status=|452/.test(l)).map((l) => l.replace(/^.*?: /, '')).join(' | ')}`);
     } finally {
       await pf?.stop();
+    }
+  });
+
+  it("Exim's smtp transport: 3 domains to 2 pools in one message, every copy delivered once at the right pool", async (t) => {
+    const skip = await eximSkipReason();
+    if (skip) return t.skip(skip);
+    let ex: EximInstance | null = null;
+    try {
+      ex = await startExim({ relayTo: { host: '127.0.0.1', port: port('mx') }, hostsProxy: '192.0.2.1', extraMain: 'retry_interval_max = 2s' });
+      const rcpts = ['ex1@lists.test', 'ex2@example.net', 'ex3@b.lists.test'];
+      const r = await swaks(['--server', `127.0.0.1:${ex.port}`, '--ehlo', 'injector.test', '--from', 'ex@example.org', '--to', rcpts.join(',')]);
+      assert.equal(r.code, 0, r.transcript);
+      await until(() => rcpts.every((x) => delivered(mx, x).length + delivered(sub, x).length > 0), 'every recipient delivered', 30_000);
+      await new Promise((res) => setTimeout(res, 500));
+      const matrix = rcpts.map((x) => `${x}: mx ${delivered(mx, x).length}, sub ${delivered(sub, x).length}`);
+      t.diagnostic(`delivery matrix (recipient: copies per pool): ${matrix.join('; ')}`);
+      assert.deepEqual(matrix, ['ex1@lists.test: mx 0, sub 1', 'ex2@example.net: mx 1, sub 0', 'ex3@b.lists.test: mx 0, sub 1']);
+      t.diagnostic(`exim: ${ex.readLog().split('\n').filter((l) => /=>|==|452/.test(l)).map((l) => l.replace(/^\S+ \S+ /, '')).join(' | ')}`);
+    } finally {
+      await ex?.stop();
     }
   });
 
