@@ -457,7 +457,12 @@ export class SessionBinding {
       queue.reply(BYE, flushed);
     } else if (queue.pendingBackend > 0) {
       const slot = queue.reserve();
-      this.#onIdle = () => this.#quitBound(b, flushed, quiet(), slot);
+      // A move to another pool may be waiting for the same moment (#withBackend): it goes first.
+      const before = this.#onIdle;
+      this.#onIdle = () => {
+        before?.();
+        this.#quitBound(b, flushed, quiet(), slot);
+      };
     } else {
       this.#quitBound(b, flushed, quiet());
     }

@@ -298,7 +298,7 @@ export class Session extends SessionCore {
     };
     const routing = this.ctx.routing;
     const from = this.#deferred?.from ?? this.#txRoute?.from;
-    if (routing && from !== undefined) {
+    if (routing && from !== undefined && this.tx.open !== null) {
       // The transaction routes by recipient: this one decides (the first) or must agree.
       const m = routing.table.match(this.routeFacts(from, address));
       const pool = m.kind === 'pool' ? routing.pool(m.pool) : undefined;

@@ -174,6 +174,26 @@ log: { level: info }
     assert.deepEqual(first.map((r) => [r.address, r.code]), [['one@lists.test', 250], ['two@example.net', 452], ['three@x.lists.test', 250]]);
   });
 
+  it('a pipelining client: the switch to another pool waits for the reply the old backend owes', async () => {
+    const c = await SmtpClient.connect(port('mx'), { localAddress: '127.0.0.24' });
+    try {
+      await c.waitReplies(1);
+      assert.equal((await c.cmd('EHLO pipe.test')).code, 250);
+      const first = await c.send('MAIL FROM:<s@example.org>\r\nRCPT TO:<p1@lists.test>\r\nRCPT TO:<p2@example.net>\r\nDATA\r\n', 4);
+      assert.deepEqual(first.map((r) => r.code), [250, 250, 452, 354]);
+      // The end of the first message, and the whole next transaction, in one write.
+      const second = await c.send('Subject: p\r\n\r\none\r\n.\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<p2@example.net>\r\nDATA\r\n', 4);
+      assert.deepEqual(second.map((r) => r.code), [250, 250, 250, 354]);
+      const third = await c.send('Subject: p\r\n\r\ntwo\r\n.\r\nQUIT\r\n', 2);
+      assert.deepEqual(third.map((r) => r.code), [250, 221]);
+    } finally {
+      c.destroy();
+    }
+    assert.deepEqual(delivered(sub, 'p1@lists.test').map((m) => m.rcpts), [['p1@lists.test']]);
+    assert.deepEqual(delivered(mx, 'p2@example.net').map((m) => m.rcpts), [['p2@example.net']]);
+    assert.equal(delivered(sub, 'p2@example.net').length, 0);
+  });
+
   it("Postfix's smtp client: 3 domains to 2 pools in one message, every copy delivered once at the right pool", { skip: !postfixAvailable() && 'postfix not installed or not root' }, async (t) => {
     let pf: PostfixInstance | null = null;
     try {
