@@ -204,7 +204,9 @@ export class Postern implements AcceptContext {
    */
   async reload(next: Config): Promise<void> {
     const old = this.#config;
-    // Certificates first: if they do not load, nothing changes (the error reaches the caller).
+    // Routes first: a domain file that cannot be read fails the reload before anything changed.
+    const routes = compileRoutes(next);
+    // Certificates next: if they do not load, nothing changes (the error reaches the caller).
     if (next.tls && this.#tls) await this.#tls.reload(next.tls);
     else if (next.tls && !this.#tls) this.#tls = await TlsTerminator.create(next.tls, this.#tlsOptions());
     // AUTH: a new verifier when its settings changed (the old one closes once built);
@@ -219,8 +221,6 @@ export class Postern implements AcceptContext {
       if (r.ok) this.#processLogger.info({ event: 'reload', key: 'auth.verifier', detail: r.detail }, 'auth verifier reloaded');
       else this.#processLogger.warn({ event: 'reload_failed', key: 'auth.verifier', err: r.reason }, 'auth verifier reload failed; keeping the old one');
     }
-    // Routes first (a domain file that cannot be read fails the reload before anything changed).
-    const routes = compileRoutes(next);
     this.#config = next;
     this.#admission.update(next.limits);
     if (this.#pools.differs(next)) {
