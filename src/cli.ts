@@ -244,10 +244,13 @@ async function demo(argv: string[]): Promise<number> {
   }
   const listener = config.listeners[0]!;
   const server = config.backends.servers[0]!;
+  const backends = { ...config.backends, servers: [{ ...server, address: args.backend ?? server.address }, ...config.backends.servers.slice(1)] };
   config = {
     ...config,
     listeners: [{ ...listener, listen: args.listen ?? listener.listen }, ...config.listeners.slice(1)],
-    backends: { ...config.backends, servers: [{ ...server, address: args.backend ?? server.address }, ...config.backends.servers.slice(1)] },
+    // `backends` is the pool `default`: the demo config has no other.
+    backends,
+    pools: { ...config.pools, default: backends },
   };
   const backend = config.backends.servers[0]!.address;
   let sink;
