@@ -17,7 +17,7 @@ const FILE_TIMEOUT_MS = 10 * 60_000;
 /** Suites that time or measure the process: run alone, after the rest. */
 const ALONE = new Set(['backpressure', 'quit-linger', 'socket-activation', 'tls-terminator']);
 /** The longest suites (a minute or more here) start first, so the others fill in around them. */
-const LONGEST = ['tls-resumption-matrix', 'upgrade', 'tls-restart', 'cli', 'install', 'balancing', 'state-redis', 'tools-report-memory', 'tools-report', 'check-as'];
+const LONGEST = ['tls-resumption-matrix', 'upgrade', 'tls-restart', 'anomaly-precision', 'cli', 'install', 'balancing', 'state-redis', 'tools-report-memory', 'tools-report', 'check-as'];
 
 const files = (dir) =>
   readdirSync(dir)

@@ -5,6 +5,7 @@
 // socket may stay open, whatever the peer does (issue 21, B2).
 
 import type net from 'node:net';
+import type tls from 'node:tls';
 import type { EventEmitter } from 'node:events';
 import type { TlsInfo, TlsTerminator } from '../tls/index.js';
 
@@ -12,7 +13,8 @@ import type { TlsInfo, TlsTerminator } from '../tls/index.js';
  * Longest a session may stay open once it has begun to close: the 421 or 221 written, our
  * FIN sent. Past it the socket is destroyed, so the record, the per-IP slot and the fd
  * never wait on a peer that neither reads nor closes. Longer than the QUIT linger
- * (farewell.ts, 2 s), so a clean close is never cut short.
+ * (farewell.ts, 2 s, which under TLS starts with the wait for the client's FIN), so a clean
+ * close is never cut short.
  */
 export const CLOSE_GUARD_MS = 5000;
 /**
@@ -91,6 +93,11 @@ export class ClientIo {
     s.off('error', this.#listeners.error);
     s.off('close', this.#listeners.close);
     s.off('drain', this.#listeners.drain);
+  }
+
+  /** The socket is TLS (implicit, or after STARTTLS): ending it sends close_notify first. */
+  get secure(): boolean {
+    return (this.#socket as Partial<tls.TLSSocket>).encrypted === true;
   }
 
   /** Bytes written that the client has not taken yet. */

@@ -129,6 +129,10 @@ export abstract class SessionCore {
       get reason() {
         return session.life.reason;
       },
+      get secure() {
+        return session.io.secure;
+      },
+      closing: () => this.io.closing(),
       end: () => this.io.end(),
       destroy: () => this.io.destroy(),
       linger: (ms) => this.io.setTimer(ms),
@@ -287,7 +291,8 @@ export abstract class SessionCore {
 
   /** Shutdown: tell the client and close (SIGTERM after the grace period). */
   shutdown(): void {
-    if (this.finished) return;
+    // Past the 221 (its linger, or under TLS the wait for the client's FIN) nothing more is said.
+    if (this.finished || this.farewell.shutdown()) return;
     this.#closeNow('shutdown', R.shuttingDown(this.cfg.hostname));
   }
 

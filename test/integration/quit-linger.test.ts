@@ -1,17 +1,23 @@
 // RST after QUIT as it happens on real networks (issue 14): after the 221 Postern
 // half-closes and keeps reading for a short linger, so a reset that arrives before, during
-// or after the 221's write is named, plain and TLS alike, and a clean FIN is not.
+// or after the 221's write is named, plain and TLS alike, and a clean FIN is not. Under TLS
+// our close_notify waits for the client's FIN (issue 23): a client that waits for our close
+// instead gets it after QUIT_FIN_WAIT_MS, and nothing is named.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
+import { QUIT_FIN_WAIT_MS } from '../../src/session/farewell.js';
 import { startSink, type Sink } from '../../src/sink/index.js';
 import { makePki, type Leaf, type TestPki } from '../helpers/certs.js';
 import { basicYaml, startPostern, type TestPostern } from '../helpers/postern.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Ending = 'reset-now' | 'reset-20ms' | 'reset-200ms' | 'fin-after-221';
+type Ending = 'reset-now' | 'reset-20ms' | 'reset-200ms' | 'fin-after-221' | 'wait-for-close';
+
+/** How long the server took to close after the 221, for 'wait-for-close' (ms). */
+const closeWaits: number[] = [];
 
 /** Connects (plain or implicit TLS), says EHLO, sends QUIT and ends as `how` says; returns the local port. */
 async function session(port: number, secure: Leaf | null, how: Ending): Promise<number> {
@@ -45,6 +51,23 @@ async function session(port: number, secure: Leaf | null, how: Ending): Promise<
   if (how === 'fin-after-221') {
     s.write('QUIT\r\n');
     await waitFor(/^221 /m);
+    s.end();
+    return localPort;
+  }
+  if (how === 'wait-for-close') {
+    // Reads the 221, then waits for the server's close (RFC 5321 §4.1.1.10 lets it).
+    s.write('QUIT\r\n');
+    await waitFor(/^221 /m);
+    const t221 = Date.now();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the server did not close within 5 s')), 5000);
+      s.once('end', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      s.resume();
+    });
+    closeWaits.push(Date.now() - t221);
     s.end();
     return localPort;
   }
@@ -91,10 +114,11 @@ describe('RST after QUIT, with real timing, plain and TLS', () => {
     ['reset-20ms', ['rst_after_quit']],
     ['reset-200ms', ['rst_after_quit']],
     ['fin-after-221', []],
+    ['wait-for-close', []],
   ];
   for (const transport of ['plain', 'tls'] as const) {
     for (const [how, expected] of cases) {
-      it(`${transport}: ${how} -> ${expected.length ? expected.join(',') : 'nothing'}`, async () => {
+      it(`${transport}: ${how} -> ${expected.length ? expected.join(',') : 'nothing'}`, async (t) => {
         // Repeated: a timing-dependent verdict must hold every time, not by luck.
         for (let i = 0; i < 5; i++) {
           const t0 = Date.now();
@@ -112,11 +136,17 @@ describe('RST after QUIT, with real timing, plain and TLS', () => {
           assert.deepEqual(rec.anomalies, expected, `run ${i}: ${JSON.stringify(rec)}`);
           // The linger (2 s) is the most the record may be held back.
           assert.ok(waited < 3000, `the record came ${waited} ms after the session started`);
+          if (how === 'wait-for-close') {
+            // Plain: our FIN comes with the 221; TLS: after QUIT_FIN_WAIT_MS (300 ms), plus load.
+            const wait = closeWaits.at(-1)!;
+            assert.ok(wait < (transport === 'plain' ? 1000 : QUIT_FIN_WAIT_MS + 1000), `run ${i}: the server closed ${wait} ms after the 221`);
+          }
           if (expected.length) {
             const a = await p.waitFor((r) => r.event === 'anomaly' && r.conn === rec.conn);
             assert.equal(a.severity, 'notice');
           }
         }
+        if (how === 'wait-for-close') t.diagnostic(`the server closed ${closeWaits.slice(-5).join(', ')} ms after the 221`);
       });
     }
   }
