@@ -264,8 +264,19 @@ log: { level: info }
       const without = yaml(`  extra: ${pool(extra.address().port)}`, '  - { listener: mx, pool: extra }')
         .replace(/  sub: .*\n/, '')
         .replace(/pool: sub/g, 'pool: mx');
+      // Under load: sessions on both listeners while the pool goes; none may be lost.
+      const load = Array.from({ length: 8 }, (_, i) =>
+        swaks(['--server', `127.0.0.1:${port(i % 2 ? 'mx' : 'submission')}`, '--ehlo', `load${i}.test`, '--from', 's@example.org', '--to', `load${i}@example.net`]),
+      );
+      await new Promise((res) => setTimeout(res, 30));
       await p.postern.reload(parseConfig(without, 'test.yaml'));
       assert.equal(p.postern.pools.get('sub'), undefined);
+      const done = await Promise.all(load);
+      done.forEach((r, i) => assert.equal(r.code, 0, `load${i}: ${r.transcript}`));
+      for (let i = 0; i < 8; i++) {
+        const copies = [mx, sub, extra].map((k) => delivered(k, `load${i}@example.net`).length);
+        assert.equal(copies.reduce((a, b) => a + b), 1, `load${i}: copies per pool ${copies.join('/')}`);
+      }
       const r2 = await swaks(['--server', `127.0.0.1:${port('submission')}`, '--ehlo', 'reload2.test', '--from', 's@example.org', '--to', 'reload2@example.net']);
       assert.equal(r2.code, 0, r2.transcript);
       assert.equal(delivered(mx, 'reload2@example.net').length, 1);
