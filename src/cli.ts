@@ -14,6 +14,8 @@ import {
 } from './config/index.js';
 // The offline tools are loaded only when their command runs: `run` never loads src/tools/.
 import { REPORT_USAGE, STATUS_USAGE } from './tools/usage.js';
+import { describeResult, parseRouteQuery } from './route/index.js';
+import { compileRoutes } from './config/routes.js';
 import { describeError as describe } from './server/describe.js';
 import { serve, type ServeResult } from './server/serve.js';
 import { Predecessor } from './server/upgrade.js';
@@ -28,7 +30,7 @@ const HELP = `Usage: postern <command> [options]   (postern <command> --help for
 Commands:
   run [-c FILE] [--pid-file PATH]
                       run the proxy (FILE: ${LOCAL_CONFIG} if it exists, else ${SYSTEM_CONFIG})
-  check [-c FILE] [--as USER]
+  check [-c FILE] [--as USER] [--route 'listener=.. rcpt=.. client=..']
                       validate a config and print every problem as FILE:LINE:COL: path: message
   demo [--listen ADDR:PORT] [--backend ADDR:PORT]
                       proxy on 127.0.0.1:2525 relaying to the built-in backend on 127.0.0.1:2526
@@ -70,7 +72,7 @@ const USAGE: Record<string, string> = {
   the old one stays); SIGTERM/SIGINT stop accepting, let sessions finish for up to
   shutdown_grace, then answer 421 to what is left and exit 0.
 `,
-  check: `usage: postern check [-c FILE] [--as USER]
+  check: `usage: postern check [-c FILE] [--as USER] [--route 'KEY=VALUE ...']
   Validates the config FILE: schema, files readable, certificates parse, addresses valid.
   Prints every problem as FILE:LINE:COL: YAML path: what is wrong; exits 0 valid, 1 invalid.
   FILE defaults to ${DEFAULT_CONFIG}. Warnings (valid, but probably not meant) are printed
@@ -78,6 +80,8 @@ const USAGE: Record<string, string> = {
     --as USER   also check every file the config names as USER (readable, or writable where
                 Postern writes), as a process that has become USER; needs root unless USER is
                 the current user. A config with run_as is checked as its user without --as.
+    --route 'listener=NAME client=IP sni=NAME auth=USER from=ADDR rcpt=ADDR'
+                also print which route (routes[N]) and pool a session with these facts uses
 `,
   demo: `usage: postern demo [--listen ADDR:PORT] [--backend ADDR:PORT]
   The proxy and the built-in development backend in one process, with the package's own
@@ -171,19 +175,37 @@ function finish(r: ServeResult): number {
 }
 
 function check(argv: string[]): number {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, as: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, as: { type: 'string' }, route: { type: 'string' } }, strict: true });
   const chosen = configFile(values.config);
   if ('error' in chosen) return fail(chosen.error);
   const { file } = chosen;
   const { problems, note } = checkConfigAs(file, values.as ?? null);
   if (problems.length === 0) {
-    for (const w of configWarnings(loadConfig(file))) process.stderr.write(`${file}: warning: ${w.path}: ${w.message}\n`);
+    const config = loadConfig(file);
+    for (const w of configWarnings(config)) process.stderr.write(`${file}: warning: ${w.path}: ${w.message}\n`);
     process.stdout.write(`${file}: OK${note === null ? '' : ` (${note})`}\n`);
+    if (values.route !== undefined) return checkRoute(config, values.route);
     return 0;
   }
   for (const p of problems) process.stderr.write(`${formatLocated(file, p)}\n`);
   if (note !== null) process.stderr.write(`${file}: ${note}\n`);
   return 1;
+}
+
+/** `check --route 'listener=mx rcpt=a@example.org client=192.0.2.1'`: the route and pool a session would use. */
+function checkRoute(config: Config, query: string): number {
+  let facts;
+  try {
+    facts = parseRouteQuery(query);
+  } catch (err) {
+    return fail(`--route: ${(err as Error).message}`);
+  }
+  if (facts.listener !== '' && !config.listeners.some((l) => l.name === facts.listener)) {
+    return fail(`--route: no listener named ${JSON.stringify(facts.listener)} (listeners: ${config.listeners.map((l) => l.name).join(', ')})`);
+  }
+  if (facts.client === '') facts.client = '0.0.0.0';
+  process.stdout.write(`route: ${describeResult(compileRoutes(config).match(facts))}\n`);
+  return 0;
 }
 
 /** `demo`'s options: where the proxy and the built-in backend listen. */
@@ -222,10 +244,13 @@ async function demo(argv: string[]): Promise<number> {
   }
   const listener = config.listeners[0]!;
   const server = config.backends.servers[0]!;
+  const backends = { ...config.backends, servers: [{ ...server, address: args.backend ?? server.address }, ...config.backends.servers.slice(1)] };
   config = {
     ...config,
     listeners: [{ ...listener, listen: args.listen ?? listener.listen }, ...config.listeners.slice(1)],
-    backends: { ...config.backends, servers: [{ ...server, address: args.backend ?? server.address }, ...config.backends.servers.slice(1)] },
+    // `backends` is the pool `default`: the demo config has no other.
+    backends,
+    pools: { ...config.pools, default: backends },
   };
   const backend = config.backends.servers[0]!.address;
   let sink;

@@ -55,6 +55,17 @@ export async function startPostern(ctx: LaunchContext, identity: Identity, spec:
     shutdown_grace: '0s',
   };
   if (workers !== undefined) config.workers = workers;
+  // BENCH_ROUTES=N (issue #24): a table of N routes, N-1 on recipient domains the bench never
+  // sends to, so every session is routed at its first RCPT through the whole table and ends
+  // at the last route; the same pool as without routes.
+  const nRoutes = Number(process.env.BENCH_ROUTES ?? 0);
+  if (nRoutes > 0) {
+    config.pools = { other: { identity, servers: [{ address: `127.0.0.1:${ctx.sinkPort}` }] } };
+    config.routes = [
+      ...Array.from({ length: nRoutes - 1 }, (_, i) => ({ recipient_domain: [`d${i}.bench.invalid`, `*.w${i}.bench.invalid`], pool: 'other' })),
+      { pool: 'default' },
+    ];
+  }
   const kind = tlsKinds[0];
   if (kind) config.tls = { certificates: [{ cert: ctx.certs[kind].cert, key: ctx.certs[kind].key }] };
   // JSON is YAML.

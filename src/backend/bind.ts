@@ -53,7 +53,8 @@ export class Binding {
     readonly conn: BackendConnection,
     readonly server: ServerState,
     caps: Capabilities,
-    private readonly pool: BackendPool,
+    /** The pool the server was taken from (routing: the session's pool for this binding). */
+    readonly pool: BackendPool,
   ) {
     this.setCaps(caps);
     this.reused = conn.sessions++;

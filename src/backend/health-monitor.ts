@@ -56,6 +56,8 @@ export interface HealthMonitorOptions {
   hostname: string;
   logger: Logger;
   metrics: Metrics;
+  /** The pool whose settings check these servers (metrics label); `default` when absent. */
+  pool?: string;
   /** Told every change of a server's state or capabilities (the primary sends it to its workers). */
   onChange?: (s: ServerState) => void;
 }
@@ -119,10 +121,10 @@ export class HealthMonitor {
       }
       const changed = !sameCaps(s.caps, caps);
       s.caps = caps;
-      observeHealthCheck(this.opts.metrics, s.key, 'ok');
+      observeHealthCheck(this.opts.metrics, s.key, 'ok', this.opts.pool);
       if (!this.#success(s, 'health check passed') && changed) this.opts.onChange?.(s);
     } catch (err) {
-      observeHealthCheck(this.opts.metrics, s.key, 'failed');
+      observeHealthCheck(this.opts.metrics, s.key, 'failed', this.opts.pool);
       this.failure(s, `health check: ${(err as Error).message}`, err instanceof BackendError && err.unusable);
     } finally {
       this.#checking.delete(s);
@@ -152,7 +154,7 @@ export class HealthMonitor {
     s.up = up;
     s.reason = reason;
     if (up) s.greeted?.fill();
-    this.opts.metrics.backendUp.set({ backend: s.key }, up ? 1 : 0);
+    this.opts.metrics.backendUp.set({ pool: this.opts.pool ?? 'default', backend: s.key }, up ? 1 : 0);
     const rec = backendStateRecord(s.key, up, reason);
     if (up) this.opts.logger.info(rec, `backend ${s.key} up`);
     else this.opts.logger.warn(rec, `backend ${s.key} down`);

@@ -32,6 +32,8 @@ export interface Offered {
 }
 
 export class BackendPool {
+  /** The pool's name in `pools:` (`default`: the `backends:` section). */
+  readonly name: string;
   readonly servers: ServerState[];
   /** STARTTLS to the backends, with one client session cache for them all. */
   readonly tlsPolicy: BackendTlsPolicy;
@@ -42,10 +44,11 @@ export class BackendPool {
 
   constructor(
     readonly cfg: BackendsConfig,
-    private readonly opts: { hostname: string; logger: Logger; metrics: Metrics; feed?: HealthFeed | null },
+    private readonly opts: { hostname: string; logger: Logger; metrics: Metrics; feed?: HealthFeed | null; name?: string },
   ) {
+    this.name = opts.name ?? 'default';
     this.servers = cfg.servers.map((s) => new ServerState(s));
-    this.#monitor = new HealthMonitor(this.servers, cfg, opts);
+    this.#monitor = new HealthMonitor(this.servers, cfg, { ...opts, pool: this.name });
     this.#feed = opts.feed ?? null;
     const t = cfg.tls;
     this.tlsPolicy = { mode: t.starttls, client: t.starttls === 'off' ? null : new BackendTls({ verify: t.verify, servername: t.servername, ca: t.ca }) };
@@ -136,12 +139,31 @@ export class BackendPool {
 
   acquire(s: ServerState): void {
     s.active++;
-    this.opts.metrics.backendSessions.set({ backend: s.key }, s.active);
+    this.opts.metrics.backendSessions.set({ pool: this.name, backend: s.key }, s.active);
   }
 
   release(s: ServerState): void {
     s.active--;
-    this.opts.metrics.backendSessions.set({ backend: s.key }, s.active);
+    this.opts.metrics.backendSessions.set({ pool: this.name, backend: s.key }, s.active);
+    if (this.#onIdle && this.idle()) this.#onIdle();
+  }
+
+  /** No session holds a server of this pool. */
+  idle(): boolean {
+    return this.servers.every((s) => s.active <= 0) && [...this.#routed.values()].every((s) => s.active <= 0);
+  }
+
+  #onIdle: (() => void) | null = null;
+
+  /** A pool removed by a reload: stops (its checks, its ready connections) once its last session ends. */
+  retire(stopped?: () => void): void {
+    const end = () => {
+      this.#onIdle = null;
+      this.stop();
+      stopped?.();
+    };
+    if (this.idle()) end();
+    else this.#onIdle = end;
   }
 
   /** A session's handshake with `s` worked. */

@@ -64,6 +64,14 @@ function checkConfigText(text: string, file: string, files: FileChecks = checkFi
 /** File checks on the raw data, so they run even when the schema found other problems. */
 export function checkFiles(raw: Rec, baseDir: string): FileProblem[] {
   const out: FileProblem[] = [];
+  // Domain lists of routes (recipient_domain / sender_domain: { file: PATH }).
+  (Array.isArray(raw.routes) ? raw.routes : []).forEach((r, i) => {
+    if (!isRec(r)) return;
+    for (const k of ['recipient_domain', 'sender_domain'] as const) {
+      const d = r[k];
+      if (isRec(d) && typeof d.file === 'string') read(resolvePath(baseDir, d.file), ['routes', i, k, 'file'], out);
+    }
+  });
   const tls = isRec(raw.tls) ? raw.tls : {};
   const certs = Array.isArray(tls.certificates) ? tls.certificates : [];
   certs.forEach((c, i) => {
@@ -85,15 +93,18 @@ export function checkFiles(raw: Rec, baseDir: string): FileProblem[] {
   const sc = isRec(tls.session_cache) ? tls.session_cache : {};
   if (typeof sc.file === 'string') checkTicketFile(resolvePath(baseDir, sc.file), ['tls', 'session_cache', 'file'], out, 'the TLS session cache file');
 
-  const btls = isRec(raw.backends) && isRec(raw.backends.tls) ? raw.backends.tls : {};
-  if (typeof btls.ca === 'string') {
+  const pools: Array<[PathSegment[], unknown]> = [[['backends'], raw.backends]];
+  for (const [name, p] of Object.entries(isRec(raw.pools) ? raw.pools : {})) pools.push([['pools', name], p]);
+  for (const [at, pool] of pools) {
+    const btls = isRec(pool) && isRec(pool.tls) ? pool.tls : {};
+    if (typeof btls.ca !== 'string') continue;
     const p = resolvePath(baseDir, btls.ca);
-    const data = read(p, ['backends', 'tls', 'ca'], out);
+    const data = read(p, [...at, 'tls', 'ca'], out);
     if (data !== null) {
       try {
         new X509Certificate(data);
       } catch (e) {
-        out.push({ path: ['backends', 'tls', 'ca'], message: `${p} holds no PEM certificate: ${reason(e)}` });
+        out.push({ path: [...at, 'tls', 'ca'], message: `${p} holds no PEM certificate: ${reason(e)}` });
       }
     }
   }

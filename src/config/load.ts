@@ -7,7 +7,7 @@ import { DEFAULTS } from './defaults.js';
 import { ConfigError, show, type ConfigProblem } from './errors.js';
 import { crossFieldProblems } from './rules.js';
 import { configSchema } from './schema.js';
-import type { Config } from './types.js';
+import type { Config, DomainSpec } from './types.js';
 import { formatPath, locatePos, type PathSegment, type YamlPos } from './yamlpath.js';
 
 export interface Validation {
@@ -110,15 +110,25 @@ export function resolvePath(baseDir: string, p: string): string {
 export function resolveConfigPaths(c: Config, baseDir: string): Config {
   const r = (p: string): string => resolvePath(baseDir, p);
   c = resolveAuthPaths(c, r);
-  if (c.tls === null && c.backends.tls.ca === null) return c;
+  c = resolveRoutePaths(c, r);
   const tls = c.tls === null ? null : {
     ...c.tls,
     certificates: c.tls.certificates.map((cert) => ({ ...cert, cert: r(cert.cert), key: r(cert.key), ...(cert.ocsp === undefined ? {} : { ocsp: r(cert.ocsp) }) })),
     ticket_keys: { ...c.tls.ticket_keys, file: c.tls.ticket_keys.file === null ? null : r(c.tls.ticket_keys.file) },
     session_cache: { ...c.tls.session_cache, file: c.tls.session_cache.file === null ? null : r(c.tls.session_cache.file) },
   };
-  const ca = c.backends.tls.ca === null ? null : r(c.backends.tls.ca);
-  return { ...c, tls, backends: { ...c.backends, tls: { ...c.backends.tls, ca } } };
+  const pools = Object.fromEntries(
+    Object.entries(c.pools).map(([name, b]) => [name, b.tls.ca === null ? b : { ...b, tls: { ...b.tls, ca: r(b.tls.ca) } }]),
+  );
+  const backends = pools.default ?? Object.values(pools)[0]!;
+  return { ...c, tls, pools, backends };
+}
+
+/** Domain list files of routes, relative to the config's directory. */
+function resolveRoutePaths(c: Config, r: (p: string) => string): Config {
+  if (!c.routes.some((x) => x.recipient_domain?.file || x.sender_domain?.file)) return c;
+  const spec = (d: DomainSpec | null): DomainSpec | null => (d?.file ? { ...d, file: r(d.file) } : d);
+  return { ...c, routes: c.routes.map((x) => ({ ...x, recipient_domain: spec(x.recipient_domain), sender_domain: spec(x.sender_domain) })) };
 }
 
 function resolveAuthPaths(c: Config, r: (p: string) => string): Config {

@@ -39,6 +39,10 @@ export const RELOAD_RULES: Readonly<Record<string, ReloadEffect>> = {
   'tls.session_cache': 'restart',
   // A new backend pool (health checks start again) whenever anything in it changes.
   backends: 'applied',
+  // Pools: a changed or new one starts (its health checks first), a removed one drains;
+  // routes are compiled again and domain files read again (server/routing.ts).
+  pools: 'applied',
+  routes: 'applied',
   // Admission is updated (the primary's in a cluster); the rest is read per session.
   limits: 'applied',
   // The logger's level is set again; its output format is fixed when it is made.

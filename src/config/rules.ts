@@ -115,14 +115,38 @@ export function crossFieldProblems(raw: Rec, tlsDefaults: { rotate: string; life
     });
   }
 
-  const seen = new Map<string, number>();
-  list(rec(raw.backends).servers).forEach((s, i) => {
-    if (!isRec(s)) return;
-    const key = addressKey(s.address);
-    if (key === undefined) return;
-    const first = seen.get(key);
-    if (first === undefined) seen.set(key, i);
-    else out.push({ path: ['backends', 'servers', i, 'address'], message: `duplicate server ${String(s.address)} (also backends.servers[${first}].address)` });
+  const pools: Array<[PathSegment[], unknown]> = [];
+  if (raw.backends !== undefined) pools.push([['backends'], raw.backends]);
+  for (const [name, p] of Object.entries(rec(raw.pools))) pools.push([['pools', name], p]);
+  for (const [at, pool] of pools) {
+    const seen = new Map<string, number>();
+    list(rec(pool).servers).forEach((s, i) => {
+      if (!isRec(s)) return;
+      const key = addressKey(s.address);
+      if (key === undefined) return;
+      const first = seen.get(key);
+      if (first === undefined) seen.set(key, i);
+      else out.push({ path: [...at, 'servers', i, 'address'], message: `duplicate server ${String(s.address)} (also ${at.join('.')}.servers[${first}].address)` });
+    });
+  }
+  out.push(...poolProblems(raw));
+  return out;
+}
+
+/** `backends:` is the pool `default`: one of backends and pools is required, not both for default; routes name pools. */
+function poolProblems(raw: Rec): RawProblem[] {
+  const out: RawProblem[] = [];
+  const pools = rec(raw.pools);
+  const names = new Set(Object.keys(pools));
+  if (raw.backends !== undefined) {
+    if (names.has('default')) out.push({ path: ['pools', 'default'], message: 'backends: is the pool "default": give one or the other, not both' });
+    names.add('default');
+  } else if (names.size === 0) {
+    out.push({ path: ['backends'], message: 'required key is missing (or pools: a map of named pools)' });
+  }
+  list(raw.routes).forEach((r, i) => {
+    if (!isRec(r) || typeof r.pool !== 'string' || names.has(r.pool)) return;
+    out.push({ path: ['routes', i, 'pool'], message: `unknown pool "${r.pool}" (pools: ${[...names].join(', ') || 'none'})` });
   });
   return out;
 }

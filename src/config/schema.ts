@@ -9,7 +9,8 @@ import {
 } from './fields.js';
 import { ConfigValueError } from './errors.js';
 import { DnsblSiteError, parseDnsblSites } from '../screen/dnsbl-site.js';
-import type { CertificateConfig, Config } from './types.js';
+import { authMatch, clientCidrs, domainSpec, listenerNames, poolName, sniNames } from './route-fields.js';
+import type { BackendsConfig, CertificateConfig, Config } from './types.js';
 
 /** A mapping whose every key has a default: absent or empty (`limits:`) means all defaults. */
 function section<S extends z.core.$ZodLooseShape>(shape: S) {
@@ -31,9 +32,14 @@ const listener = z.strictObject({
 });
 
 const certificate = z
-  .strictObject({ cert: filePath(), key: filePath(), ocsp: optionalFilePath().optional() })
-  // `ocsp: null` should look the same as no `ocsp` key at all.
-  .transform(({ cert, key, ocsp }): CertificateConfig => (ocsp === undefined ? { cert, key } : { cert, key, ocsp }));
+  .strictObject({ cert: filePath(), key: filePath(), ocsp: optionalFilePath().optional(), names: sniNames().optional() })
+  // `ocsp: null` should look the same as no `ocsp` key at all (and `names` likewise).
+  .transform(({ cert, key, ocsp, names }): CertificateConfig => ({
+    cert,
+    key,
+    ...(ocsp === undefined ? {} : { ocsp }),
+    ...(names == null ? {} : { names }),
+  }));
 
 /** ACME (RFC 8555): certificates ordered and renewed by Postern itself (tls/acme.ts). */
 const acme = z.strictObject({
@@ -106,6 +112,31 @@ const backends = z.strictObject({
     keepalive: duration().prefault(D.backends.pool.keepalive),
   }),
 });
+
+/** Pool names end up in records and metric labels, like listener names. */
+const poolKey = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a pool name of letters, digits, ".", "_" or "-"');
+
+const route = z
+  .strictObject({
+    listener: listenerNames().optional(),
+    sni: sniNames().optional(),
+    client: clientCidrs().optional(),
+    auth: authMatch().optional(),
+    sender_domain: domainSpec().optional(),
+    recipient_domain: domainSpec().optional(),
+    pool: poolName(),
+  })
+  .transform((r) => ({
+    listener: r.listener ?? null,
+    sni: r.sni ?? null,
+    client: r.client ?? null,
+    auth: r.auth ?? null,
+    sender_domain: r.sender_domain ?? null,
+    recipient_domain: r.recipient_domain ?? null,
+    pool: r.pool,
+  }));
+
+const pools = z.preprocess((v) => (v === null ? {} : v), z.record(poolKey, backends)).prefault({});
 
 const limits = section({
   max_connections: int(1).prefault(D.limits.max_connections),
@@ -283,7 +314,9 @@ export const configSchema = z.strictObject({
   listeners: z.array(listener).min(1),
   // Absent, empty (null) or false: no inbound TLS.
   tls: z.preprocess((v) => (v === false || v === undefined ? null : v), tls.nullable()).prefault(null),
-  backends,
+  backends: backends.optional(),
+  pools,
+  routes: z.preprocess((v) => (v === null ? [] : v), z.array(route)).prefault([]),
   limits,
   smtp,
   log,
@@ -303,4 +336,9 @@ export const configSchema = z.strictObject({
   state,
   run_as: runAs,
   screen,
-}) satisfies z.ZodType<Config>;
+})
+  // `backends:` is the pool `default`; `backends` in memory is the default (or first) pool.
+  .transform((c): Config => {
+    const all: Record<string, BackendsConfig> = c.backends ? { default: c.backends, ...c.pools } : { ...c.pools };
+    return { ...c, backends: all.default ?? Object.values(all)[0]!, pools: all };
+  }) satisfies z.ZodType<Config>;

@@ -36,6 +36,8 @@ export interface CertificateConfig {
   cert: string;
   key: string;
   ocsp?: string;
+  /** Server names (SNI) this certificate answers, lower-case, `*.` wildcards; absent: its SAN names. */
+  names?: string[];
 }
 
 export interface AcmeConfig {
@@ -101,6 +103,24 @@ export interface BackendsConfig {
   pool: { idle: number; max_age: number; reuse: number; keepalive: number };
   /** With every server down: `mail` answers MAIL with 451 4.4.1; `connect` answers 421 4.3.2 at once. */
   reject_when_down: 'mail' | 'connect';
+}
+
+/** Domains as a route matches them: names and `*.` patterns, and a file of more read at load (and on SIGHUP). */
+export interface DomainSpec {
+  names: string[];
+  file: string | null;
+}
+
+/** One entry of `routes:` (first match wins); a null matcher matches anything. */
+export interface RouteConfig {
+  listener: string[] | null;
+  sni: string[] | null;
+  client: string[] | null;
+  /** `any`: a logged-in client; `none`: not logged in; a list: users or `*@DOMAIN` patterns. */
+  auth: 'any' | 'none' | string[] | null;
+  sender_domain: DomainSpec | null;
+  recipient_domain: DomainSpec | null;
+  pool: string;
 }
 
 export interface LimitsConfig {
@@ -240,7 +260,15 @@ export interface Config {
   hostname: string;
   listeners: ListenerConfig[];
   tls: TlsConfig | null;
+  /**
+   * The pool `default` when there is one, else the first of `pools`: what a session reads
+   * before a route has chosen its pool (reject_when_down at connect, the first EHLO's
+   * extensions when no route is decided yet).
+   */
   backends: BackendsConfig;
+  /** Named backend pools; `backends:` in the YAML is the pool `default`. */
+  pools: Record<string, BackendsConfig>;
+  routes: RouteConfig[];
   limits: LimitsConfig;
   smtp: SmtpConfig;
   log: LogConfig;

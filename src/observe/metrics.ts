@@ -66,7 +66,7 @@ export class Metrics {
   readonly backendUp = new Gauge({
     name: 'postern_backend_up',
     help: '1 when the backend server is usable',
-    labelNames: ['backend'] as const,
+    labelNames: ['pool', 'backend'] as const,
     // Across cluster workers: up if any worker finds it up (not the sum of their views).
     aggregator: 'max',
     registers: [this.registry],
@@ -91,7 +91,7 @@ export class Metrics {
   readonly backendSessions = new Gauge({
     name: 'postern_backend_sessions_active',
     help: 'Client sessions bound to the backend server now',
-    labelNames: ['backend'] as const,
+    labelNames: ['pool', 'backend'] as const,
     registers: [this.registry],
   });
   readonly sessionDuration = new Histogram({
@@ -109,20 +109,20 @@ export class Metrics {
   readonly backendHandshake = new Histogram({
     name: 'postern_backend_handshake_seconds',
     help: 'Time from connecting to a backend to its being ready for the client (greeting, EHLO, STARTTLS, XCLIENT)',
-    labelNames: ['backend'] as const,
+    labelNames: ['pool', 'backend'] as const,
     buckets: HANDSHAKE_BUCKETS,
     registers: [this.registry],
   });
   readonly backendMessages = new Counter({
     name: 'postern_backend_messages_total',
     help: 'Messages relayed to a backend, by its final reply: accepted, tempfail, rejected',
-    labelNames: ['backend', 'result'] as const,
+    labelNames: ['pool', 'backend', 'result'] as const,
     registers: [this.registry],
   });
   readonly healthChecks = new Counter({
     name: 'postern_health_checks_total',
     help: 'Active backend health checks, by result (ok, failed)',
-    labelNames: ['backend', 'result'] as const,
+    labelNames: ['pool', 'backend', 'result'] as const,
     registers: [this.registry],
   });
   readonly auth = new Counter({

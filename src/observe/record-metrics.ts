@@ -27,7 +27,8 @@ export function observeSession(m: Metrics, rec: SessionRecord): void {
   if (rec.screen) m.screen.inc({ result: rec.screen.result });
   const hs = rec.backend?.handshake_ms;
   const backend = rec.backend?.address;
-  if (backend && hs !== undefined && Number.isFinite(hs)) m.backendHandshake.observe({ backend }, Math.max(0, hs) / 1000);
+  const pool = rec.backend?.pool ?? 'default';
+  if (backend && hs !== undefined && Number.isFinite(hs)) m.backendHandshake.observe({ pool, backend }, Math.max(0, hs) / 1000);
 }
 
 /** A message reached its final reply: result overall and per backend, and its size. */
@@ -35,7 +36,7 @@ export function observeTransaction(m: Metrics, rec: TransactionRecord): void {
   // The record says (records.ts finalResult); one classification for logs, metrics and report.
   const result = rec.result;
   m.messages.inc({ result });
-  if (rec.backend !== null) m.backendMessages.inc({ backend: rec.backend, result });
+  if (rec.backend !== null) m.backendMessages.inc({ pool: rec.pool ?? 'default', backend: rec.backend, result });
   // No body arrived (refused at DATA, or before): nothing to measure.
   if (rec.size > 0) m.messageSize.observe(rec.size);
 }
@@ -56,7 +57,7 @@ export function observeAuth(m: Metrics, result: AuthResult): void {
   m.auth.inc({ result });
 }
 
-/** An active health check of `backend` (`HOST:PORT` as configured) ended. */
-export function observeHealthCheck(m: Metrics, backend: string, result: HealthCheckResult): void {
-  m.healthChecks.inc({ backend, result });
+/** An active health check of `backend` (`HOST:PORT` as configured) ended; `pool`: the pool that checks it. */
+export function observeHealthCheck(m: Metrics, backend: string, result: HealthCheckResult, pool = 'default'): void {
+  m.healthChecks.inc({ pool, backend, result });
 }

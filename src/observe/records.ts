@@ -43,6 +43,10 @@ export interface BackendSessionRecord {
   /** The server as configured, `HOST:PORT`; null when no attempt succeeded (then `attempts` says why). */
   address: string | null;
   identity: string;
+  /** The pool the session was routed to (`default` without routing), when it bound one. */
+  pool?: string;
+  /** The route that chose it (index in `routes:`), null: no route matched (the default); absent: not routed. */
+  route?: number | null;
   /** Postern's own side of the backend connection, `HOST:PORT` (what the backend logs as its peer). */
   local?: string;
   /** Sessions the connection carried before this one (backends.pool.reuse). */
@@ -163,6 +167,8 @@ export interface TransactionRecord {
    */
   result: ReplyResult;
   backend: string | null;
+  /** The pool of that backend (`default` without routing). */
+  pool?: string | null;
   /** The backend's id for the message (Postfix `queued as ID`, Exim `id=ID`), or null. */
   queue_id: string | null;
   recipients: RecipientRecord[];

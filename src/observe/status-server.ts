@@ -22,6 +22,8 @@ export interface SessionSnapshot {
 
 export interface BackendSnapshot {
   address: string;
+  /** The pool the server is listed in (routing); a server in two pools is listed twice. */
+  pool?: string;
   /** null until the first health check has finished. */
   up: boolean | null;
   reason: string;
@@ -75,6 +77,8 @@ export interface LiveProxy {
     servers: readonly { key: string; up: boolean | null; reason: string; active: number }[];
     anyUp(): boolean;
   };
+  /** Every named pool (routing), for backends grouped by pool; `pool` alone when absent. */
+  pools?: { readonly pools: ReadonlyMap<string, { servers: readonly { key: string; up: boolean | null; reason: string; active: number }[] }> };
   /** Bound listener addresses; none while starting or draining. */
   addresses(): Record<string, unknown>;
 }
@@ -84,7 +88,10 @@ export function proxySources(p: LiveProxy): StatusSources {
   return {
     metrics: p.metrics,
     sessions: () => [...p.sessions].map((s) => sessionSnapshot(s.record(), s.state, s.started)),
-    backends: () => p.pool.servers.map((s) => ({ address: s.key, up: s.up, reason: s.reason, active: s.active })),
+    backends: () =>
+      p.pools
+        ? [...p.pools.pools].flatMap(([pool, x]) => x.servers.map((s) => ({ address: s.key, pool, up: s.up, reason: s.reason, active: s.active })))
+        : p.pool.servers.map((s) => ({ address: s.key, up: s.up, reason: s.reason, active: s.active })),
     ready: () => Object.keys(p.addresses()).length > 0 && p.pool.anyUp(),
     unreadyReason: () => {
       if (Object.keys(p.addresses()).length === 0) return 'no listener bound';

@@ -10,6 +10,7 @@ import type net from 'node:net';
 import { CidrList } from '../config/cidr.js';
 import type { Config, ListenerConfig } from '../config/types.js';
 import type { BackendPool } from '../backend/pool.js';
+import type { SessionRouting } from '../session/context.js';
 import { anomalyFilter } from '../observe/anomalies.js';
 import { nextConnId } from '../observe/ids.js';
 import type { Logger } from '../observe/logger.js';
@@ -44,6 +45,7 @@ export interface Arrival {
 export interface AcceptContext {
   readonly config: Config;
   readonly pool: BackendPool;
+  readonly routing?: SessionRouting | null;
   readonly tls: TlsTerminator | null;
   /** Stopping: new connections get 421 and are closed. */
   readonly draining: boolean;
@@ -201,6 +203,7 @@ export class AcceptPipeline {
       config: cfg,
       listener: listener.cfg,
       pool: this.ctx.pool,
+      routing: this.ctx.routing,
       authenticator: this.ctx.authenticator,
       logger: this.ctx.logger,
       metrics,

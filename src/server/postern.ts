@@ -3,7 +3,9 @@
 import type { Config, ListenerConfig } from '../config/types.js';
 import { Authenticator, createVerifier } from '../auth/index.js';
 import type { HealthFeed } from '../backend/health-monitor.js';
-import { BackendPool } from '../backend/pool.js';
+import type { BackendPool } from '../backend/pool.js';
+import type { RouteTable } from '../route/index.js';
+import { compileRoutes, PoolSet } from './routing.js';
 import type { Logger } from '../observe/logger.js';
 import { Metrics } from '../observe/metrics.js';
 import type { DecisionPoints } from '../session/decision.js';
@@ -68,7 +70,8 @@ export class Postern implements AcceptContext {
   #config: Config;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  #pool: BackendPool;
+  #pools: PoolSet;
+  #routes: RouteTable;
   readonly #admission: AdmissionControl;
   readonly #windows: WindowCounter;
   #listeners: Listener[] = [];
@@ -95,7 +98,8 @@ export class Postern implements AcceptContext {
     this.#announce = opts.announce ?? true;
     this.#feed = opts.healthFeed ?? null;
     this.metrics = opts.metrics ?? new Metrics({ processMetrics: true });
-    this.#pool = this.#newPool(config);
+    this.#pools = this.#newPools(config);
+    this.#routes = compileRoutes(config);
     this.#admission = opts.admission ?? new Admission(config.limits);
     this.#windows = opts.windows ?? new LocalWindowCounter();
     this.#pipeline = new AcceptPipeline(this);
@@ -130,8 +134,20 @@ export class Postern implements AcceptContext {
     return this.#config;
   }
 
+  /** The pool `default` (or the first): what sessions not yet routed offer and read. */
   get pool(): BackendPool {
-    return this.#pool;
+    return this.#pools.front;
+  }
+
+  /** Every pool, by name. */
+  get pools(): PoolSet {
+    return this.#pools;
+  }
+
+  /** The pools and the route table new sessions use (a reload replaces either). */
+  get routing(): { table: RouteTable; pool: (name: string) => BackendPool | undefined } {
+    const pools = this.#pools;
+    return { table: this.#routes, pool: (name) => pools.get(name) };
   }
 
   get tls(): TlsTerminator | null {
@@ -162,8 +178,8 @@ export class Postern implements AcceptContext {
     return new Authenticator(await createVerifier(auth.verifier), this.#windows, auth.failures);
   }
 
-  #newPool(config: Config): BackendPool {
-    return new BackendPool(config.backends, { hostname: config.hostname, logger: this.logger, metrics: this.metrics, feed: this.#feed });
+  #newPools(config: Config): PoolSet {
+    return new PoolSet(config, { logger: this.logger, metrics: this.metrics, feed: this.#feed });
   }
 
   /** Checks the backends once, then opens the listeners. Throws ListenError on a bind failure. */
@@ -171,12 +187,12 @@ export class Postern implements AcceptContext {
     if (this.#config.tls) this.#tls = await TlsTerminator.create(this.#config.tls, this.#tlsOptions());
     this.#auth = await this.#newAuthenticator(this.#config.auth);
     this.screener.dnsbl = this.#newDnsbl(this.#config);
-    await this.#pool.start();
+    await this.#pools.start();
     try {
       for (const cfg of this.#config.listeners) this.#listeners.push(await this.#open(cfg));
     } catch (err) {
       await this.#closeListeners();
-      this.#pool.stop();
+      this.#pools.stop();
       this.#tls?.close();
       await this.#auth?.close();
       throw err;
@@ -229,7 +245,9 @@ export class Postern implements AcceptContext {
    */
   async reload(next: Config): Promise<void> {
     const old = this.#config;
-    // Certificates first: if they do not load, nothing changes (the error reaches the caller).
+    // Routes first: a domain file that cannot be read fails the reload before anything changed.
+    const routes = compileRoutes(next);
+    // Certificates next: if they do not load, nothing changes (the error reaches the caller).
     if (next.tls && this.#tls) await this.#tls.reload(next.tls);
     else if (next.tls && !this.#tls) this.#tls = await TlsTerminator.create(next.tls, this.#tlsOptions());
     // AUTH: a new verifier when its settings changed (the old one closes once built);
@@ -249,12 +267,14 @@ export class Postern implements AcceptContext {
       this.screener.dnsbl = this.#newDnsbl(next);
     }
     this.#admission.update(next.limits);
-    if (JSON.stringify(old.backends) !== JSON.stringify(next.backends) || old.hostname !== next.hostname) {
-      const pool = this.#newPool(next);
-      await pool.start();
-      this.#pool.stop();
-      this.#pool = pool;
+    if (this.#pools.differs(next)) {
+      // New pools for new sessions; sessions under way keep theirs, which drain.
+      const pools = this.#newPools(next);
+      await pools.start();
+      this.#pools.retire();
+      this.#pools = pools;
     }
+    this.#routes = routes;
     const keep: Listener[] = [];
     for (const l of this.#listeners) {
       const cfg = next.listeners.find((c) => c.name === l.cfg.name && c.listen.text === l.cfg.listen.text);
@@ -277,7 +297,7 @@ export class Postern implements AcceptContext {
   async stop(graceMs = this.#config.shutdown_grace): Promise<void> {
     this.#draining = true;
     await this.#closeListeners();
-    this.#pool.stop();
+    this.#pools.stop();
     const deadline = Date.now() + graceMs;
     while (this.sessions.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));

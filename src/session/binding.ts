@@ -46,6 +46,13 @@ export interface BindingContext {
   connId: string;
 }
 
+/** Where a bind goes (routing): a pool, and the route that chose it (null: no route matched, the default). */
+export interface PoolChoice {
+  pool: BackendPool;
+  /** Absent when there are no routes (the record then names no route). */
+  route?: number | null;
+}
+
 /** How a MAIL may be held (SessionBinding.toBackend). */
 export interface MailHold {
   /** Postern's reply to the MAIL while it is held. */
@@ -104,32 +111,77 @@ export class SessionBinding {
   record(): BackendSessionRecord | null {
     if (this.#attempts.length === 0) return this.#last;
     // Every attempt failed: no server, but the record still says what was tried and why.
-    const base = this.#last ?? { address: null, identity: this.ctx.config.backends.identity };
+    const base = this.#last ?? { address: null, identity: this.ctx.pool.cfg.identity };
     return { ...base, attempts: [...this.#attempts] };
   }
 
   /**
    * Forwards a command that needs a backend, binding one first if needed. `hold` (MAIL):
    * the command may wait for the next one, answered meanwhile by `hold.reply` (see
-   * #holdMail).
+   * #holdMail). `target`: the pool a route chose; a backend of another pool is left first.
    */
-  toBackend(client: () => Promise<BackendClient>, line: string, handler: BackendHandler, hold?: MailHold): void {
-    if (this.#b) {
-      if (!hold || !this.#holdMail(line, handler, hold)) this.forward(line, handler);
-      else this.host.queue.reply(hold.reply);
-      return;
-    }
+  toBackend(client: () => Promise<BackendClient>, line: string, handler: BackendHandler, hold?: MailHold, target?: PoolChoice): void {
+    this.#withBackend(client, target ?? null, (slot) => {
+      if (hold && this.#holdMail(line, handler, hold)) {
+        if (slot) this.host.queue.fill(slot, hold.reply);
+        else this.host.queue.reply(hold.reply);
+      } else this.forward(line, handler, slot ? { slot } : {});
+    });
+  }
+
+  /**
+   * A MAIL Postern answered itself while the route waited for a recipient (a route on
+   * recipient_domain), sent now ahead of that first RCPT, in one write, to the pool the
+   * RCPT routes to. A refusal of the MAIL stands for the RCPT's reply, as with #holdMail.
+   */
+  toBackendWithMail(client: () => Promise<BackendClient>, target: PoolChoice, mail: { line: string; handler: BackendHandler }, line: string, handler: BackendHandler): void {
+    this.#withBackend(client, target, (slot) => {
+      this.#held = mail;
+      this.#mailRefusal = null;
+      this.#heldSent = false;
+      this.forward(line, handler, slot ? { slot } : {});
+    });
+  }
+
+  /** The pool of the bound backend, or null. */
+  get pool(): BackendPool | null {
+    return this.#b?.pool ?? null;
+  }
+
+  /**
+   * Runs `send` with a backend of `target`'s pool (any when null): the bound one, or one
+   * bound now, in which case `send` gets the slot reserved for the command's reply. A
+   * backend of another pool is left (QUIT) once it owes no reply: a transaction ended on it.
+   */
+  #withBackend(client: () => Promise<BackendClient>, target: PoolChoice | null, send: (slot?: Slot) => void): void {
     const { queue } = this.host;
+    if (this.#b && target && this.#b.pool !== target.pool) {
+      if (queue.pendingBackend > 0) {
+        const slot = queue.reserve();
+        this.host.wait();
+        this.#onIdle = () => {
+          this.unbind();
+          this.#bindThen(client, target, slot, send);
+        };
+        return;
+      }
+      this.unbind();
+    }
+    if (this.#b) return send();
     const slot = queue.reserve();
     this.host.wait();
-    this.#bind(client).then(
+    this.#bindThen(client, target, slot, send);
+  }
+
+  #bindThen(client: () => Promise<BackendClient>, target: PoolChoice | null, slot: Slot, send: (slot: Slot) => void): void {
+    const { queue } = this.host;
+    this.#bind(client, target).then(
       (ok) => {
         if (this.host.finished) return;
         if (!ok) queue.fill(slot, noBackend(this.ctx.config.hostname));
         else {
           this.host.bound();
-          if (hold && this.#holdMail(line, handler, hold)) queue.fill(slot, hold.reply);
-          else this.forward(line, handler, { slot });
+          send(slot);
         }
         this.host.resume();
       },
@@ -183,13 +235,14 @@ export class SessionBinding {
     this.#heldSent = false;
   }
 
-  async #bind(client: () => Promise<BackendClient>): Promise<boolean> {
-    const { config, pool, logger, connId } = this.ctx;
+  async #bind(client: () => Promise<BackendClient>, target: PoolChoice | null): Promise<boolean> {
+    const { config, logger, connId } = this.ctx;
+    const pool = target?.pool ?? this.ctx.pool;
     const who = await client();
     const t0 = Date.now();
     const b = await bind({
       pool,
-      cfg: config.backends,
+      cfg: pool.cfg,
       hostname: config.hostname,
       client: who,
       clientKey: who.address,
@@ -207,7 +260,9 @@ export class SessionBinding {
     const s = conn.socket;
     this.#last = {
       address: b.server.key,
-      identity: config.backends.identity,
+      identity: pool.cfg.identity,
+      pool: pool.name,
+      ...(target?.route !== undefined ? { route: target.route } : {}),
       // What the backend logs as its peer (Postfix: `connect from ...[127.0.0.1]:PORT`).
       local: s.localAddress ? `${s.localAddress.includes(':') ? `[${s.localAddress}]` : s.localAddress}:${s.localPort}` : undefined,
       handshake_ms: Date.now() - t0,
@@ -376,7 +431,7 @@ export class SessionBinding {
    */
   #parkable(b: Binding, quiet: boolean): boolean {
     if (!quiet || this.host.queue.pendingBackend > 0) return false;
-    return b.reusable(this.ctx.config.backends.pool.reuse, this.ctx.config.limits.mailmax);
+    return b.reusable(b.pool.cfg.pool.reuse, this.ctx.config.limits.mailmax);
   }
 
   /** The session ends: park the connection if it can serve another, else QUIT, or abort mid-body. */
@@ -402,7 +457,12 @@ export class SessionBinding {
       queue.reply(BYE, flushed);
     } else if (queue.pendingBackend > 0) {
       const slot = queue.reserve();
-      this.#onIdle = () => this.#quitBound(b, flushed, quiet(), slot);
+      // A move to another pool may be waiting for the same moment (#withBackend): it goes first.
+      const before = this.#onIdle;
+      this.#onIdle = () => {
+        before?.();
+        this.#quitBound(b, flushed, quiet(), slot);
+      };
     } else {
       this.#quitBound(b, flushed, quiet());
     }

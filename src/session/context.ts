@@ -11,12 +11,22 @@ import type { AnomalyKind, Endpoint, TlsRecord } from '../observe/records.js';
 import type { TlsTerminator } from '../tls/index.js';
 import type { Screener } from '../screen/screener.js';
 import type { DecisionPoints } from './decision.js';
+import type { RouteTable } from '../route/index.js';
+
+/** The pools and routes a session was started with (a reload does not change them for it). */
+export interface SessionRouting {
+  table: RouteTable;
+  pool(name: string): BackendPool | undefined;
+}
 
 export interface SessionContext {
   id: string;
   config: Config;
   listener: ListenerConfig;
+  /** The pool `default` (or the first): used when `routing` is absent, and before a route decides. */
   pool: BackendPool;
+  /** Named pools and routes (issue #24); absent: every session goes to `pool`. */
+  routing?: SessionRouting | null;
   logger: Logger;
   metrics: Metrics;
   /** Whether an anomaly kind gets its own log record (`log.anomalies`). */

@@ -6,6 +6,8 @@
 
 import type net from 'node:net';
 import type { Config } from '../config/types.js';
+import type { BackendPool } from '../backend/pool.js';
+import type { RouteFacts } from '../route/index.js';
 import type { Logger } from '../observe/logger.js';
 import { observeAnomaly, observeSession } from '../observe/record-metrics.js';
 import { receivedHeaderWanted } from '../config/received.js';
@@ -185,7 +187,15 @@ export abstract class SessionCore {
         resume: () => this.input.resume(),
         log: () => this.#logger(),
       },
-      { config: ctx.config, pool: ctx.pool, logger: ctx.logger, connId: ctx.id },
+      {
+        config: ctx.config,
+        // Before a route decides: the pool the session facts route to (routing), else the default.
+        get pool() {
+          return session.frontPool();
+        },
+        logger: ctx.logger,
+        connId: ctx.id,
+      },
     );
     this.limits = new SessionLimits(
       () => this.cfg.limits,
@@ -376,6 +386,32 @@ export abstract class SessionCore {
   }
 
   /** What a decision may look at. */
+  /** A no-route refusal's record (and anything else a command handler logs about the session). */
+  protected sessionLog(): Logger {
+    return this.#logger();
+  }
+
+  /** What a route looks at; `sender` and `recipient` stay undefined until known. */
+  protected routeFacts(sender?: string, recipient?: string): RouteFacts {
+    const id = this.identity;
+    const f: RouteFacts = { listener: this.ctx.listener.name, sni: this.tls?.sni ?? null, client: id.client.address, auth: id.auth?.user ?? null };
+    if (sender !== undefined) f.sender = sender;
+    if (recipient !== undefined) f.recipient = recipient;
+    return f;
+  }
+
+  /**
+   * The pool the session's own facts (listener, SNI, client, login) route to, or the default
+   * pool when no route is decided without the envelope, or an auth_http answer routes the
+   * session: what EHLO offers and what limits are read from before a backend is bound.
+   */
+  frontPool(): BackendPool {
+    const r = this.ctx.routing;
+    if (!r || this.binding.route) return this.ctx.pool;
+    const m = r.table.match(this.routeFacts());
+    return (m.kind === 'pool' ? r.pool(m.pool) : undefined) ?? this.ctx.pool;
+  }
+
   protected facts(from: string | null = null): SessionFacts {
     const id = this.identity;
     return { id: this.id, listener: this.ctx.listener.name, client: id.client, helo: this.helo, tls: this.tls, auth: id.auth, from };

@@ -185,6 +185,9 @@ export class MessageFlow {
   }
 
   #write(rec: TransactionRecord): void {
+    // The pool goes beside the backend it names (routing, issue #24).
+    const pool = this.host.binding.record()?.pool ?? null;
+    if (rec.backend !== null || pool !== null) rec = { ...rec, pool };
     observeTransaction(this.host.metrics, rec);
     this.host.logger.info(rec, 'transaction');
   }

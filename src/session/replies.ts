@@ -2,13 +2,13 @@
 // problem is found, answered in command order by the session); the rest are reply lines.
 
 import {
-  C214Help, C220ServiceReady, C221Closing, C250Completed, C421ServiceUnavail, C451LocalErr, C500BadSyntax,
+  C214Help, C220ServiceReady, C221Closing, C250Completed, C452StorageFull, C421ServiceUnavail, C451LocalErr, C500BadSyntax,
   C501BadParamSyntax, C502CmdNotImpl, C503BadCmdSeq, C521HostNoMail, C550MailboxUnavail, C554TransactionFailed,
 } from '../smtp/codes.js';
 import { smtpError } from '../smtp/errors.js';
 import {
   enhanced, SeAddr1Other0, SeNet4BadConn2, SeNet4NoAnswer1, SeOther00, SePol7Other0, SeProto5BadCmdOrSeq1,
-  SeProto5BadParams4, SeProto5Other0, SeProto5Syntax2, SeSys3NotAccepting2, SeSys3Other0,
+  SeProto5BadParams4, SeProto5Other0, SeProto5Syntax2, SeProto5TooManyRcpts3, SeSys3NotAccepting2, SeSys3Other0,
 } from '../smtp/enhanced.js';
 
 const line = (code: number, text: string) => `${code} ${text}\r\n`;
@@ -39,12 +39,20 @@ export const backendLost = (host: string) => reply(C421ServiceUnavail, SeNet4Bad
 export const pregreetRefused = (host: string) => reply(C554TransactionFailed, SeProto5Other0, `${host} Protocol error: talked before the greeting`);
 export const nonSmtpClosing = (host: string) => reply(C521HostNoMail, SeProto5BadCmdOrSeq1, `${host} Non-SMTP command, closing`);
 
+/**
+ * RCPT for another pool than the transaction's (routing): RFC 5321 §4.5.3.1.10 gives 452
+ * for recipients over a server's limit, and clients send them in a following transaction.
+ */
+export const otherPool = () => smtpError(C452StorageFull, SeProto5TooManyRcpts3, 'Too many recipients (routed to another pool: send them in a new transaction)');
+/** No route matches and there is no pool `default`. */
+export const noRoute = (host: string) => smtpError(C451LocalErr, SeSys3Other0, `${host} No route for this message, try again later`);
+
 export const noBackend = (host: string) => reply(C451LocalErr, SeNet4NoAnswer1, `${host} No backend available, try again later`);
 /** An asynchronous step (a verifier, a cluster decision) failed or never answered. */
 export const stepFailed = (host: string) => reply(C451LocalErr, SeSys3Other0, `${host} Temporary failure, try again later`);
 
 // Refusals.
-/** DATA when every RCPT was refused (Postfix's wording). */
+/** DATA with no recipient accepted (RFC 5321 §3.3; Postfix's wording): every RCPT refused, or none routed yet. */
 export const noValidRecipients = () => smtpError(C554TransactionFailed, SeProto5BadCmdOrSeq1, 'Error: no valid recipients');
 export const needMail = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'Need MAIL command');
 export const needHelo = () => smtpError(C503BadCmdSeq, SeProto5BadCmdOrSeq1, 'Send HELO/EHLO first');

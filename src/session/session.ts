@@ -16,6 +16,8 @@ import { ENDS_GROUP, checkCharset, parseCommand, parsePathCommand, printable } f
 import { renderEhlo, type Capabilities } from '../smtp/ehlo.js';
 import { SmtpError } from '../smtp/errors.js';
 import type { Line } from '../smtp/lines.js';
+import type { Reply } from '../smtp/reply.js';
+import type { BackendPool } from '../backend/pool.js';
 import { parseXclientArgs, type XclientArgs } from '../smtp/xclient-args.js';
 import { SessionAuth } from './auth.js';
 import { authenticated, backendClient, backendHelo, withName, xclientIdentity } from './identity.js';
@@ -29,6 +31,13 @@ export class Session extends SessionCore {
   #utf8 = false;
   /** AUTH (RFC 4954), made at the first use. */
   #auth: SessionAuth | null = null;
+  /**
+   * Routing by recipient (issue #24): a MAIL answered by Postern, waiting for the first RCPT
+   * to choose its pool; then the transaction's pool, which every later RCPT must route to.
+   * Both null when the route was decided without recipients (or there is no routing).
+   */
+  #deferred: { line: string; from: string; handler: (r: Reply) => Buffer | null } | null = null;
+  #txRoute: { from: string; pool: BackendPool } | null = null;
 
   /** Inside an AUTH exchange: lines are SASL responses. */
   protected get authExchanging(): boolean {
@@ -233,19 +242,48 @@ export class Session extends SessionCore {
   }
 
   #toBackend(line: string, from: string, opened: (ok: boolean) => void): void {
-    this.binding.toBackend(
-      () => this.#backendClient(),
-      line,
-      (r) => {
-        this.binding.countTransaction();
-        const accepted = isCompletion(r.code);
-        opened(accepted);
-        // A held MAIL's refusal reaches the client only at RCPT: the record is its trace.
-        if (!accepted) this.message.senderRefused(from, r);
-        return r.raw;
-      },
-      { reply: R.MAIL_OK, held: () => opened(true) },
+    const handler = (r: Reply) => {
+      this.binding.countTransaction();
+      const accepted = isCompletion(r.code);
+      opened(accepted);
+      // A held MAIL's refusal reaches the client only at RCPT: the record is its trace.
+      if (!accepted) this.message.senderRefused(from, r);
+      return r.raw;
+    };
+    const hold = { reply: R.MAIL_OK, held: () => opened(true) };
+    this.#deferred = null;
+    this.#txRoute = null;
+    const routing = this.ctx.routing;
+    // An auth_http answer (Auth-Server) routes the session ahead of routes:.
+    if (!routing || this.binding.route) return this.binding.toBackend(() => this.#backendClient(), line, handler, hold);
+    const m = routing.table.match(this.routeFacts(from));
+    if (m.kind === 'pending') {
+      // A route on recipient_domain: the first RCPT decides; the MAIL goes out with it.
+      this.#deferred = { line, from, handler };
+      hold.held();
+      this.queue.reply(hold.reply);
+      return;
+    }
+    const pool = m.kind === 'pool' ? routing.pool(m.pool) : undefined;
+    if (!pool || m.kind !== 'pool') {
+      opened(false);
+      this.#noRoute(from, null);
+      return;
+    }
+    const routed = routing.table.routes.length > 0;
+    this.binding.toBackend(() => this.#backendClient(), line, handler, hold, routed ? { pool, route: m.index } : { pool });
+  }
+
+  /** No route matches and there is no pool default: refused, and a record says so. */
+  #noRoute(from: string, rcpt: string | null): SmtpError {
+    const addresses = this.cfg.log.addresses;
+    this.sessionLog().warn(
+      { event: 'no_route', listener: this.ctx.listener.name, from: addresses ? from : null, rcpt: addresses ? rcpt : null },
+      'no route matches and there is no pool "default"',
     );
+    const err = R.noRoute(this.cfg.hostname);
+    if (rcpt === null) this.refuse(err);
+    return err;
   }
 
   /** What the backend is told about the client, with its PTR name when wanted (once per identity). */
@@ -258,7 +296,7 @@ export class Session extends SessionCore {
 
   #rcpt(args: string, line: string): void {
     const refusal = this.binding.bound ? null : (this.screen?.refusal ?? null);
-    if (!this.binding.bound && !(refusal && this.tx.open)) throw R.needMail();
+    if (!this.binding.bound && !this.#deferred && !(refusal && this.tx.open)) throw R.needMail();
     const path = parsePathCommand(args, 'TO');
     checkCharset(path, this.#utf8);
     const address = path.address;
@@ -274,10 +312,38 @@ export class Session extends SessionCore {
       if (err instanceof SmtpError) this.tx.refuse(entry, err);
       throw err;
     }
-    this.binding.forward(line, (r) => {
+    const answer = (r: Reply) => {
       this.tx.answer(entry, r);
       return r.raw;
-    });
+    };
+    const routing = this.ctx.routing;
+    const from = this.#deferred?.from ?? this.#txRoute?.from;
+    if (routing && from !== undefined && this.tx.open !== null) {
+      // The transaction routes by recipient: this one decides (the first) or must agree.
+      const m = routing.table.match(this.routeFacts(from, address));
+      const pool = m.kind === 'pool' ? routing.pool(m.pool) : undefined;
+      const index = m.kind === 'pool' ? m.index : null;
+      const refuse = (err: SmtpError): never => {
+        this.tx.refuse(entry, err);
+        throw err;
+      };
+      if (!pool) refuse(this.#noRoute(from, address));
+      else if (this.#deferred) {
+        const mail = this.#deferred;
+        this.#deferred = null;
+        this.#txRoute = { from, pool };
+        this.binding.toBackendWithMail(() => this.#backendClient(), { pool, route: index }, mail, line, answer);
+        return;
+      } else if (pool !== this.#txRoute!.pool) refuse(R.otherPool());
+    }
+    this.binding.forward(line, answer);
+  }
+
+  /** A new transaction (RSET, EHLO...): a MAIL waiting for its route is forgotten. */
+  protected override reset(): void {
+    super.reset();
+    this.#deferred = null;
+    this.#txRoute = null;
   }
 
   /** What postscreen logs of an enforced client: HELO, sender and recipient, with the refusal. */
@@ -292,7 +358,8 @@ export class Session extends SessionCore {
 
   #data(args: string): void {
     if (args.trim()) throw R.syntax('DATA');
-    if (!this.binding.bound && this.screen?.refusal && this.tx.open) throw R.noValidRecipients();
+    // No recipient accepted: screening refused them all, or a MAIL still waits for its route.
+    if (!this.binding.bound && ((this.screen?.refusal && this.tx.open) || this.#deferred)) throw R.noValidRecipients();
     if (!this.binding.bound) throw R.needMail();
     this.message.data();
   }

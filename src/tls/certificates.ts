@@ -14,7 +14,10 @@ export interface LoadedCertificate {
   leaf: X509Certificate;
   /** `rsa`, `ec`, `ed25519`, ...: one of each type can share a context, OpenSSL picks by the client's signature algorithms. */
   keyType: string;
-  /** Lower-case DNS names from subjectAltName (`*.example.org` kept as written). */
+  /**
+   * Names SNI selects it by: `tls.certificates[].names` when given (a tenant's names, issue
+   * #24), else the lower-case DNS names of its subjectAltName (`*.example.org` kept as written).
+   */
   names: string[];
   serial: string;
 }
@@ -60,7 +63,7 @@ export async function loadCertificate(config: CertificateConfig, index: number):
       cause: err,
     });
   }
-  return { index, config, certPem, keyPem, leaf, keyType, names: dnsNames(leaf.subjectAltName), serial: normaliseSerial(leaf.serialNumber) };
+  return { index, config, certPem, keyPem, leaf, keyType, names: config.names ?? dnsNames(leaf.subjectAltName), serial: normaliseSerial(leaf.serialNumber) };
 }
 
 export function loadCertificates(configs: CertificateConfig[]): Promise<LoadedCertificate[]> {

@@ -207,11 +207,21 @@ export function renderStatus(d: StatusData, opts: { source?: string; columns?: n
   const cache = d.tls_session_cache;
   if (cache) lines.push(sessionCacheLine(cache));
   lines.push('');
+  const state = (b: BackendSnapshot) => (b.up === null ? 'unknown' : b.up ? 'up' : 'DOWN');
+  // With named pools (routing), backends are grouped by pool.
+  const pooled = d.backends.some((b) => b.pool !== undefined && b.pool !== 'default');
   lines.push(
-    ...table(
-      ['BACKEND', 'STATE', 'ACTIVE', 'REASON'],
-      d.backends.map((b) => [b.address, b.up === null ? 'unknown' : b.up ? 'up' : 'DOWN', String(b.active), b.reason]),
-    ),
+    ...(pooled
+      ? table(
+          ['POOL', 'BACKEND', 'STATE', 'ACTIVE', 'REASON'],
+          [...d.backends]
+            .sort((a, b) => (a.pool ?? '').localeCompare(b.pool ?? ''))
+            .map((b) => [b.pool ?? '-', b.address, state(b), String(b.active), b.reason]),
+        )
+      : table(
+          ['BACKEND', 'STATE', 'ACTIVE', 'REASON'],
+          d.backends.map((b) => [b.address, state(b), String(b.active), b.reason]),
+        )),
   );
   lines.push('');
   const sessions = [...d.sessions].sort((a, b) => b.age_ms - a.age_ms);

@@ -191,7 +191,7 @@ describe('postern CLI', { skip: !existsSync(CLI) && 'dist/cli.js missing: run `n
       assert.equal((await sendMessage(c, { helo: 'metrics.test' })).code, 250);
       const metrics = await (await fetch(`http://127.0.0.1:${mport}/metrics`)).text();
       assert.match(metrics, /postern_messages_total\{result="accepted"\} 1/);
-      assert.match(metrics, /postern_backend_up\{backend="127\.0\.0\.1:\d+"\} 1/);
+      assert.match(metrics, /postern_backend_up\{pool="default",backend="127\.0\.0\.1:\d+"\} 1/);
       assert.equal((await fetch(`http://127.0.0.1:${mport}/readyz`)).status, 200);
       const st = start(['status', '--metrics', `127.0.0.1:${mport}`]);
       assert.equal(await st.exit, 0, st.err);

@@ -130,7 +130,7 @@ describe('metrics summed over cluster workers', () => {
         assert.ok(Math.abs(got - v) <= 1e-9 * Math.max(1, Math.abs(v)), `${k}: ${got} summed over workers, ${v} in one process`);
       }
       assert.equal(aggregated.get('postern_sessions_total{severity="none"}')! + aggregated.get('postern_sessions_total{severity="notice"}')! + aggregated.get('postern_sessions_total{severity="warning"}')!, 600);
-      assert.equal(aggregated.get('postern_health_checks_total{backend="10.0.0.11:25",result="failed"}'), 8);
+      assert.equal(aggregated.get('postern_health_checks_total{backend="10.0.0.11:25",pool="default",result="failed"}'), 8);
     } finally {
       for (const w of workers) w.kill();
     }
@@ -185,8 +185,8 @@ describe('postern run with workers: 2', { skip: !existsSync(CLI) && 'dist/cli.js
       await new Promise((r) => setTimeout(r, 200));
       const text = await (await fetch(`http://127.0.0.1:${mport}/metrics`)).text();
       const s = series(text);
-      assert.equal(s.get(`postern_health_checks_total{backend="${backend}",result="ok"}`), 1, 'one first check for the host, not one per worker');
-      assert.equal(s.get(`postern_backend_up{backend="${backend}"}`), 1);
+      assert.equal(s.get(`postern_health_checks_total{backend="${backend}",pool="default",result="ok"}`), 1, 'one first check for the host, not one per worker');
+      assert.equal(s.get(`postern_backend_up{backend="${backend}",pool="default"}`), 1);
       for (const family of ['postern_health_checks_total', 'postern_backend_up']) {
         assert.equal(text.split('\n').filter((l) => l.startsWith(`# TYPE ${family} `)).length, 1, `${family}: one family, not the workers' and the primary's`);
       }
@@ -227,8 +227,8 @@ describe('postern run with workers: 2', { skip: !existsSync(CLI) && 'dist/cli.js
         assert.equal(s.get('postern_session_duration_seconds_count{}'), n);
         assert.equal(s.get('postern_sessions_total{severity="none"}'), n);
         assert.equal(s.get('postern_message_size_bytes_count{}'), n);
-        assert.equal(s.get(`postern_backend_messages_total{backend="${backend}",result="accepted"}`), n);
-        assert.equal(s.get(`postern_backend_handshake_seconds_count{backend="${backend}"}`), n);
+        assert.equal(s.get(`postern_backend_messages_total{backend="${backend}",pool="default",result="accepted"}`), n);
+        assert.equal(s.get(`postern_backend_handshake_seconds_count{backend="${backend}",pool="default"}`), n);
       } finally {
         child.kill('SIGTERM');
         assert.equal(await exit, 0);

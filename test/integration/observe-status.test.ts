@@ -55,9 +55,9 @@ describe('status endpoints on a running Postern', { timeout: 30_000 }, () => {
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
     const m = await scrape();
-    assert.equal(m.get(`postern_backend_up{backend="${backend}"}`), 1);
+    assert.equal(m.get(`postern_backend_up{backend="${backend}",pool="default"}`), 1);
     const s = (await (await fetch(`${base}/sessions`)).json()) as { backends: unknown[] };
-    assert.deepEqual(s.backends, [{ address: backend, up: true, reason: 'health check passed', active: 0 }]);
+    assert.deepEqual(s.backends, [{ address: backend, pool: 'default', up: true, reason: 'health check passed', active: 0 }]);
   });
 
   it('counts connections and accepted messages', async () => {
@@ -72,7 +72,7 @@ describe('status endpoints on a running Postern', { timeout: 30_000 }, () => {
     assert.equal(value(m, 'postern_connections_total{listener="smtp"}'), value(before, 'postern_connections_total{listener="smtp"}') + 1);
     assert.equal(value(m, 'postern_messages_total{result="accepted"}'), value(before, 'postern_messages_total{result="accepted"}') + 1);
     assert.equal(value(m, 'postern_connections_active{listener="smtp"}'), 0);
-    assert.equal(value(m, `postern_backend_sessions_active{backend="${backend}"}`), 0);
+    assert.equal(value(m, `postern_backend_sessions_active{backend="${backend}",pool="default"}`), 0);
     assert.ok(value(m, 'process_cpu_seconds_total') >= 0);
   });
 
@@ -115,7 +115,7 @@ describe('status endpoints on a running Postern', { timeout: 30_000 }, () => {
     }
     assert.equal(r.status, 503);
     assert.match(await r.text(), new RegExp(`^not ready: no backend up: ${backend.replace(/\./g, '\\.')} \\(`));
-    assert.equal((await scrape()).get(`postern_backend_up{backend="${backend}"}`), 0);
+    assert.equal((await scrape()).get(`postern_backend_up{backend="${backend}",pool="default"}`), 0);
     assert.equal((await fetch(`${base}/healthz`)).status, 200, 'alive even when not ready');
   });
 });

@@ -216,7 +216,7 @@ describe('failover to real Postfix', { skip }, () => {
       assert.equal(tx.queue_id, m[1]);
       assert.deepEqual(tx.recipients, [{ address: 'b@example.net', code: 250, reply: (tx.recipients as { reply: string }[])[0]!.reply }]);
       const { local, handshake_ms, attempts, ...backend } = rec.backend as Record<string, unknown>;
-      assert.deepEqual(backend, { address: `127.0.0.1:${pf.port}`, identity: 'xclient' });
+      assert.deepEqual(backend, { address: `127.0.0.1:${pf.port}`, identity: 'xclient', pool: 'default' });
       // The two servers skipped are in the record, with where they failed (issue 21).
       assert.deepEqual(
         (attempts as { server: string; stage: string }[]).map((a) => [a.server, a.stage]),

@@ -40,7 +40,7 @@ describe('relay through the sink with XCLIENT', () => {
     assert.equal(rec.rcpts, 1);
     assert.equal(rec.helo, 'client.example');
     const { local, handshake_ms, ...backend } = rec.backend as Record<string, unknown>;
-    assert.deepEqual(backend, { address: `127.0.0.1:${sink.address().port}`, identity: 'xclient' });
+    assert.deepEqual(backend, { address: `127.0.0.1:${sink.address().port}`, identity: 'xclient', pool: 'default' });
     assert.match(local as string, /^127\.0\.0\.1:\d+$/);
     assert.ok((handshake_ms as number) >= 0);
     assert.ok((rec.bytes_in as number) > 0 && (rec.bytes_out as number) > 0);
@@ -270,6 +270,7 @@ describe('backend failures', () => {
       assert.deepEqual(backend, {
         address: `127.0.0.1:${sink.address().port}`,
         identity: 'xclient',
+        pool: 'default',
         attempts: [
           { server: `127.0.0.1:${dead}`, stage: 'connect', error: `connect to 127.0.0.1:${dead}: connect ECONNREFUSED 127.0.0.1:${dead}` },
           { server: `127.0.0.1:${refuser.port}`, stage: 'greeting', error: 'greeting refused: 421 4.3.2 busy, go away' },

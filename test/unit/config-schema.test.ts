@@ -46,6 +46,21 @@ const EXPECTED_DEFAULTS: Config = {
     reject_when_down: 'mail',
     pool: { idle: 0, max_age: 60000, reuse: 100, keepalive: 2000 },
   },
+  pools: {
+    default: {
+      identity: 'xclient',
+      strategy: 'least-connections',
+      servers: [{ address: { host: '10.0.0.11', port: 25, text: '10.0.0.11:25' }, weight: 1, drain: false }],
+      connect_timeout: 5000,
+      reply_timeout: 30_000,
+      health_check: { interval: 5000, timeout: 3000, rise: 2, fall: 3 },
+      tls: { starttls: 'off', verify: true, servername: null, ca: null },
+      reverse_lookup: false,
+      reject_when_down: 'mail',
+      pool: { idle: 0, max_age: 60000, reuse: 100, keepalive: 2000 },
+    },
+  },
+  routes: [],
   limits: {
     max_connections: 10_000,
     per_ip: { connections: 20, rate: { count: 100, window: 60_000 } },
@@ -235,7 +250,7 @@ limits:
   it('reports missing required keys and empty lists', () => {
     assert.deepEqual(problems('hostname: mx.example.net\n').map((p) => [p.path, p.message]), [
       ['listeners', 'required key is missing'],
-      ['backends', 'required key is missing'],
+      ['backends', 'required key is missing (or pools: a map of named pools)'],
     ]);
     assert.deepEqual(paths(problems('listeners: []\nbackends: { servers: [] }\n')), ['listeners', 'backends.servers']);
     const ps = problems('listeners: [{ name: smtp }]\nbackends: { servers: [{ weight: 2 }] }\n');

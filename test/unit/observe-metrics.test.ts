@@ -59,9 +59,9 @@ describe('observeSession', () => {
     assert.equal(await value(m, 'postern_sessions_total', { severity: 'notice' }), 1);
     assert.equal(await value(m, 'postern_sessions_total', { severity: 'warning' }), 1);
     // Only the session that made a handshake (a reused connection made none).
-    assert.equal(await value(m, 'postern_backend_handshake_seconds_count', { backend: 'mx1:25' }), 1);
-    assert.equal(await value(m, 'postern_backend_handshake_seconds_bucket', { backend: 'mx1:25', le: '0.005' }), 0);
-    assert.equal(await value(m, 'postern_backend_handshake_seconds_bucket', { backend: 'mx1:25', le: '0.01' }), 1);
+    assert.equal(await value(m, 'postern_backend_handshake_seconds_count', { pool: 'default', backend: 'mx1:25' }), 1);
+    assert.equal(await value(m, 'postern_backend_handshake_seconds_bucket', { pool: 'default', backend: 'mx1:25', le: '0.005' }), 0);
+    assert.equal(await value(m, 'postern_backend_handshake_seconds_bucket', { pool: 'default', backend: 'mx1:25', le: '0.01' }), 1);
   });
 });
 
@@ -77,9 +77,9 @@ describe('observeTransaction', () => {
     assert.equal(await value(m, 'postern_messages_total', { result: 'accepted' }), 1);
     assert.equal(await value(m, 'postern_messages_total', { result: 'rejected' }), 2);
     assert.equal(await value(m, 'postern_messages_total', { result: 'tempfail' }), 3);
-    assert.equal(await value(m, 'postern_backend_messages_total', { backend: '127.0.0.1:2526', result: 'accepted' }), 1);
-    assert.equal(await value(m, 'postern_backend_messages_total', { backend: '127.0.0.1:2526', result: 'rejected' }), 1, 'the 552 had no backend');
-    assert.equal(await value(m, 'postern_backend_messages_total', { backend: '127.0.0.1:2526', result: 'tempfail' }), 3);
+    assert.equal(await value(m, 'postern_backend_messages_total', { pool: 'default', backend: '127.0.0.1:2526', result: 'accepted' }), 1);
+    assert.equal(await value(m, 'postern_backend_messages_total', { pool: 'default', backend: '127.0.0.1:2526', result: 'rejected' }), 1, 'the 552 had no backend');
+    assert.equal(await value(m, 'postern_backend_messages_total', { pool: 'default', backend: '127.0.0.1:2526', result: 'tempfail' }), 3);
     assert.equal(await value(m, 'postern_message_size_bytes_count'), 5);
     assert.equal(await value(m, 'postern_message_size_bytes_sum'), 5000 + 2_000_000 + 900);
     assert.equal(await value(m, 'postern_message_size_bytes_bucket', { le: '1024' }), 3);
@@ -102,8 +102,8 @@ describe('observeAnomaly, observeAuth, observeHealthCheck', () => {
     assert.equal(await value(m, 'postern_anomalies_total', { kind: 'bare_lf' }), 2);
     assert.equal(await value(m, 'postern_auth_total', { result: 'ok' }), 1);
     assert.equal(await value(m, 'postern_auth_total', { result: 'invalid' }), 2);
-    assert.equal(await value(m, 'postern_health_checks_total', { backend: 'mx1:25', result: 'ok' }), 2);
-    assert.equal(await value(m, 'postern_health_checks_total', { backend: 'mx1:25', result: 'failed' }), 1);
+    assert.equal(await value(m, 'postern_health_checks_total', { pool: 'default', backend: 'mx1:25', result: 'ok' }), 2);
+    assert.equal(await value(m, 'postern_health_checks_total', { pool: 'default', backend: 'mx1:25', result: 'failed' }), 1);
   });
 });
 

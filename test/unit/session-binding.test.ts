@@ -93,7 +93,7 @@ describe('SessionBinding', () => {
     assert.equal(s.host.out, '250 ehlo\r\n250 2.0.0 Ok\r\n452 4.5.3 own refusal after MAIL\r\n');
     assert.deepEqual(b.conns[0]!.commands, ['EHLO client.example', 'MAIL FROM:<a@example.org>']);
     const { local, handshake_ms, ...rec } = s.binding.record()!;
-    assert.deepEqual(rec, { address: b.address, identity: 'none' });
+    assert.deepEqual(rec, { address: b.address, identity: 'none', pool: 'default' });
     assert.match(local!, /^127\.0\.0\.1:\d+$/);
     assert.ok(handshake_ms! >= 0);
     assert.equal(s.binding.backendLimits().size, 4242, 'the bound server’s SIZE now');

@@ -1,15 +1,16 @@
 // The cluster primary's backend health checks: one round per interval for the whole host,
-// whatever the number of workers. Each change goes to every worker (their pools follow it,
-// backend/health-monitor.ts); their sessions' outcomes come back and count here.
+// whatever the number of workers, and each server once whatever the number of pools that
+// list it (backend/pool-health.ts). Each change goes to every worker (their pools follow
+// it, backend/health-monitor.ts); their sessions' outcomes come back and count here.
 
-import { HealthMonitor, healthState, type HealthState, type SessionOutcome } from '../../backend/health-monitor.js';
-import { ServerState } from '../../backend/server-state.js';
+import type { HealthState, SessionOutcome } from '../../backend/health-monitor.js';
+import { PoolHealth } from '../../backend/pool-health.js';
 import type { Config } from '../../config/types.js';
 import type { Logger } from '../../observe/logger.js';
 import type { Metrics } from '../../observe/metrics.js';
 
 export class HostHealth {
-  #monitor: HealthMonitor;
+  #health: PoolHealth;
   #config: Config;
 
   constructor(
@@ -17,48 +18,47 @@ export class HostHealth {
     private readonly opts: { logger: Logger; metrics: Metrics; onChange: (h: HealthState) => void },
   ) {
     this.#config = config;
-    this.#monitor = this.#build(config);
+    this.#health = this.#build(config);
   }
 
   /** The first round (before any worker asks), then one every interval. */
   start(): Promise<void> {
-    return this.#monitor.start();
+    return this.#health.start();
   }
 
-  /** A reload: new checks when the backends changed, their first round done before the workers ask. */
+  /**
+   * A reload: new checks when the pools changed, their first round done before the workers
+   * ask. Removed pools stop being checked here at once; a worker's sessions still on one keep
+   * the last state they were told.
+   */
   async reload(next: Config): Promise<void> {
     const was = this.#config;
     this.#config = next;
-    if (JSON.stringify(was.backends) === JSON.stringify(next.backends) && was.hostname === next.hostname) return;
-    const monitor = this.#build(next);
-    await monitor.start();
-    this.#monitor.stop();
-    this.#monitor = monitor;
+    if (JSON.stringify(was.pools) === JSON.stringify(next.pools) && was.hostname === next.hostname) return;
+    const health = this.#build(next);
+    await health.start();
+    this.#health.stop();
+    this.#health = health;
   }
 
   stop(): void {
-    this.#monitor.stop();
+    this.#health.stop();
   }
 
   states(): HealthState[] {
-    return this.#monitor.states();
+    return this.#health.states();
   }
 
   report(o: SessionOutcome): void {
-    this.#monitor.report(o);
+    this.#health.report(o);
   }
 
-  #build(config: Config): HealthMonitor {
-    const servers = config.backends.servers.map((s) => new ServerState(s));
-    const monitor: HealthMonitor = new HealthMonitor(servers, config.backends, {
-      hostname: config.hostname,
-      logger: this.opts.logger,
-      metrics: this.opts.metrics,
-      // Only the monitor in force speaks to the workers (a new one's first round waits for reload).
-      onChange: (s) => {
-        if (monitor === this.#monitor) this.opts.onChange(healthState(s));
-      },
+  #build(config: Config): PoolHealth {
+    const health = new PoolHealth(config.pools, { hostname: config.hostname, logger: this.opts.logger, metrics: this.opts.metrics });
+    // Only the checks in force speak to the workers (a new one's first round waits for reload).
+    health.onChange((h) => {
+      if (health === this.#health) this.opts.onChange(h);
     });
-    return monitor;
+    return health;
   }
 }

@@ -276,8 +276,9 @@ export class Primary implements ClusterView {
     const merged = new Map<string, BackendSnapshot>();
     for (const s of this.#status.values()) {
       for (const b of s.backends) {
-        const m = merged.get(b.address);
-        if (!m) merged.set(b.address, { ...b });
+        const key = `${b.pool ?? ''}|${b.address}`;
+        const m = merged.get(key);
+        if (!m) merged.set(key, { ...b });
         else {
           m.active += b.active;
           if (b.up === true) m.up = true;
