@@ -24,7 +24,8 @@ const files = (dir) =>
     .filter((f) => f.endsWith('.test.ts'))
     .sort()
     .map((f) => join(dir, f));
-const all = [...files('test/unit'), ...files('test/fuzz'), ...files('test/integration')];
+/** `node test/run.mjs FILE...` runs just those (same schedule); no arguments: every file. */
+const all = process.argv.length > 2 ? process.argv.slice(2) : [...files('test/unit'), ...files('test/fuzz'), ...files('test/integration')];
 const name = (f) => f.replace(/^.*\//, '').replace(/\.test\.ts$/, '');
 const rank = (f) => (LONGEST.includes(name(f)) ? LONGEST.indexOf(name(f)) : LONGEST.length);
 /** Runs the built CLI (dist/cli.js), itself or through the process helpers. */
@@ -35,6 +36,22 @@ const together = all.filter((f) => !alone.includes(f)).sort((a, b) => rank(a) - 
 const t0 = Date.now();
 const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
 const results = [];
+
+/**
+ * CPU seconds of the children this process has reaped so far (cutime + cstime in
+ * /proc/self/stat, which include their own reaped descendants). Read at each child's exit,
+ * the growth since the last read is that child's CPU: what `npm test` spends where.
+ */
+function reapedCpu() {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100; // fields 16 and 17; USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+let lastCpu = reapedCpu();
 
 /** Runs a child to its end; its output as one string. */
 function runChild(args, timeoutMs) {
@@ -48,9 +65,15 @@ function runChild(args, timeoutMs) {
       out += `\n✖ killed after ${secs(timeoutMs)} (test/run.mjs FILE_TIMEOUT_MS)\n`;
       child.kill('SIGKILL');
     }, timeoutMs);
+    let cpu = 0;
+    child.on('exit', () => {
+      const now = reapedCpu();
+      cpu = now - lastCpu;
+      lastCpu = now;
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? 1, signal, out, ms: Date.now() - started });
+      resolve({ code: code ?? 1, signal, out, ms: Date.now() - started, cpu });
     });
   });
 }
@@ -59,7 +82,7 @@ const count = (out, key) => [...out.matchAll(new RegExp(`^ℹ ${key} (\\d+)$`, '
 
 async function runFile(f) {
   const r = await runChild(['--import', 'tsx', '--test', '--test-reporter=spec', f], FILE_TIMEOUT_MS);
-  const res = { file: f, ok: r.code === 0, ms: r.ms, tests: count(r.out, 'tests'), pass: count(r.out, 'pass'), fail: count(r.out, 'fail'), skipped: count(r.out, 'skipped'), cancelled: count(r.out, 'cancelled') };
+  const res = { file: f, ok: r.code === 0, ms: r.ms, cpu: r.cpu, tests: count(r.out, 'tests'), pass: count(r.out, 'pass'), fail: count(r.out, 'fail'), skipped: count(r.out, 'skipped'), cancelled: count(r.out, 'cancelled') };
   results.push(res);
   process.stdout.write(`\n━━ ${f} ${res.ok ? 'ok' : 'FAILED'} (${secs(r.ms)}, ${res.pass}/${res.tests} passed) ━━\n${r.out}`);
 }
@@ -85,7 +108,7 @@ async function schedule(list, n) {
       if (i === -1) return;
       const [f] = queue.splice(i, 1);
       if (needsBuild(f) && built === false) {
-        results.push({ file: f, ok: false, ms: 0, tests: 0, pass: 0, fail: 0, skipped: 0, cancelled: 0, notRun: true });
+        results.push({ file: f, ok: false, ms: 0, cpu: 0, tests: 0, pass: 0, fail: 0, skipped: 0, cancelled: 0, notRun: true });
         continue;
       }
       await runFile(f);
@@ -101,11 +124,13 @@ await schedule(alone, 1);
 const sum = (k) => results.reduce((a, r) => a + r[k], 0);
 const failed = results.filter((r) => !r.ok);
 const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 12);
+const busiest = [...results].sort((a, b) => b.cpu - a.cpu).slice(0, 12);
 process.stdout.write(
   `\n━━ summary ━━\n` +
     `files ${results.length}, tests ${sum('tests')}, pass ${sum('pass')}, fail ${sum('fail')}, skipped ${sum('skipped')}, cancelled ${sum('cancelled')}\n` +
     `build ${built ? 'ok' : 'FAILED'}; wall time ${secs(Date.now() - t0)}\n` +
     `slowest files: ${slowest.map((r) => `${name(r.file)} ${secs(r.ms)}`).join(', ')}\n` +
+    `most CPU (user + system, the file and what it started): ${busiest.map((r) => `${name(r.file)} ${r.cpu.toFixed(1)} s`).join(', ')}; all files ${sum('cpu').toFixed(1)} s\n` +
     (failed.length ? `FAILED: ${failed.map((r) => `${r.file}${r.notRun ? ' (not run: the build failed)' : ''}`).join(', ')}\n` : ''),
 );
 process.exit(built && failed.length === 0 ? 0 : 1);
