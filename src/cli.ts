@@ -9,13 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkConfigAs } from './tools/check-as.js';
 import {
-  configWarnings, defaultConfigPath, formatLocated, LOCAL_CONFIG, loadCheckedConfig, loadConfig, missingDefaultConfig, parseHostPort, SYSTEM_CONFIG,
+  defaultConfigPath, formatLocated, LOCAL_CONFIG, loadCheckedConfig, loadConfig, missingDefaultConfig, parseHostPort, SYSTEM_CONFIG,
   type Config, type HostPort,
 } from './config/index.js';
 // The offline tools are loaded only when their command runs: `run` never loads src/tools/.
 import { REPORT_USAGE, STATUS_USAGE } from './tools/usage.js';
 import { describeResult, parseRouteQuery } from './route/index.js';
-import { compileRoutes } from './config/routes.js';
+import { compileRoutes } from './route/compile.js';
+import { allConfigWarnings } from './server/config-warnings.js';
 import { describeError as describe } from './server/describe.js';
 import { serve, type ServeResult } from './server/serve.js';
 import { Predecessor } from './server/upgrade.js';
@@ -182,7 +183,7 @@ function check(argv: string[]): number {
   const { problems, note } = checkConfigAs(file, values.as ?? null);
   if (problems.length === 0) {
     const config = loadConfig(file);
-    for (const w of configWarnings(config)) process.stderr.write(`${file}: warning: ${w.path}: ${w.message}\n`);
+    for (const w of allConfigWarnings(config)) process.stderr.write(`${file}: warning: ${w.path}: ${w.message}\n`);
     process.stdout.write(`${file}: OK${note === null ? '' : ` (${note})`}\n`);
     if (values.route !== undefined) return checkRoute(config, values.route);
     return 0;

@@ -100,10 +100,12 @@ async function schedule(list, n) {
   const queue = [...list];
   const slot = async () => {
     for (;;) {
-      let i = queue.findIndex((f) => built !== null || !needsBuild(f));
+      const i = queue.findIndex((f) => built !== null || !needsBuild(f));
       if (i === -1 && queue.length > 0) {
+        // Only files that need the build are left: wait for it, then look again (another
+        // slot may have taken them meanwhile).
         await build;
-        i = 0;
+        continue;
       }
       if (i === -1) return;
       const [f] = queue.splice(i, 1);

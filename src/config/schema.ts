@@ -8,7 +8,7 @@ import {
   hostPortOrNull, hostname, hostnameList, hostnameOrNull, httpUrl, int, intOrNull, listenerName, oneOf, optionalFilePath, rate, rateOrNull, size, stringList, stringMap, upperWordList,
 } from './fields.js';
 import { ConfigValueError } from './errors.js';
-import { DnsblSiteError, parseDnsblSites } from '../screen/dnsbl-site.js';
+import { DnsblSiteError, parseDnsblSites } from './dnsbl-site.js';
 import { authMatch, clientCidrs, domainSpec, listenerNames, poolName, sniNames } from './route-fields.js';
 import type { BackendsConfig, CertificateConfig, Config } from './types.js';
 

@@ -1,8 +1,7 @@
 // Configurations that are valid but probably not what the operator meant: `postern check`
-// prints them (and still exits 0); `run` logs them at start.
+// prints them (and still exits 0); `run` logs them at start. The routes' own warnings
+// (shadowed routes, unreached pools) are route/warnings.ts's.
 import type { ConfigProblem } from './errors.js';
-import { analyseRoutes, RouteTable } from '../route/index.js';
-import { compileRoutes, routeSpecs } from './routes.js';
 import type { Config } from './types.js';
 
 export function configWarnings(c: Config): ConfigProblem[] {
@@ -21,23 +20,5 @@ export function configWarnings(c: Config): ConfigProblem[] {
       });
     }
   });
-  out.push(...routeWarnings(c));
   return out;
-}
-
-/** Routes that can never match, pools no route reaches, sessions that would match nothing. */
-function routeWarnings(c: Config): ConfigProblem[] {
-  if (c.routes.length === 0 && Object.keys(c.pools).length <= 1) return [];
-  let table: RouteTable;
-  try {
-    table = compileRoutes(c);
-  } catch {
-    // A domain file that cannot be read is check's error (check.ts); judge the names alone.
-    const names = c.routes.map((r) => ({ ...r, recipient_domain: r.recipient_domain && { ...r.recipient_domain, file: null }, sender_domain: r.sender_domain && { ...r.sender_domain, file: null } }));
-    table = new RouteTable(routeSpecs(names), new Set(Object.keys(c.pools)));
-  }
-  return analyseRoutes(table).map((w) => ({
-    path: w.path.map((x, i) => (typeof x === 'number' ? `[${x}]` : i === 0 ? x : `.${x}`)).join(''),
-    message: w.message,
-  }));
 }

@@ -21,7 +21,7 @@
 import { Resolver } from 'node:dns/promises';
 import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
-import { parseDnsblSites, zonesOf, type DnsblSite } from './dnsbl-site.js';
+import { parseDnsblSites, zonesOf, type DnsblSite } from '../config/dnsbl-site.js';
 import { dnsblQueryName } from './dnsbl-query.js';
 import { classifyAnswers, judgeZoneCheck, scoreOutcomes, type ZoneOutcome } from './score.js';
 

@@ -11,7 +11,7 @@
 //   127.0.0.1 answers for everything and is skipped (`judgeZoneCheck`).
 
 import { ipv4Octets } from '../net/ip.js';
-import { filterMatches, type DnsblSite } from './dnsbl-site.js';
+import { filterMatches, type DnsblSite } from '../config/dnsbl-site.js';
 
 /** What one zone said for one query name. */
 export type ZoneOutcome =

@@ -9,7 +9,7 @@ import { PoolHealth } from '../backend/pool-health.js';
 import { BackendPool } from '../backend/pool.js';
 import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
-export { compileRoutes } from '../config/routes.js';
+export { compileRoutes } from '../route/compile.js';
 
 export interface PoolSetOptions {
   logger: Logger;

@@ -4,7 +4,7 @@
 // chosen TTLs). The cache is watched through the scripted server's query counts.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DnsblSiteError } from '../../src/screen/dnsbl-site.js';
+import { DnsblSiteError } from '../../src/config/dnsbl-site.js';
 import { Dnsbl, DnsblError, type DnsblHooks, type DnsblOptions, type DnsblQueryResult } from '../../src/screen/dnsbl.js';
 import { startScriptedDns, type ScriptedDns } from '../helpers/dns-server.js';
 import { rbldnsdAvailable, startRbldnsd, type Rbldnsd } from '../helpers/rbldnsd.js';

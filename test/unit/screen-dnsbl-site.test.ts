@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { DnsblSiteError, filterMatches, parseDnsblSite, parseDnsblSites, parseFilter, zonesOf } from '../../src/screen/dnsbl-site.js';
+import { DnsblSiteError, filterMatches, parseDnsblSite, parseDnsblSites, parseFilter, zonesOf } from '../../src/config/dnsbl-site.js';
 
 const q = (text: string): number[] => text.split('.').map(Number);
 const matches = (site: string, answer: string): boolean => filterMatches(parseDnsblSite(site), q(answer));

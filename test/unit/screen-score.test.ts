@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseDnsblSites } from '../../src/screen/dnsbl-site.js';
+import { parseDnsblSites } from '../../src/config/dnsbl-site.js';
 import { classifyAnswers, judgeZoneCheck, scoreOutcomes } from '../../src/screen/score.js';
 
 const SITES = parseDnsblSites(['zen.spamhaus.org=127.0.0.[2..11]*3', 'zen.spamhaus.org=127.0.0.4*1', 'list.dnswl.org=127.0.[0..255].[1;2;3]*-2', 'any.example*2']);

@@ -1,8 +1,8 @@
 // The route table of a config (issue #24): `routes:` compiled by src/route, with the domain
 // list files read now (at start, at each SIGHUP, and by `postern check`).
 import { readFileSync } from 'node:fs';
-import { parseDomainList, RouteTable, type RouteSpec } from '../route/index.js';
-import type { Config, DomainSpec, RouteConfig } from './types.js';
+import { parseDomainList, RouteTable, type RouteSpec } from './index.js';
+import type { Config, DomainSpec, RouteConfig } from '../config/types.js';
 
 export class RoutingError extends Error {
   override name = 'RoutingError';
