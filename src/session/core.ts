@@ -86,6 +86,8 @@ export abstract class SessionCore {
   protected prevVerb: string | null = null;
   /** The client vanished while sending a body: the backend must see a drop, never a terminator. */
   #midBody = false;
+  /** The client's FIN came while its commands were still being answered (see #endWhenAnswered). */
+  #clientEnded = false;
 
   /** How input is read now; `closed` once the session is ending (quitting, closing, closed). */
   protected get mode(): Mode {
@@ -112,7 +114,10 @@ export abstract class SessionCore {
     this.screen = ctx.listener.screen === 'on' && ctx.screener && !upstream ? ctx.screener.session(ctx.config, this.identity.client.address) : null;
     this.io = new ClientIo(socket, {
       data: (chunk) => this.#onData(chunk),
-      end: () => this.farewell.onEnd(),
+      end: () => {
+        this.#clientEnded = true;
+        this.#endWhenAnswered();
+      },
       error: (err) => this.farewell.onError(err),
       close: () => this.farewell.onClose(),
       timeout: () => this.#onTimeout(),
@@ -127,6 +132,7 @@ export abstract class SessionCore {
       },
       released: () => {
         if (this.input.blocked) this.input.kick();
+        this.#endWhenAnswered();
       },
     });
     const session = this;
@@ -294,6 +300,21 @@ export abstract class SessionCore {
       this.anomaly('pregreet', describeBytes(this.ctx.initial));
       this.#onData(this.ctx.initial);
     }
+  }
+
+  /**
+   * A client may half-close right after its last pipelined commands: Exim sends MAIL, RCPTs,
+   * `BDAT n LAST`, the body and QUIT in one write, then its FIN, and reads the replies. What it
+   * sent is still answered (RFC 5321 §4.1.1.10: QUIT gets its 221): the FIN is acted on once
+   * the QUIT has been read, or once nothing is left to process or owed.
+   */
+  #endWhenAnswered(): void {
+    if (!this.#clientEnded) return;
+    // Input neither waiting nor blocked holds no complete command (at most a partial line).
+    const busy = this.input.waiting || this.input.blocked || this.queue.owed > 0;
+    if (!this.farewell.quitSeen && busy && !this.life.ending) return;
+    this.#clientEnded = false;
+    this.farewell.onEnd();
   }
 
   /** Shutdown: tell the client and close (SIGTERM after the grace period). */

@@ -41,6 +41,11 @@ export interface EximInstance {
   readLog(): string;
   /** Polls the mainlog until re matches; rejects after timeoutMs (default 10 s). */
   waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /**
+   * A forced queue run (`exim -qff`): deferred messages are tried again now, retry times or
+   * not. Asynchronous: a sink in this process must keep answering while Exim delivers.
+   */
+  queueRun(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -247,6 +252,15 @@ async function startIn(dir: string, port: number, opts: EximOptions, hasV6: bool
     logFile,
     readLog: () => safeRead(logFile),
     waitForLog: (re, timeoutMs = 10_000) => pollLog(logFile, re, timeoutMs),
+    queueRun: () =>
+      new Promise<void>((resolve) => {
+        const q = spawn(binary(), ['-C', conf, '-qff'], { cwd: dir, stdio: 'ignore' });
+        const timer = setTimeout(() => q.kill('SIGKILL'), 30_000);
+        q.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
     stop() {
       stopped ??= (async () => {
         await kill(child);
