@@ -310,8 +310,11 @@ export abstract class SessionCore {
    */
   #endWhenAnswered(): void {
     if (!this.#clientEnded) return;
-    // Input neither waiting nor blocked holds no complete command (at most a partial line).
-    const busy = this.input.waiting || this.input.blocked || this.queue.owed > 0;
+    // Commands still to answer: replies owed, or input held behind a step (a bind, DATA's
+    // reply) or backpressure. Input neither held nor blocked is at most a partial line, and
+    // a client that leaves during the greet wait has said nothing to answer.
+    const held = (this.input.waiting || this.input.blocked) && this.input.buffered > 0;
+    const busy = held || this.queue.owed > 0;
     if (!this.farewell.quitSeen && busy && !this.life.ending) return;
     this.#clientEnded = false;
     this.farewell.onEnd();
