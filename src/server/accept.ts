@@ -65,7 +65,18 @@ export class AcceptPipeline {
   /** Per listener config: peers that may send a PROXY header, clients that may send XCLIENT. */
   readonly #grants = new WeakMap<ListenerConfig, { proxy: CidrList; xclient: CidrList }>();
 
+  /**
+   * Connections accepted whose session has not started yet (waiting for a PROXY header, the
+   * cluster's admission, a TLS handshake): a stop waits for them as for sessions, or an
+   * upgrade's old process exits under them and their clients see a close with no greeting.
+   */
+  readonly #arriving = new Set<string>();
+
   constructor(private readonly ctx: AcceptContext) {}
+
+  get arriving(): number {
+    return this.#arriving.size;
+  }
 
   // Two separate grants, as Postfix (smtpd_upstream_proxy_protocol vs
   // smtpd_authorized_xclient_hosts) and Exim (hosts_proxy vs hosts_xclient) keep them: a
@@ -83,6 +94,8 @@ export class AcceptPipeline {
     const id = nextConnId();
     const started = Date.now();
     const lcfg = listener.cfg;
+    this.#arriving.add(id);
+    socket.once('close', () => this.#arriving.delete(id));
     this.ctx.metrics.connectionsTotal.inc({ listener: lcfg.name });
     if (this.ctx.draining) {
       const reply = lcfg.tls === 'implicit' ? null : R.shuttingDown(this.ctx.config.hostname);
@@ -186,11 +199,13 @@ export class AcceptPipeline {
 
   /** A connection refused before its session could start: a session record all the same. */
   #refuse(socket: net.Socket, r: RefusedSession, reply: string | null): void {
+    this.#arriving.delete(r.conn);
     const { logger, metrics, config } = this.ctx;
     refuseSession({ logger, metrics, logAnomaly: anomalyFilter(config.log.anomalies) }, socket, r, reply);
   }
 
   #startSession(socket: net.Socket, listener: Listener, id: string, who: Arrival, tls: TlsInfo | null): void {
+    this.#arriving.delete(id);
     const { config: cfg, metrics, admission } = this.ctx;
     const name = listener.cfg.name;
     const { client } = who;

@@ -299,12 +299,22 @@ export class Postern implements AcceptContext {
     await this.#closeListeners();
     this.#pools.stop();
     const deadline = Date.now() + graceMs;
-    while (this.sessions.size > 0 && Date.now() < deadline) {
+    // Connections still arriving (PROXY header, admission, handshake) become sessions soon.
+    const open = () => this.sessions.size > 0 || this.#pipeline.arriving > 0;
+    while (open() && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
     }
-    for (const s of this.sessions) s.shutdown();
+    // Each session is told once; one that arrived after the first round is told in the next.
+    const told = new WeakSet<object>();
+    const tell = () => {
+      for (const s of this.sessions) if (!told.has(s)) (told.add(s), s.shutdown());
+    };
+    tell();
     const hard = Date.now() + 2000;
-    while (this.sessions.size > 0 && Date.now() < hard) await new Promise((r) => setTimeout(r, 20));
+    while (open() && Date.now() < hard) {
+      tell();
+      await new Promise((r) => setTimeout(r, 20));
+    }
     this.#admission.close();
     this.screener.close();
     this.#windows.close();
