@@ -66,6 +66,9 @@ const DEFAULT_DNSBL: DnsblFactory = (opts, hooks) => {
   return d;
 };
 
+/** Longest a stop waits for connections accepted but not yet sessions (see stop()). */
+const ARRIVAL_WAIT_MS = 2000;
+
 export class Postern implements AcceptContext {
   #config: Config;
   readonly logger: Logger;
@@ -299,8 +302,11 @@ export class Postern implements AcceptContext {
     await this.#closeListeners();
     this.#pools.stop();
     const deadline = Date.now() + graceMs;
-    // Connections still arriving (PROXY header, admission, handshake) become sessions soon.
-    const open = () => this.sessions.size > 0 || this.#pipeline.arriving > 0;
+    // Connections still arriving (PROXY header, admission, handshake) become sessions within
+    // moments; one that does not (a client idle in its TLS handshake) must not hold the stop
+    // for the whole grace: arrivals are waited for ARRIVAL_WAIT_MS at most.
+    const arrivalsUntil = Date.now() + Math.min(ARRIVAL_WAIT_MS, graceMs);
+    const open = () => this.sessions.size > 0 || (this.#pipeline.arriving > 0 && Date.now() < arrivalsUntil);
     while (open() && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - Date.now()))));
     }
