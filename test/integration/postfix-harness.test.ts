@@ -16,7 +16,7 @@ import {
   startPostfix,
   type PostfixInstance,
 } from '../helpers/postfix.js';
-import { swaks, swaksAvailable } from '../helpers/swaks.js';
+import { swaks, swaksAvailable, type SwaksResult } from '../helpers/swaks.js';
 
 // On a developer machine without Postfix (or not root) these are skipped; CI installs
 // Postfix and runs as root, so there a missing Postfix is a failure, not a skip.
@@ -127,8 +127,13 @@ describe('Postfix harness', { skip: missing ?? false, timeout: 120_000 }, () => 
 
   test('listens on [::1] too when asked', async (t) => {
     if (!v6) return t.skip('no IPv6 loopback on this host');
-    const lport = await freeLocalPort('::1');
-    const r = await swaks(['--server', `::1`, '--port', String(pf.port), '-6', '--local-port', String(lport), '--to', 'v6@example.com', '--from', 'a@example.org']);
+    // The local port was free a moment ago; another process may take it first: try again with another.
+    let lport = 0;
+    let r: SwaksResult = { code: -1, stdout: '', stderr: '', transcript: '' };
+    for (let attempt = 0; attempt < 3 && r.code !== 0; attempt++) {
+      lport = await freeLocalPort('::1');
+      r = await swaks(['--server', `::1`, '--port', String(pf.port), '-6', '--local-port', String(lport), '--to', 'v6@example.com', '--from', 'a@example.org']);
+    }
     assert.equal(r.code, 0, r.transcript);
     const id = /250 2\.0\.0 Ok: queued as ([0-9A-Za-z]+)/.exec(r.stdout)?.[1];
     assert.ok(id, r.transcript);

@@ -145,7 +145,8 @@ log: { level: info }
    * temporary file appears, kept only if that file is still there: the write had not finished).
    */
   async function freezeMidWrite(s: Setup): Promise<number> {
-    for (let attempt = 0; attempt < 10; attempt++) {
+    // Under load the write often ends before the SIGSTOP lands: many tries, each a key write away.
+    for (let attempt = 0; attempt < 30; attempt++) {
       const pid = await new Promise<{ pid: number; tmp: string }>((resolve, reject) => {
         const w = watch(s.keyDir);
         const timer = setTimeout(() => {
