@@ -29,7 +29,8 @@ const all = process.argv.length > 2 ? process.argv.slice(2) : [...files('test/un
 const name = (f) => f.replace(/^.*\//, '').replace(/\.test\.ts$/, '');
 const rank = (f) => (LONGEST.includes(name(f)) ? LONGEST.indexOf(name(f)) : LONGEST.length);
 /** Runs the built CLI (dist/cli.js), itself or through the process helpers. */
-const needsBuild = (f) => /\bCLI\b|['"`]dist['"`/]|dist\/cli|postern-process|postern-group/.test(readFileSync(f, 'utf8'));
+const BUILD_USERS = new Set(all.filter((f) => /\bCLI\b|['"`]dist['"`/]|dist\/cli|postern-process|postern-group/.test(readFileSync(f, 'utf8'))));
+const needsBuild = (f) => BUILD_USERS.has(f);
 const alone = all.filter((f) => ALONE.has(name(f)));
 const together = all.filter((f) => !alone.includes(f)).sort((a, b) => rank(a) - rank(b));
 
