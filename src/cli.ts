@@ -7,20 +7,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { checkConfigAs } from './tools/check-as.js';
-import {
-  defaultConfigPath, formatLocated, LOCAL_CONFIG, loadCheckedConfig, loadConfig, missingDefaultConfig, parseHostPort, SYSTEM_CONFIG,
-  type Config, type HostPort,
-} from './config/index.js';
-// The offline tools are loaded only when their command runs: `run` never loads src/tools/.
+import type { Config, HostPort } from './config/index.js';
+import type { ServeResult } from './server/serve.js';
+// Each command loads what it needs when it runs: `--help`, `--version` and `status` start in a
+// tenth of the time, and `run` never loads src/tools/.
+import { defaultConfigPath, LOCAL_CONFIG, missingDefaultConfig, SYSTEM_CONFIG } from './config/default-path.js';
 import { REPORT_USAGE, STATUS_USAGE } from './tools/usage.js';
-import { describeResult, parseRouteQuery } from './route/index.js';
-import { compileRoutes } from './route/compile.js';
-import { allConfigWarnings } from './server/config-warnings.js';
 import { describeError as describe } from './server/describe.js';
-import { serve, type ServeResult } from './server/serve.js';
-import { Predecessor } from './server/upgrade.js';
-import { sinkMain, startSink } from './sink/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** How the help texts name the default config (see config/default-path.ts). */
@@ -129,6 +122,11 @@ function configFile(flag: string | undefined): { file: string } | { error: strin
 }
 
 async function run(argv: string[]): Promise<number> {
+  const [{ Predecessor }, { formatLocated, loadCheckedConfig, loadConfig }, { serve }] = await Promise.all([
+    import('./server/upgrade.js'),
+    import('./config/index.js'),
+    import('./server/serve.js'),
+  ]);
   // A successor started by SIGUSR2 reports to its predecessor whether it could start.
   const predecessor = cluster.isWorker ? null : Predecessor.take();
   let values;
@@ -175,7 +173,12 @@ function finish(r: ServeResult): number {
   return r.code;
 }
 
-function check(argv: string[]): number {
+async function check(argv: string[]): Promise<number> {
+  const [{ checkConfigAs }, { formatLocated, loadConfig }, { allConfigWarnings }] = await Promise.all([
+    import('./tools/check-as.js'),
+    import('./config/index.js'),
+    import('./server/config-warnings.js'),
+  ]);
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' }, as: { type: 'string' }, route: { type: 'string' } }, strict: true });
   const chosen = configFile(values.config);
   if ('error' in chosen) return fail(chosen.error);
@@ -185,7 +188,7 @@ function check(argv: string[]): number {
     const config = loadConfig(file);
     for (const w of allConfigWarnings(config)) process.stderr.write(`${file}: warning: ${w.path}: ${w.message}\n`);
     process.stdout.write(`${file}: OK${note === null ? '' : ` (${note})`}\n`);
-    if (values.route !== undefined) return checkRoute(config, values.route);
+    if (values.route !== undefined) return await checkRoute(config, values.route);
     return 0;
   }
   for (const p of problems) process.stderr.write(`${formatLocated(file, p)}\n`);
@@ -194,7 +197,8 @@ function check(argv: string[]): number {
 }
 
 /** `check --route 'listener=mx rcpt=a@example.org client=192.0.2.1'`: the route and pool a session would use. */
-function checkRoute(config: Config, query: string): number {
+async function checkRoute(config: Config, query: string): Promise<number> {
+  const [{ describeResult, parseRouteQuery }, { compileRoutes }] = await Promise.all([import('./route/index.js'), import('./route/compile.js')]);
   let facts;
   try {
     facts = parseRouteQuery(query);
@@ -210,7 +214,7 @@ function checkRoute(config: Config, query: string): number {
 }
 
 /** `demo`'s options: where the proxy and the built-in backend listen. */
-function parseDemoArgs(argv: string[]): { listen?: HostPort; backend?: HostPort } | string {
+function parseDemoArgs(argv: string[], parseHostPort: (v: string) => HostPort): { listen?: HostPort; backend?: HostPort } | string {
   let values: { listen?: string; backend?: string };
   try {
     ({ values } = parseArgs({ args: argv, options: { listen: { type: 'string' }, backend: { type: 'string' } }, strict: true }));
@@ -234,7 +238,8 @@ function parseDemoArgs(argv: string[]): { listen?: HostPort; backend?: HostPort 
 }
 
 async function demo(argv: string[]): Promise<number> {
-  const args = parseDemoArgs(argv);
+  const [{ loadConfig, parseHostPort }, { serve }, { startSink }] = await Promise.all([import('./config/index.js'), import('./server/serve.js'), import('./sink/index.js')]);
+  const args = parseDemoArgs(argv, parseHostPort);
   if (typeof args === 'string') return fail(`demo: ${args}\n${USAGE.demo!.trimEnd()}`);
   const file = path.join(ROOT, LOCAL_CONFIG);
   let config: Config;
@@ -285,11 +290,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'run':
         return await run(rest);
       case 'check':
-        return check(rest);
+        return await check(rest);
       case 'demo':
         return await demo(rest);
       case 'sink':
-        return await sinkMain(rest);
+        return await (await import('./sink/index.js')).sinkMain(rest);
       case 'status':
         return await (await import('./tools/status-client.js')).statusMain(rest);
       case 'report':

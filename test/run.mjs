@@ -1,21 +1,30 @@
 // `npm test`: the build and every test file, scheduled on one machine. Most suites wait on
-// sockets, timers and child processes, so four files run at a time, the longest first; the
-// suites that need the built CLI (dist/) start once the build is done, the others start at
-// once, beside the build. The few suites that measure the process itself or race the clock
+// sockets, timers and child processes, so several files run at a time, the longest first: three,
+// and more while the cores have room (see schedule()); the unit files share one process (see
+// test/batch.mjs); the suites that need the built CLI (dist/) start once the build is done, the
+// others start at once, beside the build. The few suites that measure the process itself or race the clock
 // under load (memory under a flood while mail must still flow, the QUIT linger's reset-or-FIN
 // timing, socket hand-over to a cluster, openssl s_client waiting for a TLS 1.3 ticket) run
-// afterwards one at a time, so another suite's load cannot decide their outcome.
+// afterwards two at a time, so a heavy suite's load cannot decide their outcome.
 // Each file's output is printed whole when it ends (no interleaving), then a summary with the
 // slowest files, so the next change to this schedule can start from measurements.
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const CONCURRENCY = 4;
+/** Files at a time: at least MIN_AT_ONCE, up to MAX_AT_ONCE while the cores have room (see schedule()). */
+const MIN_AT_ONCE = 3;
+const MAX_AT_ONCE = 6;
+/** A second at least this idle (all cores) lets one more file start. */
+const IDLE_TO_ADD = 0.3;
 /** A file still running after this is killed and counted as failed: CI never hangs. */
 const FILE_TIMEOUT_MS = 10 * 60_000;
-/** Suites that time or measure the process: run alone, after the rest. */
-const ALONE = new Set(['backpressure', 'quit-linger', 'socket-activation', 'tls-terminator']);
+/**
+ * Suites that time or measure the process: run after the rest, two at a time (they are light on
+ * CPU and wait on timers; the heavy suites are what disturbed them), the longest first.
+ */
+const ALONE_ORDER = ['tls-terminator', 'backpressure', 'quit-linger', 'socket-activation'];
+const ALONE = new Set(ALONE_ORDER);
 /** The longest suites (a minute or more here) start first, so the others fill in around them. */
 const LONGEST = ['tls-resumption-matrix', 'upgrade', 'tls-restart', 'anomaly-precision', 'cli', 'install', 'balancing', 'state-redis', 'tools-report-memory', 'tools-report', 'check-as'];
 
@@ -31,8 +40,14 @@ const rank = (f) => (LONGEST.includes(name(f)) ? LONGEST.indexOf(name(f)) : LONG
 /** Runs the built CLI (dist/cli.js), itself or through the process helpers. */
 const BUILD_USERS = new Set(all.filter((f) => /\bCLI\b|['"`]dist['"`/]|dist\/cli|postern-process|postern-group/.test(readFileSync(f, 'utf8'))));
 const needsBuild = (f) => BUILD_USERS.has(f);
-const alone = all.filter((f) => ALONE.has(name(f)));
-const together = all.filter((f) => !alone.includes(f)).sort((a, b) => rank(a) - rank(b));
+const alone = all.filter((f) => ALONE.has(name(f))).sort((a, b) => ALONE_ORDER.indexOf(name(a)) - ALONE_ORDER.indexOf(name(b)));
+/**
+ * Unit and fuzz files that neither need the build nor take long run in one process (test/batch.mjs):
+ * starting Node and tsx once per file cost about 70 CPU-seconds of the suite's 14 minutes.
+ */
+const batched = all.filter((f) => !f.startsWith('test/integration/') && !needsBuild(f) && !ALONE.has(name(f)) && !LONGEST.includes(name(f)));
+const BATCH = batched.length > 1 ? `${batched.length} unit files in one process` : null;
+const together = [...(BATCH ? [BATCH] : []), ...all.filter((f) => !alone.includes(f) && !(BATCH && batched.includes(f)))].sort((a, b) => rank(a) - rank(b));
 
 const t0 = Date.now();
 const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
@@ -82,47 +97,93 @@ function runChild(args, timeoutMs) {
 const count = (out, key) => [...out.matchAll(new RegExp(`^ℹ ${key} (\\d+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
 
 async function runFile(f) {
-  const r = await runChild(['--import', 'tsx', '--test', '--test-reporter=spec', f], FILE_TIMEOUT_MS);
-  const res = { file: f, ok: r.code === 0, ms: r.ms, cpu: r.cpu, tests: count(r.out, 'tests'), pass: count(r.out, 'pass'), fail: count(r.out, 'fail'), skipped: count(r.out, 'skipped'), cancelled: count(r.out, 'cancelled') };
+  const args = f === BATCH ? ['--import', 'tsx', '--test-reporter=spec', join('test', 'batch.mjs'), ...batched] : ['--import', 'tsx', '--test', '--test-reporter=spec', f];
+  const at = Date.now() - t0;
+  const r = await runChild(args, FILE_TIMEOUT_MS);
+  const res = { file: f, files: f === BATCH ? batched.length : 1, ok: r.code === 0, ms: r.ms, cpu: r.cpu, tests: count(r.out, 'tests'), pass: count(r.out, 'pass'), fail: count(r.out, 'fail'), skipped: count(r.out, 'skipped'), cancelled: count(r.out, 'cancelled') };
+  // The spec reporter ends with the failures' details; the summary repeats them, as CI keeps only the tail of a run.
+  if (!res.ok) res.failures = (r.out.split(/^✖ failing tests:$/m)[1] ?? r.out.slice(-3000)).split('\n').filter((l) => !/\(?node:(internal|async_hooks)/.test(l)).slice(0, 60).join('\n');
   results.push(res);
-  process.stdout.write(`\n━━ ${f} ${res.ok ? 'ok' : 'FAILED'} (${secs(r.ms)}, ${res.pass}/${res.tests} passed) ━━\n${r.out}`);
+  process.stdout.write(`\n━━ ${f} ${res.ok ? 'ok' : 'FAILED'} (${secs(r.ms)} from +${secs(at)}, ${r.cpu.toFixed(1)} s CPU, ${res.pass}/${res.tests} passed) ━━\n${r.out}`);
 }
 
 // The build runs beside the suites that do not need it.
-process.stdout.write(`npm test: building (tsc), and ${together.length + alone.length} test files, ${CONCURRENCY} at a time\n`);
+process.stdout.write(`npm test: building (tsc), and ${together.length + alone.length} test files, ${MIN_AT_ONCE} to ${MAX_AT_ONCE} at a time as the cores allow\n`);
 let built = null;
 const build = runChild([join('node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], FILE_TIMEOUT_MS).then((r) => {
   built = r.code === 0;
   process.stdout.write(`\n━━ build (tsc) ${built ? 'ok' : 'FAILED'} (${secs(r.ms)}) ━━\n${r.out}`);
 });
 
-/** Runs `list` with `n` slots; a file that needs the build waits for it. */
-async function schedule(list, n) {
-  const queue = [...list];
-  const slot = async () => {
-    for (;;) {
-      const i = queue.findIndex((f) => built !== null || !needsBuild(f));
-      if (i === -1 && queue.length > 0) {
-        // Only files that need the build are left: wait for it, then look again (another
-        // slot may have taken them meanwhile).
-        await build;
-        continue;
-      }
-      if (i === -1) return;
-      const [f] = queue.splice(i, 1);
-      if (needsBuild(f) && built === false) {
-        results.push({ file: f, ok: false, ms: 0, cpu: 0, tests: 0, pass: 0, fail: 0, skipped: 0, cancelled: 0, notRun: true });
-        continue;
-      }
-      await runFile(f);
-    }
-  };
-  await Promise.all(Array.from({ length: n }, slot));
+/**
+ * Share of the machine's CPU time that went idle since the last call (/proc/stat's first line:
+ * idle + iowait over all). Most suites wait on sockets and timers, some spin real servers: a
+ * fixed number at a time left the cores idle half the run, or overloaded them.
+ */
+let lastStat = null;
+let peak = 0;
+function idleShare() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    const now = { idle: f[3] + f[4], total: f.reduce((a, b) => a + b, 0) };
+    const prev = lastStat;
+    lastStat = now;
+    if (!prev || now.total === prev.total) return 0;
+    return (now.idle - prev.idle) / (now.total - prev.total);
+  } catch {
+    return 0;
+  }
 }
 
-await schedule(together, CONCURRENCY);
+/**
+ * Runs `list`: `min` files at a time, and one more (up to `max`) each second the cores were
+ * at least IDLE_TO_ADD idle. A file that needs the build waits for it.
+ */
+function schedule(list, min, max) {
+  const queue = [...list];
+  let running = 0;
+  let lastAdd = 0;
+  return new Promise((resolve) => {
+    const next = () => {
+      const i = queue.findIndex((f) => built !== null || !needsBuild(f));
+      if (i === -1) return null;
+      return queue.splice(i, 1)[0];
+    };
+    const start = (f) => {
+      running++;
+      peak = Math.max(peak, running);
+      lastAdd = Date.now();
+      const done = () => {
+        running--;
+        tick();
+      };
+      if (needsBuild(f) && built === false) {
+        results.push({ file: f, files: 1, ok: false, ms: 0, cpu: 0, tests: 0, pass: 0, fail: 0, skipped: 0, cancelled: 0, notRun: true });
+        queueMicrotask(done);
+      } else void runFile(f).then(done);
+    };
+    let timer = null;
+    const tick = () => {
+      let f;
+      while (running < min && (f = next())) start(f);
+      if (running < max && Date.now() - lastAdd >= 1000) {
+        if (idleShare() >= IDLE_TO_ADD && (f = next())) start(f);
+      }
+      if (queue.length === 0 && running === 0) {
+        clearInterval(timer);
+        resolve();
+      }
+    };
+    timer = setInterval(tick, 1000);
+    void build.then(tick);
+    idleShare();
+    tick();
+  });
+}
+
+await schedule(together, MIN_AT_ONCE, MAX_AT_ONCE);
 await build;
-await schedule(alone, 1);
+await schedule(alone, 2, 2);
 
 const sum = (k) => results.reduce((a, r) => a + r[k], 0);
 const failed = results.filter((r) => !r.ok);
@@ -130,10 +191,11 @@ const slowest = [...results].sort((a, b) => b.ms - a.ms).slice(0, 12);
 const busiest = [...results].sort((a, b) => b.cpu - a.cpu).slice(0, 12);
 process.stdout.write(
   `\n━━ summary ━━\n` +
-    `files ${results.length}, tests ${sum('tests')}, pass ${sum('pass')}, fail ${sum('fail')}, skipped ${sum('skipped')}, cancelled ${sum('cancelled')}\n` +
-    `build ${built ? 'ok' : 'FAILED'}; wall time ${secs(Date.now() - t0)}\n` +
+    `files ${sum('files')}, tests ${sum('tests')}, pass ${sum('pass')}, fail ${sum('fail')}, skipped ${sum('skipped')}, cancelled ${sum('cancelled')}\n` +
+    `build ${built ? 'ok' : 'FAILED'}; wall time ${secs(Date.now() - t0)}; up to ${peak} files at a time\n` +
     `slowest files: ${slowest.map((r) => `${name(r.file)} ${secs(r.ms)}`).join(', ')}\n` +
     `most CPU (user + system, the file and what it started): ${busiest.map((r) => `${name(r.file)} ${r.cpu.toFixed(1)} s`).join(', ')}; all files ${sum('cpu').toFixed(1)} s\n` +
+    failed.map((r) => (r.failures ? `\n━━ failures in ${r.file} (first lines) ━━\n${r.failures.trim()}\n` : '')).join('') +
     (failed.length ? `FAILED: ${failed.map((r) => `${r.file}${r.notRun ? ' (not run: the build failed)' : ''}`).join(', ')}\n` : ''),
 );
 process.exit(built && failed.length === 0 ? 0 : 1);

@@ -1,4 +1,4 @@
-import { ConfigError } from '../config/index.js';
+import { ConfigError } from '../config/errors.js';
 
 /** One line for an operator: config problems as FILE:LINE:COL: path: message, or the error's message. */
 export function describeError(err: unknown): string {

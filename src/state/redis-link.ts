@@ -5,7 +5,11 @@
 // is back, and tells its users (who then write their per-host state back into Redis).
 
 import { EventEmitter } from 'node:events';
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
+
+// Loaded with the first link: a deployment without `state.redis` (most) never pays its start-up.
+const loadRedis = (): typeof Redis => (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
 
 export interface StateLog {
   info(o: object, m?: string): void;
@@ -56,6 +60,7 @@ export class RedisLink extends EventEmitter {
       connectionName: `postern-${process.pid}`,
     };
     const u = new URL(opts.url);
+    const Redis = loadRedis();
     this.client = u.protocol === 'unix:' ? new Redis({ ...options, path: decodeURIComponent(u.pathname) }) : new Redis(opts.url, options);
     this.client.on('ready', () => this.#setUp());
     this.client.on('error', (err: Error) => {

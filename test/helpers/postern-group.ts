@@ -80,7 +80,7 @@ export async function spawnPostern(file: string, opts: SpawnOptions = {}): Promi
     },
   };
   const ready = (opts.workers ?? 1) > 1 ? `${opts.workers} workers running` : '"msg":"listening on';
-  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   while (!out.includes(ready)) {
     if (gone || Date.now() > deadline) {
       signal('SIGKILL');

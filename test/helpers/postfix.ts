@@ -36,6 +36,7 @@ import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './net.js';
 
 export interface PostfixInstance {
   host: string;
@@ -389,24 +390,6 @@ function closeServer(s: net.Server): Promise<void> {
   return new Promise((r) => s.close(() => r()));
 }
 
-/** An ephemeral port free on 127.0.0.1 (and on ::1 too when asked). */
-async function freePort(alsoV6: boolean): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const s4 = await listenOn('127.0.0.1', 0);
-    const port = (s4.address() as net.AddressInfo).port;
-    let ok = true;
-    if (alsoV6) {
-      try {
-        await closeServer(await listenOn('::1', port));
-      } catch {
-        ok = false;
-      }
-    }
-    await closeServer(s4);
-    if (ok) return port;
-  }
-  throw new Error('no free port found on loopback');
-}
 
 /** Connects until the server greets with 220 (bounded). */
 async function waitForGreeting(host: string, port: number, timeoutMs: number, logFile: string): Promise<void> {
