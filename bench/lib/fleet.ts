@@ -6,7 +6,7 @@ import { startHaproxy } from './haproxy.js';
 import type { Instance, LaunchContext } from './instance.js';
 import { startNginx } from './nginx.js';
 import { startNodePipe, startNodeTls } from './node-floor.js';
-import type { ContenderId, Options } from './options.js';
+import { ROUTE_TABLE_SIZE, ROUTED, type ContenderId, type Options } from './options.js';
 import { startPostern } from './postern.js';
 import { runCommand, sleep, tail } from './procs.js';
 
@@ -19,6 +19,8 @@ export interface FleetNeeds {
   plain: boolean;
   /** The per-core twins of the plain contenders (one process or one thread each). */
   perCore: boolean;
+  /** Postern per core with a route table too (W1, issue 24). */
+  routed: boolean;
   implicit: boolean;
   starttls: boolean;
 }
@@ -65,6 +67,7 @@ export class Fleet {
       if (want('nginx')) await f.#add('nginx-1', () => startNginx(ctx, { plain: true }, 'nginx-1', 1));
       if (want('node-pipe')) await f.#add('node-pipe-1', () => startNodePipe(ctx, 1, 'node-pipe-1'));
       if (want('postern-xclient')) await f.#add('postern-xclient-1', () => startPostern(ctx, 'xclient', { plain: true }, 'postern-xclient-1', 1));
+      if (want('postern-xclient') && needs.routed) await f.#add(ROUTED, () => startPostern(ctx, 'xclient', { plain: true }, ROUTED, 1, ROUTE_TABLE_SIZE));
     }
     if (needs.implicit && want('node-tls')) await f.#add('node-tls', () => startNodeTls(ctx, ctx.cores, ['ecdsa', 'rsa'], 'node-tls'));
     if ((needs.implicit || needs.starttls) && (want('postern-xclient') || want('postern-none'))) {

@@ -8,6 +8,13 @@ export type WorkloadId = (typeof WORKLOADS)[number];
 export const CONTENDERS = ['direct', 'haproxy', 'nginx', 'node-pipe', 'node-tls', 'postern-xclient', 'postern-none'] as const;
 export type ContenderId = (typeof CONTENDERS)[number];
 
+/**
+ * Issue 24: `postern-xclient-1` again with a table of ROUTE_TABLE_SIZE routes (see
+ * lib/postern.ts), in W1 only, so routing's cost is measured against none in the same run.
+ */
+export const ROUTED = 'postern-routes-1';
+export const ROUTE_TABLE_SIZE = 20;
+
 /** Workloads that get a per-core table (one process or one thread per contender) next to the all-cores one. */
 export const PER_CORE_WORKLOADS: ReadonlySet<WorkloadId> = new Set<WorkloadId>(['W1', 'W2', 'W6']);
 

@@ -17,7 +17,7 @@ interface ListenerConf {
 }
 
 /** `workers`: Postern's `workers` key (default: left out, so one process per core). */
-export async function startPostern(ctx: LaunchContext, identity: Identity, spec: ListenerSpec, label: string, workers?: number): Promise<Instance> {
+export async function startPostern(ctx: LaunchContext, identity: Identity, spec: ListenerSpec, label: string, workers?: number, routes = Number(process.env.BENCH_ROUTES ?? 0)): Promise<Instance> {
   const implicitKinds: CertKind[] = spec.implicit ?? [];
   const starttlsKinds: CertKind[] = spec.starttls ?? [];
   const tlsKinds = [...new Set([...implicitKinds, ...starttlsKinds])];
@@ -55,10 +55,10 @@ export async function startPostern(ctx: LaunchContext, identity: Identity, spec:
     shutdown_grace: '0s',
   };
   if (workers !== undefined) config.workers = workers;
-  // BENCH_ROUTES=N (issue #24): a table of N routes, N-1 on recipient domains the bench never
-  // sends to, so every session is routed at its first RCPT through the whole table and ends
-  // at the last route; the same pool as without routes.
-  const nRoutes = Number(process.env.BENCH_ROUTES ?? 0);
+  // `routes` (issue #24; BENCH_ROUTES=N for every Postern): a table of N routes, N-1 on recipient
+  // domains the bench never sends to, so every session is routed at its first RCPT through the
+  // whole table and ends at the last route; the same pool as without routes.
+  const nRoutes = routes;
   if (nRoutes > 0) {
     config.pools = { other: { identity, servers: [{ address: `127.0.0.1:${ctx.sinkPort}` }] } };
     config.routes = [

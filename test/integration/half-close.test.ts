@@ -1,7 +1,7 @@
 // A client that half-closes right after its last pipelined commands (Exim sends MAIL, RCPTs,
 // BDAT LAST, the body and QUIT in one write, then its FIN, and reads the replies) gets every
 // reply, the 221 included, and its session ends as a QUIT: found with Exim in front of
-// Postfix pools (routing-postfix.test.ts), where Postern answered only the MAIL and closed.
+// Postfix pools (routing.test.ts, pools: postfix), where Postern answered only the MAIL and closed.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';

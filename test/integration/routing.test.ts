@@ -1,7 +1,10 @@
-// Routing to named pools (issue #24), end to end: two built-in sinks as two pools, and
-// real clients (swaks, Postfix's smtp client). Listener, SNI (a certificate per tenant,
-// one chosen by tls.certificates[].names), login, recipient domain with the 452 split, and
-// a reload adding and removing a pool while a session is under way on it.
+// Routing to named pools (issue #24), end to end, with real clients (swaks, Postfix's smtp
+// client, Exim's smtp transport): listener, SNI (a certificate per tenant, one chosen by
+// tls.certificates[].names), login, recipient domain with the 452 split, and a reload adding
+// and removing a pool under load while a session is under way on it.
+// Twice: with built-in sinks as the pools, and with real Postfix instances as the pools, each
+// relaying what it accepts to a sink of its own (so a copy at a sink went through that pool's
+// Postfix, which logs the client Postern named by XCLIENT).
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -14,7 +17,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { startSink, type Sink, type SinkMessage } from '../../src/sink/index.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
 import { eximSkipReason, startExim, type EximInstance } from '../helpers/exim.js';
-import { postfixAvailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import { clientLines, postfixAvailable, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { startPostern, type LogRecord, type TestPostern } from '../helpers/postern.js';
 import { SmtpClient } from '../helpers/smtp-client.js';
 import { swaks, swaksAvailable } from '../helpers/swaks.js';
@@ -30,12 +33,35 @@ async function until(cond: () => boolean, what: string, ms = 10_000): Promise<vo
   }
 }
 
-describe('routing to named pools', { skip: !swaksAvailable() && 'swaks not installed' }, () => {
+/** A Postfix smtpd that takes XCLIENT from Postern and relays everything to `sink`. */
+const relayingPostfix = (name: string, sink: Sink): Promise<PostfixInstance> =>
+  startPostfix({
+    extraMain: {
+      myhostname: `${name}.pool.test`,
+      relayhost: `[127.0.0.1]:${sink.address().port}`,
+      default_transport: 'smtp',
+      relay_transport: 'smtp',
+      smtp_tls_security_level: 'none',
+      // Relay at once: a deferred copy would come late, not twice.
+      queue_run_delay: '1s',
+      minimal_backoff_time: '1s',
+      maximal_backoff_time: '2s',
+    },
+  });
+
+const swaksSkip = !swaksAvailable() && 'swaks not installed';
+const postfixSkip = swaksSkip || (!postfixAvailable() && 'postfix not installed or not root');
+
+for (const pools of ['sinks', 'postfix'] as const) describe(`routing to named pools (pools: ${pools === 'sinks' ? 'built-in sinks' : 'real Postfix instances relaying to sinks'})`, { skip: pools === 'sinks' ? swaksSkip : postfixSkip }, () => {
   let dir: string;
   let pki: TestPki;
   let mx: Sink;
   let sub: Sink;
   let extra: Sink;
+  /** The pools' Postfix instances (pools: postfix), by pool name. */
+  const relays = new Map<string, PostfixInstance>();
+  /** The port a pool's server listens on: its sink's, or its Postfix's. */
+  const poolPort = (name: string, sink: Sink): number => relays.get(name)?.port ?? sink.address().port;
   let p: TestPostern;
   let yaml: (more?: string, routesFirst?: string) => string;
   const port = (name: string) => p.postern.addresses()[name]!.port;
@@ -49,6 +75,10 @@ describe('routing to named pools', { skip: !swaksAvailable() && 'swaks not insta
     await writeFile(join(dir, 'passwd'), `alice@a.test:${await bcrypt.hash('alice-pw', 4)}\nbob@b.test:${await bcrypt.hash('bob-pw', 4)}\n`);
     await writeFile(join(dir, 'lists.domains'), '# list domains\nlists.test\n*.lists.test\n');
     [mx, sub, extra] = await Promise.all([startSink({ xclient: true }), startSink({ xclient: true }), startSink({ xclient: true })]);
+    if (pools === 'postfix') {
+      const started = await Promise.all([relayingPostfix('mx', mx), relayingPostfix('sub', sub), relayingPostfix('extra', extra)]);
+      started.forEach((pf, i) => relays.set(['mx', 'sub', 'extra'][i]!, pf));
+    }
     yaml = (more = '', routesFirst = '') => `hostname: route.test
 listeners:
   - { name: mx, listen: 127.0.0.1:0, tls: starttls }
@@ -58,8 +88,8 @@ tls:
     - { cert: ${a.cert}, key: ${a.key} }
     - { cert: ${b.cert}, key: ${b.key}, names: [b.tenant.test] }
 pools:
-  mx: ${pool(mx.address().port)}
-  sub: ${pool(sub.address().port)}
+  mx: ${pool(poolPort('mx', mx))}
+  sub: ${pool(poolPort('sub', sub))}
 ${more}
 routes:
 ${routesFirst}
@@ -78,6 +108,7 @@ log: { level: info }
   });
   after(async () => {
     await p?.stop();
+    await Promise.all([...relays.values()].map((pf) => pf.stop()));
     await Promise.all([mx?.close(), sub?.close(), extra?.close()]);
     await pki?.cleanup();
     await rm(dir, { recursive: true, force: true });
@@ -86,12 +117,22 @@ log: { level: info }
   /** The session record of the n-th session that said EHLO `helo`. */
   const sessionOf = (helo: string): Promise<LogRecord> => p.waitFor((r) => r.event === 'session' && r.helo === helo, 10_000);
   const delivered = (s: Sink, rcpt: string): SinkMessage[] => s.messages.filter((m) => m.rcpts.includes(rcpt));
+  /**
+   * Waits until each recipient has reached a sink. Through Postfix that happens after the
+   * client's 250 (from its queue), then a moment more lets a duplicate show.
+   */
+  const arrived = async (rcpts: string[], ms = 30_000): Promise<void> => {
+    if (pools === 'sinks') return;
+    await until(() => rcpts.every((x) => [mx, sub, extra].some((k) => delivered(k, x).length > 0)), `${rcpts.join(', ')} relayed by their pools`, ms);
+    await new Promise((res) => setTimeout(res, 500));
+  };
 
   it('routes by listener: mx to the mx pool, submission to the sub pool', async () => {
     const r1 = await swaks(['--server', `127.0.0.1:${port('mx')}`, '--ehlo', 'l1.test', '--from', 's@example.org', '--to', 'l1@example.net']);
     assert.equal(r1.code, 0, r1.transcript);
     const r2 = await swaks(['--server', `127.0.0.1:${port('submission')}`, '--ehlo', 'l2.test', '--from', 's@example.org', '--to', 'l2@example.net']);
     assert.equal(r2.code, 0, r2.transcript);
+    await arrived(['l1@example.net', 'l2@example.net']);
     assert.equal(delivered(mx, 'l1@example.net').length, 1);
     assert.equal(delivered(sub, 'l2@example.net').length, 1);
     assert.equal(delivered(sub, 'l1@example.net').length + delivered(mx, 'l2@example.net').length, 0);
@@ -100,6 +141,12 @@ log: { level: info }
     assert.deepEqual([(s2.backend as LogRecord).pool, (s2.backend as LogRecord).route], ['sub', 1]);
     const tx = await p.waitFor((r) => r.event === 'transaction' && r.conn === s2.conn);
     assert.equal(tx.pool, 'sub');
+    // Each pool's Postfix logs the client Postern named (XCLIENT), not Postern's own port.
+    for (const [name, rec] of [['mx', s1], ['sub', s2]] as const) {
+      const pf = relays.get(name);
+      const client = rec.client as { address: string; port: number };
+      if (pf) assert.ok(clientLines(pf.readLog()).some((l) => l.address === client.address && l.port === client.port), `${name}: ${pf.readLog().slice(-2000)}`);
+    }
   });
 
   it('routes by SNI: each tenant gets its certificate and its pool', async () => {
@@ -113,6 +160,7 @@ log: { level: info }
     // The certificate: tenant b's is chosen by its configured name, not its SAN.
     assert.match(ta, /peer DN=".*CN=a\.tenant\.test"/);
     assert.match(tb, /peer DN=".*CN=unrelated\.example"/);
+    await arrived(['sni-a.test@example.net', 'sni-b.test@example.net']);
     assert.equal(delivered(mx, 'sni-a.test@example.net').length, 1);
     assert.equal(delivered(sub, 'sni-b.test@example.net').length, 1);
     const sb = await sessionOf('sni-b.test');
@@ -127,6 +175,7 @@ log: { level: info }
     };
     await login('bob@b.test', 'bob-pw', 'auth-bob.test');
     await login('alice@a.test', 'alice-pw', 'auth-alice.test');
+    await arrived(['auth-bob.test@example.net', 'auth-alice.test@example.net']);
     assert.equal(delivered(mx, 'auth-bob.test@example.net').length, 1);
     assert.equal(delivered(sub, 'auth-alice.test@example.net').length, 1);
     const sb = await sessionOf('auth-bob.test');
@@ -162,6 +211,7 @@ log: { level: info }
     } finally {
       c.destroy();
     }
+    await arrived(['one@lists.test', 'three@x.lists.test', 'two@example.net', 'four@lists.test', 'five@y.lists.test']);
     assert.deepEqual(delivered(sub, 'one@lists.test').map((m) => m.rcpts), [['one@lists.test', 'three@x.lists.test']]);
     assert.deepEqual(delivered(mx, 'two@example.net').map((m) => m.rcpts), [['two@example.net']]);
     assert.deepEqual(delivered(sub, 'four@lists.test').map((m) => m.rcpts), [['four@lists.test', 'five@y.lists.test']]);
@@ -189,6 +239,7 @@ log: { level: info }
     } finally {
       c.destroy();
     }
+    await arrived(['p1@lists.test', 'p2@example.net']);
     assert.deepEqual(delivered(sub, 'p1@lists.test').map((m) => m.rcpts), [['p1@lists.test']]);
     assert.deepEqual(delivered(mx, 'p2@example.net').map((m) => m.rcpts), [['p2@example.net']]);
     assert.equal(delivered(sub, 'p2@example.net').length, 0);
@@ -214,7 +265,7 @@ log: { level: info }
       const rcpts = ['pf1@lists.test', 'pf2@example.net', 'pf3@a.lists.test'];
       const r = await swaks(['--server', `127.0.0.1:${pf.port}`, '--ehlo', 'injector.test', '--from', 'pf@example.org', '--to', rcpts.join(',')]);
       assert.equal(r.code, 0, r.transcript);
-      await until(() => rcpts.every((x) => delivered(mx, x).length + delivered(sub, x).length > 0), 'every recipient delivered', 30_000);
+      await until(() => rcpts.every((x) => delivered(mx, x).length + delivered(sub, x).length > 0), 'every recipient delivered', 45_000);
       // Give a duplicate the chance to show.
       await new Promise((res) => setTimeout(res, 500));
       const matrix = rcpts.map((x) => `${x}: mx ${delivered(mx, x).length}, sub ${delivered(sub, x).length}`);
@@ -236,7 +287,13 @@ log: { level: info }
       const rcpts = ['ex1@lists.test', 'ex2@example.net', 'ex3@b.lists.test'];
       const r = await swaks(['--server', `127.0.0.1:${ex.port}`, '--ehlo', 'injector.test', '--from', 'ex@example.org', '--to', rcpts.join(',')]);
       assert.equal(r.code, 0, r.transcript);
-      await until(() => rcpts.every((x) => delivered(mx, x).length + delivered(sub, x).length > 0), 'every recipient delivered', 30_000);
+      if (pools === 'postfix') {
+        // Postfix offers CHUNKING, so Exim pipelines BDAT LAST and QUIT: the recipient that got
+        // 452 cannot follow on the same connection, and waits in Exim's queue for its next run.
+        await ex.waitForLog(/== ex2@example\.net .*452 4\.5\.3/, 30_000);
+        await ex.queueRun();
+      }
+      await until(() => rcpts.every((x) => delivered(mx, x).length + delivered(sub, x).length > 0), 'every recipient delivered', 45_000);
       await new Promise((res) => setTimeout(res, 500));
       const matrix = rcpts.map((x) => `${x}: mx ${delivered(mx, x).length}, sub ${delivered(sub, x).length}`);
       t.diagnostic(`delivery matrix (recipient: copies per pool): ${matrix.join('; ')}`);
@@ -256,12 +313,14 @@ log: { level: info }
       assert.equal((await c.cmd('MAIL FROM:<s@example.org>')).code, 250);
       assert.equal((await c.cmd('RCPT TO:<drain@example.net>')).code, 250);
       // Add pool extra, routed from listener mx ahead of the rest.
-      await p.postern.reload(parseConfig(yaml(`  extra: ${pool(extra.address().port)}`, '  - { listener: mx, pool: extra }'), 'test.yaml'));
+      const extraPool = `  extra: ${pool(poolPort('extra', extra))}`;
+      await p.postern.reload(parseConfig(yaml(extraPool, '  - { listener: mx, pool: extra }'), 'test.yaml'));
       const r1 = await swaks(['--server', `127.0.0.1:${port('mx')}`, '--ehlo', 'reload1.test', '--from', 's@example.org', '--to', 'reload1@example.net']);
       assert.equal(r1.code, 0, r1.transcript);
+      await arrived(['reload1@example.net']);
       assert.equal(delivered(extra, 'reload1@example.net').length, 1);
       // Remove sub (submission now goes to mx): the session on sub keeps it.
-      const without = yaml(`  extra: ${pool(extra.address().port)}`, '  - { listener: mx, pool: extra }')
+      const without = yaml(extraPool, '  - { listener: mx, pool: extra }')
         .replace(/  sub: .*\n/, '')
         .replace(/pool: sub/g, 'pool: mx');
       // Under load: sessions on both listeners while the pool goes; none may be lost.
@@ -273,12 +332,14 @@ log: { level: info }
       assert.equal(p.postern.pools.get('sub'), undefined);
       const done = await Promise.all(load);
       done.forEach((r, i) => assert.equal(r.code, 0, `load${i}: ${r.transcript}`));
+      await arrived(Array.from({ length: 8 }, (_, i) => `load${i}@example.net`));
       for (let i = 0; i < 8; i++) {
         const copies = [mx, sub, extra].map((k) => delivered(k, `load${i}@example.net`).length);
         assert.equal(copies.reduce((a, b) => a + b), 1, `load${i}: copies per pool ${copies.join('/')}`);
       }
       const r2 = await swaks(['--server', `127.0.0.1:${port('submission')}`, '--ehlo', 'reload2.test', '--from', 's@example.org', '--to', 'reload2@example.net']);
       assert.equal(r2.code, 0, r2.transcript);
+      await arrived(['reload2@example.net']);
       assert.equal(delivered(mx, 'reload2@example.net').length, 1);
       assert.equal((await c.cmd('DATA')).code, 354);
       assert.equal((await c.cmd('Subject: drain\r\n\r\nstill here\r\n.')).code, 250);
@@ -286,6 +347,7 @@ log: { level: info }
     } finally {
       c.destroy();
     }
+    await arrived(['drain@example.net']);
     assert.equal(delivered(sub, 'drain@example.net').length, 1, 'the session under way finished on its old pool');
     const s = await sessionOf('drain.test');
     assert.equal((s.backend as LogRecord).pool, 'sub');
@@ -335,17 +397,20 @@ log: { level: info }
   });
 });
 
-describe('auth_http Auth-Server routes ahead of routes:', { skip: !swaksAvailable() && 'swaks not installed' }, () => {
+for (const pools of ['sinks', 'postfix'] as const) describe(`auth_http Auth-Server routes ahead of routes: (pools: ${pools === 'sinks' ? 'built-in sinks' : 'real Postfix instances relaying to sinks'})`, { skip: pools === 'sinks' ? swaksSkip : postfixSkip }, () => {
   let routed: Sink;
   let told: Sink;
+  const relays: PostfixInstance[] = [];
   let server: http.Server;
   let p: TestPostern;
   before(async () => {
     [routed, told] = await Promise.all([startSink({ xclient: true }), startSink({ xclient: true })]);
+    if (pools === 'postfix') relays.push(...(await Promise.all([relayingPostfix('routed', routed), relayingPostfix('told', told)])));
+    const [routedPort, toldPort] = relays.length ? relays.map((r) => r.port) : [routed.address().port, told.address().port];
     // Carol is sent to `told` by the auth server; dave gets no Auth-Server.
     server = http.createServer((req, res) => {
       const user = String(req.headers['auth-user'] ?? '');
-      res.writeHead(200, user === 'carol' ? { 'Auth-Status': 'OK', 'Auth-Server': '127.0.0.1', 'Auth-Port': String(told.address().port) } : { 'Auth-Status': 'OK' });
+      res.writeHead(200, user === 'carol' ? { 'Auth-Status': 'OK', 'Auth-Server': '127.0.0.1', 'Auth-Port': String(toldPort) } : { 'Auth-Status': 'OK' });
       res.end();
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -353,7 +418,7 @@ describe('auth_http Auth-Server routes ahead of routes:', { skip: !swaksAvailabl
 listeners:
   - { name: submission, listen: 127.0.0.1:0, auth: required }
 pools:
-  sub: ${pool(routed.address().port)}
+  sub: ${pool(routedPort!)}
 routes:
   - { listener: submission, pool: sub }
 auth:
@@ -366,6 +431,7 @@ log: { level: info }
     await p?.stop();
     server?.closeAllConnections();
     await new Promise((r) => server?.close(r));
+    await Promise.all(relays.map((r) => r.stop()));
     await Promise.all([routed?.close(), told?.close()]);
   });
 
@@ -374,6 +440,8 @@ log: { level: info }
       const r = await swaks(['--server', `127.0.0.1:${p.port}`, '--auth', 'PLAIN', '--auth-user', user, '--auth-password', 'pw', '--ehlo', `${user}.test`, '--from', `${user}@example.org`, '--to', `${user}@example.net`]);
       assert.equal(r.code, 0, r.transcript);
     }
+    if (pools === 'postfix') await until(() => told.messages.length + routed.messages.length >= 2, 'both relayed', 30_000);
+    await new Promise((res) => setTimeout(res, pools === 'postfix' ? 500 : 0));
     assert.deepEqual(told.messages.map((m) => m.rcpts), [['carol@example.net']]);
     assert.deepEqual(routed.messages.map((m) => m.rcpts), [['dave@example.net']]);
   });
