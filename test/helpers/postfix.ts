@@ -64,6 +64,12 @@ export interface PostfixOptions {
   tls?: { cert: string; key: string };
   /** postscreen on the port (smtpd behind it as `smtpd pass`), for side-by-side tests; its settings go in extraMain. */
   postscreen?: boolean;
+  /**
+   * The DNS server this instance's resolver asks (port 53 only: resolv.conf has no port), as
+   * postscreen's dnsblog does for DNSBL lookups. Postfix then starts in a mount namespace of its
+   * own whose /etc/resolv.conf names it; the machine's resolv.conf is untouched.
+   */
+  nameserver?: string;
 }
 
 const POSTFIX = '/usr/sbin/postfix';
@@ -148,7 +154,13 @@ async function startIn(dir: string, port: number, opts: PostfixOptions, hostHasV
 
   // `postfix start` runs post-install, which creates the queue subdirectories with
   // the owners Postfix insists on (postfix; postdrop for maildrop/public).
-  const res = await run(POSTFIX, ['-c', etc, 'start']);
+  let res;
+  if (opts.nameserver) {
+    const resolv = join(dir, 'resolv.conf');
+    await writeFile(resolv, `nameserver ${opts.nameserver}\noptions attempts:1 timeout:2\n`, { mode: 0o644 });
+    // The master and every daemon it forks stay in the namespace; the bind mount is private to it.
+    res = await run('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$1" -c "$2" start', resolv, POSTFIX, etc]);
+  } else res = await run(POSTFIX, ['-c', etc, 'start']);
   if (res.code !== 0) throw new Error(`postfix start failed (${res.code}): ${res.output}\n${safeRead(logFile)}`);
   await waitForGreeting('127.0.0.1', port, START_TIMEOUT_MS, logFile);
   if (opts.ipv6) await waitForGreeting('::1', port, START_TIMEOUT_MS, logFile);

@@ -1,5 +1,6 @@
 // Debian's rbldnsd serving ip4set/ip6trie zones from files in a temporary directory, on
-// 127.0.0.1 and a free UDP port, in the foreground (-n); stopped by the test that starts it.
+// 127.0.0.1 and a free UDP port (or an address and port given), in the foreground (-n);
+// stopped by the test that starts it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
@@ -38,8 +39,11 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-/** Starts rbldnsd with `ttl` seconds on every answer; resolves once it says it started. */
-export async function startRbldnsd(zones: RbldnsdZone[], ttl = 60): Promise<Rbldnsd> {
+/**
+ * Starts rbldnsd with `ttl` seconds on every answer; resolves once it says it started. On
+ * 127.0.0.1 and a free port, or on `bind` (port 53 for a resolver that reads resolv.conf).
+ */
+export async function startRbldnsd(zones: RbldnsdZone[], ttl = 60, bind?: { address: string; port: number }): Promise<Rbldnsd> {
   if (!rbldnsdAvailable()) throw new Error(`${RBLDNSD} is not installed (apt-get install rbldnsd)`);
   const dir = await mkdtemp(join(tmpdir(), 'postern-rbldnsd-'));
   // rbldnsd started as root may drop to its own user: let it read the files.
@@ -50,8 +54,9 @@ export async function startRbldnsd(zones: RbldnsdZone[], ttl = 60): Promise<Rbld
     await writeFile(join(dir, file), `${z.lines.join('\n')}\n`, { mode: 0o644 });
     specs.push(`${z.name}:${z.type}:${file}`);
   }
-  const port = await freeUdpPort();
-  const child: ChildProcess = spawn(RBLDNSD, ['-n', '-b', `127.0.0.1/${port}`, '-w', dir, '-t', String(ttl), '-a', '-c', '1h', ...specs], {
+  const address = bind?.address ?? '127.0.0.1';
+  const port = bind?.port ?? (await freeUdpPort());
+  const child: ChildProcess = spawn(RBLDNSD, ['-n', '-b', `${address}/${port}`, '-w', dir, '-t', String(ttl), '-a', '-c', '1h', ...specs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -76,7 +81,7 @@ export async function startRbldnsd(zones: RbldnsdZone[], ttl = 60): Promise<Rbld
   });
   return {
     port,
-    server: `127.0.0.1:${port}`,
+    server: `${address}:${port}`,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         await new Promise<void>((resolve) => {
