@@ -50,7 +50,9 @@ export function startManaged(
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    const [c, a] = withNofile(cmd, args);
+    // BENCH_NODE_FLAGS (bench/profile.ts): flags for every Node contender, `{name}` replaced by its label.
+    const nodeFlags = cmd === process.execPath && process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.replaceAll('{name}', name).split(' ') : [];
+    const [c, a] = withNofile(cmd, [...nodeFlags, ...args]);
     const { ipc, ...rest } = opts;
     child = spawn(c, a, { ...rest, detached: true, stdio: ipc ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd] });
   } finally {

@@ -60,6 +60,18 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
     predecessor?.failed(error);
     return { code: 1, error };
   };
+  /**
+   * A start that failed: the failure is told first, then what was opened closes. A worker's
+   * listeners close through its primary, and that can make another worker fail too: the
+   * primary must hear this cause before that consequence.
+   */
+  const failedAfterStart = async (err: unknown): Promise<ServeResult> => {
+    const result = failed(describeError(err));
+    await role.drain(0);
+    await role.close();
+    await host?.close();
+    return result;
+  };
   let account: Account | null;
   try {
     account = config.run_as ? resolveAccount(config.run_as) : null;
@@ -70,10 +82,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
   try {
     await role.start(host);
   } catch (err) {
-    await role.drain(0);
-    await role.close();
-    await host?.close();
-    return failed(describeError(err));
+    return failedAfterStart(err);
   }
   try {
     await host?.serveStatus(role.config, role.view());
@@ -82,10 +91,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
     const c = role.config;
     if (account) dropTo(account, [ticketKeyFile(c), c.tls?.session_cache.file ?? null, pidFile, ...role.files()], logger);
   } catch (err) {
-    await role.drain(0);
-    await role.close();
-    await host?.close();
-    return failed(describeError(err));
+    return failedAfterStart(err);
   }
   const startedWith = role.config;
   let reloading: Promise<string | null> = Promise.resolve(null);

@@ -95,7 +95,7 @@ export class Primary implements ClusterView {
       if (Array.isArray(m.listening)) this.#listening = m.listening;
       this.#onReady(this.#listening);
     });
-    on.on('failed', (m, w) => void this.#failures.set(w.id, m.message));
+    on.on('failed', (m) => void (this.#firstFailure ??= m.message));
     on.on('status', (m, w) => void this.#status.set(w.id, { sessions: m.sessions, backends: m.backends, ready: m.ready }));
     on.on('reloaded', (m, w) => {
       if (Array.isArray(m.listening)) this.#listening = m.listening;
@@ -125,7 +125,7 @@ export class Primary implements ClusterView {
       const early = (w: Worker, code: number | null) => {
         if (ready >= this.opts.workers || failed) return;
         failed = true;
-        reject(new Error(this.#failures.get(w.id) ?? `worker exited with code ${code} while starting`));
+        reject(new Error(this.#firstFailure ?? `worker ${w.id} exited with code ${code} while starting`));
       };
       cluster.on('exit', (w, code) => {
         this.#forget(w.id);
@@ -146,7 +146,12 @@ export class Primary implements ClusterView {
   }
 
   #onReady: (listening: ListeningOn[]) => void = () => undefined;
-  readonly #failures = new Map<number, string>();
+  /**
+   * The first start-up failure any worker reported. It is the cause; a worker that exits first
+   * may have failed because of it: workers share the inherited sockets through this process,
+   * and the failed worker's release of one can close it before the other worker's request.
+   */
+  #firstFailure: string | null = null;
 
   #fork(): void {
     const w = cluster.fork(this.opts.workerEnv ?? {});

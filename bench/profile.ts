@@ -1,0 +1,100 @@
+// Issue 26: where W1's CPU goes. One-process Postern (xclient) and the one-process Node pipe,
+// each under `--cpu-prof`, each taking smtp-source -s 100 -m N -l 1024 to smtp-sink after a
+// warm-up; then each profile's top self-time frames side by side, grouped as V8 reports them
+// (function, file:line). Written to bench/PROFILE.md and printed.
+//   npm run build && node --import tsx bench/profile.ts
+// Environment: BENCH_PROFILE_MESSAGES (default 4000), BENCH_PROFILE_TOP (default 25).
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeCerts } from './lib/certs.js';
+import type { LaunchContext } from './lib/instance.js';
+import { startNodePipe } from './lib/node-floor.js';
+import { startPostern } from './lib/postern.js';
+import { nofileHardLimit } from './lib/procs.js';
+import { startSink } from './lib/sink.js';
+import { smtpSource } from './lib/smtp-source.js';
+import { markdownTable } from './lib/table.js';
+import { findTools } from './lib/tools.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const MESSAGES = Number(process.env['BENCH_PROFILE_MESSAGES'] ?? 4000);
+const TOP = Number(process.env['BENCH_PROFILE_TOP'] ?? 25);
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Self time per frame (ms) and the busy total (idle left out), from every profile in `dir`. */
+function selfTimes(dir: string): { frames: [string, number][]; busyMs: number } {
+  const by = new Map<string, number>();
+  let busy = 0;
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.cpuprofile'))) {
+    const p = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as CpuProfile;
+    const nodes = new Map(p.nodes.map((n) => [n.id, n]));
+    p.samples.forEach((id, i) => {
+      const n = nodes.get(id)!;
+      const { functionName, url, lineNumber } = n.callFrame;
+      if (functionName === '(idle)' || functionName === '(program)') return;
+      const where = url ? `${url.replace(/^file:\/\//, '').replace(REPO + '/', '').replace(/^.*node_modules\//, '')}:${lineNumber + 1}` : '';
+      const key = `${functionName || '(anonymous)'}${where ? ` ${where}` : ''}`;
+      const ms = (p.timeDeltas[i] ?? 0) / 1000;
+      by.set(key, (by.get(key) ?? 0) + ms);
+      busy += ms;
+    });
+  }
+  return { frames: [...by].sort((a, b) => b[1] - a[1]), busyMs: busy };
+}
+
+const tools = findTools();
+if (!tools.smtpSource || !tools.smtpSink) {
+  process.stderr.write('bench/profile.ts: needs Postfix\'s smtp-source and smtp-sink (apt-get install postfix)\n');
+  process.exit(1);
+}
+const dir = mkdtempSync(path.join(tmpdir(), 'postern-profile-'));
+process.env['BENCH_NODE_FLAGS'] = `--cpu-prof --cpu-prof-dir=${dir}/prof-{name}`;
+const nofile = nofileHardLimit();
+const sink = await startSink(tools.smtpSink, dir, nofile);
+const ctx: LaunchContext = { tools, dir, repo: REPO, certs: await makeCerts(tools.openssl, dir), cores: 1, nofile, sinkPort: sink.plain! };
+const contenders = [
+  await startPostern(ctx, 'xclient', { plain: true }, 'postern-xclient-1', 1),
+  await startNodePipe(ctx, 1, 'node-pipe-1'),
+];
+const runs: string[] = [];
+try {
+  for (const c of contenders) {
+    await smtpSource(tools.smtpSource, c.plain!, { sessions: 100, messages: Math.ceil(MESSAGES / 5), size: 1024 }, 120_000);
+    const r = await smtpSource(tools.smtpSource, c.plain!, { sessions: 100, messages: MESSAGES, size: 1024 }, 300_000);
+    if (r.error) throw new Error(`${c.name}: ${r.error}`);
+    runs.push(`${c.name}: ${MESSAGES} sessions in ${(r.ms / 1000).toFixed(1)} s (${Math.round(MESSAGES / (r.ms / 1000))}/s, profiled)`);
+    // The profile is written when the process exits (SIGTERM: Postern drains and exits).
+    await c.stop();
+  }
+} finally {
+  for (const c of contenders) await c.stop();
+  await sink.stop();
+}
+
+const [postern, pipe] = contenders.map((c) => selfTimes(path.join(dir, `prof-${c.name}`)));
+const perSession = (busy: number) => `${Math.round((busy * 1000) / (MESSAGES * 1.2))} µs`;
+const rows = Array.from({ length: TOP }, (_, i) => {
+  const a = postern!.frames[i];
+  const b = pipe!.frames[i];
+  const cell = (x: [string, number] | undefined, busy: number) => (x ? [x[0], `${((x[1] / busy) * 100).toFixed(1)} %`] : ['', '']);
+  return [String(i + 1), ...cell(a, postern!.busyMs), ...cell(b, pipe!.busyMs)];
+});
+const text =
+  `# W1 CPU profiles: Postern beside the Node pipe\n\n` +
+  `Written by \`node --import tsx bench/profile.ts\` on ${new Date().toISOString()} (issue 26). ` +
+  `Each contender alone in one process under \`--cpu-prof\`, smtp-source \`-s 100 -l 1024\` to smtp-sink: a warm-up of ${Math.ceil(MESSAGES / 5)} sessions, then ${MESSAGES}. ` +
+  `Self time of each frame as a share of the process's busy time (idle left out); the profiler slows both.\n\n` +
+  runs.map((r) => `- ${r}`).join('\n') +
+  `\n- busy CPU per session (profiled): postern-xclient-1 ${perSession(postern!.busyMs)}, node-pipe-1 ${perSession(pipe!.busyMs)}\n\n` +
+  markdownTable(['#', 'postern-xclient-1: frame', 'share', 'node-pipe-1: frame', 'share'], rows) +
+  '\n';
+writeFileSync(path.join(REPO, 'bench', 'PROFILE.md'), text);
+process.stdout.write(text);
+rmSync(dir, { recursive: true, force: true });
