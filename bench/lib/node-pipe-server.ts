@@ -40,3 +40,5 @@ if (workers > 1 && cluster.isPrimary) {
 } else {
   serve();
 }
+// Exit on SIGTERM rather than die of it, so that `--cpu-prof` (bench/profile.ts) writes its profile.
+process.once('SIGTERM', () => process.exit(0));
