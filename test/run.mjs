@@ -49,7 +49,7 @@ const files = (dir) =>
 /** `node test/run.mjs FILE...` runs just those (same schedule); no arguments: every file. */
 const all = process.argv.length > 2 ? process.argv.slice(2) : [...files('test/unit'), ...files('test/fuzz'), ...files('test/integration')];
 const name = (f) => f.replace(/^.*\//, '').replace(/\.test\.ts$/, '');
-const typical = (f) => (f === BATCH ? 30 : (TYPICAL_S[name(f)] ?? 0));
+const typical = (f) => (batches.has(f) ? batches.get(f).typical : (TYPICAL_S[name(f)] ?? 0));
 /** Runs the built CLI (dist/cli.js), itself or through the process helpers. */
 const BUILD_USERS = new Set(all.filter((f) => /\bCLI\b|['"`]dist['"`/]|dist\/cli|postern-process|postern-group/.test(readFileSync(f, 'utf8'))));
 const needsBuild = (f) => BUILD_USERS.has(f);
@@ -58,9 +58,26 @@ const alone = all.filter((f) => ALONE.has(name(f))).sort((a, b) => ALONE_ORDER.i
  * Unit and fuzz files that neither need the build nor take long run in one process (test/batch.mjs):
  * starting Node and tsx once per file cost about 70 CPU-seconds of the suite's 14 minutes.
  */
-const batched = all.filter((f) => !f.startsWith('test/integration/') && !needsBuild(f) && !ALONE.has(name(f)) && (TYPICAL_S[name(f)] ?? 0) < 20);
-const BATCH = batched.length > 1 ? `${batched.length} unit files in one process` : null;
-const together = [...(BATCH ? [BATCH] : []), ...all.filter((f) => !alone.includes(f) && !(BATCH && batched.includes(f)))].sort((a, b) => typical(b) - typical(a));
+const unitBatch = all.filter((f) => !f.startsWith('test/integration/') && !needsBuild(f) && !ALONE.has(name(f)) && (TYPICAL_S[name(f)] ?? 0) < 20);
+/**
+ * Integration files that run in process, each a few seconds and one CPU-second or two, most of
+ * it start-up: together they took 6 CPU-seconds where one process each took 35-55.
+ */
+const LIGHT_INTEGRATION = new Set([
+  'proxy-in', 'auth-http', 'state-redis-tls-sessions', 'tls-backend', 'tls-session-cache', 'state-redis-counts', 'observe-status-server',
+  'strict-input', 'backend-protocol', 'stop-arrivals', 'backend-attempts', 'half-close', 'auth-known-address', 'mail-hold', 'auth-line-length',
+  'defaults', 'auth-authzid', 'limits', 'anomalies', 'tls-handshake-timeout', 'relay', 'observe-status', 'proxy-inbound',
+]);
+const integrationBatch = all.filter((f) => f.startsWith('test/integration/') && LIGHT_INTEGRATION.has(name(f)) && !needsBuild(f));
+/** Batch label -> its files and typical seconds; a batch of one file runs as that file. */
+const batches = new Map(
+  [
+    [`${unitBatch.length} unit files in one process`, { files: unitBatch, typical: 30 }],
+    [`${integrationBatch.length} light integration files in one process`, { files: integrationBatch, typical: 40 }],
+  ].filter(([, b]) => b.files.length > 1),
+);
+const batched = new Set([...batches.values()].flatMap((b) => b.files));
+const together = [...batches.keys(), ...all.filter((f) => !alone.includes(f) && !batched.has(f))].sort((a, b) => typical(b) - typical(a));
 
 const t0 = Date.now();
 const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
@@ -118,10 +135,11 @@ function runChild(args, timeoutMs, niceness = 0) {
 const count = (out, key) => [...out.matchAll(new RegExp(`^ℹ ${key} (\\d+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
 
 async function runFile(f, niceness) {
-  const args = f === BATCH ? ['--import', 'tsx', '--test-reporter=spec', join('test', 'batch.mjs'), ...batched] : ['--import', 'tsx', '--test-reporter=spec', f];
+  const batch = batches.get(f);
+  const args = batch ? ['--import', 'tsx', '--test-reporter=spec', join('test', 'batch.mjs'), ...batch.files] : ['--import', 'tsx', '--test-reporter=spec', f];
   const at = Date.now() - t0;
   const r = await runChild(args, FILE_TIMEOUT_MS, niceness);
-  const res = { file: f, files: f === BATCH ? batched.length : 1, ok: r.code === 0, ms: r.ms, cpu: r.cpu, tests: count(r.out, 'tests'), pass: count(r.out, 'pass'), fail: count(r.out, 'fail'), skipped: count(r.out, 'skipped'), cancelled: count(r.out, 'cancelled') };
+  const res = { file: f, files: batch ? batch.files.length : 1, ok: r.code === 0, ms: r.ms, cpu: r.cpu, tests: count(r.out, 'tests'), pass: count(r.out, 'pass'), fail: count(r.out, 'fail'), skipped: count(r.out, 'skipped'), cancelled: count(r.out, 'cancelled') };
   // The spec reporter ends with the failures' details; the summary repeats them, as CI keeps only the tail of a run.
   if (!res.ok) res.failures = (r.out.split(/^✖ failing tests:$/m)[1] ?? r.out.slice(-3000)).split('\n').filter((l) => !/\(?node:(internal|async_hooks)/.test(l)).slice(0, 60).join('\n');
   results.push(res);
