@@ -32,7 +32,9 @@ const POPULATION: { kind: Kind; address: string }[] = [
 /** Where rbldnsd answers: port 53, as the system resolver asks nothing else. */
 const DNS = { address: '127.0.0.153', port: 53 };
 const DNSBL_SITES = ['bl.test*3', 'wl.test*-2'];
-const GREET_WAIT_S = 1;
+// postscreen counts a DNSBL answer only if it comes within the greet wait: 2 s leaves room for
+// its dnsblog under a loaded machine (at 1 s a listed client once passed in CI).
+const GREET_WAIT_S = 2;
 
 /** Polls the raw bytes read until `re` matches (bounded: 8 s). */
 async function rawUntil(c: SmtpClient, re: RegExp): Promise<RegExpMatchArray> {
@@ -136,6 +138,9 @@ screen:
   pregreet_action: enforce
   pipelining_action: enforce
 `);
+    // One unlisted client first: postscreen's master starts dnsblog on its first lookup, which
+    // must not eat into a measured client's greet wait.
+    await attempt(pf.port, 'clean', '127.0.0.119');
   });
   after(async () => {
     await p?.stop();
