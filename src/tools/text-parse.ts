@@ -212,7 +212,13 @@ class Syntax extends Error {}
 const SYNTAX = new Syntax('not a text record');
 
 /** `[2001:db8::1]` or `[127.0.0.1]`: a bracketed address (a colon, or a dotted quad), never JSON, so never handed to JSON.parse to find out. */
-const BRACKETED_ADDRESS = /^\[(?:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*|\d+\.\d+\.\d+\.\d+)\]/;
+const BRACKETED_ADDRESS = /\[(?:[0-9A-Fa-f]*:[0-9A-Fa-f:.]*|\d+\.\d+\.\d+\.\d+)\]/y;
+
+/** Whether a bracketed address starts at `at` in `s` (sticky: no copy of the rest of the line). */
+function bracketedAddressAt(s: string, at: number): boolean {
+  BRACKETED_ADDRESS.lastIndex = at;
+  return BRACKETED_ADDRESS.test(s);
+}
 
 /** A cursor over the body of one line. */
 class Scanner {
@@ -248,7 +254,7 @@ class Scanner {
   value(stop = ''): unknown {
     const c = this.s[this.#i];
     if (c === '"') return this.#json();
-    if (c === '{' || (c === '[' && !BRACKETED_ADDRESS.test(this.s.slice(this.#i, this.#i + 48)))) {
+    if (c === '{' || (c === '[' && !bracketedAddressAt(this.s, this.#i))) {
       // A bare word may start with a bracket too ([::1]:25): JSON only if it ends where a value ends.
       const start = this.#i;
       try {
