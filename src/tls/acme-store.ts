@@ -67,8 +67,8 @@ export class AcmeStore {
 
   /**
    * Replaces the pair, each file by rename so no reader sees half a file: the key first, then the
-   * certificate; a reader between the two renames finds a mismatched pair and keeps the old one
-   * until the certificate's rename (the file watch's debounce usually spans both).
+   * certificate. A reader between the two renames finds a mismatched pair and reads it again
+   * (tls/certificates.ts loadCertificate), so a worker starting meanwhile does not fail.
    */
   async writePair(certPem: string, keyPem: string): Promise<void> {
     // Refuse a pair that does not belong together before it replaces a working one.

@@ -45,25 +45,42 @@ async function readPem(file: string, what: string): Promise<string> {
   }
 }
 
+/**
+ * A pair found mismatched is read again this often, this far apart, before it is refused: updaters
+ * (certbot, acme.sh, Postern's own ACME store) replace the two files one after the other, and a
+ * process starting or reloading between the two renames must not fail on the window.
+ */
+const MISMATCH_RETRIES = 5;
+const MISMATCH_WAIT_MS = 200;
+
 export async function loadCertificate(config: CertificateConfig, index: number): Promise<LoadedCertificate> {
-  const [certPem, keyPem] = await Promise.all([readPem(config.cert, 'certificate'), readPem(config.key, 'key')]);
-  let leaf: X509Certificate;
-  try {
-    leaf = new X509Certificate(certPem);
-  } catch (err) {
-    throw new TlsConfigError('TLS_CERTIFICATE', `${config.cert} is not a PEM certificate: ${(err as Error).message}`, config.cert, { cause: err });
+  for (let attempt = 0; ; attempt++) {
+    const [certPem, keyPem] = await Promise.all([readPem(config.cert, 'certificate'), readPem(config.key, 'key')]);
+    let leaf: X509Certificate;
+    try {
+      leaf = new X509Certificate(certPem);
+    } catch (err) {
+      throw new TlsConfigError('TLS_CERTIFICATE', `${config.cert} is not a PEM certificate: ${(err as Error).message}`, config.cert, { cause: err });
+    }
+    let keyType: string;
+    let matches: boolean;
+    try {
+      const key = createPrivateKey(keyPem);
+      keyType = key.asymmetricKeyType ?? 'unknown';
+      matches = leaf.checkPrivateKey(key);
+    } catch (err) {
+      throw new TlsConfigError('TLS_CERTIFICATE', `${config.key} is not the unencrypted key of ${config.cert}: ${(err as Error).message}`, config.key, {
+        cause: err,
+      });
+    }
+    if (matches) {
+      return { index, config, certPem, keyPem, leaf, keyType, names: config.names ?? dnsNames(leaf.subjectAltName), serial: normaliseSerial(leaf.serialNumber) };
+    }
+    if (attempt >= MISMATCH_RETRIES) {
+      throw new TlsConfigError('TLS_CERTIFICATE', `${config.key} is not the unencrypted key of ${config.cert}: the key does not belong to the certificate`, config.key);
+    }
+    await new Promise((resolve) => setTimeout(resolve, MISMATCH_WAIT_MS));
   }
-  let keyType: string;
-  try {
-    const key = createPrivateKey(keyPem);
-    keyType = key.asymmetricKeyType ?? 'unknown';
-    if (!leaf.checkPrivateKey(key)) throw new Error('the key does not belong to the certificate');
-  } catch (err) {
-    throw new TlsConfigError('TLS_CERTIFICATE', `${config.key} is not the unencrypted key of ${config.cert}: ${(err as Error).message}`, config.key, {
-      cause: err,
-    });
-  }
-  return { index, config, certPem, keyPem, leaf, keyType, names: config.names ?? dnsNames(leaf.subjectAltName), serial: normaliseSerial(leaf.serialNumber) };
 }
 
 export function loadCertificates(configs: CertificateConfig[]): Promise<LoadedCertificate[]> {

@@ -1,5 +1,8 @@
 // Which certificate serves which name: SAN parsing, grouping by key type, SNI lookup, load errors.
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dnsNames, loadCertificate, lookupSni, planSni } from '../../src/tls/certificates.js';
 import { TlsConfigError } from '../../src/tls/errors.js';
@@ -61,6 +64,33 @@ describe('certificates', () => {
       await assert.rejects(loadCertificate({ cert: r.cert, key: e.key }, 0), (err: unknown) => err instanceof TlsConfigError && err.code === 'TLS_CERTIFICATE' && err.path === e.key);
       await assert.rejects(loadCertificate({ cert: r.key, key: r.key }, 0), (err: unknown) => err instanceof TlsConfigError && err.path === r.key);
       await assert.rejects(loadCertificate({ cert: '/nonexistent.pem', key: r.key }, 0), /cannot read certificate/);
+    });
+
+    it('a pair caught between the renames of an update (key replaced, certificate not yet) loads once the update is whole', async () => {
+      // The failure seen in CI: a worker starting while the ACME store replaced key.pem, then cert.pem.
+      const a = await pki.leaf('u-a', 'ecdsa', ['u.example']);
+      const b = await pki.leaf('u-b', 'ecdsa', ['u.example']);
+      const dir = mkdtempSync(join(tmpdir(), 'postern-pair-'));
+      try {
+        const pair = { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+        copyFileSync(a.cert, pair.cert);
+        writeFileSync(`${pair.key}.tmp`, readFileSync(b.key));
+        renameSync(`${pair.key}.tmp`, pair.key); // the new key, the old certificate: mismatched
+        const loading = loadCertificate(pair, 0);
+        setTimeout(() => {
+          writeFileSync(`${pair.cert}.tmp`, readFileSync(b.cert));
+          renameSync(`${pair.cert}.tmp`, pair.cert);
+        }, 350);
+        const loaded = await loading;
+        assert.equal(loaded.certPem, readFileSync(b.cert, 'utf8'), 'the new pair, whole');
+        // A pair that stays mismatched is still refused, after the retries (about a second).
+        copyFileSync(a.cert, pair.cert);
+        const t0 = Date.now();
+        await assert.rejects(loadCertificate(pair, 0), /is not the unencrypted key of .*the key does not belong to the certificate/);
+        assert.ok(Date.now() - t0 >= 900, `refused after the retries (${Date.now() - t0} ms)`);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 });
