@@ -71,6 +71,26 @@ export class Admission implements AdmissionControl {
     return null;
   }
 
+  /**
+   * Connections `ip` could still open now before a limit refuses (the smallest room of the
+   * three): how much of it the cluster primary may lease to a worker (cluster/lease.ts).
+   */
+  headroom(ip: string, now = Date.now()): number {
+    const key = clientKey(ip);
+    const { connections, rate } = this.limits.per_ip;
+    const times = this.#recent.get(key);
+    let recent = 0;
+    if (times) for (let i = times.length - 1; i >= 0 && times[i]! > now - rate.window; i--) recent++;
+    return Math.max(0, Math.min(this.limits.max_connections - this.#total, connections - (this.#active.get(key) ?? 0), rate.count - recent));
+  }
+
+  /** Takes back an admission that was never used (a leased one returned): its place and its rate slot. */
+  unadmit(ip: string): void {
+    this.release(ip);
+    const times = this.#recent.get(clientKey(ip));
+    times?.pop();
+  }
+
   /** Counts a connection without checking limits (to restore a count that was released). */
   force(ip: string): void {
     const key = clientKey(ip);

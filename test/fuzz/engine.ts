@@ -88,13 +88,16 @@ function describeError(e: unknown): { message: string; stack?: string } {
 
 export function fuzz(opts: RunOptions): RunResult {
   const started = Date.now();
-  const deadline = opts.timeMs === undefined ? Infinity : started + opts.timeMs;
   const budget = opts.runs ?? Infinity;
   const chosen = opts.targets?.length ? TARGETS.filter((t) => opts.targets!.includes(t.name)) : TARGETS;
   if (chosen.length === 0) throw new Error(`no such target: ${opts.targets?.join(', ')}`);
   const states = chosen.map(initState);
+  // The time budget is for inputs: it starts once the seed corpus is ready (on a loaded machine
+  // that can take longer than the whole budget, and the slice once ran no input at all), and it
+  // ends a run only once at least as many inputs as targets have run.
+  const deadline = opts.timeMs === undefined ? Infinity : Date.now() + opts.timeMs;
   let executions = 0;
-  const done = () => executions >= budget || Date.now() >= deadline;
+  const done = () => executions >= budget || (executions >= states.length && Date.now() >= deadline);
   const result = (failure: Failure | null): RunResult => ({
     seed: opts.seed,
     executions,

@@ -120,6 +120,88 @@ metrics: { listen: 127.0.0.1:${mport} }
     }
   });
 
+  it('leased admissions (issue 26) keep the default per-IP caps exact: 20 open from one address on both workers, the 21st refused, 5 rounds; a rate of 30 admits exactly 30', async () => {
+    const port = await freePort();
+    const mport = await freePort();
+    const file = join(dir, 'cluster-lease.yaml');
+    // per_ip.connections 20 is the default: the room a lease is drawn from.
+    await writeFile(
+      file,
+      `hostname: cluster.test
+workers: 2
+listeners:
+  - name: smtp
+    listen: 127.0.0.1:${port}
+backends:
+  servers:
+    - address: 127.0.0.1:${sink.address().port}
+metrics: { listen: 127.0.0.1:${mport} }
+`,
+    );
+    const { child, exit } = await startCluster(file);
+    try {
+      let spreadRounds = 0;
+      for (let round = 0; round < 5; round++) {
+        const open: SmtpClient[] = [];
+        for (let i = 0; i < 20; i++) {
+          const c = await SmtpClient.connect(port, { localAddress: '127.0.0.6' });
+          assert.equal((await c.waitReplies(1))[0]!.code, 220, `round ${round}: connection ${i + 1} of the 20 allowed is greeted`);
+          open.push(c);
+        }
+        const extra = await SmtpClient.connect(port, { localAddress: '127.0.0.6' });
+        assert.equal((await extra.waitReplies(1))[0]!.code, 421, `round ${round}: the 21st is refused`);
+        await extra.waitClose();
+        await new Promise((r) => setTimeout(r, 1100)); // workers report every second
+        if ((await liveWorkers(mport)).size === 2) spreadRounds++;
+        for (const c of open) {
+          await c.cmd('QUIT');
+          await c.waitClose();
+        }
+        await new Promise((r) => setTimeout(r, 300)); // releases reach the primary
+      }
+      assert.ok(spreadRounds >= 1, 'in some round the 20 sat on both workers');
+      const metrics = await (await fetch(`http://127.0.0.1:${mport}/metrics`)).text();
+      assert.equal(Number(/postern_limit_rejections_total\{limit="per_ip_connections"\} (\d+)/.exec(metrics)?.[1]), 5);
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exit, 0);
+    }
+
+    // The rate: leases pre-pay rate slots; what is not spent is given back (or recalled) and counts no more.
+    const rateFile = join(dir, 'cluster-lease-rate.yaml');
+    await writeFile(
+      rateFile,
+      `hostname: cluster.test
+workers: 2
+listeners:
+  - name: smtp
+    listen: 127.0.0.1:${port}
+backends:
+  servers:
+    - address: 127.0.0.1:${sink.address().port}
+limits: { per_ip: { connections: 1000, rate: 30/1m } }
+`,
+    );
+    const rated = await startCluster(rateFile);
+    try {
+      const codes: number[] = [];
+      for (let i = 0; i < 33; i++) {
+        const c = await SmtpClient.connect(port, { localAddress: '127.0.0.7' });
+        const [greeting] = await c.waitReplies(1);
+        codes.push(greeting!.code);
+        if (greeting!.code === 220) await c.cmd('QUIT');
+        await c.waitClose();
+        // Now and then a pause past the lease idle time, so leases are also given back unasked.
+        if (i % 10 === 9) await new Promise((r) => setTimeout(r, 400));
+      }
+      assert.deepEqual(codes.slice(0, 30).filter((c) => c !== 220), [], `the first 30 are greeted: ${codes.join(' ')}`);
+      assert.deepEqual(codes.slice(30), [421, 421, 421], 'then the rate refuses');
+    } finally {
+      rated.child.kill('SIGTERM');
+      assert.equal(await rated.exit, 0);
+    }
+  });
+
   it('a client that closes and reconnects at once is not refused by per_ip.connections: 1 (release before admit)', async () => {
     const port = await freePort();
     const file = join(dir, 'cluster-reconnect.yaml');

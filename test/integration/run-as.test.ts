@@ -109,6 +109,7 @@ metrics: { listen: 127.0.0.1:${metrics} }
       // Like /var/lib: the user must be able to reach its directories (mkdtemp makes 0700).
       await chmod(dir, 0o755);
       const p = startPosternProcess(['run', '-c', file, '--pid-file', pidFile]);
+      let passed = false;
       try {
         await p.waitFor(workers > 1 ? /workers running/ : /running as postern-test/);
         const main = readPid(pidFile)!;
@@ -139,8 +140,11 @@ metrics: { listen: 127.0.0.1:${metrics} }
         const s = tls.connect({ host: '127.0.0.1', port: smtps, servername: 'mx.runas.test', ca: leaf.ca.pem });
         await new Promise<void>((resolve, reject) => s.once('secureConnect', resolve).once('error', reject));
         s.destroy();
+        passed = true;
       } finally {
-        assert.equal(await p.stop(), 0);
+        // After a failure above, that failure is the one to report, not the stop's exit code.
+        const code = await p.stop();
+        if (passed) assert.equal(code, 0, `a clean stop; output:\n${p.output().slice(-3000)}`);
       }
     });
   }

@@ -176,6 +176,8 @@ log: { level: info }
     await symlink('..v2', path.join(d, '..data_tmp'));
     await rename(path.join(d, '..data_tmp'), path.join(d, '..data'));
     const ms = await untilServed(port, serialOf(leaves[1]!));
+    // The record can reach the test's reader after the new certificate already served (CI under load).
+    await p.waitRecord((r) => r.event === 'certificate' && r.action === 'loaded', 5000);
     assert.equal(certRecords(p, 'loaded').length, 1);
     console.log(`# cert watch: Kubernetes symlink swap served after ${ms} ms`);
     await p.stop(3000);

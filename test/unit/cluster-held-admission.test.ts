@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admission, type AdmissionControl, type Refusal } from '../../src/server/admission.js';
-import { HeldAdmission } from '../../src/server/cluster/held-admission.js';
+import { HeldAdmission, LEASE_MAX, type Lease } from '../../src/server/cluster/held-admission.js';
 import type { LimitsConfig } from '../../src/config/types.js';
 import { limitsWith } from '../helpers/limits.js';
 
@@ -180,5 +180,169 @@ describe('HeldAdmission', () => {
     const a = answerOf(2);
     assert.equal(a?.refusal?.limit, 'per_ip_connections', 'answered once, with the late decision');
     assert.equal(held.waiting, 0);
+  });
+});
+
+describe('HeldAdmission leases (issue 26: no IPC round trip per connection)', () => {
+  interface Leased {
+    worker: number;
+    id: number;
+    refusal: Refusal | null;
+    lease: Lease | null;
+  }
+  /** Two workers, their leases kept as a worker keeps them; recalls answered as a worker answers them. */
+  function leasing(limits: LimitsConfig, opts: { answerRecalls?: boolean } = {}) {
+    const answers: Leased[] = [];
+    const admission = new Admission(limits);
+    const leases = new Map<number, Map<string, { n: number; seq: number }>>([
+      [1, new Map()],
+      [2, new Map()],
+    ]);
+    const recalls: [number, string][] = [];
+    const giveBack = (worker: number, ip: string) => {
+      const l = leases.get(worker)!.get(ip);
+      leases.get(worker)!.delete(ip);
+      held.unlease(worker, ip, l?.n ?? 0, l?.seq ?? 0);
+    };
+    const held: HeldAdmission = new HeldAdmission(
+      admission,
+      (worker, id, refusal, lease) => {
+        answers.push({ worker, id, refusal, lease });
+        if (lease) {
+          const mine = leases.get(worker)!;
+          const l = mine.get(lease.ip);
+          if (l) {
+            l.n += lease.n;
+            l.seq = lease.seq;
+          } else mine.set(lease.ip, { n: lease.n, seq: lease.seq });
+        }
+      },
+      {
+        graceMs: 200,
+        lease: {
+          max: LEASE_MAX,
+          workers: () => 2,
+          recall: (worker, ip) => {
+            recalls.push([worker, ip]);
+            // A worker answers after the primary's turn (IPC).
+            if (opts.answerRecalls !== false) setImmediate(() => giveBack(worker, ip));
+          },
+        },
+      },
+    );
+    closers.push(() => held.close(), () => admission.close());
+    let id = 0;
+    /** A connection on `worker`: spent from its lease when it has one (admitted, no call), else asked. */
+    const connect = (worker: number, ip: string): 'lease' | number => {
+      const l = leases.get(worker)!.get(ip);
+      if (l && l.n > 0) {
+        l.n--;
+        if (l.n === 0) giveBack(worker, ip);
+        return 'lease';
+      }
+      held.admit(worker, ++id, ip);
+      return id;
+    };
+    return { held, admission, answers, leases, recalls, connect, giveBack, answerOf: (n: number) => answers.find((a) => a.id === n) };
+  }
+
+  it('an admitted connection brings a lease of half a worker\'s share of the room, spent without asking', () => {
+    const { answers, connect, leases } = leasing(limitsWith({ perIp: 1000, rate: 100_000 }));
+    assert.equal(connect(1, IP), 1);
+    assert.equal(answers[0]!.refusal, null);
+    assert.deepEqual({ n: answers[0]!.lease!.n, ip: answers[0]!.lease!.ip }, { n: LEASE_MAX, ip: IP });
+    // The next LEASE_MAX connections ask nothing of the primary.
+    for (let i = 0; i < LEASE_MAX; i++) assert.equal(connect(1, IP), 'lease');
+    assert.equal(leases.get(1)!.has(IP), false, 'spent, and said so');
+    assert.equal(typeof connect(1, IP), 'number', 'then it asks again');
+    // 200 connections: one call in LEASE_MAX + 1.
+    let calls = 0;
+    for (let i = 0; i < 200; i++) if (connect(1, IP) !== 'lease') calls++;
+    assert.ok(calls <= Math.ceil(200 / (LEASE_MAX + 1)) + 1, `${calls} calls for 200 connections`);
+  });
+
+  it('leases shrink near the limit and none is given for its last places', () => {
+    const { answers, connect } = leasing(limitsWith({ perIp: 10, rate: 100_000 }));
+    const asks: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = connect(1, IP);
+      if (r !== 'lease') asks.push(r);
+    }
+    // Each asked connection leaves room R; the lease is floor(R / (2 workers x 2)):
+    // 1 held, 9 left -> 2; 4 held, 6 left -> 1; 6 held, 4 left -> 1; 8 held, 2 left -> none.
+    assert.deepEqual(asks.map((id) => answers.find((a) => a.id === id)!.lease?.n ?? 0), [2, 1, 1, 0]);
+    assert.ok(answers.every((a) => a.refusal === null));
+  });
+
+  it('per-IP connections hold exactly across two workers: a refusal recalls the other worker\'s unspent lease and admits with it', async () => {
+    const perIp = 10;
+    const { answers, connect, recalls, held, answerOf } = leasing(limitsWith({ perIp, rate: 100_000 }));
+    // Worker 1: one connection and a lease of 2, unspent.
+    connect(1, IP);
+    assert.equal(answers[0]!.lease!.n, 2);
+    // Worker 2 opens connections until refused: every one of the 10 places is used by a real connection.
+    let admitted = 1;
+    for (let i = 0; i < perIp + 2; i++) {
+      const r = connect(2, IP);
+      if (r === 'lease') admitted++;
+      else {
+        await sleep(5);
+        const a = answerOf(r);
+        if (a?.refusal === null) admitted++;
+        else if (a) break;
+        else {
+          // Waiting: on a recall (answered once the lease comes back), or the grace of a per-IP refusal.
+          await sleep(250);
+          const late = answerOf(r);
+          assert.ok(late, 'answered once the recalled lease came back');
+          if (late.refusal === null) admitted++;
+          else break;
+        }
+      }
+    }
+    assert.equal(admitted, perIp, 'exactly the limit, no fewer (leases recalled) and no more');
+    assert.ok(recalls.some(([w]) => w === 1), 'worker 1 was asked for its lease');
+    assert.equal(held.waiting, 0);
+    assert.equal(held.heldBy(1).get(IP), 1, "worker 1 holds its one connection, its lease given back");
+  });
+
+  it('a refusal waits for a recall only as long as the grace, and a lease given back frees its rate slot', async () => {
+    const { connect, answerOf, admission, held } = leasing(limitsWith({ perIp: 1000, rate: 9 }), { answerRecalls: false });
+    connect(1, IP); // admitted + lease of floor(8 / 4) = 2
+    const second = connect(2, IP); // 1 + 2 + 1 = 4 of 9: lease of floor(5 / 4) = 1
+    assert.equal(answerOf(second as number)!.lease!.n, 1);
+    // 1 spent from its lease, then 4 asked (no more leases: too little room): 5 + 4 = 9 of 9.
+    for (let i = 0; i < 5; i++) connect(2, IP);
+    const refusedId = connect(2, IP) as number;
+    await sleep(20);
+    assert.equal(answerOf(refusedId), undefined, 'rate refusal held while worker 1 is recalled');
+    await sleep(250);
+    assert.equal(answerOf(refusedId)?.refusal?.limit, 'per_ip_rate', 'no answer to the recall: refused after the grace');
+    // Worker 1 gives its 2 unspent admissions back: 2 rate slots free.
+    assert.equal(admission.headroom(IP), 0);
+    held.unlease(1, IP, 2, 1);
+    assert.equal(admission.headroom(IP), 2);
+  });
+
+  it('a dead worker\'s lease goes with its connections', () => {
+    const { connect, held, admission } = leasing(limitsWith({ perIp: 1000, rate: 100_000 }));
+    connect(1, IP);
+    assert.equal(held.heldBy(1).get(IP), 1 + LEASE_MAX);
+    assert.equal(held.leasedKeys, 1);
+    held.forget(1);
+    assert.equal(admission.total, 0);
+    assert.equal(held.leasedKeys, 0);
+  });
+
+  it('an asynchronous admission (Redis) leases nothing', async () => {
+    const answers: Leased[] = [];
+    const slow = new SlowAdmission(limitsWith({ perIp: 1000 }), 1);
+    const held = new HeldAdmission(slow, (worker, id, refusal, lease) => answers.push({ worker, id, refusal, lease }), {
+      lease: { max: LEASE_MAX, workers: () => 2, recall: () => assert.fail('no recall') },
+    });
+    closers.push(() => held.close(), () => slow.close());
+    held.admit(1, 1, IP);
+    await sleep(20);
+    assert.deepEqual(answers.map((a) => [a.refusal, a.lease]), [[null, null]]);
   });
 });

@@ -5,13 +5,19 @@ import type { HealthState, SessionOutcome } from '../../backend/health-monitor.j
 import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-server.js';
 import type { WindowReply, WindowRequest } from './windows.js';
 import type { Refusal } from '../admission.js';
+import type { Lease } from './held-admission.js';
 import type { TlsSessionReply, TlsSessionRequest } from './tls-sessions.js';
 
 /** Messages between primary and workers; every one carries `postern` so others pass by. */
 export type ClusterMessage =
   | { postern: 'admit'; id: number; ip: string }
-  | { postern: 'admitted'; id: number; refusal: Refusal | null }
+  /** `lease`: more admissions of the same address the worker may spend without asking. */
+  | { postern: 'admitted'; id: number; refusal: Refusal | null; lease?: Lease | null }
   | { postern: 'release'; ip: string }
+  /** The primary asks a worker for the leased admissions of `ip` it has not spent... */
+  | { postern: 'recall'; ip: string }
+  /** ...which it gives back (also unasked: when idle, or n = 0 once all are spent). */
+  | { postern: 'unlease'; ip: string; n: number; seq: number }
   | { postern: 'force'; ip: string }
   /** A worker listens; its listeners' bound addresses, for the primary's one `listening` record each. */
   | { postern: 'ready'; listening?: ListeningOn[] }
@@ -38,7 +44,7 @@ export type ClusterMessage =
   /** ...and is sent each change; its sessions' outcomes go the other way. */
   | { postern: 'health-change'; state: HealthState }
   | { postern: 'session-outcome'; outcome: SessionOutcome }
-  /** Several of the others (admit/release/force up, admitted down), to be handled in order. */
+  /** Several of the others (admit/release/force/unlease up, admitted/recall down), to be handled in order. */
   | { postern: 'batch'; msgs: SingleMessage[] };
 
 export interface ListeningOn {
@@ -50,14 +56,14 @@ export interface ListeningOn {
 export type SingleMessage = Exclude<ClusterMessage, { postern: 'batch' }>;
 
 /** Worker to primary: the per-connection traffic that is queued and sent in batches. */
-export type AdmissionMessage = Extract<ClusterMessage, { postern: 'admit' | 'release' | 'force' }>;
+export type AdmissionMessage = Extract<ClusterMessage, { postern: 'admit' | 'release' | 'force' | 'unlease' }>;
 
 export function isMessage(m: unknown): m is ClusterMessage {
   return typeof m === 'object' && m !== null && typeof (m as { postern?: unknown }).postern === 'string';
 }
 
 export function isAdmission(m: SingleMessage): m is AdmissionMessage {
-  return m.postern === 'admit' || m.postern === 'release' || m.postern === 'force';
+  return m.postern === 'admit' || m.postern === 'release' || m.postern === 'force' || m.postern === 'unlease';
 }
 
 /** The messages one IPC message carries, a batch unwrapped. */

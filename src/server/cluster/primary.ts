@@ -11,7 +11,7 @@ import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-serv
 import { answerWindow } from './windows.js';
 import { LocalWindowCounter, type WindowCounter } from '../../state/windows.js';
 import { Admission, type AdmissionControl } from '../admission.js';
-import { HeldAdmission } from './held-admission.js';
+import { HeldAdmission, LEASE_MAX } from './held-admission.js';
 import type { SessionStore } from '../../tls/session-store.js';
 import type { HealthState, SessionOutcome } from '../../backend/health-monitor.js';
 import { Dispatcher } from './dispatcher.js';
@@ -66,10 +66,23 @@ export class Primary implements ClusterView {
     this.#stopTimeoutMs = opts.stopTimeoutMs;
     this.#admission = opts.admission ?? new Admission(opts.limits);
     this.#windows = opts.windows ?? new LocalWindowCounter();
-    this.#held = new HeldAdmission(this.#admission, (worker, id, refusal) => {
-      const w = cluster.workers?.[worker];
-      if (w) this.#repliesTo(w).push({ postern: 'admitted', id, refusal });
-    });
+    this.#held = new HeldAdmission(
+      this.#admission,
+      (worker, id, refusal, lease) => {
+        const w = cluster.workers?.[worker];
+        if (w) this.#repliesTo(w).push(lease ? { postern: 'admitted', id, refusal, lease } : { postern: 'admitted', id, refusal });
+      },
+      {
+        lease: {
+          max: LEASE_MAX,
+          workers: () => opts.workers,
+          recall: (worker, ip) => {
+            const w = cluster.workers?.[worker];
+            if (w) this.#repliesTo(w).push({ postern: 'recall', ip });
+          },
+        },
+      },
+    );
     // Workers accept on the shared socket themselves: no hop through the primary.
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     this.#route();
@@ -83,6 +96,7 @@ export class Primary implements ClusterView {
     on.on('admit', (m, w) => this.#held.admit(w.id, m.id, m.ip));
     on.on('release', (m, w) => this.#held.release(w.id, m.ip));
     on.on('force', (m, w) => this.#held.force(w.id, m.ip));
+    on.on('unlease', (m, w) => this.#held.unlease(w.id, m.ip, Number(m.n) || 0, Number(m.seq) || 0));
     on.on('window', (m, w) => answerWindow(this.#windows, m, (r) => this.#sendTo(w, r)));
     on.on('tls-session', (m, w) => {
       const store = this.opts.tlsSessions;

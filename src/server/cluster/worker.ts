@@ -8,21 +8,50 @@ import type { Postern } from '../postern.js';
 import type { ServeControl } from '../role.js';
 import type { AdmissionControl, Refusal } from '../admission.js';
 import { fromPrimary, type Kind, type MessageOf } from './dispatcher.js';
+import { LEASE_IDLE_MS, type Lease } from './held-admission.js';
 import { Batcher, isAdmission, wrap, type ClusterMessage, type SingleMessage } from './messages.js';
 import { PendingCalls } from './pending-calls.js';
 import type { TlsSessionChannel } from './tls-sessions.js';
 import type { WindowChannel } from './windows.js';
 
-/** Admission asked of the primary over IPC, so per-IP caps hold across workers. */
+/**
+ * Admission asked of the primary over IPC, so per-IP caps hold across workers. An admitted
+ * connection may come back with a lease of more admissions of its address
+ * (cluster/held-admission.ts): those are spent here without asking, and what is not spent
+ * goes back after LEASE_IDLE_MS, or at once when the primary recalls it.
+ */
 export class RemoteAdmission implements AdmissionControl {
   readonly #calls = new PendingCalls<Refusal | null>(null);
-  readonly #off: () => void;
+  readonly #offs: (() => void)[];
+  /** Per address: admissions leased and not spent, the grant they came with, their last use. */
+  readonly #leases = new Map<string, { n: number; seq: number; at: number }>();
+  readonly #sweep: NodeJS.Timeout;
 
   constructor() {
-    this.#off = fromPrimary().on('admitted', (m) => this.#calls.settle(m.id, m.refusal));
+    const d = fromPrimary();
+    this.#offs = [
+      d.on('admitted', (m) => {
+        if (m.lease && m.lease.n > 0) this.#take(m.lease);
+        this.#calls.settle(m.id, m.refusal);
+      }),
+      d.on('recall', (m) => this.#giveBack(m.ip)),
+    ];
+    this.#sweep = setInterval(() => {
+      const idle = Date.now() - LEASE_IDLE_MS;
+      for (const [ip, l] of this.#leases) if (l.at <= idle) this.#giveBack(ip);
+    }, LEASE_IDLE_MS);
+    this.#sweep.unref();
   }
 
-  admit(ip: string): Promise<Refusal | null> {
+  admit(ip: string): Refusal | null | Promise<Refusal | null> {
+    const l = this.#leases.get(ip);
+    if (l && l.n > 0) {
+      l.n--;
+      l.at = Date.now();
+      // All spent: the primary need not recall this grant.
+      if (l.n === 0) this.#giveBack(ip);
+      return null;
+    }
     return new Promise((resolve) => send({ postern: 'admit', id: this.#calls.open(resolve), ip }));
   }
 
@@ -39,9 +68,26 @@ export class RemoteAdmission implements AdmissionControl {
   }
 
   close(): void {
+    clearInterval(this.#sweep);
+    for (const ip of [...this.#leases.keys()]) this.#giveBack(ip);
     toPrimary.flush();
-    this.#off();
+    for (const off of this.#offs) off();
     this.#calls.drop();
+  }
+
+  #take(lease: Lease): void {
+    const l = this.#leases.get(lease.ip);
+    if (l) {
+      l.n += lease.n;
+      l.seq = Math.max(l.seq, lease.seq);
+    } else this.#leases.set(lease.ip, { n: lease.n, seq: lease.seq, at: Date.now() });
+  }
+
+  /** What is left of the lease of `ip` goes back (also nothing: the primary then knows it is spent). */
+  #giveBack(ip: string): void {
+    const l = this.#leases.get(ip);
+    this.#leases.delete(ip);
+    send({ postern: 'unlease', ip, n: l?.n ?? 0, seq: l?.seq ?? 0 });
   }
 }
 
