@@ -82,7 +82,11 @@ export const w3: Workload = async (ctx): Promise<Section> => {
   // cache per worker (issue 18 is about exactly that), so it cannot resume there.
   const targets: TargetCheck[] = cells
     .filter((cell) => !('noTicket' in cell && cell.noTicket))
-    .map((cell) => ratioTarget(17, `W3 ${cell.label} handshakes/s`, out.rates.get(cell.label) ?? new Map(), 'postern', 'node-tls', 0.95));
+    .flatMap((cell) => [
+      ratioTarget(17, `W3 ${cell.label} handshakes/s`, out.rates.get(cell.label) ?? new Map(), 'postern', 'node-tls', 0.95),
+      // Issue 26: CPU per handshake in the same cluster shape, full and resumed, TLS 1.2 and 1.3.
+      ratioTarget(26, `W3 ${cell.label} CPU µs per handshake`, out.costs.get(cell.label) ?? new Map(), 'postern', 'node-tls', 1.15, true),
+    ]);
   const c = ctx.opts.counts;
   return {
     id: 'W3',

@@ -15,6 +15,9 @@ export interface RelayHandlers {
   onClose(err: Error | null): void;
 }
 
+/** Encoded once: every session that ends writes it (issue 26). */
+const QUIT_LINE = Buffer.from('QUIT\r\n');
+
 export class BackendConnection {
   readonly #parser = new ReplyParser();
   #replies: Reply[] = [];
@@ -157,7 +160,7 @@ export class BackendConnection {
     if (this.#ending || this.closed) return;
     this.#ending = true;
     this.#relay = null;
-    this.#socket.write('QUIT\r\n');
+    this.#socket.write(QUIT_LINE);
     this.#socket.end();
     setTimeout(() => this.#socket.destroy(), graceMs).unref();
   }

@@ -90,7 +90,8 @@ export class AcceptPipeline {
 
   accept(socket: net.Socket, listener: Listener): void {
     const peer: Endpoint = { address: unmapIPv4(socket.remoteAddress), port: socket.remotePort ?? 0 };
-    const local: Endpoint = { address: unmapIPv4(socket.localAddress), port: socket.localPort ?? 0 };
+    const fixed = listener.localEndpoint();
+    const local: Endpoint = fixed ? { address: fixed.address, port: fixed.port } : { address: unmapIPv4(socket.localAddress), port: socket.localPort ?? 0 };
     const id = nextConnId();
     const started = Date.now();
     const lcfg = listener.cfg;
@@ -111,7 +112,7 @@ export class AcceptPipeline {
     readProxyHeader(socket, lcfg.proxy_protocol_timeout).then(
       ({ header, rest }) => {
         socket.removeAllListeners('error');
-        const r = resolveClient(header, socket);
+        const r = resolveClient(header, socket, { client: peer, local });
         this.#admit(socket, listener, id, {
           client: r.client,
           local: r.local,

@@ -117,11 +117,15 @@ export interface ResolvedEndpoints {
  * too. v4-mapped IPv6 (`::ffff:a.b.c.d`, as HAProxy sends mixed families) becomes IPv4,
  * like Postfix does (haproxy_srvr.c) and as Postern's own peers are normalised.
  */
-export function resolveClient(header: ProxyHeader, socket: net.Socket): ResolvedEndpoints {
-  const own = {
+export function resolveClient(
+  header: ProxyHeader,
+  socket: net.Socket,
+  // The socket's own endpoints when the caller already has them (no second getsockname).
+  own: { client: Endpoint; local: Endpoint } = {
     client: { address: unmapIPv4(socket.remoteAddress), port: socket.remotePort ?? 0 },
     local: { address: unmapIPv4(socket.localAddress), port: socket.localPort ?? 0 },
-  };
+  },
+): ResolvedEndpoints {
   const { source, destination } = header;
   if (header.command !== 'proxy' || (header.family !== 'tcp4' && header.family !== 'tcp6') || !source || !destination) {
     return { ...own, fromHeader: false };

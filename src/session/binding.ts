@@ -56,7 +56,7 @@ export interface PoolChoice {
 /** How a MAIL may be held (SessionBinding.toBackend). */
 export interface MailHold {
   /** Postern's reply to the MAIL while it is held. */
-  reply: string;
+  reply: string | Buffer;
   /** The MAIL is held: the session opens its transaction now. */
   held(): void;
 }

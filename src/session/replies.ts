@@ -15,15 +15,23 @@ const line = (code: number, text: string) => `${code} ${text}\r\n`;
 /** A reply line with its enhanced code (RFC 3463), named in smtp/enhanced.ts. */
 const reply = (code: number, se: string, text: string) => line(code, `${enhanced(code, se)} ${text}`);
 
-export const OK = reply(C250Completed, SeOther00, 'Ok');
+// The replies every session sends are encoded once (issue 26: a string written is encoded
+// again at every write).
+export const OK = Buffer.from(reply(C250Completed, SeOther00, 'Ok'));
 /** MAIL while it is held back for the next command (session/binding.ts #holdMail). */
-export const MAIL_OK = reply(C250Completed, SeAddr1Other0, 'Ok');
-export const BYE = reply(C221Closing, SeOther00, 'Bye');
+export const MAIL_OK = Buffer.from(reply(C250Completed, SeAddr1Other0, 'Ok'));
+export const BYE = Buffer.from(reply(C221Closing, SeOther00, 'Bye'));
 export const HELP = reply(C214Help, SeOther00, 'Postern SMTP proxy; see RFC 5321');
-export const READY_FOR_TLS = reply(C220ServiceReady, SeOther00, 'Ready to start TLS');
+export const READY_FOR_TLS = Buffer.from(reply(C220ServiceReady, SeOther00, 'Ready to start TLS'));
 
-/** `banner`: the text after the host name (config `banner`, default `ESMTP Postern`). */
-export const greeting = (host: string, banner: string) => line(C220ServiceReady, `${host} ${banner}`);
+let lastGreeting: { host: string; banner: string; bytes: Buffer } | null = null;
+/** `banner`: the text after the host name (config `banner`, default `ESMTP Postern`). Encoded once per host and banner. */
+export const greeting = (host: string, banner: string): Buffer => {
+  if (lastGreeting?.host !== host || lastGreeting.banner !== banner) {
+    lastGreeting = { host, banner, bytes: Buffer.from(line(C220ServiceReady, `${host} ${banner}`)) };
+  }
+  return lastGreeting.bytes;
+};
 /** postscreen-style greet wait: the first line of a multi-line greeting (RFC 5321 §4.2.1). */
 export const greetingFirstLine = (host: string, banner: string) => `${C220ServiceReady}-${host} ${banner}\r\n`;
 export const heloReply = (host: string) => line(C250Completed, host);

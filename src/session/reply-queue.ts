@@ -43,7 +43,7 @@ export class ReplyQueue {
   }
 
   /** Postern's own reply, in its place. */
-  reply(data: string, flushed: (() => void) | null = null): void {
+  reply(data: string | Buffer, flushed: (() => void) | null = null): void {
     this.#slots.push({ data, handler: null, flushed });
     this.#flush();
   }
@@ -87,7 +87,7 @@ export class ReplyQueue {
    * The backend is gone: `data` replaces the first reply it owed (`''`: nothing), the rest
    * are dropped, and so is every slot after it: nothing may reach the client after that.
    */
-  failBackend(data: string, flushed: (() => void) | null): void {
+  failBackend(data: string | Buffer, flushed: (() => void) | null): void {
     const first = this.#backend[0];
     for (const s of this.#backend) {
       s.handler = null;
