@@ -1,7 +1,9 @@
-// Issue 26: where W1's CPU goes. One-process Postern (xclient) and the one-process Node pipe,
-// each under `--cpu-prof`, each taking smtp-source -s 100 -m N -l 1024 to smtp-sink after a
-// warm-up; then each profile's top self-time frames side by side, grouped as V8 reports them
-// (function, file:line). Written to bench/PROFILE.md and printed.
+// Issue 26: where W1's and W3's CPU goes. One-process Postern (xclient) and the one-process Node
+// pipe, each under `--cpu-prof`, each taking smtp-source -s 100 -m N -l 1024 to smtp-sink after
+// a warm-up; then one-process Postern on an implicit-TLS listener and one bare tls.createServer,
+// each taking N resumed TLS 1.3 handshakes (ECDSA P-256, 16 in flight); each pair's top self-time
+// frames side by side, grouped as V8 reports them (function, file:line). Written to
+// bench/PROFILE.md and printed.
 //   npm run build && node --import tsx bench/profile.ts
 // Environment: BENCH_PROFILE_MESSAGES (default 4000), BENCH_PROFILE_TOP (default 25).
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeCerts } from './lib/certs.js';
 import type { LaunchContext } from './lib/instance.js';
-import { startNodePipe } from './lib/node-floor.js';
+import { startNodePipe, startNodeTls } from './lib/node-floor.js';
+import { handshakeOnce, type SessionSlot } from './loadgen/tls-ops.js';
 import { startPostern } from './lib/postern.js';
 import { nofileHardLimit } from './lib/procs.js';
 import { startSink } from './lib/sink.js';
@@ -28,7 +31,12 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-/** Self time per frame (ms) and the busy total (idle left out), from every profile in `dir`. */
+/**
+ * Self time per frame (ms) and the busy total (idle left out), from every profile in `dir`.
+ * `(program)` stays in: it is native work outside any JavaScript frame, where a bare
+ * tls.createServer does its handshakes (Postern's run inside a JS frame, initRead, as it hands
+ * OpenSSL a ClientHello it already read); leaving it out hid node-tls's crypto.
+ */
 function selfTimes(dir: string): { frames: [string, number][]; busyMs: number } {
   const by = new Map<string, number>();
   let busy = 0;
@@ -38,7 +46,7 @@ function selfTimes(dir: string): { frames: [string, number][]; busyMs: number } 
     p.samples.forEach((id, i) => {
       const n = nodes.get(id)!;
       const { functionName, url, lineNumber } = n.callFrame;
-      if (functionName === '(idle)' || functionName === '(program)') return;
+      if (functionName === '(idle)') return;
       const where = url ? `${url.replace(/^file:\/\//, '').replace(REPO + '/', '').replace(/^.*node_modules\//, '')}:${lineNumber + 1}` : '';
       const key = `${functionName || '(anonymous)'}${where ? ` ${where}` : ''}`;
       const ms = (p.timeDeltas[i] ?? 0) / 1000;
@@ -78,22 +86,71 @@ try {
   await sink.stop();
 }
 
+/** N resumed TLS 1.3 handshakes, `inFlight` at a time, against one implicit-TLS port. */
+async function handshakes(port: number, n: number, inFlight: number): Promise<{ ms: number; resumed: number }> {
+  const slot: SessionSlot = { session: null };
+  const t0 = Date.now();
+  let started = 0;
+  let resumed = 0;
+  const lane = async () => {
+    while (started < n) {
+      started++;
+      if (await handshakeOnce({ host: '127.0.0.1', port, version: 'TLSv1.3', resumed: true }, slot)) resumed++;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, lane));
+  return { ms: Date.now() - t0, resumed };
+}
+
+const tlsSink = await startSink(tools.smtpSink, dir, nofile);
+const tlsCtx: LaunchContext = { ...ctx, sinkPort: tlsSink.plain! };
+const tlsContenders = [
+  await startPostern(tlsCtx, 'none', { implicit: ['ecdsa'] }, 'postern-tls-1', 1),
+  await startNodeTls(tlsCtx, 1, ['ecdsa'], 'node-tls-1'),
+];
+const tlsRuns: string[] = [];
+try {
+  for (const c of tlsContenders) {
+    const port = c.implicit.ecdsa!;
+    await handshakes(port, Math.ceil(MESSAGES / 5), 16);
+    const r = await handshakes(port, MESSAGES, 16);
+    tlsRuns.push(`${c.name}: ${MESSAGES} handshakes (${r.resumed} resumed) in ${(r.ms / 1000).toFixed(1)} s (${Math.round(MESSAGES / (r.ms / 1000))}/s, profiled)`);
+    await c.stop();
+  }
+} finally {
+  for (const c of tlsContenders) await c.stop();
+  await tlsSink.stop();
+}
+
+type Profile = ReturnType<typeof selfTimes>;
+/** µs of busy CPU per operation, warm-up included (the profile covers the whole process). */
+const perOp = (busy: number) => `${Math.round((busy * 1000) / (MESSAGES * 1.2))} µs`;
+function section(a: [string, Profile], b: [string, Profile]): string {
+  const rows = Array.from({ length: TOP }, (_, i) => {
+    const cell = (x: [string, number] | undefined, busy: number) => (x ? [x[0], `${((x[1] / busy) * 100).toFixed(1)} %`] : ['', '']);
+    return [String(i + 1), ...cell(a[1].frames[i], a[1].busyMs), ...cell(b[1].frames[i], b[1].busyMs)];
+  });
+  return markdownTable(['#', `${a[0]}: frame`, 'share', `${b[0]}: frame`, 'share'], rows);
+}
+
 const [postern, pipe] = contenders.map((c) => selfTimes(path.join(dir, `prof-${c.name}`)));
-const perSession = (busy: number) => `${Math.round((busy * 1000) / (MESSAGES * 1.2))} µs`;
-const rows = Array.from({ length: TOP }, (_, i) => {
-  const a = postern!.frames[i];
-  const b = pipe!.frames[i];
-  const cell = (x: [string, number] | undefined, busy: number) => (x ? [x[0], `${((x[1] / busy) * 100).toFixed(1)} %`] : ['', '']);
-  return [String(i + 1), ...cell(a, postern!.busyMs), ...cell(b, pipe!.busyMs)];
-});
+const [posternTls, nodeTls] = tlsContenders.map((c) => selfTimes(path.join(dir, `prof-${c.name}`)));
 const text =
-  `# W1 CPU profiles: Postern beside the Node pipe\n\n` +
+  `# CPU profiles: Postern beside the Node floor\n\n` +
   `Written by \`node --import tsx bench/profile.ts\` on ${new Date().toISOString()} (issue 26). ` +
-  `Each contender alone in one process under \`--cpu-prof\`, smtp-source \`-s 100 -l 1024\` to smtp-sink: a warm-up of ${Math.ceil(MESSAGES / 5)} sessions, then ${MESSAGES}. ` +
-  `Self time of each frame as a share of the process's busy time (idle left out); the profiler slows both.\n\n` +
+  `Each contender alone in one process under \`--cpu-prof\`. ` +
+  `Self time of each frame as a share of the process's busy time (idle left out; \`(program)\` is native work outside any JavaScript frame); the profiler slows both.\n\n` +
+  `## W1: sessions (Postern xclient beside the Node pipe)\n\n` +
+  `smtp-source \`-s 100 -l 1024\` to smtp-sink: a warm-up of ${Math.ceil(MESSAGES / 5)} sessions, then ${MESSAGES}.\n\n` +
   runs.map((r) => `- ${r}`).join('\n') +
-  `\n- busy CPU per session (profiled): postern-xclient-1 ${perSession(postern!.busyMs)}, node-pipe-1 ${perSession(pipe!.busyMs)}\n\n` +
-  markdownTable(['#', 'postern-xclient-1: frame', 'share', 'node-pipe-1: frame', 'share'], rows) +
+  `\n- busy CPU per session (profiled): postern-xclient-1 ${perOp(postern!.busyMs)}, node-pipe-1 ${perOp(pipe!.busyMs)}\n\n` +
+  section(['postern-xclient-1', postern!], ['node-pipe-1', pipe!]) +
+  `\n\n## W3: resumed TLS 1.3 handshakes (Postern implicit TLS beside a bare tls.createServer)\n\n` +
+  `ECDSA P-256, 16 handshakes in flight from the harness (Node TLS clients offering the last ticket): a warm-up of ${Math.ceil(MESSAGES / 5)}, then ${MESSAGES}. ` +
+  `Postern greets each connection (identity none, no backend contacted), as a mail server must; node-tls completes the handshake and closes.\n\n` +
+  tlsRuns.map((r) => `- ${r}`).join('\n') +
+  `\n- busy CPU per handshake (profiled): postern-tls-1 ${perOp(posternTls!.busyMs)}, node-tls-1 ${perOp(nodeTls!.busyMs)}\n\n` +
+  section(['postern-tls-1', posternTls!], ['node-tls-1', nodeTls!]) +
   '\n';
 writeFileSync(path.join(REPO, 'bench', 'PROFILE.md'), text);
 process.stdout.write(text);

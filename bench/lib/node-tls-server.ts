@@ -51,6 +51,9 @@ function serve(): void {
   }
 }
 
+// Exit on SIGTERM rather than die of it, so that `--cpu-prof` (bench/profile.ts) writes its profile.
+process.once('SIGTERM', () => process.exit(0));
+
 if (workers > 1 && cluster.isPrimary) {
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   // 48 bytes: Node's ticket key format (name, HMAC key, AES key).
