@@ -4,6 +4,7 @@
 // (and the AUTH part they drive) are session.ts's (a subclass: the handlers and this state
 // are one machine, split in two files by what they do).
 
+import { withGetters } from './with-getters.js';
 import type net from 'node:net';
 import type { Config } from '../config/types.js';
 import type { BackendPool } from '../backend/pool.js';
@@ -136,21 +137,20 @@ export abstract class SessionCore {
       },
     });
     const session = this;
-    this.farewell = new Farewell({
-      anomaly: (kind, detail) => this.anomaly(kind, detail),
-      gone: (reason, why) => this.#clientGone(reason, why),
-      get reason() {
-        return session.life.reason;
-      },
-      get secure() {
-        return session.io.secure;
-      },
-      closing: () => this.io.closing(),
-      end: () => this.io.end(),
-      destroy: () => this.io.destroy(),
-      linger: (ms) => this.io.setTimer(ms),
-      finish: (reason) => this.finish(reason),
-    });
+    this.farewell = new Farewell(
+      withGetters(
+        {
+          anomaly: (kind: AnomalyKind, detail: string) => this.anomaly(kind, detail),
+          gone: (reason: CloseReason, why?: string) => this.#clientGone(reason, why),
+          closing: () => this.io.closing(),
+          end: () => this.io.end(),
+          destroy: () => this.io.destroy(),
+          linger: (ms: number) => this.io.setTimer(ms),
+          finish: (reason: CloseReason) => this.finish(reason),
+        },
+        { reason: () => session.life.reason, secure: () => session.io.secure },
+      ),
+    );
     this.input = new Input(
       {
         mode: () => this.mode,
@@ -170,38 +170,32 @@ export abstract class SessionCore {
       () => splitterLineMax(this.cfg.limits.line_length, this.authExchanging || (ctx.listener.auth !== 'off' && ctx.authenticator != null)),
     );
     this.binding = new SessionBinding(
-      {
-        queue: this.queue,
-        get closed() {
-          return session.mode === 'closed';
+      withGetters(
+        {
+          queue: this.queue,
+          anomaly: (kind: AnomalyKind, detail: string) => this.anomaly(kind, detail),
+          backendFailed: (reply: string) => {
+            this.life.end('backend_failed');
+            this.queue.failBackend(reply, () => this.io.end());
+            // The 421 may never flush (a client that does not read): the guard still ends it.
+            this.io.closing();
+          },
+          bound: () => this.life.toIfAllowed('relaying'),
+          wait: () => this.input.wait(),
+          resume: () => this.input.resume(),
+          log: () => this.#logger(),
         },
-        get finished() {
-          return session.finished;
+        {
+          closed: () => session.mode === 'closed',
+          finished: () => session.finished,
+          inTransaction: () => session.tx.open !== null || session.mode === 'data' || session.mode === 'bdat',
         },
-        get inTransaction() {
-          return session.tx.open !== null || session.mode === 'data' || session.mode === 'bdat';
-        },
-        anomaly: (kind, detail) => this.anomaly(kind, detail),
-        backendFailed: (reply) => {
-          this.life.end('backend_failed');
-          this.queue.failBackend(reply, () => this.io.end());
-          // The 421 may never flush (a client that does not read): the guard still ends it.
-          this.io.closing();
-        },
-        bound: () => this.life.toIfAllowed('relaying'),
-        wait: () => this.input.wait(),
-        resume: () => this.input.resume(),
-        log: () => this.#logger(),
-      },
-      {
-        config: ctx.config,
+      ),
+      withGetters(
+        { config: ctx.config, logger: ctx.logger, connId: ctx.id },
         // Before a route decides: the pool the session facts route to (routing), else the default.
-        get pool() {
-          return session.frontPool();
-        },
-        logger: ctx.logger,
-        connId: ctx.id,
-      },
+        { pool: () => session.frontPool() },
+      ),
     );
     this.limits = new SessionLimits(
       () => this.cfg.limits,
