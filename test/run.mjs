@@ -14,7 +14,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 
-/** Files at a time: at least MIN_AT_ONCE, up to MAX_AT_ONCE while the cores have room (see schedule()). */
+/**
+ * Files at a time: at least MIN_AT_ONCE, up to MAX_AT_ONCE while the cores have room (see schedule()).
+ * Wider costs more than it gains: the same suites used 20 % more CPU in all at up to twelve files
+ * at once (a budget of measured CPU shares), and 5 % more with a third lane that started the
+ * suites that mostly wait from the start (up to ten at once): 348 s against 333 s.
+ */
 const MIN_AT_ONCE = 3;
 const MAX_AT_ONCE = 6;
 /** A second at least this idle (all cores) lets one more file start. */
@@ -28,15 +33,6 @@ const FILE_TIMEOUT_MS = 10 * 60_000;
  */
 const ALONE_ORDER = ['tls-terminator', 'backpressure', 'quit-linger', 'socket-activation'];
 const ALONE = new Set(ALONE_ORDER);
-/**
- * Suites that mostly wait (on timers, a greet wait, real servers), a tenth of a core or less
- * for half a minute each: they run from the start in a lane of their own, beside the rest.
- * In the main queue they started late (long, but shorter than the busy suites) and their
- * waiting set the end of the run, with the cores half idle (measured: 54-85 % busy in the last
- * 120 s). More files at a time in general cost more: twelve at once took 20 % more CPU in all.
- */
-const SLEEPERS = new Set(['session-end', 'screen-postscreen', 'screen-dnsbl', 'auth-dovecot']);
-const SLEEPERS_AT_ONCE = 3;
 /**
  * Seconds each longer file took in a full run on the 2-core machine (idle files included: a
  * file that waits on timers for half a minute must start early too). Files start longest first,
@@ -86,11 +82,7 @@ const batches = new Map(
   ].filter(([, b]) => b.files.length > 1),
 );
 const batched = new Set([...batches.values()].flatMap((b) => b.files));
-const integrationLabel = [...batches.keys()].find((k) => batches.get(k).files === integrationBatch);
-const isSleeper = (f) => SLEEPERS.has(name(f)) || f === integrationLabel;
-const byLength = (a, b) => typical(b) - typical(a);
-const together = [...batches.keys(), ...all.filter((f) => !alone.includes(f) && !batched.has(f))].filter((f) => !isSleeper(f)).sort(byLength);
-const sleepers = [...batches.keys(), ...all.filter((f) => !alone.includes(f) && !batched.has(f))].filter(isSleeper).sort(byLength);
+const together = [...batches.keys(), ...all.filter((f) => !alone.includes(f) && !batched.has(f))].sort((a, b) => typical(b) - typical(a));
 
 const t0 = Date.now();
 const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
@@ -160,7 +152,7 @@ async function runFile(f, niceness) {
 }
 
 // The build runs beside the suites that do not need it.
-process.stdout.write(`npm test: building (tsc), and ${together.length + alone.length + sleepers.length} test files, ${MIN_AT_ONCE} to ${MAX_AT_ONCE} at a time as the cores allow\n`);
+process.stdout.write(`npm test: building (tsc), and ${together.length + alone.length} test files, ${MIN_AT_ONCE} to ${MAX_AT_ONCE} at a time as the cores allow\n`);
 let built = null;
 const build = runChild([join('node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], FILE_TIMEOUT_MS).then((r) => {
   built = r.code === 0;
@@ -249,7 +241,7 @@ function schedule(list, min, max, niceness, boostOnBuild = 0) {
 
 // The timing suites run from the start, beside the rest, at the default priority; the rest
 // yield the CPU to them (nice 10, about a tenth of a core's share against one at 0).
-await Promise.all([schedule(together, MIN_AT_ONCE, MAX_AT_ONCE, 10, 2), schedule(alone, 2, 2, 0), schedule(sleepers, SLEEPERS_AT_ONCE, SLEEPERS_AT_ONCE, 10)]);
+await Promise.all([schedule(together, MIN_AT_ONCE, MAX_AT_ONCE, 10, 2), schedule(alone, 2, 2, 0)]);
 await build;
 
 const sum = (k) => results.reduce((a, r) => a + r[k], 0);
