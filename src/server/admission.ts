@@ -73,7 +73,7 @@ export class Admission implements AdmissionControl {
 
   /**
    * Connections `ip` could still open now before a limit refuses (the smallest room of the
-   * three): how much of it the cluster primary may lease to a worker (cluster/lease.ts).
+   * three): how much of it the cluster primary may lease to a worker (cluster/held-admission.ts).
    */
   headroom(ip: string, now = Date.now()): number {
     const key = clientKey(ip);

@@ -4,7 +4,6 @@
 // (and the AUTH part they drive) are session.ts's (a subclass: the handlers and this state
 // are one machine, split in two files by what they do).
 
-import { withGetters } from './with-getters.js';
 import type net from 'node:net';
 import type { Config } from '../config/types.js';
 import type { BackendPool } from '../backend/pool.js';
@@ -33,6 +32,7 @@ import { ReplyQueue } from './reply-queue.js';
 import { SessionSteps } from './steps.js';
 import type { ScreenSession } from '../screen/screener.js';
 import { Transactions } from './transaction.js';
+import { withGetters } from './with-getters.js';
 
 /** How input is read: command lines, a DATA body, BDAT chunks, or nothing (STARTTLS handshake). */
 export type InputMode = 'command' | 'data' | 'bdat' | 'starttls';
@@ -136,7 +136,6 @@ export abstract class SessionCore {
         this.#endWhenAnswered();
       },
     });
-    const session = this;
     this.farewell = new Farewell(
       withGetters(
         {
@@ -148,7 +147,7 @@ export abstract class SessionCore {
           linger: (ms: number) => this.io.setTimer(ms),
           finish: (reason: CloseReason) => this.finish(reason),
         },
-        { reason: () => session.life.reason, secure: () => session.io.secure },
+        { reason: () => this.life.reason, secure: () => this.io.secure },
       ),
     );
     this.input = new Input(
@@ -186,15 +185,15 @@ export abstract class SessionCore {
           log: () => this.#logger(),
         },
         {
-          closed: () => session.mode === 'closed',
-          finished: () => session.finished,
-          inTransaction: () => session.tx.open !== null || session.mode === 'data' || session.mode === 'bdat',
+          closed: () => this.mode === 'closed',
+          finished: () => this.finished,
+          inTransaction: () => this.tx.open !== null || this.mode === 'data' || this.mode === 'bdat',
         },
       ),
       withGetters(
         { config: ctx.config, logger: ctx.logger, connId: ctx.id },
         // Before a route decides: the pool the session facts route to (routing), else the default.
-        { pool: () => session.frontPool() },
+        { pool: () => this.frontPool() },
       ),
     );
     this.limits = new SessionLimits(

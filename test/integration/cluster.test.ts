@@ -54,10 +54,9 @@ describe('cluster (workers: 2)', { skip: !existsSync(CLI) && 'dist/cli.js missin
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('per-IP connection caps hold across workers; metrics are summed over workers', async () => {
-    const port = await freePort();
-    const mport = await freePort();
-    const file = join(dir, 'cluster.yaml');
+  /** A 2-worker config with one plain listener on `port` relaying to the sink, plus `extra` top-level YAML. */
+  async function clusterFile(name: string, port: number, extra = ''): Promise<string> {
+    const file = join(dir, `${name}.yaml`);
     await writeFile(
       file,
       `hostname: cluster.test
@@ -68,10 +67,15 @@ listeners:
 backends:
   servers:
     - address: 127.0.0.1:${sink.address().port}
-limits: { per_ip: { connections: 4, rate: 10000/1m } }
-metrics: { listen: 127.0.0.1:${mport} }
-`,
+${extra}`,
     );
+    return file;
+  }
+
+  it('per-IP connection caps hold across workers; metrics are summed over workers', async () => {
+    const port = await freePort();
+    const mport = await freePort();
+    const file = await clusterFile('cluster', port, `limits: { per_ip: { connections: 4, rate: 10000/1m } }\nmetrics: { listen: 127.0.0.1:${mport} }\n`);
     const { child, exit } = await startCluster(file);
     try {
       // Open the four allowed connections from one address until they sit on both workers.
@@ -123,21 +127,8 @@ metrics: { listen: 127.0.0.1:${mport} }
   it('leased admissions (issue 26) keep the default per-IP caps exact: 20 open from one address on both workers, the 21st refused, 5 rounds; a rate of 30 admits exactly 30', async () => {
     const port = await freePort();
     const mport = await freePort();
-    const file = join(dir, 'cluster-lease.yaml');
     // per_ip.connections 20 is the default: the room a lease is drawn from.
-    await writeFile(
-      file,
-      `hostname: cluster.test
-workers: 2
-listeners:
-  - name: smtp
-    listen: 127.0.0.1:${port}
-backends:
-  servers:
-    - address: 127.0.0.1:${sink.address().port}
-metrics: { listen: 127.0.0.1:${mport} }
-`,
-    );
+    const file = await clusterFile('cluster-lease', port, `metrics: { listen: 127.0.0.1:${mport} }\n`);
     const { child, exit } = await startCluster(file);
     try {
       let spreadRounds = 0;
@@ -168,20 +159,7 @@ metrics: { listen: 127.0.0.1:${mport} }
     }
 
     // The rate: leases pre-pay rate slots; what is not spent is given back (or recalled) and counts no more.
-    const rateFile = join(dir, 'cluster-lease-rate.yaml');
-    await writeFile(
-      rateFile,
-      `hostname: cluster.test
-workers: 2
-listeners:
-  - name: smtp
-    listen: 127.0.0.1:${port}
-backends:
-  servers:
-    - address: 127.0.0.1:${sink.address().port}
-limits: { per_ip: { connections: 1000, rate: 30/1m } }
-`,
-    );
+    const rateFile = await clusterFile('cluster-lease-rate', port, 'limits: { per_ip: { connections: 1000, rate: 30/1m } }\n');
     const rated = await startCluster(rateFile);
     try {
       const codes: number[] = [];
@@ -204,20 +182,7 @@ limits: { per_ip: { connections: 1000, rate: 30/1m } }
 
   it('a client that closes and reconnects at once is not refused by per_ip.connections: 1 (release before admit)', async () => {
     const port = await freePort();
-    const file = join(dir, 'cluster-reconnect.yaml');
-    await writeFile(
-      file,
-      `hostname: cluster.test
-workers: 2
-listeners:
-  - name: smtp
-    listen: 127.0.0.1:${port}
-backends:
-  servers:
-    - address: 127.0.0.1:${sink.address().port}
-limits: { per_ip: { connections: 1, rate: 100000/1m } }
-`,
-    );
+    const file = await clusterFile('cluster-reconnect', port, 'limits: { per_ip: { connections: 1, rate: 100000/1m } }\n');
     const { child, exit } = await startCluster(file);
     try {
       const codes: number[] = [];
