@@ -5,7 +5,6 @@
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Config, HostPort } from './config/index.js';
 import type { ServeResult } from './server/serve.js';
@@ -14,8 +13,9 @@ import type { ServeResult } from './server/serve.js';
 import { defaultConfigPath, LOCAL_CONFIG, missingDefaultConfig, SYSTEM_CONFIG } from './config/default-path.js';
 import { REPORT_USAGE, STATUS_USAGE } from './tools/usage.js';
 import { describeError as describe } from './server/describe.js';
+import { packageRoot } from './package-root.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const ROOT = packageRoot();
 /** How the help texts name the default config (see config/default-path.ts). */
 const DEFAULT_CONFIG = `${LOCAL_CONFIG} if it exists, else ${SYSTEM_CONFIG}`;
 

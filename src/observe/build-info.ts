@@ -1,7 +1,8 @@
-// The running version, from package.json (two levels up from src/observe and dist/observe).
+// The running version, from the package's package.json.
 
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../package-root.js';
 
 let cached: string | null = null;
 
@@ -9,7 +10,7 @@ let cached: string | null = null;
 export function posternVersion(): string {
   if (cached !== null) return cached;
   try {
-    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version?: unknown };
+    const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version?: unknown };
     cached = typeof pkg.version === 'string' ? pkg.version : 'unknown';
   } catch {
     cached = 'unknown';

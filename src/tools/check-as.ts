@@ -8,8 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { basename, dirname, extname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fromSource, packageRoot } from '../package-root.js';
 import { PrivilegeError, resolveAccount, type Account } from '../server/privileges.js';
 import { checkConfigFile, errnoText, type FileProblem } from '../config/check.js';
 import type { ConfigProblem } from '../config/errors.js';
@@ -116,9 +116,9 @@ function holdsOnly(file: string): boolean {
   }
 }
 
-// The child runs this module's sibling with the same loader (tsx when run from source); the
-// parent's other node flags (e.g. --test) are not its business.
-const CHILD = fileURLToPath(new URL(`./check-as-child${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+// The child runs check-as-child with the same loader (tsx when run from source); the parent's
+// other node flags (e.g. --test) are not its business. Built, it is an entry point of its own.
+const CHILD = fromSource ? join(packageRoot(), 'src', 'tools', 'check-as-child.ts') : join(packageRoot(), 'dist', 'tools', 'check-as-child.js');
 
 function loaderArgs(): string[] {
   const out: string[] = [];
