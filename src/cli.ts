@@ -122,11 +122,7 @@ function configFile(flag: string | undefined): { file: string } | { error: strin
 }
 
 async function run(argv: string[]): Promise<number> {
-  const [{ Predecessor }, { formatLocated, loadCheckedConfig, loadConfig }, { serve }] = await Promise.all([
-    import('./server/upgrade.js'),
-    import('./config/index.js'),
-    import('./server/serve.js'),
-  ]);
+  const [{ Predecessor }, { serve }] = await Promise.all([import('./server/upgrade.js'), import('./server/serve.js')]);
   // A successor started by SIGUSR2 reports to its predecessor whether it could start.
   const predecessor = cluster.isWorker ? null : Predecessor.take();
   let values;
@@ -153,12 +149,18 @@ async function run(argv: string[]): Promise<number> {
   const pidFile = values['pid-file'] ?? null;
   let config: Config;
   try {
-    // The same checks as `postern check` (one code path): a missing certificate is named
-    // here too, beside any schema problem, instead of surfacing later as a start-up error.
-    // A cluster worker reads the file its primary has just checked.
-    const checked = cluster.isWorker ? { config: loadConfig(file), warnings: [] } : loadCheckedConfig(file);
-    for (const w of checked.warnings) process.stderr.write(`postern: warning: ${formatLocated(file, w)}\n`);
-    config = checked.config;
+    if (cluster.isWorker) {
+      // A cluster worker runs the config its primary has just loaded and checked.
+      const { configFromPrimary } = await import('./server/cluster/worker-config.js');
+      config = await configFromPrimary();
+    } else {
+      // The same checks as `postern check` (one code path): a missing certificate is named
+      // here too, beside any schema problem, instead of surfacing later as a start-up error.
+      const { formatLocated, loadCheckedConfig } = await import('./config/index.js');
+      const checked = loadCheckedConfig(file);
+      for (const w of checked.warnings) process.stderr.write(`postern: warning: ${formatLocated(file, w)}\n`);
+      config = checked.config;
+    }
   } catch (err) {
     predecessor?.failed(describe(err));
     return fail(describe(err));

@@ -141,7 +141,9 @@ const count = (out, key) => [...out.matchAll(new RegExp(`^ℹ ${key} (\\d+)$`, '
 
 async function runFile(f, niceness) {
   const batch = batches.get(f);
-  const args = batch ? ['--import', 'tsx', '--test-reporter=spec', join('test', 'batch.mjs'), ...batch.files] : ['--import', 'tsx', '--test-reporter=spec', f];
+  // --test-force-exit: a file whose tests are over ends, even if a failed `before` left a server
+  // open (once, a failed Postfix start left two sinks listening and the file ran into the timeout).
+  const args = ['--import', 'tsx', '--test-reporter=spec', '--test-force-exit', ...(batch ? [join('test', 'batch.mjs'), ...batch.files] : [f])];
   const at = Date.now() - t0;
   const r = await runChild(args, FILE_TIMEOUT_MS, niceness);
   const res = { file: f, files: batch ? batch.files.length : 1, ok: r.code === 0, ms: r.ms, cpu: r.cpu, tests: count(r.out, 'tests'), pass: count(r.out, 'pass'), fail: count(r.out, 'fail'), skipped: count(r.out, 'skipped'), cancelled: count(r.out, 'cancelled') };

@@ -1,6 +1,7 @@
 // What `postern check` warns about, logged once at start by the process that owns the
 // config (the single process or the cluster primary).
-import { configWarnings, type Config } from '../config/index.js';
+import type { Config } from '../config/types.js';
+import { configWarnings } from '../config/warnings.js';
 import type { ConfigProblem } from '../config/errors.js';
 import type { Logger } from '../observe/logger.js';
 import { routeWarnings } from '../route/warnings.js';

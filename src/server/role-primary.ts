@@ -82,6 +82,7 @@ export class PrimaryRole implements Role {
       tlsSessions: host.tlsSessions?.cache ?? null,
       health,
       onListening: (on) => this.#announce(on, () => true, true),
+      config: () => this.#config,
     });
     await this.#primary.start();
     this.logger.info({ workers: config.workers }, `${config.workers} workers running`);

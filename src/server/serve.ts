@@ -5,7 +5,7 @@
 // reload report, upgrade) is done by the single process or the primary, never a worker.
 
 import cluster from 'node:cluster';
-import { loadConfig, type Config } from '../config/index.js';
+import type { Config } from '../config/types.js';
 import { planReload } from '../config/reload-plan.js';
 import { createLogger } from '../observe/logger.js';
 import { logConfigWarnings } from './config-warnings.js';
@@ -99,6 +99,9 @@ export async function serve(config: Config, opts: ServeOptions): Promise<ServeRe
   const reloadFrom = async (file: string): Promise<string | null> => {
     let next: Config;
     try {
+      // Loaded here, not at start: a cluster worker starts from its primary's config and needs
+      // the YAML parser and the schema only once it is told to reload.
+      const { loadConfig } = await import('../config/load.js');
       next = role.prepare(loadConfig(file));
     } catch (err) {
       // An invalid new config is refused; the old one stays in force.

@@ -125,7 +125,10 @@ export class AcmeManager {
       }
       this.#waitingLogged = false;
       try {
-        await this.#order();
+        // The last holder may have finished between the look above and the lock: what it
+        // published (Redis) or wrote (the shared store) is taken, not ordered a second time.
+        await this.#loadPublished();
+        if ((await this.#dueAt()) <= this.#now()) await this.#order();
       } finally {
         await this.#unlock();
       }

@@ -74,8 +74,10 @@ export interface PostfixOptions {
 
 const POSTFIX = '/usr/sbin/postfix';
 const POSTCONF = '/usr/sbin/postconf';
-const START_TIMEOUT_MS = 20_000;
-const COMMAND_TIMEOUT_MS = 20_000;
+// Bounds, not expectations: `postfix start` runs postconf dozens of times and took over 20 s
+// once on a loaded 2-core machine.
+const START_TIMEOUT_MS = 60_000;
+const COMMAND_TIMEOUT_MS = 60_000;
 
 /** /usr/sbin/postfix exists and we are root (Postfix must start as root). */
 export function postfixAvailable(): boolean {

@@ -46,12 +46,15 @@ describe('three real backends', { skip }, () => {
   let b: Sink;
   let pf: PostfixInstance;
   before(async () => {
-    [a, b, pf] = await Promise.all([startSink({ xclient: true }), startSink({ xclient: true }), startPostfix()]);
+    // One at a time, each kept as it starts: if Postfix fails to start, the sinks are still closed.
+    a = await startSink({ xclient: true });
+    b = await startSink({ xclient: true });
+    pf = await startPostfix();
   });
   after(async () => {
-    await a.close();
-    await b.close();
-    await pf.stop();
+    await a?.close();
+    await b?.close();
+    await pf?.stop();
   });
 
   const servers = () =>

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -197,6 +197,52 @@ ${extra}`,
         codes.map((c, i) => [i, c]).filter(([, c]) => c !== 220),
         [],
         'every session greeted with 220',
+      );
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exit, 0);
+    }
+  });
+
+  it('a worker that dies is replaced, and the replacement runs the config in force, not an edit of the file not yet reloaded', async () => {
+    const port = await freePort();
+    const file = await clusterFile('cluster-respawn', port);
+    const { child, output, exit } = await startCluster(file);
+    /** The workers' pids, from the kernel's list of the primary's children. */
+    const workers = async (): Promise<number[]> =>
+      (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').catch(() => '')).split(/\s+/).filter(Boolean).map(Number);
+    const greetings = async (n: number): Promise<string[]> => {
+      const out: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const c = await SmtpClient.connect(port, { localAddress: '127.0.0.6' });
+        const [greeting] = await c.waitReplies(1);
+        out.push(greeting!.lines[0] ?? '');
+        await c.cmd('QUIT');
+        await c.waitClose();
+      }
+      return out;
+    };
+    try {
+      const first = await workers();
+      assert.equal(first.length, 2, `two workers: ${first.join(' ')}`);
+      // Edited on disk, not reloaded: the cluster serves the config it started with.
+      await writeFile(file, (await readFile(file, 'utf8')).replace('hostname: cluster.test', 'hostname: edited.test'));
+      for (const pid of first) process.kill(pid, 'SIGKILL');
+      const deadline = Date.now() + 15_000;
+      while ((output().match(/worker running \(replaces one that died\)/g) ?? []).length < 2) {
+        assert.ok(Date.now() < deadline, `two replacements running within 15 s:\n${output()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal((output().match(/worker died; starting another/g) ?? []).length, 2, output());
+      const now = await workers();
+      assert.equal(now.length, 2, `two workers: ${now.join(' ')}`);
+      assert.ok(now.every((p) => !first.includes(p)), `new pids ${now.join(' ')} (were ${first.join(' ')})`);
+      // Every connection now lands on a replacement, which must greet as the primary serves.
+      const after = await greetings(6);
+      assert.deepEqual(
+        after.filter((g) => !g.startsWith('cluster.test')),
+        [],
+        'the replacements run the config in force',
       );
     } finally {
       child.kill('SIGTERM');

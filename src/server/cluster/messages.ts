@@ -4,6 +4,7 @@
 import type { HealthState, SessionOutcome } from '../../backend/health-monitor.js';
 import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-server.js';
 import type { WindowReply, WindowRequest } from './windows.js';
+import type { Config } from '../../config/types.js';
 import type { Refusal } from '../admission.js';
 import type { Lease } from './held-admission.js';
 import type { TlsSessionReply, TlsSessionRequest } from './tls-sessions.js';
@@ -21,6 +22,10 @@ export type ClusterMessage =
   | { postern: 'force'; ip: string }
   /** A worker listens; its listeners' bound addresses, for the primary's one `listening` record each. */
   | { postern: 'ready'; listening?: ListeningOn[] }
+  /** A starting worker asks for the config the primary has loaded and checked (see worker-config.ts)... */
+  | { postern: 'config?' }
+  /** ...and gets it, as the primary holds it now (after any reload). */
+  | { postern: 'config'; config: Config }
   | { postern: 'failed'; message: string }
   /** SIGHUP: the worker loads the config file again... */
   | { postern: 'reload'; id: number }

@@ -5,7 +5,7 @@
 // every message to the handler of its kind (dispatcher.ts). Signals are serve.ts's.
 
 import cluster, { type Worker } from 'node:cluster';
-import type { LimitsConfig } from '../../config/types.js';
+import type { Config, LimitsConfig } from '../../config/types.js';
 import type { Logger } from '../../observe/logger.js';
 import type { BackendSnapshot, SessionSnapshot } from '../../observe/status-server.js';
 import { answerWindow } from './windows.js';
@@ -39,6 +39,8 @@ export interface PrimaryOptions {
   health?: { states(): HealthState[]; report(o: SessionOutcome): void } | null;
   /** Where the listeners listen, as the workers report it (one `listening` record each, once all serve). */
   onListening?: (on: ListeningOn[]) => void;
+  /** The config in force, which a starting worker asks for (worker-config.ts). */
+  config?: () => Config;
 }
 
 /** A listening socket a worker sent for an upgrade: a native handle with its descriptor. */
@@ -103,11 +105,15 @@ export class Primary implements ClusterView {
       if (store) answerTlsSession(store, m, (r) => this.#sendTo(w, r));
       else this.#sendTo(w, { postern: 'tls-session-reply', id: m.id, data: null });
     });
+    on.on('config?', (_m, w) => {
+      const config = this.opts.config?.();
+      if (config) this.#sendTo(w, { postern: 'config', config });
+    });
     on.on('health?', (m, w) => this.#sendTo(w, { postern: 'health', id: m.id, states: this.opts.health?.states() ?? [] }));
     on.on('session-outcome', (m) => this.opts.health?.report(m.outcome));
-    on.on('ready', (m) => {
+    on.on('ready', (m, w) => {
       if (Array.isArray(m.listening)) this.#listening = m.listening;
-      this.#onReady(this.#listening);
+      this.#onReady(this.#listening, w);
     });
     on.on('failed', (m) => void (this.#firstFailure ??= m.message));
     on.on('status', (m, w) => void this.#status.set(w.id, { sessions: m.sessions, backends: m.backends, ready: m.ready }));
@@ -146,11 +152,21 @@ export class Primary implements ClusterView {
         if (ready < this.opts.workers) return early(w, code);
         if (this.#stopping) return;
         this.opts.logger.error({ worker: w.id, code }, 'worker died; starting another');
-        setTimeout(() => this.#fork(), 500).unref();
+        // Not unref'd: with every worker dead nothing else may hold the loop, and the primary
+        // would exit without a word (stop() clears these).
+        const respawn = setTimeout(() => {
+          this.#respawns.delete(respawn);
+          if (!this.#stopping) this.#fork();
+        }, 500);
+        this.#respawns.add(respawn);
       });
       // `listening` once every worker serves: before that a worker may still be reading the
       // config (a SIGHUP with a new file then would reach a worker that read the old one).
-      this.#onReady = (listening) => {
+      this.#onReady = (listening, w) => {
+        if (ready >= this.opts.workers) {
+          this.opts.logger.info({ worker: w.id, pid: w.process.pid }, 'worker running (replaces one that died)');
+          return;
+        }
         if (++ready !== this.opts.workers) return;
         this.opts.onListening?.(listening);
         resolve();
@@ -159,7 +175,7 @@ export class Primary implements ClusterView {
     });
   }
 
-  #onReady: (listening: ListeningOn[]) => void = () => undefined;
+  #onReady: (listening: ListeningOn[], w: Worker) => void = () => undefined;
   /**
    * The first start-up failure any worker reported. It is the cause; a worker that exits first
    * may have failed because of it: workers share the inherited sockets through this process,
@@ -270,9 +286,14 @@ export class Primary implements ClusterView {
     });
   }
 
+  /** Replacements of dead workers, due in a moment. */
+  readonly #respawns = new Set<NodeJS.Timeout>();
+
   /** SIGTERM: every worker drains; resolves when all have exited. */
   stop(): Promise<void> {
     this.#stopping = true;
+    for (const t of this.#respawns) clearTimeout(t);
+    this.#respawns.clear();
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
     const exits = workers.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once('exit', () => r()))));
     for (const w of workers) this.#sendTo(w, { postern: 'stop' });
