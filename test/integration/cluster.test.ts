@@ -24,6 +24,15 @@ async function liveWorkers(metricsPort: number): Promise<Map<string, number>> {
   return byWorker;
 }
 
+/** One session from `localAddress`: the greeting's first line and code, then QUIT (when greeted) and the close. */
+async function greetAndQuit(port: number, localAddress: string): Promise<{ code: number; text: string }> {
+  const c = await SmtpClient.connect(port, { localAddress });
+  const [greeting] = await c.waitReplies(1);
+  if (greeting!.code === 220) await c.cmd('QUIT');
+  await c.waitClose();
+  return { code: greeting!.code, text: greeting!.lines[0] ?? '' };
+}
+
 /** `postern run` in a child process, resolved once its primary reports every worker running. */
 async function startCluster(file: string): Promise<{ child: ChildProcess; output: () => string; exit: Promise<number | null> }> {
   const child = spawn(process.execPath, [CLI, 'run', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -164,11 +173,7 @@ ${extra}`,
     try {
       const codes: number[] = [];
       for (let i = 0; i < 33; i++) {
-        const c = await SmtpClient.connect(port, { localAddress: '127.0.0.7' });
-        const [greeting] = await c.waitReplies(1);
-        codes.push(greeting!.code);
-        if (greeting!.code === 220) await c.cmd('QUIT');
-        await c.waitClose();
+        codes.push((await greetAndQuit(port, '127.0.0.7')).code);
         // Now and then a pause past the lease idle time, so leases are also given back unasked.
         if (i % 10 === 9) await new Promise((r) => setTimeout(r, 400));
       }
@@ -186,13 +191,7 @@ ${extra}`,
     const { child, exit } = await startCluster(file);
     try {
       const codes: number[] = [];
-      for (let i = 0; i < 30; i++) {
-        const c = await SmtpClient.connect(port, { localAddress: '127.0.0.5' });
-        const [greeting] = await c.waitReplies(1);
-        codes.push(greeting!.code);
-        if (greeting!.code === 220) await c.cmd('QUIT');
-        await c.waitClose();
-      }
+      for (let i = 0; i < 30; i++) codes.push((await greetAndQuit(port, '127.0.0.5')).code);
       assert.deepEqual(
         codes.map((c, i) => [i, c]).filter(([, c]) => c !== 220),
         [],
@@ -211,17 +210,6 @@ ${extra}`,
     /** The workers' pids, from the kernel's list of the primary's children. */
     const workers = async (): Promise<number[]> =>
       (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').catch(() => '')).split(/\s+/).filter(Boolean).map(Number);
-    const greetings = async (n: number): Promise<string[]> => {
-      const out: string[] = [];
-      for (let i = 0; i < n; i++) {
-        const c = await SmtpClient.connect(port, { localAddress: '127.0.0.6' });
-        const [greeting] = await c.waitReplies(1);
-        out.push(greeting!.lines[0] ?? '');
-        await c.cmd('QUIT');
-        await c.waitClose();
-      }
-      return out;
-    };
     try {
       const first = await workers();
       assert.equal(first.length, 2, `two workers: ${first.join(' ')}`);
@@ -238,7 +226,8 @@ ${extra}`,
       assert.equal(now.length, 2, `two workers: ${now.join(' ')}`);
       assert.ok(now.every((p) => !first.includes(p)), `new pids ${now.join(' ')} (were ${first.join(' ')})`);
       // Every connection now lands on a replacement, which must greet as the primary serves.
-      const after = await greetings(6);
+      const after: string[] = [];
+      for (let i = 0; i < 6; i++) after.push((await greetAndQuit(port, '127.0.0.6')).text);
       assert.deepEqual(
         after.filter((g) => !g.startsWith('cluster.test')),
         [],

@@ -40,7 +40,7 @@ export interface PrimaryOptions {
   /** Where the listeners listen, as the workers report it (one `listening` record each, once all serve). */
   onListening?: (on: ListeningOn[]) => void;
   /** The config in force, which a starting worker asks for (worker-config.ts). */
-  config?: () => Config;
+  config: () => Config;
 }
 
 /** A listening socket a worker sent for an upgrade: a native handle with its descriptor. */
@@ -105,10 +105,7 @@ export class Primary implements ClusterView {
       if (store) answerTlsSession(store, m, (r) => this.#sendTo(w, r));
       else this.#sendTo(w, { postern: 'tls-session-reply', id: m.id, data: null });
     });
-    on.on('config?', (_m, w) => {
-      const config = this.opts.config?.();
-      if (config) this.#sendTo(w, { postern: 'config', config });
-    });
+    on.on('config?', (_m, w) => this.#sendTo(w, { postern: 'config', config: this.opts.config() }));
     on.on('health?', (m, w) => this.#sendTo(w, { postern: 'health', id: m.id, states: this.opts.health?.states() ?? [] }));
     on.on('session-outcome', (m) => this.opts.health?.report(m.outcome));
     on.on('ready', (m, w) => {
