@@ -470,11 +470,17 @@ export class SessionBinding {
 
   #quitBound(b: Binding, flushed: () => void, quiet: boolean, slot?: Slot): void {
     const { queue } = this.host;
-    if (this.#b === b) {
+    // The 221 is what the client waits for: it leaves first, the backend's QUIT once it has
+    // reached the kernel (a write fewer before it on the critical path). The binding is idle,
+    // so a backend that closes meanwhile is only logged; a session that ends before the 221
+    // flushes lets go of the binding in its finish.
+    const done = (): void => {
+      flushed();
+      if (this.#b !== b) return;
       if (this.#parkable(b, quiet)) this.#take()!.park();
       else this.unbind();
-    }
-    if (slot) queue.fill(slot, BYE, flushed);
-    else queue.reply(BYE, flushed);
+    };
+    if (slot) queue.fill(slot, BYE, done);
+    else queue.reply(BYE, done);
   }
 }
