@@ -18,8 +18,16 @@ export interface RelayHandlers {
 /** Encoded once: every session that ends writes it (issue 26). */
 const QUIT_LINE = Buffer.from('QUIT\r\n');
 
+/**
+ * Every backend socket reads into this one buffer (net's `onread`): the bytes skip the
+ * Readable stream (its state, a 'data' event and a tick per read, issue 26) and are copied
+ * out at once, since replies keep slices of what they were parsed from. One buffer serves
+ * all: a read's callback runs to its end before the next read.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
 export class BackendConnection {
-  readonly #parser = new ReplyParser();
+  #parser = new ReplyParser();
   #replies: Reply[] = [];
   #waiter: { resolve(r: Reply): void; reject(e: Error): void; timer: NodeJS.Timeout } | null = null;
   #relay: RelayHandlers | null = null;
@@ -70,6 +78,11 @@ export class BackendConnection {
    */
   async upgrade(secure: (raw: net.Socket) => Promise<net.Socket>): Promise<void> {
     const raw = this.#socket;
+    // RFC 3207 §4.2: nothing the server sent before the handshake counts after it (bytes
+    // after its 220 could be a plaintext injection), and the raw socket's reads stop here.
+    this.#upgrading = true;
+    this.#replies = [];
+    this.#parser = new ReplyParser();
     raw.off('data', this.#listeners.data);
     raw.off('error', this.#listeners.error);
     raw.off('close', this.#listeners.close);
@@ -81,12 +94,28 @@ export class BackendConnection {
       this.#onEnd(err as Error);
       throw err;
     }
+    this.#upgrading = false;
     this.#attach(this.#socket);
   }
 
+  /** Between STARTTLS's 220 and the TLS socket: raw bytes are dropped. */
+  #upgrading = false;
+
   static connect(server: HostPort, timeoutMs: number): Promise<BackendConnection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: server.host, port: server.port, noDelay: true });
+      let conn: BackendConnection | null = null;
+      const socket = net.connect({
+        host: server.host,
+        port: server.port,
+        noDelay: true,
+        onread: {
+          buffer: READ_BUFFER,
+          callback: (n: number, buf: Uint8Array): boolean => {
+            if (conn && !conn.#upgrading) conn.#onData(Buffer.from(buf.subarray(0, n)));
+            return true;
+          },
+        },
+      });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new BackendError('BACKEND_CONNECT', `connect to ${server.text} timed out`));
@@ -98,7 +127,8 @@ export class BackendConnection {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(new BackendConnection(socket, server));
+        conn = new BackendConnection(socket, server);
+        resolve(conn);
       });
     });
   }

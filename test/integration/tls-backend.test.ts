@@ -6,6 +6,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { BackendSessionCache, BackendTls, TlsConfigError, TlsHandshakeError } from '../../src/tls/index.js';
+import { greet } from '../../src/backend/greeted-pool.js';
 import { makePki, type Leaf, type TestPki } from '../helpers/certs.js';
 
 interface Backend {
@@ -15,6 +16,8 @@ interface Backend {
   seen: { resumed: boolean; servername: string | null; version: string | null }[];
   /** STARTTLS is answered 220 but no TLS is spoken (a stuck backend). */
   stall: boolean;
+  /** Plaintext after the 220 to STARTTLS, in the same write (an injection on the way). */
+  inject: string;
   close(): Promise<void>;
 }
 
@@ -42,7 +45,7 @@ function readReply(sock: net.Socket | tls.TLSSocket, code: string): Promise<void
 async function startBackend(leaf: Leaf, maxVersion: tls.SecureVersion = 'TLSv1.3'): Promise<Backend> {
   const ctx = tls.createSecureContext({ key: leaf.keyPem, cert: leaf.certPem, sessionIdContext: 'backend', maxVersion });
   const sockets = new Set<net.Socket>();
-  const b: Backend = { port: 0, server: { host: '', port: 0, text: '' }, seen: [], stall: false, close: async () => undefined };
+  const b: Backend = { port: 0, server: { host: '', port: 0, text: '' }, seen: [], stall: false, inject: '', close: async () => undefined };
   const srv = net.createServer((raw) => {
     sockets.add(raw);
     raw.on('close', () => sockets.delete(raw));
@@ -57,7 +60,7 @@ async function startBackend(leaf: Leaf, maxVersion: tls.SecureVersion = 'TLSv1.3
       } else if (/^STARTTLS\r\n/i.test(buf)) {
         raw.off('data', onData);
         raw.pause();
-        raw.write('220 2.0.0 go ahead\r\n');
+        raw.write('220 2.0.0 go ahead\r\n' + b.inject);
         if (b.stall) return;
         // Recorded from the ClientHello (SNICallback): the server's view after a TLS 1.2 resumption has no name.
         const seen = { resumed: false, servername: null as string | null, version: null as string | null };
@@ -241,6 +244,23 @@ describe('BackendTls', () => {
         assert.equal((await session(bt, b2, moved)).resumed, true);
       } finally {
         await b2.close();
+      }
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('plaintext sent after the 220 to STARTTLS is discarded: the capabilities are the ones said inside TLS (RFC 3207 §4.2)', async () => {
+    const b = await startBackend(leaf);
+    b.inject = '250-injected\r\n250-XCLIENT ADDR NAME\r\n250 AUTH PLAIN\r\n';
+    try {
+      const client = new BackendTls({ verify: true, servername: 'backend.example.org', ca: leaf.ca.cert });
+      const g = await greet(b.server, { hostname: 'postern.test', connectTimeout: 2000, replyTimeout: 2000, tls: { mode: 'required', client } });
+      try {
+        assert.ok(g.conn.tls, 'the connection is under TLS');
+        assert.deepEqual([...g.caps.keys()].sort(), ['PIPELINING'], 'only what the backend said inside TLS');
+      } finally {
+        g.conn.destroy();
       }
     } finally {
       await b.close();
