@@ -71,7 +71,7 @@ const unitBatch = all.filter((f) => !f.startsWith('test/integration/') && !needs
 const LIGHT_INTEGRATION = new Set([
   'proxy-in', 'auth-http', 'state-redis-tls-sessions', 'tls-backend', 'tls-session-cache', 'state-redis-counts', 'observe-status-server',
   'strict-input', 'backend-protocol', 'stop-arrivals', 'backend-attempts', 'half-close', 'auth-known-address', 'mail-hold', 'auth-line-length',
-  'defaults', 'auth-authzid', 'limits', 'anomalies', 'tls-handshake-timeout', 'relay', 'observe-status', 'proxy-inbound',
+  'defaults', 'auth-authzid', 'limits', 'anomalies', 'tls-handshake-timeout', 'relay', 'observe-status', 'proxy-inbound', 'bind-early',
 ]);
 const integrationBatch = all.filter((f) => f.startsWith('test/integration/') && LIGHT_INTEGRATION.has(name(f)) && !needsBuild(f));
 /** Batch label -> its files and typical seconds; a batch of one file runs as that file. */

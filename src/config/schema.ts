@@ -105,6 +105,7 @@ const backends = z.strictObject({
   }),
   reverse_lookup: bool().prefault(D.backends.reverse_lookup),
   reject_when_down: oneOf(['mail', 'connect'] as const).prefault(D.backends.reject_when_down),
+  bind_at: oneOf(['ehlo', 'mail'] as const).prefault(D.backends.bind_at),
   pool: section({
     idle: int(0, 1000).prefault(D.backends.pool.idle),
     max_age: duration().prefault(D.backends.pool.max_age),

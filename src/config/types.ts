@@ -103,6 +103,13 @@ export interface BackendsConfig {
   pool: { idle: number; max_age: number; reuse: number; keepalive: number };
   /** With every server down: `mail` answers MAIL with 451 4.4.1; `connect` answers 421 4.3.2 at once. */
   reject_when_down: 'mail' | 'connect';
+  /**
+   * When a session binds its backend: `ehlo` as soon as nothing the client may still say
+   * changes what the backend is told (the handshake then overlaps the client's next round
+   * trip); `mail` at the first MAIL, as before. Screening, routes, a `mail` decision,
+   * STARTTLS or AUTH still on offer, and XCLIENT rights keep it at MAIL either way.
+   */
+  bind_at: 'ehlo' | 'mail';
 }
 
 /** Domains as a route matches them: names and `*.` patterns, and a file of more read at load (and on SIGHUP). */

@@ -19,6 +19,8 @@ import { BYE, noBackend, backendLost } from './replies.js';
 
 /** Failed backend attempts a session record lists (a session rebinding after each loss cannot grow it without end). */
 const MAX_ATTEMPTS = 16;
+/** How long an early bind's failure answers a MAIL (no second round of every server for one command). */
+const EARLY_FAILURE_STANDS_MS = 1000;
 
 /** What the binding needs of its session. */
 export interface BindingHost {
@@ -84,6 +86,16 @@ export class SessionBinding {
   #heldSent = false;
   /** A QUIT waiting for the backend's owed replies before it decides reuse. */
   #onIdle: (() => void) | null = null;
+  /** A bind started ahead of the MAIL that needs it (`prebind`), while it runs. */
+  #early: Promise<boolean> | null = null;
+  /** When an early bind found no backend: a MAIL soon after takes that answer, a later one binds anew. */
+  #earlyFailedAt = 0;
+  /** Bumped whenever the binding is let go: a bind that ends after that is stale, and quits. */
+  #epoch = 0;
+  /** The session was told (host.bound) of the binding it has. */
+  #told = false;
+  /** An EHLO the client gave while the early bind was on its way, for the backend once bound. */
+  #ehloOnBind: string | null = null;
   /** Replies the backend owes, oldest first (true: the reply to the end of a message), and their timer. */
   #owed: boolean[] = [];
   #replyTimer: NodeJS.Timeout | null = null;
@@ -167,10 +179,60 @@ export class SessionBinding {
       }
       this.unbind();
     }
-    if (this.#b) return send();
+    if (this.#b) {
+      // Bound early, before this first command that needed it: the session is relaying now.
+      if (!this.#told) this.#tellBound();
+      return send();
+    }
     const slot = queue.reserve();
     this.host.wait();
-    this.#bindThen(client, target, slot, send);
+    const early = this.#early;
+    if (!early) {
+      if (Date.now() - this.#earlyFailedAt < EARLY_FAILURE_STANDS_MS) return this.#noBackendFor(slot);
+      return this.#bindThen(client, target, slot, send);
+    }
+    // The early bind is on its way: the command waits for it, as for a bind of its own.
+    early.then((ok) => {
+      if (this.host.finished) return;
+      if (ok && this.#b && (!target || this.#b.pool === target.pool)) {
+        this.#tellBound();
+        send(slot);
+        this.host.resume();
+      } else if (ok) this.#bindThen(client, target, slot, send);
+      else this.#noBackendFor(slot);
+    });
+  }
+
+  #tellBound(): void {
+    this.#told = true;
+    this.host.bound();
+  }
+
+  #noBackendFor(slot: Slot): void {
+    this.host.queue.fill(slot, noBackend(this.ctx.config.hostname));
+    this.host.resume();
+  }
+
+  /**
+   * Binds now, ahead of the command that will need it (issue 26): the backend's handshake
+   * runs while the client reads our reply and sends its MAIL, which then waits only for what
+   * is left of it. The caller knows nothing the client may still say changes what the
+   * backend is told; if it does (EHLO with another name, STARTTLS, AUTH, XCLIENT), the
+   * binding is let go as a bound one is, and the next MAIL binds anew.
+   */
+  prebind(client: () => Promise<BackendClient>): void {
+    if (this.#b || this.#early || this.host.finished) return;
+    this.#earlyFailedAt = 0;
+    const early: Promise<boolean> = this.#bind(client, null).catch((err: unknown) => {
+      this.host.log().warn({ err: err instanceof Error ? err.message : String(err) }, 'bind failed');
+      return false;
+    });
+    this.#early = early;
+    void early.then((ok) => {
+      if (this.#early !== early) return;
+      this.#early = null;
+      if (!ok) this.#earlyFailedAt = Date.now();
+    });
   }
 
   #bindThen(client: () => Promise<BackendClient>, target: PoolChoice | null, slot: Slot, send: (slot: Slot) => void): void {
@@ -180,7 +242,7 @@ export class SessionBinding {
         if (this.host.finished) return;
         if (!ok) queue.fill(slot, noBackend(this.ctx.config.hostname));
         else {
-          this.host.bound();
+          this.#tellBound();
           send(slot);
         }
         this.host.resume();
@@ -238,6 +300,7 @@ export class SessionBinding {
   async #bind(client: () => Promise<BackendClient>, target: PoolChoice | null): Promise<boolean> {
     const { config, logger, connId } = this.ctx;
     const pool = target?.pool ?? this.ctx.pool;
+    const epoch = this.#epoch;
     const who = await client();
     const t0 = Date.now();
     const b = await bind({
@@ -255,7 +318,13 @@ export class SessionBinding {
       },
     });
     if (!b) return false;
+    if (epoch !== this.#epoch || this.host.finished) {
+      // Let go while it was binding (an early bind the client's next command voided).
+      b.unbind();
+      return false;
+    }
     this.#b = b;
+    this.#told = false;
     const conn = b.conn;
     const s = conn.socket;
     this.#last = {
@@ -273,6 +342,9 @@ export class SessionBinding {
       onReply: (r) => this.#onReply(b, r),
       onClose: (err) => this.#onClose(b, err),
     });
+    const ehlo = this.#ehloOnBind;
+    this.#ehloOnBind = null;
+    if (ehlo !== null) this.ehlo(ehlo);
     return true;
   }
 
@@ -343,7 +415,13 @@ export class SessionBinding {
   /** EHLO passed on (RFC 5321 §4.1.4): the backend forgets the transaction and learns the new name. */
   ehlo(name: string): void {
     const b = this.#b;
-    if (!b) return;
+    if (!b) {
+      // An early bind on its way told the backend the name before this one: the EHLO follows
+      // once it is bound (voiding it instead would let a client that repeats EHLO open a
+      // backend connection per line).
+      if (this.#early) this.#ehloOnBind = name;
+      return;
+    }
     b.conn.helo = name;
     this.forward(
       `EHLO ${name}`,
@@ -404,7 +482,16 @@ export class SessionBinding {
     this.host.backendFailed(backendLost(this.ctx.config.hostname));
   }
 
+  /** Any early bind on its way ends unused (it quits when it completes). */
+  #letGo(): void {
+    this.#epoch++;
+    this.#early = null;
+    this.#ehloOnBind = null;
+    this.#earlyFailedAt = 0;
+  }
+
   #take(): Binding | null {
+    this.#letGo();
     const b = this.#b;
     this.#b = null;
     this.dropHeld();
@@ -437,7 +524,7 @@ export class SessionBinding {
   /** The session ends: park the connection if it can serve another, else QUIT, or abort mid-body. */
   finish(quiet: boolean, midBody: boolean): void {
     const b = this.#b;
-    if (!b) return;
+    if (!b) return this.#letGo();
     if (midBody) this.abort();
     else if (this.#parkable(b, quiet)) this.#take()!.park();
     else this.unbind();

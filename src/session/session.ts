@@ -68,6 +68,8 @@ export class Session extends SessionCore {
           this.binding.unbind();
           this.life.toIfAllowed('front');
           this.binding.route = route;
+          // What follows a login is MAIL: its backend can be bound now.
+          this.#bindEarly();
         },
         anomaly: (kind, detail) => this.anomaly(kind, detail, kind === 'auth_failed'),
         closeWith: (reason, reply) => this.closeWith(reason, reply),
@@ -182,6 +184,21 @@ export class Session extends SessionCore {
     // the transaction too and knows the name the client gives now. Its reply is ours to read.
     const helo = backendHelo(name, this.identity.client.address);
     if (helo !== null) this.binding.ehlo(helo);
+    this.#bindEarly();
+  }
+
+  /**
+   * `backends.bind_at: ehlo` (issue 26): the backend is bound now, while the client reads the
+   * reply and sends MAIL, when nothing it may still say changes what the backend is told or
+   * which pool it is in. Not while screening judges the client (sparing the backend is its
+   * point), with routes (the envelope may choose the pool), a `mail` decision to come, STARTTLS
+   * or AUTH still on offer, or XCLIENT rights (each would void the binding).
+   */
+  #bindEarly(): void {
+    if (this.ctx.pool.cfg.bind_at !== 'ehlo' || this.binding.bound || this.screen || this.refuseAll || !this.helo) return;
+    if ((this.ctx.routing?.table.routes.length ?? 0) > 0 || this.ctx.decisions?.mail || this.#starttlsOffered() || this.#xclientAllowed()) return;
+    if (this.identity.auth === null && this.auth.offered().length > 0) return;
+    this.binding.prebind(() => this.#backendClient());
   }
 
   /** What Postern offers: its own extensions plus what every live backend (or the bound one) supports. */

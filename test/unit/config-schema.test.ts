@@ -44,6 +44,7 @@ const EXPECTED_DEFAULTS: Config = {
     tls: { starttls: 'off', verify: true, servername: null, ca: null },
     reverse_lookup: false,
     reject_when_down: 'mail',
+    bind_at: 'ehlo',
     pool: { idle: 0, max_age: 60000, reuse: 100, keepalive: 2000 },
   },
   pools: {
@@ -57,6 +58,7 @@ const EXPECTED_DEFAULTS: Config = {
       tls: { starttls: 'off', verify: true, servername: null, ca: null },
       reverse_lookup: false,
       reject_when_down: 'mail',
+      bind_at: 'ehlo',
       pool: { idle: 0, max_age: 60000, reuse: 100, keepalive: 2000 },
     },
   },
