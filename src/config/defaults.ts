@@ -38,7 +38,7 @@ export const DEFAULTS = {
     tls: { starttls: 'off', verify: true, servername: null, ca: null },
     reverse_lookup: false,
     reject_when_down: 'mail',
-    bind_at: 'ehlo',
+    bind_at: 'mail',
     pool: { idle: 0, max_age: '60s', reuse: 100, keepalive: '2s' },
   },
   limits: {

@@ -104,10 +104,11 @@ export interface BackendsConfig {
   /** With every server down: `mail` answers MAIL with 451 4.4.1; `connect` answers 421 4.3.2 at once. */
   reject_when_down: 'mail' | 'connect';
   /**
-   * When a session binds its backend: `ehlo` as soon as nothing the client may still say
-   * changes what the backend is told (the handshake then overlaps the client's next round
-   * trip); `mail` at the first MAIL, as before. Screening, routes, a `mail` decision,
-   * STARTTLS or AUTH still on offer, and XCLIENT rights keep it at MAIL either way.
+   * When a session binds its backend: `mail` (default) at the first MAIL, so a client that
+   * never sends one never costs a backend connection (DESIGN: front phase); `ehlo` as soon as
+   * nothing the client may still say changes what the backend is told (the handshake then
+   * overlaps the client's round trip to MAIL). Screening, routes, a `mail` decision, STARTTLS
+   * or AUTH still on offer, and XCLIENT rights keep it at MAIL either way.
    */
   bind_at: 'ehlo' | 'mail';
 }

@@ -1,10 +1,12 @@
-// backends.bind_at (issue 26): with `ehlo` (the default) a session binds its backend at the
-// client's EHLO, so the handshake overlaps the client's round trip to MAIL; what the backend
-// is told stays true (a later EHLO's name reaches it), a client repeating EHLO opens one
-// backend connection, not one per line, and a session that leaves without mail QUITs it.
-// With `mail` nothing reaches the backend before MAIL, as before.
+// backends.bind_at (issue 26): with `ehlo` a session binds its backend at the client's EHLO,
+// so the handshake overlaps the client's round trip to MAIL; what the backend is told stays
+// true (a later EHLO's name reaches it), a client repeating EHLO opens one backend
+// connection, not one per line, a session that leaves without mail QUITs it, and STARTTLS
+// still on offer keeps the bind at MAIL. With `mail` (the default) nothing reaches the
+// backend before MAIL.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { makePki, type TestPki } from '../helpers/certs.js';
 import { basicYaml, startPostern, type TestPostern } from '../helpers/postern.js';
 import { startScriptBackend, until, type ScriptBackend, type ScriptConn } from '../helpers/script-backend.js';
 import { SmtpClient } from '../helpers/smtp-client.js';
@@ -19,9 +21,9 @@ async function transaction(c: SmtpClient): Promise<number> {
 
 const started: { p: TestPostern; b: ScriptBackend }[] = [];
 
-async function setup(bindAt?: 'ehlo' | 'mail'): Promise<{ p: TestPostern; b: ScriptBackend }> {
+async function setup(bindAt?: 'ehlo' | 'mail', edit = (yaml: string) => yaml): Promise<{ p: TestPostern; b: ScriptBackend }> {
   const b = await startScriptBackend({ ehlo: ['PIPELINING', 'XCLIENT NAME ADDR PORT PROTO HELO LOGIN'] });
-  const yaml = basicYaml([b.address]).replace('identity: xclient', `identity: xclient${bindAt ? `\n  bind_at: ${bindAt}` : ''}`);
+  const yaml = edit(basicYaml([b.address]).replace('identity: xclient', `identity: xclient${bindAt ? `\n  bind_at: ${bindAt}` : ''}`));
   const p = await startPostern(yaml);
   started.push({ p, b });
   return { p, b };
@@ -31,15 +33,17 @@ async function setup(bindAt?: 'ehlo' | 'mail'): Promise<{ p: TestPostern; b: Scr
 const sessions = (b: ScriptBackend): ScriptConn[] => b.conns.filter((c) => c.commands.some((l) => l.startsWith('XCLIENT ')));
 
 describe('backends.bind_at', () => {
+  let pki: TestPki | null = null;
   after(async () => {
     for (const { p, b } of started) {
       await p.stop();
       await b.close();
     }
+    await pki?.cleanup();
   });
 
-  it('ehlo (default): the backend is told the client and its name before any MAIL; the transaction goes on that connection', async () => {
-    const { b, p } = await setup();
+  it('ehlo: the backend is told the client and its name before any MAIL; the transaction goes on that connection', async () => {
+    const { b, p } = await setup('ehlo');
     const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.7' });
     await c.waitReplies(1);
     assert.equal((await c.cmd('EHLO early.test')).code, 250);
@@ -54,7 +58,7 @@ describe('backends.bind_at', () => {
   });
 
   it('a client repeating EHLO (50 in one write) opens one backend connection, and the backend learns the last name', async () => {
-    const { b, p } = await setup();
+    const { b, p } = await setup('ehlo');
     const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.8' });
     await c.waitReplies(1);
     const replies = await c.send(Array.from({ length: 50 }, (_, i) => `EHLO again-${i}.test\r\n`).join(''), 50);
@@ -68,7 +72,7 @@ describe('backends.bind_at', () => {
   });
 
   it('a session that leaves after EHLO QUITs its early backend; the record names it', async () => {
-    const { b, p } = await setup();
+    const { b, p } = await setup('ehlo');
     const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.9' });
     await c.waitReplies(1);
     await c.cmd('EHLO leaves.test');
@@ -81,13 +85,30 @@ describe('backends.bind_at', () => {
     assert.equal(sessions(b)[0]!.commands.some((l) => l.startsWith('MAIL')), false);
   });
 
-  it('mail: nothing reaches the backend before the first MAIL', async () => {
-    const { b, p } = await setup('mail');
+  it('mail (the default): nothing reaches the backend before the first MAIL', async () => {
+    const { b, p } = await setup();
     const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.10' });
     await c.waitReplies(1);
     await c.cmd('EHLO late.test');
     await new Promise((r) => setTimeout(r, 200));
     assert.equal(sessions(b).length, 0, 'no backend session before MAIL');
+    assert.equal(await transaction(c), 250);
+    assert.equal(sessions(b).length, 1);
+  });
+
+  it('ehlo, with STARTTLS on offer: no backend before MAIL (TLS would void what it was told)', async () => {
+    pki = await makePki();
+    const leaf = await pki.leaf('bind', 'ecdsa', ['postern.test']);
+    const { b, p } = await setup('ehlo', (y) =>
+      y.replace('    listen: 127.0.0.1:0', '    listen: 127.0.0.1:0\n    tls: starttls') + `tls:\n  certificates: [ { cert: ${leaf.cert}, key: ${leaf.key} } ]\n`,
+    );
+    assert.equal(p.config.listeners[0]!.tls, 'starttls');
+    const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.11' });
+    await c.waitReplies(1);
+    const ehlo = await c.cmd('EHLO plain.test');
+    assert.match(ehlo.lines.join('\n'), /STARTTLS/);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(sessions(b).length, 0, 'no backend session while STARTTLS is on offer');
     assert.equal(await transaction(c), 250);
     assert.equal(sessions(b).length, 1);
   });

@@ -44,7 +44,7 @@ const EXPECTED_DEFAULTS: Config = {
     tls: { starttls: 'off', verify: true, servername: null, ca: null },
     reverse_lookup: false,
     reject_when_down: 'mail',
-    bind_at: 'ehlo',
+    bind_at: 'mail',
     pool: { idle: 0, max_age: 60000, reuse: 100, keepalive: 2000 },
   },
   pools: {
@@ -58,7 +58,7 @@ const EXPECTED_DEFAULTS: Config = {
       tls: { starttls: 'off', verify: true, servername: null, ca: null },
       reverse_lookup: false,
       reject_when_down: 'mail',
-      bind_at: 'ehlo',
+      bind_at: 'mail',
       pool: { idle: 0, max_age: 60000, reuse: 100, keepalive: 2000 },
     },
   },
