@@ -15,6 +15,7 @@ import { parseEhlo } from '../smtp/ehlo.js';
 import { replyText, type Reply } from '../smtp/reply.js';
 import type { BackendLimits } from './limits.js';
 import type { BackendHandler, ReplyQueue, Slot } from './reply-queue.js';
+import { HeldMail } from './held-mail.js';
 import { BYE, noBackend, backendLost } from './replies.js';
 
 /** Failed backend attempts a session record lists (a session rebinding after each loss cannot grow it without end). */
@@ -79,11 +80,8 @@ export class SessionBinding {
   readonly #attempts: BackendAttempt[] = [];
   /** Where a verifier routed this session (auth_http's Auth-Server), or null. */
   route: HostPort | null = null;
-  /** MAIL held back until the next command (#holdMail), and the backend's refusal of one sent. */
-  #held: { line: string; handler: BackendHandler } | null = null;
-  #mailRefusal: Reply | null = null;
-  /** The held MAIL of this transaction went out: replies after it may stand for its refusal. */
-  #heldSent = false;
+  /** MAIL held back until the next command (#holdMail). */
+  readonly #mail = new HeldMail();
   /** A QUIT waiting for the backend's owed replies before it decides reuse. */
   #onIdle: (() => void) | null = null;
   /** A bind started ahead of the MAIL that needs it (`prebind`), while it runs. */
@@ -148,9 +146,7 @@ export class SessionBinding {
    */
   toBackendWithMail(client: () => Promise<BackendClient>, target: PoolChoice, mail: { line: string; handler: BackendHandler }, line: string, handler: BackendHandler): void {
     this.#withBackend(client, target, (slot) => {
-      this.#held = mail;
-      this.#mailRefusal = null;
-      this.#heldSent = false;
+      this.#mail.hold(mail.line, mail.handler);
       this.forward(line, handler, slot ? { slot } : {});
     });
   }
@@ -257,44 +253,24 @@ export class SessionBinding {
     );
   }
 
-  /**
-   * MAIL held back and sent with the next command (a RCPT, normally), in one write: one
-   * round trip fewer per message with a client that waits for each reply, as a server with
-   * Postfix's smtpd_delay_reject answers a refused sender at RCPT. Only with a backend that
-   * offers PIPELINING (RFC 2920: MAIL and RCPT may share a group). If the backend refuses
-   * the MAIL, the replies to what followed it (503: no MAIL) become that refusal, so the
-   * client learns why, in the place a delayed rejection has.
-   */
+  /** MAIL held (session/held-mail.ts) only with a backend that offers PIPELINING (RFC 2920: MAIL and RCPT may share a group). */
   #holdMail(line: string, handler: BackendHandler, hold: MailHold): boolean {
     if (!this.#b!.caps.has('PIPELINING')) return false;
-    this.#held = { line, handler };
-    this.#mailRefusal = null;
-    this.#heldSent = false;
+    this.#mail.hold(line, handler);
     hold.held();
     return true;
   }
 
   /** Sends the held MAIL ahead of the command about to go out. */
   #sendHeld(): void {
-    const held = this.#held!;
-    this.#held = null;
-    this.#heldSent = true;
-    this.#expect(
-      (r) => {
-        held.handler(r);
-        if (r.code >= 300) this.#mailRefusal = r;
-        return null;
-      },
-      { internal: true },
-    );
+    const held = this.#mail.take();
+    this.#expect(held.handler, { internal: true });
     this.#b!.write(held.line + '\r\n');
   }
 
   /** A new transaction (RSET, EHLO, QUIT...): a held MAIL is forgotten, never sent. */
   dropHeld(): void {
-    this.#held = null;
-    this.#mailRefusal = null;
-    this.#heldSent = false;
+    this.#mail.drop();
   }
 
   async #bind(client: () => Promise<BackendClient>, target: PoolChoice | null): Promise<boolean> {
@@ -353,14 +329,9 @@ export class SessionBinding {
    * Postern's own command, no reply owed to the client. `final`: the reply ends a message.
    */
   forward(line: string, handler: BackendHandler, opts: ForwardOptions = {}): void {
-    if (this.#held && !opts.internal) this.#sendHeld();
-    this.#expect(this.#heldSent ? this.#afterHeld(handler) : handler, opts);
+    if (this.#mail.waiting && !opts.internal) this.#sendHeld();
+    this.#expect(this.#mail.after(handler), opts);
     this.#b!.write(line + '\r\n');
-  }
-
-  /** After a held MAIL went out: a refusal of it stands in for the failures that followed it. */
-  #afterHeld(handler: BackendHandler): BackendHandler {
-    return (r) => handler(this.#mailRefusal && r.code >= 400 ? this.#mailRefusal : r);
   }
 
   /** The backend's reply to the end of a DATA body, already sent. */
@@ -450,7 +421,7 @@ export class SessionBinding {
     if (r.code === C421ServiceUnavail && !this.host.closed) {
       // The backend is closing the session (RFC 5321 §3.8): so do we, after this reply. A
       // 421 to a held MAIL reached nobody: it goes in place of the next reply owed.
-      const unseen = this.#mailRefusal === r;
+      const unseen = this.#mail.refused(r);
       this.abort();
       this.host.backendFailed(unseen ? r.raw.toString('latin1') : '');
       return;
