@@ -6,6 +6,7 @@ import { Batcher, type ClusterMessage } from '../../src/server/cluster/messages.
 import { RemoteAdmission, send } from '../../src/server/cluster/worker.js';
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 describe('Batcher', () => {
   it('delivers what is queued in one turn as one batch, in order, at the end of the turn', async () => {
@@ -43,6 +44,33 @@ describe('Batcher', () => {
     b.flush();
     runs[1]!();
     assert.deepEqual(out, [['a', 'b'], ['c'], ['d']], 'a run after a flush delivers nothing more');
+  });
+});
+
+describe('Batcher.pushLater', () => {
+  it('waits up to its delay, so that what comes meanwhile shares the delivery', async () => {
+    const out: string[][] = [];
+    const b = new Batcher<string>((msgs) => out.push(msgs));
+    b.pushLater('r1', 20);
+    await turn();
+    assert.deepEqual(out, [], 'not at the end of the turn');
+    b.pushLater('r2', 20);
+    await sleep(40);
+    assert.deepEqual(out, [['r1', 'r2']], 'both in one delivery, within the delay');
+  });
+
+  it('goes at once with a message pushed for this turn, in order, and is never delivered twice', async () => {
+    const out: string[][] = [];
+    const b = new Batcher<string>((msgs) => out.push(msgs));
+    b.pushLater('release', 20);
+    b.push('admit');
+    await turn();
+    assert.deepEqual(out, [['release', 'admit']]);
+    await sleep(40);
+    assert.equal(out.length, 1, 'the delay ran out with nothing left');
+    b.pushLater('late', 1000);
+    b.flush();
+    assert.deepEqual(out, [['release', 'admit'], ['late']], 'a flush takes it and drops its timer');
   });
 });
 
@@ -94,6 +122,18 @@ describe('worker side over a stubbed IPC channel', () => {
     assert.deepEqual(sent[1], { postern: 'admit', id: 3, ip: '192.0.2.4' }, 'a batch of one goes as itself');
     process.emit('message', { postern: 'admitted', id: 3, refusal: null }, undefined);
     assert.equal(await c, null);
+    remote.close();
+  });
+
+  it('releases alone wait up to 10 ms and go together (one IPC message, not one per session)', async () => {
+    sent.length = 0;
+    const remote = new RemoteAdmission();
+    remote.release('192.0.2.5');
+    await turn();
+    assert.deepEqual(sent, [], 'not at the end of the turn');
+    remote.release('192.0.2.6');
+    await sleep(40);
+    assert.deepEqual(sent, [{ postern: 'batch', msgs: [{ postern: 'release', ip: '192.0.2.5' }, { postern: 'release', ip: '192.0.2.6' }] }]);
     remote.close();
   });
 

@@ -106,7 +106,27 @@ export class Batcher<M> {
     });
   }
 
+  /**
+   * A message nobody waits for: it goes with the next flush, or after `ms` at the latest, so
+   * that under load many share one IPC message, and an idle moment's one does not wake the
+   * receiver in the middle of the next connection's work.
+   */
+  pushLater(m: M, ms: number): void {
+    this.#queue.push(m);
+    if (this.#scheduled || this.#later) return;
+    this.#later = setTimeout(() => {
+      this.#later = null;
+      this.flush();
+    }, ms);
+  }
+
+  #later: NodeJS.Timeout | null = null;
+
   flush(): void {
+    if (this.#later) {
+      clearTimeout(this.#later);
+      this.#later = null;
+    }
     if (this.#queue.length === 0) return;
     const msgs = this.#queue;
     this.#queue = [];

@@ -56,7 +56,7 @@ export class RemoteAdmission implements AdmissionControl {
   }
 
   release(ip: string): void {
-    send({ postern: 'release', ip });
+    toPrimary.pushLater({ postern: 'release', ip }, RELEASE_BATCH_MS);
   }
 
   force(ip: string): void {
@@ -95,7 +95,14 @@ function sendNow(m: ClusterMessage): void {
   if (process.send && process.connected) process.send(m);
 }
 
-/** Admission traffic to the primary, one IPC message per event-loop turn. */
+/**
+ * How long a release may wait to share an IPC message with others (at 1,000 sessions a second
+ * a worker sends one release per session otherwise), well inside the primary's RELEASE_GRACE_MS
+ * (held-admission.ts), the time a per-IP refusal waits for a release on its way.
+ */
+const RELEASE_BATCH_MS = 10;
+
+/** Admission traffic to the primary, one IPC message per event-loop turn (releases: see RELEASE_BATCH_MS). */
 const toPrimary = new Batcher<SingleMessage>((msgs) => sendNow(wrap(msgs)));
 
 /**
