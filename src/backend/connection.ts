@@ -33,6 +33,8 @@ export class BackendConnection {
   #relay: RelayHandlers | null = null;
   #closed: Error | null = null;
   #ending = false;
+  /** Between STARTTLS's 220 and the TLS socket: raw bytes are dropped. */
+  #upgrading = false;
   bytesOut = 0;
   /** Set once STARTTLS with the backend succeeded. */
   tls: { version: string; cipher: string; resumed: boolean } | null = null;
@@ -98,9 +100,6 @@ export class BackendConnection {
     this.#attach(this.#socket);
   }
 
-  /** Between STARTTLS's 220 and the TLS socket: raw bytes are dropped. */
-  #upgrading = false;
-
   static connect(server: HostPort, timeoutMs: number): Promise<BackendConnection> {
     return new Promise((resolve, reject) => {
       let conn: BackendConnection | null = null;
@@ -111,7 +110,7 @@ export class BackendConnection {
         onread: {
           buffer: READ_BUFFER,
           callback: (n: number, buf: Uint8Array): boolean => {
-            if (conn && !conn.#upgrading) conn.#onData(Buffer.from(buf.subarray(0, n)));
+            if (conn && !conn.#upgrading) conn.#onData(Buffer.copyBytesFrom(buf, 0, n));
             return true;
           },
         },

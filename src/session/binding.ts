@@ -16,6 +16,7 @@ import { replyText, type Reply } from '../smtp/reply.js';
 import type { BackendLimits } from './limits.js';
 import type { BackendHandler, ReplyQueue, Slot } from './reply-queue.js';
 import { HeldMail } from './held-mail.js';
+import { ReplyDeadlines } from './reply-deadlines.js';
 import { BYE, noBackend, backendLost } from './replies.js';
 
 /** Failed backend attempts a session record lists (a session rebinding after each loss cannot grow it without end). */
@@ -90,13 +91,15 @@ export class SessionBinding {
   #earlyFailedAt = 0;
   /** Bumped whenever the binding is let go: a bind that ends after that is stale, and quits. */
   #epoch = 0;
-  /** The session was told (host.bound) of the binding it has. */
-  #told = false;
   /** An EHLO the client gave while the early bind was on its way, for the backend once bound. */
   #ehloOnBind: string | null = null;
-  /** Replies the backend owes, oldest first (true: the reply to the end of a message), and their timer. */
-  #owed: boolean[] = [];
-  #replyTimer: NodeJS.Timeout | null = null;
+  /** The replies the backend owes, and how long it may take (a late one: the backend is lost). */
+  readonly #deadlines = new ReplyDeadlines(
+    () => this.ctx.config.limits.timeouts,
+    (why) => {
+      if (this.#b) this.#lost(this.#b, why);
+    },
+  );
 
   constructor(
     private readonly host: BindingHost,
@@ -176,8 +179,9 @@ export class SessionBinding {
       this.unbind();
     }
     if (this.#b) {
-      // Bound early, before this first command that needed it: the session is relaying now.
-      if (!this.#told) this.#tellBound();
+      // Bound early, before this first command that needed it: the session is relaying now
+      // (no change when it already was).
+      this.host.bound();
       return send();
     }
     const slot = queue.reserve();
@@ -188,20 +192,16 @@ export class SessionBinding {
       return this.#bindThen(client, target, slot, send);
     }
     // The early bind is on its way: the command waits for it, as for a bind of its own.
-    early.then((ok) => {
+    void early.then((ok) => {
       if (this.host.finished) return;
-      if (ok && this.#b && (!target || this.#b.pool === target.pool)) {
-        this.#tellBound();
-        send(slot);
-        this.host.resume();
-      } else if (ok) this.#bindThen(client, target, slot, send);
-      else this.#noBackendFor(slot);
+      if (!ok) return this.#noBackendFor(slot);
+      // Bound to another pool than the command's (as at the top): left, and one of its pool bound.
+      if (this.#b && target && this.#b.pool !== target.pool) this.unbind();
+      if (!this.#b) return this.#bindThen(client, target, slot, send);
+      this.host.bound();
+      send(slot);
+      this.host.resume();
     });
-  }
-
-  #tellBound(): void {
-    this.#told = true;
-    this.host.bound();
   }
 
   #noBackendFor(slot: Slot): void {
@@ -219,10 +219,7 @@ export class SessionBinding {
   prebind(client: () => Promise<BackendClient>): void {
     if (this.#b || this.#early || this.host.finished) return;
     this.#earlyFailedAt = 0;
-    const early: Promise<boolean> = this.#bind(client, null).catch((err: unknown) => {
-      this.host.log().warn({ err: err instanceof Error ? err.message : String(err) }, 'bind failed');
-      return false;
-    });
+    const early = this.#bind(client, null);
     this.#early = early;
     void early.then((ok) => {
       if (this.#early !== early) return;
@@ -233,24 +230,15 @@ export class SessionBinding {
 
   #bindThen(client: () => Promise<BackendClient>, target: PoolChoice | null, slot: Slot, send: (slot: Slot) => void): void {
     const { queue } = this.host;
-    this.#bind(client, target).then(
-      (ok) => {
-        if (this.host.finished) return;
-        if (!ok) queue.fill(slot, noBackend(this.ctx.config.hostname));
-        else {
-          this.#tellBound();
-          send(slot);
-        }
-        this.host.resume();
-      },
-      // A bind that throws (the client's PTR lookup, a bug) is no backend, never a hang.
-      (err: unknown) => {
-        if (this.host.finished) return;
-        this.host.log().warn({ err: err instanceof Error ? err.message : String(err) }, 'bind failed');
-        queue.fill(slot, noBackend(this.ctx.config.hostname));
-        this.host.resume();
-      },
-    );
+    void this.#bind(client, target).then((ok) => {
+      if (this.host.finished) return;
+      if (!ok) queue.fill(slot, noBackend(this.ctx.config.hostname));
+      else {
+        this.host.bound();
+        send(slot);
+      }
+      this.host.resume();
+    });
   }
 
   /** MAIL held (session/held-mail.ts) only with a backend that offers PIPELINING (RFC 2920: MAIL and RCPT may share a group). */
@@ -273,7 +261,16 @@ export class SessionBinding {
     this.#mail.drop();
   }
 
-  async #bind(client: () => Promise<BackendClient>, target: PoolChoice | null): Promise<boolean> {
+  /** Binds a backend of `target`'s pool (the session's when null); false when none would take it. Never rejects. */
+  #bind(client: () => Promise<BackendClient>, target: PoolChoice | null): Promise<boolean> {
+    // A bind that throws (the client's PTR lookup, a bug) is no backend, never a hang.
+    return this.#tryBind(client, target).catch((err: unknown) => {
+      this.host.log().warn({ err: err instanceof Error ? err.message : String(err) }, 'bind failed');
+      return false;
+    });
+  }
+
+  async #tryBind(client: () => Promise<BackendClient>, target: PoolChoice | null): Promise<boolean> {
     const { config, logger, connId } = this.ctx;
     const pool = target?.pool ?? this.ctx.pool;
     const epoch = this.#epoch;
@@ -300,7 +297,6 @@ export class SessionBinding {
       return false;
     }
     this.#b = b;
-    this.#told = false;
     const conn = b.conn;
     const s = conn.socket;
     this.#last = {
@@ -339,36 +335,19 @@ export class SessionBinding {
     this.#expect(handler, { final: true });
   }
 
-  /**
-   * Every reply the backend owes is awaited for as long as RFC 5321 §4.5.3.2 gives a client:
-   * limits.timeouts.final_reply (10 minutes) for the end of a message (§4.5.3.2.6), and the
-   * command timeout (5 minutes, as for MAIL and RCPT, §4.5.3.2.2-3) for anything else. The
-   * timer is for the oldest reply owed and starts again at each reply; past it the backend
-   * counts as lost: the client gets 421 4.4.2, never a 250.
-   */
+  /** A reply the backend owes for what was just sent: its slot, and its deadline (session/reply-deadlines.ts). */
   #expect(handler: BackendHandler, opts: ForwardOptions): void {
     const b = this.#b!;
-    this.#owed.push(opts.final === true);
-    if (!this.#replyTimer) this.#arm(b);
+    this.#deadlines.owe(opts.final === true);
     this.host.queue.expect(
       (r) => {
-        this.#owed.shift();
-        if (this.#replyTimer) clearTimeout(this.#replyTimer);
-        this.#replyTimer = null;
-        if (this.#owed.length > 0 && this.#b === b) this.#arm(b);
+        this.#deadlines.paid(this.#b === b);
         return handler(r);
       },
       opts.slot,
       opts.flushed ?? null,
       opts.internal,
     );
-  }
-
-  #arm(b: Binding): void {
-    const final = this.#owed[0] === true;
-    const t = this.ctx.config.limits.timeouts;
-    const ms = final ? t.final_reply : t.command;
-    this.#replyTimer = setTimeout(() => this.#lost(b, `no reply to ${final ? 'the end of a message' : 'a relayed command'} within ${ms} ms`), ms);
   }
 
   /** Body bytes; false when the backend's buffer is full (stop reading the client until it drains). */
@@ -467,9 +446,7 @@ export class SessionBinding {
     this.#b = null;
     this.dropHeld();
     this.#onIdle = null;
-    this.#owed = [];
-    if (this.#replyTimer) clearTimeout(this.#replyTimer);
-    this.#replyTimer = null;
+    this.#deadlines.clear();
     return b;
   }
 

@@ -24,19 +24,19 @@ describe('HeldMail', () => {
   it('after a refused MAIL went out, the failures that followed it become that refusal; successes stay', () => {
     const m = new HeldMail();
     m.hold('MAIL FROM:<spam@example.org>', () => null);
-    const rcpt = (r: Reply) => r;
+    const rcpt = (r: Reply) => r.raw;
     const t = m.take();
     const after = m.after(rcpt);
     const refusal = reply(550, 'sender refused');
     t.handler(refusal);
     assert.equal(m.refused(refusal), true);
-    assert.equal(after(reply(503, 'need MAIL')), refusal);
-    assert.equal(after(reply(250)).code, 250);
+    assert.equal(after(reply(503, 'need MAIL')), refusal.raw);
+    assert.equal(String(after(reply(250))), '250 x\r\n');
   });
 
   it('before any held MAIL went out, and after drop(), handlers are left as they are', () => {
     const m = new HeldMail();
-    const h = (r: Reply) => r;
+    const h = (r: Reply) => r.raw;
     assert.equal(m.after(h), h);
     m.hold('MAIL FROM:<a@example.org>', () => null);
     m.take().handler(reply(451));

@@ -90,6 +90,8 @@ export function wrap(msgs: SingleMessage[]): ClusterMessage {
 export class Batcher<M> {
   #queue: M[] = [];
   #scheduled = false;
+  /** The timer of what pushLater queued, while nothing else is scheduled. */
+  #later: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly deliver: (msgs: M[]) => void,
@@ -119,8 +121,6 @@ export class Batcher<M> {
       this.flush();
     }, ms);
   }
-
-  #later: NodeJS.Timeout | null = null;
 
   flush(): void {
     if (this.#later) {
