@@ -34,6 +34,9 @@ export interface BindRequest {
   failed?: (attempt: BackendAttempt) => void;
 }
 
+/** SIZE and LIMITS of a capabilities map: a server's parse is shared by its sessions (backend/dialog.ts). */
+const derived = new WeakMap<Capabilities, { size: number | null; limits: Limits }>();
+
 /**
  * A session's hold on one backend connection. Ends exactly once: `unbind` (QUIT), `park`
  * (identity none: kept for the next session) or `abort`
@@ -67,8 +70,10 @@ export class Binding {
   /** After an EHLO on the bound connection. */
   setCaps(caps: Capabilities): void {
     this.caps = caps;
-    this.size = capSize(caps);
-    this.limits = parseLimits(caps);
+    let d = derived.get(caps);
+    if (!d) derived.set(caps, (d = { size: capSize(caps), limits: parseLimits(caps) }));
+    this.size = d.size;
+    this.limits = d.limits;
   }
 
   /** Relay mode: every reply (noted for reuse) and the connection's end go to `handlers`. */

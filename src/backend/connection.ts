@@ -33,6 +33,10 @@ export class BackendConnection {
   #relay: RelayHandlers | null = null;
   #closed: Error | null = null;
   #ending = false;
+  /** quit()'s deadline, cleared once the connection closes: a pending timer would hold the
+   * socket and what it references for the whole grace period (issue 26: survivors are what
+   * the young generation's collections copy). */
+  #quitTimer: NodeJS.Timeout | null = null;
   /** Between STARTTLS's 220 and the TLS socket: raw bytes are dropped. */
   #upgrading = false;
   bytesOut = 0;
@@ -191,7 +195,7 @@ export class BackendConnection {
     this.#relay = null;
     this.#socket.write(QUIT_LINE);
     this.#socket.end();
-    setTimeout(() => this.#socket.destroy(), graceMs).unref();
+    this.#quitTimer = setTimeout(() => this.#socket.destroy(), graceMs).unref();
   }
 
   /** Abort: the server sees the connection drop (and so discards any open transaction). */
@@ -226,6 +230,10 @@ export class BackendConnection {
   }
 
   #onEnd(err: Error | null): void {
+    if (this.#quitTimer) {
+      clearTimeout(this.#quitTimer);
+      this.#quitTimer = null;
+    }
     if (this.#closed) return;
     // Most connections end normally with nobody waiting: build the error only when needed
     // (an Error captures a stack, which shows up in profiles at thousands of sessions/s).

@@ -21,11 +21,28 @@ export async function greeting(conn: BackendConnection, timeoutMs: number): Prom
   return r;
 }
 
+/**
+ * The last EHLO reply of each server and its parse. A server answers every session's EHLO
+ * the same way, so the capabilities are parsed once while its reply bytes stay the same
+ * (issue 26: the split lines were a per-session allocation). Capabilities are never changed
+ * by their users, so one Map serves every binding. Bounded by the servers ever contacted.
+ */
+const lastEhlo = new Map<string, { raw: Buffer; caps: Capabilities }>();
+/** Past this many servers (routes to many hosts) the cache starts over. */
+const LAST_EHLO_MAX = 1024;
+
 /** EHLO as `name`: the server's capabilities, or a throw unless it says 250. */
 export async function ehlo(conn: BackendConnection, name: string, timeoutMs: number): Promise<Capabilities> {
   const r = await conn.command(`EHLO ${name}`, timeoutMs);
   if (r.code !== C250Completed) throw refused('EHLO', r);
-  return parseEhlo(r);
+  const key = conn.server.text;
+  const last = lastEhlo.get(key);
+  if (last?.raw.equals(r.raw)) return last.caps;
+  const caps = parseEhlo(r);
+  if (lastEhlo.size >= LAST_EHLO_MAX) lastEhlo.clear();
+  // A copy: r.raw is a slice of the connection's read buffer.
+  lastEhlo.set(key, { raw: Buffer.from(r.raw), caps });
+  return caps;
 }
 
 /** QUIT and its 221, for a check that must prove the server ends sessions properly. */

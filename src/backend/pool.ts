@@ -4,7 +4,7 @@
 
 import type { BackendsConfig, HostPort } from '../config/types.js';
 import type { Logger } from '../observe/logger.js';
-import type { Metrics } from '../observe/metrics.js';
+import type { BoundSessions, Metrics } from '../observe/metrics.js';
 import { capSize, lowerLimits, parseLimits, type Capabilities, type Limits } from '../smtp/ehlo.js';
 import { order } from './balancer.js';
 import { GreetedPool } from './greeted-pool.js';
@@ -52,6 +52,15 @@ export class BackendPool {
     this.#feed = opts.feed ?? null;
     const t = cfg.tls;
     this.tlsPolicy = { mode: t.starttls, client: t.starttls === 'off' ? null : new BackendTls({ verify: t.verify, servername: t.servername, ca: t.ca }) };
+    this.#unreport = opts.metrics.reportBoundSessions(() => this.#bound());
+  }
+
+  readonly #unreport: () => void;
+
+  /** Sessions bound to each server (postern_backend_sessions_active), read at scrape time. */
+  *#bound(): Iterable<BoundSessions> {
+    for (const s of this.servers) yield { pool: this.name, backend: s.key, active: s.active };
+    for (const s of this.#routed.values()) yield { pool: this.name, backend: s.key, active: s.active };
   }
 
   /** Whether connections back from a session are kept for the next (identity none only). */
@@ -97,6 +106,7 @@ export class BackendPool {
   }
 
   stop(): void {
+    this.#unreport();
     this.#monitor.stop();
     this.#unfollow?.();
     for (const s of this.servers) s.greeted?.close();
@@ -139,12 +149,10 @@ export class BackendPool {
 
   acquire(s: ServerState): void {
     s.active++;
-    this.opts.metrics.backendSessions.set({ pool: this.name, backend: s.key }, s.active);
   }
 
   release(s: ServerState): void {
     s.active--;
-    this.opts.metrics.backendSessions.set({ pool: this.name, backend: s.key }, s.active);
     if (this.#onIdle && this.idle()) this.#onIdle();
   }
 

@@ -25,6 +25,13 @@ export type AuthResult = 'ok' | 'invalid' | 'temporary' | 'flood' | 'aborted';
 /** `postern_sessions_total{severity}`: the highest severity among a session's anomalies. */
 export type SessionSeverity = 'none' | 'notice' | 'warning';
 
+/** One server's sessions for `postern_backend_sessions_active`. */
+export interface BoundSessions {
+  pool: string;
+  backend: string;
+  active: number;
+}
+
 /** Kept once per host (by whoever runs the health checks), never per cluster worker. */
 const HOST_HEALTH_METRICS = ['postern_backend_up', 'postern_health_checks_total'];
 
@@ -91,12 +98,29 @@ export class Metrics {
     this.certificateExpiry.reset();
     for (const [name, at] of expiries) this.certificateExpiry.set({ name }, at);
   }
-  readonly backendSessions = new Gauge({
+  /** Readers of the pools' bound sessions, one per live pool (backend/pool.ts). */
+  readonly #boundSources = new Set<() => Iterable<BoundSessions>>();
+  /**
+   * Read from the pools at scrape time rather than set twice per session: a labelled set
+   * hashes its labels each time (issue 26). Two pools of one name (a reload's old one
+   * draining beside its successor) add up.
+   */
+  readonly backendSessions: Gauge<'pool' | 'backend'> = new Gauge({
     name: 'postern_backend_sessions_active',
     help: 'Client sessions bound to the backend server now',
     labelNames: ['pool', 'backend'] as const,
     registers: [this.registry],
+    collect: () => {
+      const g = this.backendSessions;
+      g.reset();
+      for (const read of this.#boundSources) for (const b of read()) g.inc({ pool: b.pool, backend: b.backend }, b.active);
+    },
   });
+  /** `read` is asked for its servers' bound sessions at each scrape, until the returned function is called. */
+  reportBoundSessions(read: () => Iterable<BoundSessions>): () => void {
+    this.#boundSources.add(read);
+    return () => this.#boundSources.delete(read);
+  }
   readonly sessionDuration = new Histogram({
     name: 'postern_session_duration_seconds',
     help: 'Client session length, from accept to close',

@@ -109,6 +109,14 @@ export class ClientIo {
   write(chunks: (string | Buffer)[], done: (() => void) | null): void {
     const s = this.#socket;
     if (s.destroyed || !s.writable) return;
+    if (chunks.length === 1) {
+      // One chunk (most turns): no cork, whose uncork goes through the stream's buffered-write path.
+      const c = chunks[0]!;
+      this.bytesOut += c.length;
+      if (done) s.write(c, (err) => (err ? undefined : done()));
+      else s.write(c);
+      return;
+    }
     s.cork();
     for (let i = 0; i < chunks.length; i++) {
       const c = chunks[i]!;

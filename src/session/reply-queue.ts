@@ -110,6 +110,15 @@ export class ReplyQueue {
     const slots = this.#slots;
     while (n < slots.length && slots[n]!.data !== undefined) n++;
     if (n === 0) return;
+    if (n === 1) {
+      // One reply ready (most turns): no arrays made for it.
+      const s = slots.shift()!;
+      if (s.internal) this.#internal--;
+      if (s.data) this.sink.write([s.data], s.flushed);
+      else s.flushed?.();
+      this.sink.released?.();
+      return;
+    }
     const ready = slots.splice(0, n);
     const chunks: (string | Buffer)[] = [];
     const callbacks: (() => void)[] = [];
