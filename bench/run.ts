@@ -11,7 +11,7 @@ import { Fleet } from './lib/fleet.js';
 import { GeneratorPool } from './lib/generators.js';
 import type { LaunchContext } from './lib/instance.js';
 import { describeMachine } from './lib/machine.js';
-import { ROUTED, WORKLOADS, readOptions, type Options, type WorkloadId } from './lib/options.js';
+import { ROUTED, XCLIENT_FLOOR, WORKLOADS, readOptions, type Options, type WorkloadId } from './lib/options.js';
 import { killAllSync, nofileHardLimit, stopAll } from './lib/procs.js';
 import { resultsMarkdown, sectionMarkdown, settingsMarkdown, targetsMarkdown } from './lib/results.js';
 import { startSink } from './lib/sink.js';
@@ -68,6 +68,7 @@ function needs(o: Options) {
     plain: plainWorkloads.length > 0,
     perCore: plainWorkloads.some((w) => perCoreContenders(o, w).length > 0),
     routed: perCoreContenders(o, 'W1').includes(ROUTED),
+    xclientFloor: perCoreContenders(o, 'W1').includes(XCLIENT_FLOOR),
     implicit: o.only.has('W3'),
     starttls: o.only.has('W4'),
   };

@@ -5,8 +5,8 @@ import type { CertKind } from './certs.js';
 import { startHaproxy } from './haproxy.js';
 import type { Instance, LaunchContext } from './instance.js';
 import { startNginx } from './nginx.js';
-import { startNodePipe, startNodeTls } from './node-floor.js';
-import { ROUTE_TABLE_SIZE, ROUTED, type ContenderId, type Options } from './options.js';
+import { startNodePipe, startNodeTls, startNodeXclient } from './node-floor.js';
+import { ROUTE_TABLE_SIZE, ROUTED, XCLIENT_FLOOR, type ContenderId, type Options } from './options.js';
 import { startPostern } from './postern.js';
 import { runCommand, sleep, tail } from './procs.js';
 
@@ -21,6 +21,8 @@ export interface FleetNeeds {
   perCore: boolean;
   /** Postern per core with a route table too (W1, issue 24). */
   routed: boolean;
+  /** The Node floor for XCLIENT relaying, one process (W1, issue 26). */
+  xclientFloor: boolean;
   implicit: boolean;
   starttls: boolean;
 }
@@ -66,6 +68,7 @@ export class Fleet {
       if (want('haproxy')) await f.#add('haproxy-1', () => startHaproxy(ctx, { plain: true }, 'haproxy-1', 1));
       if (want('nginx')) await f.#add('nginx-1', () => startNginx(ctx, { plain: true }, 'nginx-1', 1));
       if (want('node-pipe')) await f.#add('node-pipe-1', () => startNodePipe(ctx, 1, 'node-pipe-1'));
+      if (needs.xclientFloor) await f.#add(XCLIENT_FLOOR, () => startNodeXclient(ctx, XCLIENT_FLOOR));
       if (want('postern-xclient')) await f.#add('postern-xclient-1', () => startPostern(ctx, 'xclient', { plain: true }, 'postern-xclient-1', 1));
       if (want('postern-xclient') && needs.routed) await f.#add(ROUTED, () => startPostern(ctx, 'xclient', { plain: true }, ROUTED, 1, ROUTE_TABLE_SIZE));
     }

@@ -44,6 +44,12 @@ export async function startNodePipe(ctx: LaunchContext, workers: number, label: 
   return launch(ctx, label, 'node-pipe-server', [String(port), String(ctx.sinkPort), String(workers)], { plain: port!, implicit: {}, starttls: {} });
 }
 
+/** The Node floor for XCLIENT relaying (issue 26), one process, to smtp-sink. */
+export async function startNodeXclient(ctx: LaunchContext, label: string): Promise<Instance> {
+  const [port] = await freePorts(1);
+  return launch(ctx, label, 'node-xclient-server', [String(port), String(ctx.sinkPort), '1'], { plain: port!, implicit: {}, starttls: {} });
+}
+
 /** A bare `tls.createServer` per certificate kind; `workers` > 1 runs a node:cluster. */
 export async function startNodeTls(ctx: LaunchContext, workers: number, kinds: CertKind[], label: string): Promise<Instance> {
   const ports = await freePorts(kinds.length);

@@ -15,6 +15,13 @@ export type ContenderId = (typeof CONTENDERS)[number];
 export const ROUTED = 'postern-routes-1';
 export const ROUTE_TABLE_SIZE = 20;
 
+/**
+ * Issue 26: the Node floor for what Postern does with `identity: xclient` (lib/node-xclient-server.ts),
+ * one process, in W1 only, beside node-pipe-1: it splits Postern's distance from node-pipe
+ * into what the protocol costs in Node and what Postern's own machinery costs.
+ */
+export const XCLIENT_FLOOR = 'node-xclient-1';
+
 /** Workloads that get a per-core table (one process or one thread per contender) next to the all-cores one. */
 export const PER_CORE_WORKLOADS: ReadonlySet<WorkloadId> = new Set<WorkloadId>(['W1', 'W2', 'W6']);
 

@@ -2,7 +2,7 @@
 
 import { median, ratio } from '../lib/stats.js';
 import { fmt, fmtRatio, markdownTable, type Cell } from '../lib/table.js';
-import { ROUTED } from '../lib/options.js';
+import { ROUTED, XCLIENT_FLOOR } from '../lib/options.js';
 import { POSTERNS } from './types.js';
 
 /** Samples per contender, in round order; NaN marks a failed run. */
@@ -54,7 +54,13 @@ export function pairsOf(numerators: readonly string[], denominators: readonly st
 /** The all-cores ratios: each Postern variant / each peer and the Node floor. */
 export const ALL_CORES_PAIRS = pairsOf(POSTERNS, ['haproxy', 'nginx', 'node-pipe']);
 /** The per-core ratios (issue 17): Postern with one worker / the Node floor and each peer, one core each. */
-export const PER_CORE_PAIRS: [string, string][] = [...pairsOf(['postern-xclient-1'], ['node-pipe-1', 'nginx-1', 'haproxy-1']), [ROUTED, 'postern-xclient-1']];
+export const PER_CORE_PAIRS: [string, string][] = [
+  ...pairsOf(['postern-xclient-1'], ['node-pipe-1', 'nginx-1', 'haproxy-1']),
+  [ROUTED, 'postern-xclient-1'],
+  // Issue 26: Postern against the floor of its own protocol, and that floor against the pipe.
+  ['postern-xclient-1', XCLIENT_FLOOR],
+  [XCLIENT_FLOOR, 'node-pipe-1'],
+];
 
 /** `a / b` for each pair where both have a figure; '' when none has. */
 export function ratioTable(values: Map<string, number>, pairs: [string, string][], note = ''): string {

@@ -4,7 +4,7 @@ import type { Certs } from '../lib/certs.js';
 import type { Fleet } from '../lib/fleet.js';
 import type { GeneratorPool } from '../lib/generators.js';
 import type { LaunchContext } from '../lib/instance.js';
-import { CONTENDERS, PER_CORE_WORKLOADS, ROUTED, type ContenderId, type Options, type WorkloadId } from '../lib/options.js';
+import { CONTENDERS, PER_CORE_WORKLOADS, ROUTED, XCLIENT_FLOOR, type ContenderId, type Options, type WorkloadId } from '../lib/options.js';
 
 export interface BenchContext {
   opts: Options;
@@ -60,14 +60,16 @@ export const PER_CORE = {
   'postern-xclient': 'postern-xclient-1',
 } as const satisfies Partial<Record<ContenderId, string>>;
 
-export type PerCoreId = (typeof PER_CORE)[keyof typeof PER_CORE] | typeof ROUTED;
+export type PerCoreId = (typeof PER_CORE)[keyof typeof PER_CORE] | typeof ROUTED | typeof XCLIENT_FLOOR;
 
 /** Per-core contenders in table order, or none (BENCH_PER_CORE=0, or a workload without a per-core table). */
 export function perCoreContenders(opts: Options, workload?: WorkloadId): PerCoreId[] {
   if (!opts.perCore || (workload !== undefined && !PER_CORE_WORKLOADS.has(workload))) return [];
   const list: PerCoreId[] = (Object.keys(PER_CORE) as (keyof typeof PER_CORE)[]).filter((c) => opts.contenders.has(c)).map((c) => PER_CORE[c]);
   // W1's table, and every per-core contender of a run that has W1 (its preflight).
-  if ((workload === 'W1' || (workload === undefined && opts.only.has('W1'))) && opts.contenders.has('postern-xclient')) list.push(ROUTED);
+  const w1 = workload === 'W1' || (workload === undefined && opts.only.has('W1'));
+  if (w1 && opts.contenders.has('postern-xclient')) list.push(ROUTED);
+  if (w1 && opts.contenders.has('node-pipe')) list.push(XCLIENT_FLOOR);
   return list;
 }
 

@@ -15,7 +15,8 @@ export const w1: Workload = async (ctx): Promise<Section> => {
       `\`smtp-source -s ${p.sessions} -m ${p.messages} -l ${p.size}\` (one ${p.size}-byte message per connection) ` +
       'against each contender, after one unmeasured warm-up run of a fifth of the messages; figure = messages / wall time of the smtp-source process. ' +
       `At -s ${p.sessions} the contender, not the generator, is the busy party (its CPU utilisation is printed beside its CPU per session). ` +
-      'node-pipe is the Node floor: a bare `net` proxy, `socket.pipe` both ways to the same smtp-sink, no SMTP (a node:cluster with one worker per core; node-pipe-1: one process).',
+      'node-pipe is the Node floor: a bare `net` proxy, `socket.pipe` both ways to the same smtp-sink, no SMTP (a node:cluster with one worker per core; node-pipe-1: one process). ' +
+      'node-xclient-1 is the Node floor for Postern\'s protocol (issue 26): one process that greets, answers HELO and MAIL itself, opens the backend at MAIL with XCLIENT and EHLO, sends MAIL with the first RCPT and relays the rest, with nothing else (`bench/lib/node-xclient-server.ts`).',
     body: r.body,
     raw: r.raw,
     targets: [
