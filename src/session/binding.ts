@@ -249,11 +249,11 @@ export class SessionBinding {
     return true;
   }
 
-  /** Sends the held MAIL ahead of the command about to go out. */
-  #sendHeld(): void {
+  /** The held MAIL, owed its reply now, as the line to go out ahead of the next command. */
+  #takeHeld(): string {
     const held = this.#mail.take();
     this.#expect(held.handler, { internal: true });
-    this.#b!.write(held.line + '\r\n');
+    return held.line + '\r\n';
   }
 
   /** A new transaction (RSET, EHLO, QUIT...): a held MAIL is forgotten, never sent. */
@@ -325,9 +325,10 @@ export class SessionBinding {
    * Postern's own command, no reply owed to the client. `final`: the reply ends a message.
    */
   forward(line: string, handler: BackendHandler, opts: ForwardOptions = {}): void {
-    if (this.#mail.waiting && !opts.internal) this.#sendHeld();
+    // The held MAIL and this command in one write: one segment, with the sockets corked or not.
+    const held = this.#mail.waiting && !opts.internal ? this.#takeHeld() : '';
     this.#expect(this.#mail.after(handler), opts);
-    this.#b!.write(line + '\r\n');
+    this.#b!.write(held + line + '\r\n');
   }
 
   /** The backend's reply to the end of a DATA body, already sent. */

@@ -121,16 +121,28 @@ export class Input {
     this.flow();
   }
 
-  /** Takes what can be processed now, the sockets corked. */
+  /**
+   * Takes what can be processed now. The sockets are corked from the second command on (a
+   * pipelined group's replies and commands go out in one write each way) and for body bytes;
+   * a lone command's reply and relayed line are written at once, without the stream's
+   * buffered-write path (issue 26).
+   */
   #group(): void {
     const t = this.target;
-    const backend = t.backend();
-    const client = t.client();
-    backend?.cork();
-    client?.cork();
+    let backend: net.Socket | undefined;
+    let client: net.Socket | undefined;
+    let corked = false;
+    let units = 0;
     try {
       while (!this.#waiting && this.#accepting()) {
         const mode = t.mode();
+        if (!corked && (units++ > 0 || mode !== 'command')) {
+          corked = true;
+          backend = t.backend();
+          client = t.client();
+          backend?.cork();
+          client?.cork();
+        }
         if (mode === 'data') {
           const rest = this.#reader.takeAll();
           if (rest.length) t.data(rest);
