@@ -119,6 +119,10 @@ describe('BackendPool: load and health', () => {
     assert.equal(s.active, 1);
     assert.equal(await gauge(metrics, 'backendSessions', s.key), 1);
     assert.equal(p.servers[0]!.active, 0);
+    // Read at scrape time: a server no session has used shows 0, and a stopped pool's go.
+    assert.equal(await gauge(metrics, 'backendSessions', p.servers[0]!.key), 0);
+    p.stop();
+    assert.equal(await gauge(metrics, 'backendSessions', s.key), undefined);
   });
 
   it('an unchecked server is up after one session handshake and down after one failure', async () => {
