@@ -29,6 +29,9 @@ export function xclientAddr(address: string): string {
   return net.isIPv6(address) ? `IPV6:${address}` : address;
 }
 
+/** The attribute names of an EHLO's XCLIENT line, upper-cased: a server's parse is shared by its sessions (backend/dialog.ts). */
+const offeredSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+
 /**
  * The XCLIENT command lines (without CRLF) for `advertised` (the attribute names after
  * XCLIENT in the backend's EHLO). Normally one line; if the values do not fit in 512
@@ -36,7 +39,8 @@ export function xclientAddr(address: string): string {
  * re-checks its XCLIENT authorization against the new ADDR as soon as it is set.
  */
 export function buildXclient(advertised: readonly string[], id: XclientIdentity): string[] {
-  const offered = new Set(advertised.map((a) => a.toUpperCase()));
+  let offered = offeredSets.get(advertised);
+  if (!offered) offeredSets.set(advertised, (offered = new Set(advertised.map((a) => a.toUpperCase()))));
   const early: string[] = [];
   const last: string[] = [`ADDR=${xtextEncode(xclientAddr(id.address))}`, `PORT=${id.port}`];
   const add = (list: string[], name: string, value: string | null) => {

@@ -5,6 +5,9 @@
 const HEX = '0123456789ABCDEF';
 
 export function xtextEncode(value: string | Uint8Array): string {
+  // Most values (addresses, ports, HELO names) need no escape: a string of those characters
+  // alone is its own UTF-8 and its own xtext, and is returned without a copy (issue 26).
+  if (typeof value === 'string' && isPlainXtext(value)) return value;
   const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
   let out = '';
   for (let i = 0; i < bytes.length; i++) {
@@ -13,6 +16,15 @@ export function xtextEncode(value: string | Uint8Array): string {
     else out += '+' + HEX[b >> 4] + HEX[b & 15];
   }
   return out;
+}
+
+/** Every character stands for itself in xtext. */
+function isPlainXtext(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e || c === 0x2b || c === 0x3d) return false;
+  }
+  return true;
 }
 
 export class XtextError extends Error {

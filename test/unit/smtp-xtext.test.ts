@@ -40,6 +40,18 @@ describe('xtextEncode', () => {
     assert.equal(xtextEncode(''), '');
   });
 
+  it('property: a string encodes as its UTF-8 bytes do (the no-escape shortcut included)', () => {
+    const safe = fc.stringMatching(/^[!-*,-<>-~]*$/);
+    fc.assert(
+      fc.property(fc.oneof(safe, fc.string({ unit: 'binary' }), fc.string()), (s) => {
+        assert.equal(xtextEncode(s), xtextEncode(Buffer.from(s, 'utf8')));
+      }),
+      { numRuns: 2000 },
+    );
+    assert.equal(xtextEncode('[192.0.2.1]'), '[192.0.2.1]');
+    assert.equal(xtextEncode('mail.example.com'), 'mail.example.com');
+  });
+
   it('property: output only ever holds xtext characters (no space, `=`, CR, LF)', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
