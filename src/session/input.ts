@@ -122,27 +122,27 @@ export class Input {
   }
 
   /**
-   * Takes what can be processed now. The sockets are corked from the second command on (a
-   * pipelined group's replies and commands go out in one write each way) and for body bytes;
-   * a lone command's reply and relayed line are written at once, without the stream's
-   * buffered-write path (issue 26).
+   * Takes what can be processed now. A pipelined group (more than one command read at once)
+   * and body bytes are handled with the sockets corked, so its replies and relayed commands
+   * go out in one write each way; a lone command's reply and relayed line are written at
+   * once, without the stream's buffered-write path (issue 26).
    */
   #group(): void {
     const t = this.target;
     let backend: net.Socket | undefined;
     let client: net.Socket | undefined;
     let corked = false;
-    let units = 0;
+    const cork = () => {
+      corked = true;
+      backend = t.backend();
+      client = t.client();
+      backend?.cork();
+      client?.cork();
+    };
     try {
       while (!this.#waiting && this.#accepting()) {
         const mode = t.mode();
-        if (!corked && (units++ > 0 || mode !== 'command')) {
-          corked = true;
-          backend = t.backend();
-          client = t.client();
-          backend?.cork();
-          client?.cork();
-        }
+        if (!corked && mode !== 'command') cork();
         if (mode === 'data') {
           const rest = this.#reader.takeAll();
           if (rest.length) t.data(rest);
@@ -164,6 +164,8 @@ export class Input {
         }
         const pipelined = this.#pipelinedNext;
         this.#pipelinedNext = this.#reader.length > 0;
+        // More follows in this read: the group's writes are gathered from its first command on.
+        if (!corked && this.#pipelinedNext) cork();
         t.line(line, pipelined);
       }
     } finally {

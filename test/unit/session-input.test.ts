@@ -349,6 +349,28 @@ describe('Input', () => {
     t.sock.destroy();
   });
 
+  it('a lone command is handled with both sockets uncorked: its reply and relayed line go out at once', () => {
+    const { t, input } = setup();
+    t.sock = new net.Socket();
+    t.clientSock = new net.Socket();
+    const corked: number[][] = [];
+    t.onLine = () => void corked.push([t.sock!.writableCorked, t.clientSock!.writableCorked]);
+    input.push(b('MAIL FROM:<a@x>\r\n'), false);
+    input.push(b('RCPT TO:<b@x>\r\n'), false);
+    assert.deepEqual(corked, [
+      [0, 0],
+      [0, 0],
+    ]);
+    // The next read holds two: that group is corked from its first command.
+    input.push(b('RCPT TO:<c@x>\r\nDATA\r\n'), false);
+    assert.deepEqual(corked.slice(2), [
+      [1, 1],
+      [1, 1],
+    ]);
+    t.sock.destroy();
+    t.clientSock.destroy();
+  });
+
   it('the replies to a pipelined group are written with the client socket corked: one write per group', () => {
     const { t, input } = setup();
     t.clientSock = new net.Socket();
