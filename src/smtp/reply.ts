@@ -28,6 +28,36 @@ const MAX_REPLY_LINE = 4096;
 const MAX_REPLY_LINES = 256;
 
 /**
+ * A parsed reply whose line texts are decoded only when asked for: a relayed reply needs its
+ * code and bytes alone, and most replies are relayed (issue 26: two strings per line were a
+ * per-session allocation). The bytes were checked line by line when it was parsed.
+ */
+class ParsedReply implements Reply {
+  #lines: string[] | null = null;
+  constructor(
+    readonly code: number,
+    readonly raw: Buffer,
+  ) {}
+
+  get lines(): string[] {
+    return (this.#lines ??= splitLines(this.raw));
+  }
+}
+
+/** The text of each line of a complete reply (code and separator cut off). */
+function splitLines(raw: Buffer): string[] {
+  const lines: string[] = [];
+  let start = 0;
+  while (start < raw.length) {
+    const lf = raw.indexOf(LF, start);
+    const end = lf > start && raw[lf - 1] === 0x0d ? lf - 1 : lf;
+    lines.push(end - start > 4 ? raw.toString('utf8', start + 4, end) : '');
+    start = lf + 1;
+  }
+  return lines;
+}
+
+/**
  * Incremental parser for a stream of replies. Lines are `NNN-text` (more follow) or
  * `NNN text` / `NNN` (last), §4.2.1. Every line of one reply must carry the same code.
  */
@@ -36,7 +66,8 @@ export class ReplyParser {
   #start = 0; // where the reply being assembled starts in #buf
   #scan = 0; // where to look for the next LF
   #code = 0;
-  #lines: string[] = [];
+  /** Lines of the reply being assembled. */
+  #count = 0;
 
   /** Feeds bytes; returns every reply completed by them. Throws ReplyParseError on garbage. */
   push(chunk: Buffer): Reply[] {
@@ -66,21 +97,21 @@ export class ReplyParser {
       if (end - lineStart > MAX_REPLY_LINE) {
         throw new ReplyParseError('reply line too long', buf.toString('latin1', lineStart, lineStart + 80));
       }
-      const line = buf.toString('utf8', lineStart, end);
-      const code = parseCode(line);
-      const sep = line.length > 3 ? line.charCodeAt(3) : 0x20;
-      if (sep !== 0x20 && sep !== 0x2d) throw new ReplyParseError('bad reply separator', line);
-      if (this.#lines.length > 0 && code !== this.#code) throw new ReplyParseError('reply code changed within a reply', line);
+      // Checked on the bytes: the code's three digits are ASCII, so byte 3 is character 3.
+      const code = codeAt(buf, lineStart, end);
+      const sep = end - lineStart > 3 ? buf[lineStart + 3]! : 0x20;
+      if (sep !== 0x20 && sep !== 0x2d) throw new ReplyParseError('bad reply separator', buf.toString('utf8', lineStart, end));
+      if (this.#count > 0 && code !== this.#code) throw new ReplyParseError('reply code changed within a reply', buf.toString('utf8', lineStart, end));
       this.#code = code;
-      this.#lines.push(line.length > 4 ? line.slice(4) : '');
-      lineStart = lf + 1;
+      this.#count++;
       if (sep === 0x20) {
-        out.push({ code, lines: this.#lines, raw: buf.subarray(this.#start, lineStart) });
-        this.#lines = [];
-        this.#start = lineStart;
-      } else if (this.#lines.length > MAX_REPLY_LINES) {
-        throw new ReplyParseError('reply has too many lines', line);
+        out.push(new ParsedReply(code, buf.subarray(this.#start, lf + 1)));
+        this.#count = 0;
+        this.#start = lf + 1;
+      } else if (this.#count > MAX_REPLY_LINES) {
+        throw new ReplyParseError('reply has too many lines', buf.toString('utf8', lineStart, end));
       }
+      lineStart = lf + 1;
     }
     this.#scan = lineStart;
     if (this.#start === buf.length) {
@@ -95,6 +126,16 @@ export class ReplyParser {
   get pending(): number {
     return this.#buf.length - this.#start;
   }
+}
+
+/** The reply code of the line `buf[start, end)`; throws as parseCode does. */
+function codeAt(buf: Buffer, start: number, end: number): number {
+  if (end - start < 3) return parseCode(buf.toString('utf8', start, end));
+  const a = buf[start]! - 48;
+  const b = buf[start + 1]! - 48;
+  const c = buf[start + 2]! - 48;
+  if (a < 2 || a > 5 || b < 0 || b > 5 || c < 0 || c > 9) return parseCode(buf.toString('utf8', start, end));
+  return a * 100 + b * 10 + c;
 }
 
 function parseCode(line: string): number {

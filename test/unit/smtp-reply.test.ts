@@ -139,6 +139,14 @@ describe('ReplyParser: well-formed replies', () => {
     );
   });
 
+  it("a reply's line texts are made once, when first read, from its bytes", () => {
+    const r = parseOne('250-first\r\n250-s\u00e9cond\r\n250 last\r\n');
+    assert.equal(r.code, 250);
+    const lines = r.lines;
+    assert.deepEqual(lines, ['first', 'sécond', 'last']);
+    assert.equal(r.lines, lines, 'the same array on every read');
+  });
+
   it('accepts every valid code 200..559 and rejects the rest', () => {
     for (let code = 100; code <= 699; code++) {
       const s = `${code} x\r\n`;
