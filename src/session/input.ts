@@ -132,17 +132,14 @@ export class Input {
     let backend: net.Socket | undefined;
     let client: net.Socket | undefined;
     let corked = false;
-    const cork = () => {
-      corked = true;
-      backend = t.backend();
-      client = t.client();
-      backend?.cork();
-      client?.cork();
-    };
     try {
       while (!this.#waiting && this.#accepting()) {
         const mode = t.mode();
-        if (!corked && mode !== 'command') cork();
+        if (!corked && mode !== 'command') {
+          corked = true;
+          (backend = t.backend())?.cork();
+          (client = t.client())?.cork();
+        }
         if (mode === 'data') {
           const rest = this.#reader.takeAll();
           if (rest.length) t.data(rest);
@@ -165,7 +162,11 @@ export class Input {
         const pipelined = this.#pipelinedNext;
         this.#pipelinedNext = this.#reader.length > 0;
         // More follows in this read: the group's writes are gathered from its first command on.
-        if (!corked && this.#pipelinedNext) cork();
+        if (!corked && this.#pipelinedNext) {
+          corked = true;
+          (backend = t.backend())?.cork();
+          (client = t.client())?.cork();
+        }
         t.line(line, pipelined);
       }
     } finally {
