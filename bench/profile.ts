@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeCerts } from './lib/certs.js';
 import type { LaunchContext } from './lib/instance.js';
-import { startNodePipe, startNodeTls } from './lib/node-floor.js';
+import { startNodePipe, startNodeTls, startNodeXclient } from './lib/node-floor.js';
 import { handshakeOnce, type SessionSlot } from './loadgen/tls-ops.js';
 import { startPostern } from './lib/postern.js';
 import { nofileHardLimit } from './lib/procs.js';
@@ -114,6 +114,7 @@ const ctx: LaunchContext = { tools, dir, repo: REPO, certs: await makeCerts(tool
 const contenders = [
   await startPostern(ctx, 'xclient', { plain: true }, 'postern-xclient-1', 1),
   await startNodePipe(ctx, 1, 'node-pipe-1'),
+  await startNodeXclient(ctx, 'node-xclient-1'),
 ];
 const runs: string[] = [];
 try {
@@ -190,7 +191,7 @@ function section(a: [string, Profile], b: [string, Profile]): string {
   return markdownTable(['#', `${a[0]}: frame`, 'share', `${b[0]}: frame`, 'share'], rows);
 }
 
-const [postern, pipe] = contenders.map((c) => selfTimes(path.join(dir, `prof-${c.name}`)));
+const [postern, pipe, floor] = contenders.map((c) => selfTimes(path.join(dir, `prof-${c.name}`)));
 const [posternTls, nodeTls] = tlsContenders.map((c) => selfTimes(path.join(dir, `prof-${c.name}`)));
 const text =
   `# CPU profiles: Postern beside the Node floor\n\n` +
@@ -200,10 +201,16 @@ const text =
   `## W1: sessions (Postern xclient beside the Node pipe)\n\n` +
   `smtp-source \`-s 100 -l 1024\` to smtp-sink: a warm-up of ${Math.ceil(MESSAGES / 5)} sessions, then ${MESSAGES}.\n\n` +
   runs.map((r) => `- ${r}`).join('\n') +
-  `\n- busy CPU per session (profiled): postern-xclient-1 ${perOp(postern!.busyMs)}, node-pipe-1 ${perOp(pipe!.busyMs)}\n\n` +
+  `\n- busy CPU per session (profiled): postern-xclient-1 ${perOp(postern!.busyMs)}, node-pipe-1 ${perOp(pipe!.busyMs)}, node-xclient-1 ${perOp(floor!.busyMs)}\n\n` +
   kindsTable(['postern-xclient-1', postern!], ['node-pipe-1', pipe!]) +
   '\n\n' +
   section(['postern-xclient-1', postern!], ['node-pipe-1', pipe!]) +
+  `\n\n## W1: sessions (Postern xclient beside the Node floor for its protocol)\n\n` +
+  `The same run. node-xclient-1 (\`bench/lib/node-xclient-server.ts\`) does on the wire what postern-xclient-1 does (greeting, HELO and MAIL answered, the backend opened at MAIL with XCLIENT and EHLO, MAIL sent with the first RCPT, the rest relayed) and nothing else: ` +
+  `what separates the two columns is Postern's own machinery, not the protocol.\n\n` +
+  kindsTable(['postern-xclient-1', postern!], ['node-xclient-1', floor!]) +
+  '\n\n' +
+  section(['postern-xclient-1', postern!], ['node-xclient-1', floor!]) +
   `\n\n## W3: resumed TLS 1.3 handshakes (Postern implicit TLS beside a bare tls.createServer)\n\n` +
   `ECDSA P-256, 16 handshakes in flight from the harness (Node TLS clients offering the last ticket): a warm-up of ${Math.ceil(MESSAGES / 5)}, then ${MESSAGES}. ` +
   `Postern greets each connection (identity none, no backend contacted), as a mail server must; node-tls completes the handshake and closes. ` +
