@@ -158,8 +158,8 @@ export class BackendConnection {
     });
   }
 
-  /** Sends a command and waits for its reply. */
-  async command(line: string, timeoutMs: number): Promise<Reply> {
+  /** Sends a command and waits for its reply (not async: expect's promise is the one awaited). */
+  command(line: string, timeoutMs: number): Promise<Reply> {
     if (line.startsWith('EHLO ')) this.helo = line.slice(5);
     this.write(line + '\r\n');
     return this.expect(timeoutMs);
