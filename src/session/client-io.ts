@@ -109,22 +109,16 @@ export class ClientIo {
   write(chunks: (string | Buffer)[], done: (() => void) | null): void {
     const s = this.#socket;
     if (s.destroyed || !s.writable) return;
-    if (chunks.length === 1) {
-      // One chunk (most turns): no cork, whose uncork goes through the stream's buffered-write path.
-      const c = chunks[0]!;
-      this.bytesOut += c.length;
-      if (done) s.write(c, (err) => (err ? undefined : done()));
-      else s.write(c);
-      return;
-    }
-    s.cork();
+    // One chunk (most turns) goes without cork, whose uncork takes the stream's buffered-write path.
+    const cork = chunks.length > 1;
+    if (cork) s.cork();
     for (let i = 0; i < chunks.length; i++) {
       const c = chunks[i]!;
       this.bytesOut += c.length;
       if (i === chunks.length - 1 && done) s.write(c, (err) => (err ? undefined : done()));
       else s.write(c);
     }
-    s.uncork();
+    if (cork) s.uncork();
   }
 
   /** Our side half-closes (after what was written); the session is closing from here on. */

@@ -12,18 +12,20 @@ export function xtextEncode(value: string | Uint8Array): string {
   let out = '';
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i]!;
-    if (b >= 0x21 && b <= 0x7e && b !== 0x2b && b !== 0x3d) out += String.fromCharCode(b);
+    if (standsForItself(b)) out += String.fromCharCode(b);
     else out += '+' + HEX[b >> 4] + HEX[b & 15];
   }
   return out;
 }
 
+/** RFC 3461 §4: `!`..`~` except `+` and `=` is written as itself. */
+function standsForItself(c: number): boolean {
+  return c >= 0x21 && c <= 0x7e && c !== 0x2b && c !== 0x3d;
+}
+
 /** Every character stands for itself in xtext. */
 function isPlainXtext(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x21 || c > 0x7e || c === 0x2b || c === 0x3d) return false;
-  }
+  for (let i = 0; i < s.length; i++) if (!standsForItself(s.charCodeAt(i))) return false;
   return true;
 }
 
