@@ -4,6 +4,7 @@
 import net from 'node:net';
 import type { HostPort } from '../config/types.js';
 import { ReplyParser, ReplyParseError, type Reply } from '../smtp/reply.js';
+import { DeadlineTimer } from '../net/deadline-timer.js';
 import { BackendError } from './errors.js';
 
 /** Marks a connection that ended while nobody was waiting on it. */
@@ -29,7 +30,17 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 export class BackendConnection {
   #parser = new ReplyParser();
   #replies: Reply[] = [];
-  #waiter: { resolve(r: Reply): void; reject(e: Error): void; timer: NodeJS.Timeout } | null = null;
+  #waiter: { resolve(r: Reply): void; reject(e: Error): void; ms: number } | null = null;
+  /**
+   * The handshake's reply deadline: one timer per connection for every awaited reply
+   * (net/deadline-timer.ts), cleared when the connection ends.
+   */
+  readonly #expectBy = new DeadlineTimer(() => {
+    const w = this.#waiter;
+    if (!w) return;
+    this.#waiter = null;
+    w.reject(new BackendError('BACKEND_TIMEOUT', `no reply from ${this.server.text} within ${w.ms} ms`));
+  });
   #relay: RelayHandlers | null = null;
   #closed: Error | null = null;
   #ending = false;
@@ -150,11 +161,8 @@ export class BackendConnection {
     if (queued) return Promise.resolve(queued);
     if (this.#closed) return Promise.reject(this.#closed === CLOSED ? this.#closedError() : this.#closed);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiter = null;
-        reject(new BackendError('BACKEND_TIMEOUT', `no reply from ${this.server.text} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#waiter = { resolve, reject, timer };
+      this.#waiter = { resolve, reject, ms: timeoutMs };
+      this.#expectBy.set(Date.now() + timeoutMs);
     });
   }
 
@@ -223,7 +231,7 @@ export class BackendConnection {
       else if (this.#waiter) {
         const w = this.#waiter;
         this.#waiter = null;
-        clearTimeout(w.timer);
+        this.#expectBy.stop();
         w.resolve(r);
       } else if (!this.#ending) this.#replies.push(r);
     }
@@ -234,6 +242,7 @@ export class BackendConnection {
       clearTimeout(this.#quitTimer);
       this.#quitTimer = null;
     }
+    this.#expectBy.clear();
     if (this.#closed) return;
     // Most connections end normally with nobody waiting: build the error only when needed
     // (an Error captures a stack, which shows up in profiles at thousands of sessions/s).
@@ -241,7 +250,6 @@ export class BackendConnection {
     if (this.#waiter) {
       const w = this.#waiter;
       this.#waiter = null;
-      clearTimeout(w.timer);
       w.reject(this.#closed);
     }
     const relay = this.#relay;

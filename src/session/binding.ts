@@ -10,6 +10,7 @@ import { BackendError } from '../backend/errors.js';
 import type { BackendClient } from '../backend/handshake.js';
 import type { BackendPool } from '../backend/pool.js';
 import type { Logger } from '../observe/logger.js';
+import type net from 'node:net';
 import type { AnomalyKind, BackendAttempt, BackendSessionRecord } from '../observe/records.js';
 import { parseEhlo } from '../smtp/ehlo.js';
 import { replyText, type Reply } from '../smtp/reply.js';
@@ -304,8 +305,10 @@ export class SessionBinding {
       identity: pool.cfg.identity,
       pool: pool.name,
       ...(target?.route !== undefined ? { route: target.route } : {}),
-      // What the backend logs as its peer (Postfix: `connect from ...[127.0.0.1]:PORT`).
-      local: s.localAddress ? `${s.localAddress.includes(':') ? `[${s.localAddress}]` : s.localAddress}:${s.localPort}` : undefined,
+      // What the backend logs as its peer (Postfix: `connect from ...[127.0.0.1]:PORT`). Only
+      // the logged record shows it, so it is read (a getsockname) only when that record will
+      // be written (issue 26).
+      local: logger.isLevelEnabled('info') ? localEndpoint(s) : undefined,
       handshake_ms: Date.now() - t0,
       ...(b.reused ? { reused: b.reused } : {}),
       ...(conn.tls ? { tls: conn.tls } : {}),
@@ -519,4 +522,10 @@ export class SessionBinding {
     if (slot) queue.fill(slot, BYE, done);
     else queue.reply(BYE, done);
   }
+}
+
+/** A socket's local endpoint as `ADDRESS:PORT` (`[v6]:PORT`), or undefined once it is closed. */
+function localEndpoint(s: net.Socket): string | undefined {
+  const a = s.localAddress;
+  return a ? `${a.includes(':') ? `[${a}]` : a}:${s.localPort}` : undefined;
 }

@@ -8,6 +8,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import type { EventEmitter } from 'node:events';
 import type { TlsInfo, TlsTerminator } from '../tls/index.js';
+import { DeadlineTimer } from '../net/deadline-timer.js';
 
 /**
  * Longest a session may stay open once it has begun to close: the 421 or 221 written, our
@@ -38,10 +39,8 @@ export class ClientIo {
   #socket: net.Socket;
   bytesIn = 0;
   bytesOut = 0;
-  #timer: NodeJS.Timeout | null = null;
-  /** When the timer is due to fire (it may fire early: then it re-arms for `#deadline`). */
-  #fireAt = 0;
-  #deadline = 0;
+  /** The one timeout in force (net/deadline-timer.ts). */
+  readonly #deadline = new DeadlineTimer(() => this.events.timeout());
   #timerMs = 0;
   /** A body's pace (limits.min_data_rate, bytes/s); 0 outside bodies or when off. */
   #rate = 0;
@@ -170,7 +169,7 @@ export class ClientIo {
   setTimer(ms: number): void {
     this.#rate = 0;
     this.#timerMs = ms;
-    this.#arm(Date.now() + ms);
+    this.#deadline.set(Date.now() + ms);
   }
 
   /**
@@ -186,32 +185,13 @@ export class ClientIo {
   /** `n` body bytes arrived. */
   bodyBytes(n: number): void {
     const now = Date.now();
-    if (this.#rate === 0) return this.#arm(now + this.#timerMs);
-    this.#arm(Math.min(now + this.#timerMs, this.#deadline + (n * 1000) / this.#rate));
+    if (this.#rate === 0) return this.#deadline.set(now + this.#timerMs);
+    this.#deadline.set(Math.min(now + this.#timerMs, this.#deadline.at + (n * 1000) / this.#rate));
   }
 
-  #arm(deadline: number): void {
-    this.#deadline = deadline;
-    if (this.#timer && this.#fireAt <= deadline) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#fireAt = deadline;
-    this.#timer = setTimeout(this.#fire, Math.max(0, deadline - Date.now()));
-  }
-
-  readonly #fire = (): void => {
-    this.#timer = null;
-    const left = this.#deadline - Date.now();
-    if (left > 0) {
-      this.#fireAt = this.#deadline;
-      this.#timer = setTimeout(this.#fire, left);
-      return;
-    }
-    this.events.timeout();
-  };
 
   clearTimer(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#deadline.clear();
   }
 
   // ---- flow control --------------------------------------------------------------------

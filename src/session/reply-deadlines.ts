@@ -1,7 +1,9 @@
 // How long the bound backend may take over the replies it owes: as long as RFC 5321 §4.5.3.2
 // gives a client, limits.timeouts.final_reply (10 minutes) for the end of a message
 // (§4.5.3.2.6) and the command timeout (5 minutes, as for MAIL and RCPT, §4.5.3.2.2-3) for
-// anything else. One timer, for the oldest reply owed, started again at each reply.
+// anything else. One deadline, for the oldest reply owed, started again at each reply, on
+// one timer for the whole binding (net/deadline-timer.ts).
+import { DeadlineTimer } from '../net/deadline-timer.js';
 
 export interface ReplyTimeouts {
   command: number;
@@ -11,7 +13,11 @@ export interface ReplyTimeouts {
 export class ReplyDeadlines {
   /** Replies owed, oldest first: true for the reply to the end of a message. */
   #owed: boolean[] = [];
-  #timer: NodeJS.Timeout | null = null;
+  /** The oldest reply's timeout, for the message. */
+  #ms = 0;
+  readonly #timer = new DeadlineTimer(() =>
+    this.expired(`no reply to ${this.#owed[0] === true ? 'the end of a message' : 'a relayed command'} within ${this.#ms} ms`),
+  );
 
   constructor(
     private readonly timeouts: () => ReplyTimeouts,
@@ -22,31 +28,25 @@ export class ReplyDeadlines {
   /** One more reply is owed (`final`: the reply to the end of a message). */
   owe(final: boolean): void {
     this.#owed.push(final);
-    if (!this.#timer) this.#arm();
+    if (this.#timer.at === 0) this.#start();
   }
 
   /** The oldest reply owed came; the next one's deadline starts now, unless `next` is false (the binding changed). */
   paid(next = true): void {
     this.#owed.shift();
-    this.#stop();
-    if (next && this.#owed.length > 0) this.#arm();
+    this.#timer.stop();
+    if (next && this.#owed.length > 0) this.#start();
   }
 
-  /** Nothing is owed any more (the binding ended). */
+  /** Nothing is owed any more (the binding ended): the timer goes too. */
   clear(): void {
     this.#owed = [];
-    this.#stop();
+    this.#timer.clear();
   }
 
-  #stop(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-  }
-
-  #arm(): void {
-    const final = this.#owed[0] === true;
+  #start(): void {
     const t = this.timeouts();
-    const ms = final ? t.final_reply : t.command;
-    this.#timer = setTimeout(() => this.expired(`no reply to ${final ? 'the end of a message' : 'a relayed command'} within ${ms} ms`), ms);
+    this.#ms = this.#owed[0] === true ? t.final_reply : t.command;
+    this.#timer.set(Date.now() + this.#ms);
   }
 }

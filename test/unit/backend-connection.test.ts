@@ -2,6 +2,7 @@
 // what a connection leaves behind once it has ended, and the EHLO parse a server's sessions share.
 import assert from 'node:assert/strict';
 import { createHook } from 'node:async_hooks';
+import net from 'node:net';
 import { after, describe, it } from 'node:test';
 import { BackendConnection } from '../../src/backend/connection.js';
 import { ehlo, greeting } from '../../src/backend/dialog.js';
@@ -13,11 +14,13 @@ function hostPort(b: ScriptBackend): HostPort {
 }
 
 /** Timers created while `fn` runs that are still pending (neither fired nor cleared) after it. */
-async function pendingTimersAfter(fn: () => Promise<void>): Promise<number> {
+async function pendingTimersAfter(fn: () => Promise<void>, made?: { count: number }): Promise<number> {
   const live = new Set<number>();
   const hook = createHook({
     init(id, type) {
-      if (type === 'Timeout') live.add(id);
+      if (type !== 'Timeout') return;
+      live.add(id);
+      if (made) made.count++;
     },
     destroy(id) {
       live.delete(id);
@@ -52,6 +55,84 @@ describe('BackendConnection', () => {
     });
     assert.equal(b.conns[0]!.quit, true, 'the server got QUIT');
     assert.equal(pending, 0, 'no timer left pending once the connection closed');
+  });
+});
+
+/** Greets, answers `250 ok` to the first `answered` lines of each connection, then says nothing more. */
+async function quietServer(answered: number): Promise<{ server: net.Server; hp: HostPort }> {
+  const server = net.createServer((s) => {
+    let n = 0;
+    s.on('error', () => undefined);
+    s.write('220 quiet.example ESMTP\r\n');
+    s.on('data', (d) => {
+      for (const _line of d.toString('latin1').split('\r\n').slice(0, -1)) if (n++ < answered) s.write('250 ok\r\n');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return { server, hp: { host: '127.0.0.1', port, text: `127.0.0.1:${port}` } };
+}
+
+describe('BackendConnection.expect(): one deadline timer per connection (issue 26)', () => {
+  const servers: net.Server[] = [];
+  after(() => {
+    for (const s of servers) s.close();
+  });
+
+  it('each awaited reply keeps its own deadline: a short one after a long one expires on time', async () => {
+    const { server, hp } = await quietServer(1);
+    servers.push(server);
+    const made = { count: 0 };
+    let elapsed = 0;
+    let err: unknown = null;
+    const pending = await pendingTimersAfter(async () => {
+      const conn = await BackendConnection.connect(hp, 2000);
+      await greeting(conn, 60_000);
+      assert.equal((await conn.command('NOOP', 60_000)).code, 250);
+      const t0 = Date.now();
+      err = await conn.command('NOOP', 80).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      elapsed = Date.now() - t0;
+      conn.destroy();
+      await until(() => conn.closed, 'the connection to close');
+    }, made);
+    assert.equal((err as { code?: string } | null)?.code, 'BACKEND_TIMEOUT', 'the third reply never came');
+    assert.ok(elapsed >= 70 && elapsed < 2000, `timed out after ${elapsed} ms (its own 80 ms, not the 60 s before it)`);
+    // connect's own deadline, the one armed at the greeting, and the one armed again for 80 ms.
+    assert.ok(made.count <= 3, `${made.count} timers for three awaited replies and a connect`);
+    assert.equal(pending, 0, 'nothing left pending once the connection closed');
+  });
+
+  it('a later deadline than the armed timer: the timer fires early, is armed again, and the reply is late only at its own deadline', async () => {
+    const { server, hp } = await quietServer(1);
+    servers.push(server);
+    const conn = await BackendConnection.connect(hp, 2000);
+    await greeting(conn, 40);
+    // The timer armed for 40 ms is still running; this reply's deadline is 300 ms.
+    const t0 = Date.now();
+    assert.equal((await conn.command('NOOP', 300)).code, 250);
+    const err = await conn.command('NOOP', 300).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    const elapsed = Date.now() - t0;
+    assert.equal((err as { code?: string } | null)?.code, 'BACKEND_TIMEOUT');
+    assert.ok(elapsed >= 290, `late after ${elapsed} ms, not at the 40 ms the timer was first armed for`);
+    conn.destroy();
+  });
+
+  it('a reply that comes within its deadline is never failed by a timer armed earlier', async () => {
+    const { server, hp } = await quietServer(3);
+    servers.push(server);
+    const conn = await BackendConnection.connect(hp, 2000);
+    await greeting(conn, 30);
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal((await conn.command('NOOP', 1000)).code, 250, `reply ${i + 1}`);
+    }
+    conn.destroy();
   });
 });
 
