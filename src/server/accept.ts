@@ -25,6 +25,7 @@ import { AcmeChallengeAnswered, type TlsInfo, type TlsTerminator } from '../tls/
 import { unmapIPv4 } from '../net/ip.js';
 import { type AdmissionControl, type Refusal } from './admission.js';
 import type { Listener } from './listener.js';
+import type { LiveSessions } from './live-sessions.js';
 import { ProxyInError, readProxyHeader, resolveClient } from './proxy-in.js';
 
 /** Who a new connection is, once any PROXY header from a trusted balancer has been read. */
@@ -52,7 +53,7 @@ export interface AcceptContext {
   readonly admission: AdmissionControl;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  readonly sessions: Set<Session>;
+  readonly sessions: LiveSessions<Session>;
   /** SMTP AUTH (the `auth:` section), or null. */
   readonly authenticator: Authenticator | null;
   /** The decision seam's plug-ins (screening, routing), or null. */
@@ -248,12 +249,12 @@ export class AcceptPipeline {
         return r instanceof Promise ? r.then(settle) : settle(r);
       },
       onEnd: () => {
-        this.ctx.sessions.delete(session);
+        live.remove();
         admission.release(admitted);
         metrics.connectionsActive.dec({ listener: name });
       },
     });
-    this.ctx.sessions.add(session);
+    const live = this.ctx.sessions.add(session);
     session.start();
     socket.resume();
   }

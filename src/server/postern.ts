@@ -24,6 +24,7 @@ import { observeDnsblQuery } from '../observe/record-metrics.js';
 import { Screener } from '../screen/screener.js';
 import { Dnsbl } from '../screen/dnsbl.js';
 import type { DnsblFactory, DnsblLookup } from '../screen/types.js';
+import { LiveSessions } from './live-sessions.js';
 
 export interface PosternOptions {
   logger: Logger;
@@ -78,7 +79,7 @@ export class Postern implements AcceptContext {
   readonly #admission: AdmissionControl;
   readonly #windows: WindowCounter;
   #listeners: Listener[] = [];
-  readonly sessions = new Set<Session>();
+  readonly sessions = new LiveSessions<Session>();
   #draining = false;
   #tls: TlsTerminator | null = null;
   #auth: Authenticator | null = null;
