@@ -35,12 +35,7 @@ export class BackendConnection {
    * The handshake's reply deadline: one timer per connection for every awaited reply
    * (net/deadline-timer.ts), cleared when the connection ends.
    */
-  readonly #expectBy = new DeadlineTimer(() => {
-    const w = this.#waiter;
-    if (!w) return;
-    this.#waiter = null;
-    w.reject(new BackendError('BACKEND_TIMEOUT', `no reply from ${this.server.text} within ${w.ms} ms`));
-  });
+  readonly #expectBy = new DeadlineTimer(replyLate, this);
   #relay: RelayHandlers | null = null;
   #closed: Error | null = null;
   #ending = false;
@@ -166,6 +161,14 @@ export class BackendConnection {
     });
   }
 
+  /** The awaited reply is late (DeadlineTimer). */
+  replyLate(): void {
+    const w = this.#waiter;
+    if (!w) return;
+    this.#waiter = null;
+    w.reject(new BackendError('BACKEND_TIMEOUT', `no reply from ${this.server.text} within ${w.ms} ms`));
+  }
+
   /** Sends a command and waits for its reply (not async: expect's promise is the one awaited). */
   command(line: string, timeoutMs: number): Promise<Reply> {
     if (line.startsWith('EHLO ')) this.helo = line.slice(5);
@@ -257,3 +260,5 @@ export class BackendConnection {
     if (relay && !this.#ending) relay.onClose(err);
   }
 }
+
+const replyLate = (c: BackendConnection): void => c.replyLate();

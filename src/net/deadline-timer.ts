@@ -6,14 +6,22 @@
 // left; one that fires with no deadline set just ends. clear() stops it for good, so nothing
 // holds the owner once it is done. Imports nothing: the bottom layer.
 
-export class DeadlineTimer {
+export class DeadlineTimer<T = unknown> {
   #timer: NodeJS.Timeout | null = null;
   /** When the armed timer fires (ms epoch). */
   #fireAt = 0;
   /** 0: no deadline. */
   #deadline = 0;
 
-  constructor(private readonly late: () => void) {}
+  /**
+   * `late(owner)` when the deadline passes. One function shared by all owners of a kind and
+   * the owner beside it, rather than a closure per owner: a session holds several of these
+   * for its whole life (W5 counts every byte of an idle connection).
+   */
+  constructor(
+    private readonly late: (owner: T) => void,
+    private readonly owner: T,
+  ) {}
 
   /** The deadline in force (ms epoch), 0 for none. */
   get at(): number {
@@ -47,13 +55,14 @@ export class DeadlineTimer {
   }
 
   /** The timer fired (internal: the module's one timer callback): armed again if the deadline moved on, else late. */
-  static fired(t: DeadlineTimer): void {
+  static fired<T>(t: DeadlineTimer<T>): void {
     t.#timer = null;
     if (t.#deadline === 0) return;
     if (t.#deadline > Date.now()) return t.#arm(t.#deadline);
     t.#deadline = 0;
-    t.late();
+    t.late(t.owner);
   }
 }
 
-const fire = (t: DeadlineTimer): void => DeadlineTimer.fired(t);
+// `any`: one callback for timers of every owner type; fired() keeps each timer's own type.
+const fire = (t: DeadlineTimer<any>): void => DeadlineTimer.fired(t);

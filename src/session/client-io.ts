@@ -40,7 +40,7 @@ export class ClientIo {
   bytesIn = 0;
   bytesOut = 0;
   /** The one timeout in force (net/deadline-timer.ts). */
-  readonly #deadline = new DeadlineTimer(() => this.events.timeout());
+  readonly #deadline = new DeadlineTimer(clientTimeout, this);
   #timerMs = 0;
   /** A body's pace (limits.min_data_rate, bytes/s); 0 outside bodies or when off. */
   #rate = 0;
@@ -190,6 +190,11 @@ export class ClientIo {
   }
 
 
+  /** The timeout in force passed (DeadlineTimer). */
+  timedOut(): void {
+    this.events.timeout();
+  }
+
   clearTimer(): void {
     this.#deadline.clear();
   }
@@ -258,3 +263,5 @@ export class ClientIo {
     this.#socket.resume();
   }
 }
+
+const clientTimeout = (io: ClientIo): void => io.timedOut();

@@ -15,9 +15,8 @@ export class ReplyDeadlines {
   #owed: boolean[] = [];
   /** The oldest reply's timeout, for the message. */
   #ms = 0;
-  readonly #timer = new DeadlineTimer(() =>
-    this.expired(`no reply to ${this.#owed[0] === true ? 'the end of a message' : 'a relayed command'} within ${this.#ms} ms`),
-  );
+  /** Made at the first reply owed: a session that never binds a backend has none. */
+  #timer: DeadlineTimer<ReplyDeadlines> | null = null;
 
   constructor(
     private readonly timeouts: () => ReplyTimeouts,
@@ -28,25 +27,32 @@ export class ReplyDeadlines {
   /** One more reply is owed (`final`: the reply to the end of a message). */
   owe(final: boolean): void {
     this.#owed.push(final);
-    if (this.#timer.at === 0) this.#start();
+    if (this.#timer === null || this.#timer.at === 0) this.#start();
   }
 
   /** The oldest reply owed came; the next one's deadline starts now, unless `next` is false (the binding changed). */
   paid(next = true): void {
     this.#owed.shift();
-    this.#timer.stop();
+    this.#timer?.stop();
     if (next && this.#owed.length > 0) this.#start();
   }
 
   /** Nothing is owed any more (the binding ended): the timer goes too. */
   clear(): void {
     this.#owed = [];
-    this.#timer.clear();
+    this.#timer?.clear();
   }
 
   #start(): void {
     const t = this.timeouts();
     this.#ms = this.#owed[0] === true ? t.final_reply : t.command;
-    this.#timer.set(Date.now() + this.#ms);
+    (this.#timer ??= new DeadlineTimer<ReplyDeadlines>(late, this)).set(Date.now() + this.#ms);
+  }
+
+  /** The oldest reply owed is late (DeadlineTimer). */
+  lateReply(): void {
+    this.expired(`no reply to ${this.#owed[0] === true ? 'the end of a message' : 'a relayed command'} within ${this.#ms} ms`);
   }
 }
+
+const late = (d: ReplyDeadlines): void => d.lateReply();

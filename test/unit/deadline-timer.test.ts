@@ -26,7 +26,12 @@ function timeoutsMadeBy(fn: () => void): number {
 describe('DeadlineTimer', () => {
   it('a deadline moved later is late at its own time, on the timer armed first', async () => {
     let late = 0;
-    const t = new DeadlineTimer(() => late++);
+    const owner = { name: 'owner' };
+    let passed: unknown = null;
+    const t = new DeadlineTimer((o: typeof owner) => {
+      passed = o;
+      late++;
+    }, owner);
     const t0 = Date.now();
     const made = timeoutsMadeBy(() => {
       t.set(t0 + 30);
@@ -37,12 +42,13 @@ describe('DeadlineTimer', () => {
     assert.equal(late, 0, 'the timer fired at 30 ms and was armed again for 130 ms');
     await sleep(120);
     assert.equal(late, 1);
+    assert.equal(passed, owner, 'the callback gets its owner');
     assert.equal(t.at, 0, 'no deadline once late');
   });
 
   it('a deadline moved earlier re-arms at once', async () => {
     let late = 0;
-    const t = new DeadlineTimer(() => late++);
+    const t = new DeadlineTimer(() => late++, null);
     t.set(Date.now() + 10_000);
     t.set(Date.now() + 20);
     await sleep(60);
@@ -51,7 +57,7 @@ describe('DeadlineTimer', () => {
 
   it('stop(): the armed timer ends quietly; set() again starts a new deadline on it', async () => {
     let late = 0;
-    const t = new DeadlineTimer(() => late++);
+    const t = new DeadlineTimer(() => late++, null);
     t.set(Date.now() + 20);
     t.stop();
     await sleep(50);
@@ -73,7 +79,7 @@ describe('DeadlineTimer', () => {
       },
     });
     hook.enable();
-    const t = new DeadlineTimer(() => late++);
+    const t = new DeadlineTimer(() => late++, null);
     t.set(Date.now() + 20);
     t.clear();
     await new Promise((r) => setImmediate(r));
