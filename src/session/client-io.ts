@@ -185,10 +185,12 @@ export class ClientIo {
   /** `n` body bytes arrived. */
   bodyBytes(n: number): void {
     const now = Date.now();
+    const at = this.#deadline.at;
+    // No deadline in force (the session is ending): nothing to move.
+    if (at === 0) return;
     if (this.#rate === 0) return this.#deadline.set(now + this.#timerMs);
-    this.#deadline.set(Math.min(now + this.#timerMs, this.#deadline.at + (n * 1000) / this.#rate));
+    this.#deadline.set(Math.min(now + this.#timerMs, at + (n * 1000) / this.#rate));
   }
-
 
   /** The timeout in force passed (DeadlineTimer). */
   timedOut(): void {
