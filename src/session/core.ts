@@ -56,7 +56,12 @@ export abstract class SessionCore {
   protected readonly input: Input;
   protected readonly farewell: Farewell;
   protected readonly queue: ReplyQueue;
-  protected readonly binding: SessionBinding;
+  /**
+   * The session's side of the backend, made at its first use (EHLO's offer, a command that
+   * needs a backend): a connection that only greets and waits, or a TLS handshake that ends,
+   * never needs one (issue 26; W5 counts every byte of an idle connection).
+   */
+  #binding: SessionBinding | null = null;
   protected readonly limits: SessionLimits;
   #log: Logger | null = null;
 
@@ -161,40 +166,12 @@ export abstract class SessionCore {
         unsent: () => this.io.unsent,
         pile: (full) => this.io.pile(full),
         overlong: (bytes, max) => this.#overlong(bytes, max),
-        backend: () => this.binding.bound?.conn.socket,
+        backend: () => this.#binding?.bound?.conn.socket,
         client: () => this.io.socket,
       },
       // An AUTH line (command or response) may be as long as a SASL mechanism makes it
       // (RFC 4954 §4); other commands are held to line_length by withinLineLength above.
       () => splitterLineMax(this.cfg.limits.line_length, this.authExchanging || (ctx.listener.auth !== 'off' && ctx.authenticator != null)),
-    );
-    this.binding = new SessionBinding(
-      withGetters(
-        {
-          queue: this.queue,
-          anomaly: (kind: AnomalyKind, detail: string) => this.anomaly(kind, detail),
-          backendFailed: (reply: string) => {
-            this.life.end('backend_failed');
-            this.queue.failBackend(reply, () => this.io.end());
-            // The 421 may never flush (a client that does not read): the guard still ends it.
-            this.io.closing();
-          },
-          bound: () => this.life.toIfAllowed('relaying'),
-          wait: () => this.input.wait(),
-          resume: () => this.input.resume(),
-          log: () => this.#logger(),
-        },
-        {
-          closed: () => this.mode === 'closed',
-          finished: () => this.finished,
-          inTransaction: () => this.tx.open !== null || this.mode === 'data' || this.mode === 'bdat',
-        },
-      ),
-      withGetters(
-        { config: ctx.config, logger: ctx.logger, connId: ctx.id },
-        // Before a route decides: the pool the session facts route to (routing), else the default.
-        { pool: () => this.frontPool() },
-      ),
     );
     this.limits = new SessionLimits(
       () => this.cfg.limits,
@@ -327,7 +304,7 @@ export abstract class SessionCore {
    */
   #closeNow(reason: CloseReason, reply: string): void {
     this.life.end(reason);
-    this.binding.abort();
+    this.#binding?.abort();
     this.io.write([reply], null);
     this.io.end();
   }
@@ -344,7 +321,7 @@ export abstract class SessionCore {
   /** The one reset (RFC 5321 §4.1.1.5 RSET, and what EHLO, XCLIENT and STARTTLS imply): no transaction. */
   protected reset(): void {
     this.tx.reset();
-    this.binding.dropHeld();
+    this.#binding?.dropHeld();
     this.limits.newTransaction();
     this.#message?.body.reset();
   }
@@ -417,6 +394,47 @@ export abstract class SessionCore {
     return f;
   }
 
+  protected get binding(): SessionBinding {
+    return (this.#binding ??= this.#makeBinding());
+  }
+
+  /** The binding if the session has needed one yet, without making it. */
+  protected get bindingIfMade(): SessionBinding | null {
+    return this.#binding;
+  }
+
+  #makeBinding(): SessionBinding {
+    const ctx = this.ctx;
+    return new SessionBinding(
+      withGetters(
+        {
+          queue: this.queue,
+          anomaly: (kind: AnomalyKind, detail: string) => this.anomaly(kind, detail),
+          backendFailed: (reply: string) => {
+            this.life.end('backend_failed');
+            this.queue.failBackend(reply, () => this.io.end());
+            // The 421 may never flush (a client that does not read): the guard still ends it.
+            this.io.closing();
+          },
+          bound: () => this.life.toIfAllowed('relaying'),
+          wait: () => this.input.wait(),
+          resume: () => this.input.resume(),
+          log: () => this.#logger(),
+        },
+        {
+          closed: () => this.mode === 'closed',
+          finished: () => this.finished,
+          inTransaction: () => this.tx.open !== null || this.mode === 'data' || this.mode === 'bdat',
+        },
+      ),
+      withGetters(
+        { config: ctx.config, logger: ctx.logger, connId: ctx.id },
+        // Before a route decides: the pool the session facts route to (routing), else the default.
+        { pool: () => this.frontPool() },
+      ),
+    );
+  }
+
   /**
    * The pool the session's own facts (listener, SNI, client, login) route to, or the default
    * pool when no route is decided without the envelope, or an auth_http answer routes the
@@ -424,7 +442,7 @@ export abstract class SessionCore {
    */
   frontPool(): BackendPool {
     const r = this.ctx.routing;
-    if (!r || this.binding.route) return this.ctx.pool;
+    if (!r || this.#binding?.route) return this.ctx.pool;
     const m = r.table.match(this.routeFacts());
     return (m.kind === 'pool' ? r.pool(m.pool) : undefined) ?? this.ctx.pool;
   }
@@ -525,7 +543,7 @@ export abstract class SessionCore {
     this.steps.abort();
     this.screen?.end();
     // Otherwise the binding says goodbye politely, so the backend's log shows no lost connection.
-    this.binding.finish(quiet, inBody);
+    this.#binding?.finish(quiet, inBody);
     this.io.destroy();
     const rec = this.record();
     observeSession(this.ctx.metrics, rec);
@@ -544,7 +562,7 @@ export abstract class SessionCore {
       tls: this.tls,
       helo: this.helo,
       auth: id.auth,
-      backend: this.binding.record(),
+      backend: this.#binding?.record() ?? null,
       transactions: this.tx.count,
       rcpts: this.tx.rcpts,
       bytes_in: this.io.bytesIn,

@@ -483,9 +483,11 @@ export class Session extends SessionCore {
   #quit(): void {
     this.farewell.quit();
     this.life.quit();
-    this.binding.quit(
-      () => this.farewell.flushed(),
-      () => this.quiet(),
-    );
+    const flushed = () => this.farewell.flushed();
+    const binding = this.bindingIfMade;
+    // Never needed a backend (a greeting and QUIT, a TLS handshake and QUIT): the 221 is
+    // ours alone, as SessionBinding.quit says when nothing is bound.
+    if (!binding) return this.queue.reply(R.BYE, flushed);
+    binding.quit(flushed, () => this.quiet());
   }
 }
