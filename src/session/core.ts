@@ -54,7 +54,8 @@ export abstract class SessionCore {
   protected readonly cfg: Config;
   protected readonly io: ClientIo;
   protected readonly input: Input;
-  protected readonly farewell: Farewell;
+  /** How the client leaves (farewell.ts), made when it starts to: an idle connection has none (W5). */
+  #farewell: Farewell | null = null;
   protected readonly queue: ReplyQueue;
   /**
    * The session's side of the backend, made at its first use (EHLO's offer, a command that
@@ -141,20 +142,6 @@ export abstract class SessionCore {
         this.#endWhenAnswered();
       },
     });
-    this.farewell = new Farewell(
-      withGetters(
-        {
-          anomaly: (kind: AnomalyKind, detail: string) => this.anomaly(kind, detail),
-          gone: (reason: CloseReason, why?: string) => this.#clientGone(reason, why),
-          closing: () => this.io.closing(),
-          end: () => this.io.end(),
-          destroy: () => this.io.destroy(),
-          linger: (ms: number) => this.io.setTimer(ms),
-          finish: (reason: CloseReason) => this.finish(reason),
-        },
-        { reason: () => this.life.reason, secure: () => this.io.secure },
-      ),
-    );
     this.input = new Input(
       {
         mode: () => this.mode,
@@ -392,6 +379,27 @@ export abstract class SessionCore {
     if (sender !== undefined) f.sender = sender;
     if (recipient !== undefined) f.recipient = recipient;
     return f;
+  }
+
+  protected get farewell(): Farewell {
+    return (this.#farewell ??= this.#makeFarewell());
+  }
+
+  #makeFarewell(): Farewell {
+    return new Farewell(
+      withGetters(
+        {
+          anomaly: (kind: AnomalyKind, detail: string) => this.anomaly(kind, detail),
+          gone: (reason: CloseReason, why?: string) => this.#clientGone(reason, why),
+          closing: () => this.io.closing(),
+          end: () => this.io.end(),
+          destroy: () => this.io.destroy(),
+          linger: (ms: number) => this.io.setTimer(ms),
+          finish: (reason: CloseReason) => this.finish(reason),
+        },
+        { reason: () => this.life.reason, secure: () => this.io.secure },
+      ),
+    );
   }
 
   protected get binding(): SessionBinding {
