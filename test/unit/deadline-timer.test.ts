@@ -69,18 +69,23 @@ describe('DeadlineTimer', () => {
 
   it('clear(): nothing fires and nothing is left pending', async () => {
     let late = 0;
+    // Only the timer made here is watched (the unit files share a process).
+    const made = new Set<number>();
     const live = new Set<number>();
+    let watching = true;
     const hook = createHook({
       init(id, type) {
-        if (type === 'Timeout') live.add(id);
+        if (watching && type === 'Timeout') (made.add(id), live.add(id));
       },
       destroy(id) {
-        live.delete(id);
+        if (made.has(id)) live.delete(id);
       },
     });
     hook.enable();
     const t = new DeadlineTimer(() => late++, null);
     t.set(Date.now() + 20);
+    watching = false;
+    assert.equal(made.size, 1, 'one timer armed');
     t.clear();
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
