@@ -280,7 +280,7 @@ export abstract class SessionCore {
   /** Shutdown: tell the client and close (SIGTERM after the grace period). */
   shutdown(): void {
     // Past the 221 (its linger, or under TLS the wait for the client's FIN) nothing more is said.
-    if (this.finished || this.farewell.shutdown()) return;
+    if (this.finished || this.#farewell?.shutdown()) return;
     this.#closeNow('shutdown', R.shuttingDown(this.cfg.hostname));
   }
 
@@ -468,8 +468,9 @@ export abstract class SessionCore {
   // ---- end -----------------------------------------------------------------------------
 
   #onTimeout(): void {
-    if (this.farewell.lingering) return this.farewell.lingerOver();
-    if (this.finished || (this.mode === 'closed' && this.farewell.quitSeen)) return;
+    // Read without making one: a fresh Farewell is neither lingering nor past QUIT.
+    if (this.#farewell?.lingering) return this.#farewell.lingerOver();
+    if (this.finished || (this.mode === 'closed' && this.#farewell?.quitSeen === true)) return;
     if (this.queue.owed > 0) {
       // The client is waiting for us (a bind, a backend's reply, a verifier): each of those
       // has its own timeout. Cutting the client now could make it send a message again that
