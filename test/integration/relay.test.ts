@@ -76,12 +76,12 @@ describe('relay through the sink with XCLIENT', () => {
   });
 
   it('QUIT straight after the greeting: 221 from Postern, a clean close and one record, no backend', async () => {
-    const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.4' });
+    const c = await SmtpClient.connect(p.port, { localAddress: '127.0.0.41' });
     await c.waitReplies(1);
     const bye = await c.cmd('QUIT');
     assert.equal(bye.code, 221);
     await c.waitClose();
-    const rec = await p.waitFor((x) => x.event === 'session' && (x.client as { address?: string } | undefined)?.address === '127.0.0.4');
+    const rec = await p.waitFor((x) => x.event === 'session' && (x.client as { address?: string } | undefined)?.address === '127.0.0.41');
     assert.equal(rec.close, 'quit');
     assert.equal(rec.backend, null);
     assert.deepEqual(rec.anomalies, []);
