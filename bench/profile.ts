@@ -224,4 +224,5 @@ const text =
   '\n';
 writeFileSync(path.join(REPO, 'bench', 'PROFILE.md'), text);
 process.stdout.write(text);
-rmSync(dir, { recursive: true, force: true });
+if (process.env['BENCH_PROFILE_KEEP']) process.stdout.write(`profiles kept in ${dir}\n`);
+else rmSync(dir, { recursive: true, force: true });

@@ -69,7 +69,9 @@ export function perCoreContenders(opts: Options, workload?: WorkloadId): PerCore
   // W1's table, and every per-core contender of a run that has W1 (its preflight).
   const w1 = workload === 'W1' || (workload === undefined && opts.only.has('W1'));
   if (w1 && opts.contenders.has('postern-xclient')) list.push(ROUTED);
-  if (w1 && opts.contenders.has('node-pipe')) list.push(XCLIENT_FLOOR);
+  // The protocol's floor in W1 and W6: its extra round trips (XCLIENT, EHLO) are in W6's latency too.
+  const w6 = workload === 'W6' || (workload === undefined && opts.only.has('W6'));
+  if ((w1 || w6) && opts.contenders.has('node-pipe')) list.push(XCLIENT_FLOOR);
   return list;
 }
 

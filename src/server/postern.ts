@@ -25,6 +25,7 @@ import { Screener } from '../screen/screener.js';
 import { Dnsbl } from '../screen/dnsbl.js';
 import type { DnsblFactory, DnsblLookup } from '../screen/types.js';
 import { LiveSessions } from './live-sessions.js';
+import { warmSocketFeedback } from '../net/socket-feedback.js';
 
 export interface PosternOptions {
   logger: Logger;
@@ -188,6 +189,7 @@ export class Postern implements AcceptContext {
 
   /** Checks the backends once, then opens the listeners. Throws ListenError on a bind failure. */
   async start(): Promise<void> {
+    warmSocketFeedback();
     if (this.#config.tls) this.#tls = await TlsTerminator.create(this.#config.tls, this.#tlsOptions());
     this.#auth = await this.#newAuthenticator(this.#config.auth);
     this.screener.dnsbl = this.#newDnsbl(this.#config);
