@@ -39,10 +39,6 @@ export class BackendConnection {
   #relay: RelayHandlers | null = null;
   #closed: Error | null = null;
   #ending = false;
-  /** quit()'s deadline, cleared once the connection closes: a pending timer would hold the
-   * socket and what it references for the whole grace period (issue 26: survivors are what
-   * the young generation's collections copy). */
-  #quitTimer: NodeJS.Timeout | null = null;
   /** Between STARTTLS's 220 and the TLS socket: raw bytes are dropped. */
   #upgrading = false;
   bytesOut = 0;
@@ -57,13 +53,30 @@ export class BackendConnection {
   transactions = 0;
 
   #socket: net.Socket;
+  /** Until the socket connects: how `connect`'s promise is settled. */
+  #connecting: { resolve(conn: BackendConnection): void; reject(err: Error): void } | null = null;
+  // The listeners stay for the socket's life, the connect phase included: removing one
+  // deletes a key from the emitter's listener table, which V8 then turns into a dictionary
+  // (a map change per connection, and slower lookups for every later event; issue 26).
   readonly #listeners = {
     data: (chunk: Buffer) => this.#onData(chunk),
+    connect: () => {
+      const c = this.#connecting;
+      if (!c) return;
+      this.#connecting = null;
+      this.#expectBy.stop();
+      c.resolve(this);
+    },
     // Every socket fault (a reset, EPIPE, ...) is the server's: a BackendError, so a bind
     // fails over from it and counts it against the server.
-    error: (err: NodeJS.ErrnoException) =>
-      this.#onEnd(new BackendError('BACKEND_CLOSED', `${this.server.text}: ${err.code ?? err.message}`, undefined, { cause: err })),
-    close: () => this.#onEnd(null),
+    error: (err: NodeJS.ErrnoException) => {
+      if (this.#connecting) return this.#connectFailed(`connect to ${this.server.text}: ${err.message}`);
+      this.#onEnd(new BackendError('BACKEND_CLOSED', `${this.server.text}: ${err.code ?? err.message}`, undefined, { cause: err }));
+    },
+    close: () => {
+      if (this.#connecting) return this.#connectFailed(`connect to ${this.server.text}: closed`);
+      this.#onEnd(null);
+    },
   };
 
   private constructor(
@@ -110,9 +123,12 @@ export class BackendConnection {
     this.#attach(this.#socket);
   }
 
+  /**
+   * A connected connection, within `timeoutMs`, or BACKEND_CONNECT. The connect deadline is
+   * the connection's one reply timer, as the handshake's replies and QUIT's grace are.
+   */
   static connect(server: HostPort, timeoutMs: number): Promise<BackendConnection> {
     return new Promise((resolve, reject) => {
-      let conn: BackendConnection | null = null;
       const socket = net.connect({
         host: server.host,
         port: server.port,
@@ -120,26 +136,25 @@ export class BackendConnection {
         onread: {
           buffer: READ_BUFFER,
           callback: (n: number, buf: Uint8Array): boolean => {
-            if (conn && !conn.#upgrading) conn.#onData(Buffer.copyBytesFrom(buf, 0, n));
+            if (!conn.#upgrading) conn.#onData(Buffer.copyBytesFrom(buf, 0, n));
             return true;
           },
         },
       });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new BackendError('BACKEND_CONNECT', `connect to ${server.text} timed out`));
-      }, timeoutMs);
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(new BackendError('BACKEND_CONNECT', `connect to ${server.text}: ${err.message}`));
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        conn = new BackendConnection(socket, server);
-        resolve(conn);
-      });
+      const conn = new BackendConnection(socket, server);
+      conn.#connecting = { resolve, reject };
+      conn.#expectBy.set(Date.now() + timeoutMs);
+      socket.on('connect', conn.#listeners.connect);
     });
+  }
+
+  #connectFailed(message: string): void {
+    const c = this.#connecting!;
+    this.#connecting = null;
+    this.#expectBy.clear();
+    this.#closed = CLOSED;
+    this.#socket.destroy();
+    c.reject(new BackendError('BACKEND_CONNECT', message));
   }
 
   #closedError(): BackendError {
@@ -161,8 +176,13 @@ export class BackendConnection {
     });
   }
 
-  /** The awaited reply is late (DeadlineTimer). */
+  /** The deadline passed (DeadlineTimer): the connect, QUIT's grace, or the awaited reply. */
   replyLate(): void {
+    if (this.#connecting) return this.#connectFailed(`connect to ${this.server.text} timed out`);
+    if (this.#ending) {
+      this.#socket.destroy();
+      return;
+    }
     const w = this.#waiter;
     if (!w) return;
     this.#waiter = null;
@@ -206,7 +226,8 @@ export class BackendConnection {
     this.#relay = null;
     this.#socket.write(QUIT_LINE);
     this.#socket.end();
-    this.#quitTimer = setTimeout(() => this.#socket.destroy(), graceMs).unref();
+    // The deadline is now the grace: replyLate destroys the socket once it passes.
+    this.#expectBy.set(Date.now() + graceMs);
   }
 
   /** Abort: the server sees the connection drop (and so discards any open transaction). */
@@ -241,10 +262,6 @@ export class BackendConnection {
   }
 
   #onEnd(err: Error | null): void {
-    if (this.#quitTimer) {
-      clearTimeout(this.#quitTimer);
-      this.#quitTimer = null;
-    }
     this.#expectBy.clear();
     if (this.#closed) return;
     // Most connections end normally with nobody waiting: build the error only when needed

@@ -187,7 +187,9 @@ export class MessageFlow {
   #write(rec: TransactionRecord): void {
     // The pool goes beside the backend it names (routing, issue #24).
     const pool = this.host.binding.record()?.pool ?? null;
-    if (rec.backend !== null || pool !== null) rec = { ...rec, pool };
+    // Added to the record rather than copied into a new one: V8 gives a `{ ...rec, pool }`
+    // copy a map of its own each time (issue 26).
+    if (rec.backend !== null || pool !== null) rec.pool = pool;
     observeTransaction(this.host.metrics, rec);
     this.host.logger.info(rec, 'transaction');
   }

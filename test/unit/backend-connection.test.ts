@@ -62,6 +62,63 @@ describe('BackendConnection', () => {
     assert.equal(b.conns[0]!.quit, true, 'the server got QUIT');
     assert.equal(pending, 0, 'no timer left pending once the connection closed');
   });
+
+  it('quit(): a server that neither answers nor closes is cut off once the grace has passed', async () => {
+    // Half-open allowed: our FIN after QUIT does not close the server's side.
+    const server = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => undefined);
+      s.write('220 mute.example ESMTP\r\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const conn = await BackendConnection.connect({ host: '127.0.0.1', port, text: `127.0.0.1:${port}` }, 2000);
+      await greeting(conn, 2000);
+      const closed = new Promise<void>((r) => conn.socket.once('close', () => r()));
+      const t0 = Date.now();
+      conn.quit(200);
+      await closed;
+      const took = Date.now() - t0;
+      assert.ok(took >= 190, `closed after ${took} ms, before the grace`);
+      assert.equal(conn.closed, true);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('one timer serves the connect deadline, every awaited reply and QUIT\'s grace', async () => {
+    const b = await startScriptBackend();
+    backends.push(b);
+    const made = { count: 0 };
+    const pending = await pendingTimersAfter(async () => {
+      const conn = await BackendConnection.connect(hostPort(b), 5000);
+      await greeting(conn, 5000);
+      await ehlo(conn, 'one.example', 5000);
+      const closed = new Promise<void>((r) => conn.socket.once('close', () => r()));
+      conn.quit(60_000);
+      await closed;
+    }, made);
+    assert.equal(made.count, 1, 'timers made for connect, greeting, EHLO and QUIT');
+    assert.equal(pending, 0, 'no timer left once the connection closed');
+  });
+
+  it('connect(): a refused connection is BACKEND_CONNECT naming the server, with no timer left', async () => {
+    const spare = net.createServer();
+    await new Promise<void>((r) => spare.listen(0, '127.0.0.1', r));
+    const port = (spare.address() as net.AddressInfo).port;
+    await new Promise((r) => spare.close(r));
+    let caught: unknown = null;
+    const pending = await pendingTimersAfter(async () => {
+      caught = await BackendConnection.connect({ host: '127.0.0.1', port, text: `127.0.0.1:${port}` }, 5000).then(
+        () => null,
+        (err: unknown) => err,
+      );
+    });
+    assert.ok(caught instanceof Error);
+    assert.equal((caught as { code?: string }).code, 'BACKEND_CONNECT');
+    assert.match((caught as Error).message, new RegExp(`^connect to 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+    assert.equal(pending, 0, 'the connect deadline is cleared with the failure');
+  });
 });
 
 /** Greets, answers `250 ok` to the first `answered` lines of each connection, then says nothing more. */
