@@ -109,10 +109,11 @@ export class AcceptPipeline {
       return;
     }
     // A trusted balancer MUST open with a header (the spec forbids guessing whether one comes).
-    socket.on('error', () => undefined);
+    // The quiet listener stays once the session has its own: removing it would turn the
+    // socket's listener table into a dictionary (a V8 map change per connection, issue 26).
+    socket.on('error', ignoreError);
     readProxyHeader(socket, lcfg.proxy_protocol_timeout).then(
       ({ header, rest }) => {
-        socket.removeAllListeners('error');
         const r = resolveClient(header, socket, { client: peer, local });
         this.#admit(socket, listener, id, {
           client: r.client,
@@ -124,7 +125,6 @@ export class AcceptPipeline {
         });
       },
       (err: Error) => {
-        socket.removeAllListeners('error');
         if (socket.destroyed || (err instanceof ProxyInError && err.code === 'PROXY_CLOSED' && err.received.length === 0)) {
           // The balancer closed before its header (a TCP health check does): a session all
           // the same, with nothing to name.
@@ -149,10 +149,9 @@ export class AcceptPipeline {
     // Limits count the real client, after PROXY resolution.
     const refused = admission.admit(client.address);
     if (refused instanceof Promise) {
-      socket.on('error', () => undefined);
+      socket.on('error', ignoreError);
       refused.then(
         (r) => {
-          socket.removeAllListeners('error');
           if (socket.destroyed) {
             if (!r) admission.release(client.address);
             return;
@@ -259,3 +258,6 @@ export class AcceptPipeline {
     socket.resume();
   }
 }
+
+/** Errors while the connection waits for its header or its admission: the session that follows reports its own. */
+const ignoreError = (): void => undefined;
