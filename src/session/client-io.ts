@@ -67,7 +67,7 @@ export class ClientIo {
 
   constructor(
     socket: net.Socket,
-    private readonly events: ClientEvents,
+    private events: ClientEvents,
   ) {
     this.#socket = socket;
   }
@@ -129,6 +129,15 @@ export class ClientIo {
   destroy(): void {
     this.clearGuard();
     this.#socket.destroy();
+  }
+
+  /**
+   * The session has ended: events the socket still emits go nowhere, and the socket (which
+   * Node may keep until a full collection: a TLS socket's native side does) no longer holds
+   * the session through our listeners (issue 26).
+   */
+  release(): void {
+    this.events = RELEASED;
   }
 
   /**
@@ -267,3 +276,7 @@ export class ClientIo {
 }
 
 const clientTimeout = (io: ClientIo): void => io.timedOut();
+
+const ignore = (): void => undefined;
+/** The events of an ended session: none of them matters any more. */
+const RELEASED: ClientEvents = { data: ignore, end: ignore, error: ignore, close: ignore, timeout: ignore, drain: ignore };

@@ -558,6 +558,7 @@ export abstract class SessionCore {
     observeSession(this.ctx.metrics, rec);
     this.ctx.logger.info(rec, 'session');
     this.ctx.onEnd?.();
+    this.io.release();
   }
 
   /** The `session` log record. */
