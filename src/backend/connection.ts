@@ -32,10 +32,10 @@ export class BackendConnection {
   #replies: Reply[] = [];
   #waiter: { resolve(r: Reply): void; reject(e: Error): void; ms: number } | null = null;
   /**
-   * The handshake's reply deadline: one timer per connection for every awaited reply
-   * (net/deadline-timer.ts), cleared when the connection ends.
+   * The connection's one deadline (net/deadline-timer.ts): the connect, then each awaited
+   * handshake reply, then QUIT's grace. Cleared when the connection ends.
    */
-  readonly #expectBy = new DeadlineTimer(replyLate, this);
+  readonly #expectBy = new DeadlineTimer(deadlinePassed, this);
   #relay: RelayHandlers | null = null;
   #closed: Error | null = null;
   #ending = false;
@@ -177,7 +177,7 @@ export class BackendConnection {
   }
 
   /** The deadline passed (DeadlineTimer): the connect, QUIT's grace, or the awaited reply. */
-  replyLate(): void {
+  deadlinePassed(): void {
     if (this.#connecting) return this.#connectFailed(`connect to ${this.server.text} timed out`);
     if (this.#ending) {
       this.#socket.destroy();
@@ -226,7 +226,7 @@ export class BackendConnection {
     this.#relay = null;
     this.#socket.write(QUIT_LINE);
     this.#socket.end();
-    // The deadline is now the grace: replyLate destroys the socket once it passes.
+    // The deadline is now the grace: deadlinePassed destroys the socket once it passes.
     this.#expectBy.set(Date.now() + graceMs);
   }
 
@@ -278,4 +278,4 @@ export class BackendConnection {
   }
 }
 
-const replyLate = (c: BackendConnection): void => c.replyLate();
+const deadlinePassed = (c: BackendConnection): void => c.deadlinePassed();
