@@ -33,6 +33,8 @@ export interface Counts {
   /** W3/W4: warm-up and measured window per cell, in ms; connections in flight per generator process. */
   tlsWarmupMs: number;
   tlsWindowMs: number;
+  /** W3/W4: one unmeasured pass over every cell before the measured rounds, this long per cell. */
+  tlsWarmPassMs: number;
   tlsConcurrency: number;
   /** W5: idle connections held open. */
   idlePlain: number;
@@ -61,6 +63,7 @@ const FULL: Counts = {
   w2: { sessions: 10, messages: 250, size: 1_048_576 },
   tlsWarmupMs: 400,
   tlsWindowMs: 1_500,
+  tlsWarmPassMs: 1_000,
   tlsConcurrency: 64,
   idlePlain: 10_000,
   idleTls: 5_000,
@@ -72,6 +75,7 @@ const QUICK: Counts = {
   w2: { sessions: 10, messages: 30, size: 1_048_576 },
   tlsWarmupMs: 200,
   tlsWindowMs: 500,
+  tlsWarmPassMs: 300,
   tlsConcurrency: 64,
   idlePlain: 1_000,
   idleTls: 500,

@@ -93,7 +93,8 @@ export const w3: Workload = async (ctx): Promise<Section> => {
     title: 'W3: TLS handshakes per second (implicit TLS)',
     method:
       `${ctx.opts.genProcs} generator processes × ${c.tlsConcurrency} connections in flight (Node TLS clients, no SNI, ` +
-      `certificate not verified) connect, complete the handshake and close; ${c.tlsWarmupMs} ms warm-up, then handshakes ` +
+      `certificate not verified) connect, complete the handshake and close; one unmeasured ${c.tlsWarmPassMs} ms pass over every cell per contender first ` +
+      `(JIT-compiled contenders settle), then per cell ${c.tlsWarmupMs} ms warm-up and handshakes ` +
       `completed in ${c.tlsWindowMs} ms. Resumed: each connection offers the last session/ticket the server issued ` +
       '(after a handshake that did not resume, the client waits ≤300 ms for the new one). CPU % is per core (200 % = both cores of a 2-core machine); ' +
       'HAProxy also opens a backend connection to smtp-sink per handshake (its TCP mode), nginx and Postern greet themselves; ' +

@@ -47,8 +47,12 @@ export interface Lease {
   seq: number;
 }
 
-/** Most admissions leased with one connection (one IPC round trip for this many connections). */
-export const LEASE_MAX = 8;
+/**
+ * Most admissions leased with one connection (one IPC round trip for this many connections).
+ * Only limits far above the traffic let a lease grow this large: it is also capped at half of
+ * one worker's share of the address's headroom (5 with the default per_ip limits and 2 workers).
+ */
+export const LEASE_MAX = 64;
 /** A worker gives back the admissions of an address it has not spent for this long. */
 export const LEASE_IDLE_MS = 250;
 

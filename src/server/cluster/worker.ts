@@ -97,10 +97,12 @@ function sendNow(m: ClusterMessage): void {
 
 /**
  * How long a release may wait to share an IPC message with others (at 1,000 sessions a second
- * a worker sends one release per session otherwise), well inside the primary's RELEASE_GRACE_MS
- * (held-admission.ts), the time a per-IP refusal waits for a release on its way.
+ * a worker sends one release per session otherwise), inside the primary's RELEASE_GRACE_MS
+ * (held-admission.ts), the time a per-IP refusal waits for a release on its way. Under load the
+ * primary's cost is per message, not per release: 10 ms cost it 32-57 µs per TLS handshake, 50 ms
+ * 15-32 (issue 26).
  */
-const RELEASE_BATCH_MS = 10;
+const RELEASE_BATCH_MS = 50;
 
 /** Admission traffic to the primary, one IPC message per event-loop turn (releases: see RELEASE_BATCH_MS). */
 const toPrimary = new Batcher<SingleMessage>((msgs) => sendNow(wrap(msgs)));
