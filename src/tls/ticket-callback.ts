@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import { duplexPair } from './duplex-pair.js';
+import { RandomPool } from './random-pool.js';
 import { aesKey, hmacKey, keyName, type TicketKey } from './ticket-keys.js';
 
 /** Return value: [result, hmacKey16, aesKey16, keyName16?, iv16?]. result 1 = use, 2 = use and renew, 0 = unknown key, -1 = error. */
@@ -31,18 +32,37 @@ export function ticketKeyCallbackPresent(ctx: tls.SecureContext): boolean {
   return typeof native(ctx).enableTicketKeyCallback === 'function';
 }
 
-export function ticketKeyHandler(src: TicketKeySource): TicketKeyHandler {
+/** A key's three parts as views, made once per key: the handler runs for every ticket issued or read. */
+interface KeyParts {
+  name: Buffer;
+  hmac: Buffer;
+  aes: Buffer;
+}
+
+/**
+ * Node copies every buffer it is given before it returns to OpenSSL (crypto_context.cc), so the
+ * handler may hand out the same views of a key each time and IVs that are views of a pool.
+ */
+export function ticketKeyHandler(src: TicketKeySource, ivs = new RandomPool()): TicketKeyHandler {
+  const parts = new WeakMap<TicketKey, KeyParts>();
+  const partsOf = (k: TicketKey): KeyParts => {
+    let p = parts.get(k);
+    if (!p) parts.set(k, (p = { name: keyName(k), hmac: hmacKey(k), aes: aesKey(k) }));
+    return p;
+  };
   return (name, _iv, enc) => {
     try {
       if (enc) {
-        const k = src.current();
-        return [1, hmacKey(k), aesKey(k), keyName(k), randomBytes(16)];
+        const p = partsOf(src.current());
+        // RFC 5077 §4: a fresh IV for each ticket's AES-CBC encryption.
+        return [1, p.hmac, p.aes, p.name, ivs.take(16)];
       }
       const k = src.find(name);
       // Node reads both buffers before looking at the result, so an unknown key still needs them.
       if (!k) return [0, DUMMY, DUMMY];
-      const renew = !keyName(k).equals(keyName(src.current()));
-      return [renew ? 2 : 1, hmacKey(k), aesKey(k)];
+      const p = partsOf(k);
+      const renew = !p.name.equals(partsOf(src.current()).name);
+      return [renew ? 2 : 1, p.hmac, p.aes];
     } catch {
       return [-1, DUMMY, DUMMY];
     }

@@ -47,4 +47,21 @@ describe('ticket-key callback', () => {
     const broken = ticketKeyHandler({ current: () => { throw new Error('x'); }, find: () => undefined });
     assert.equal(broken(Buffer.alloc(16), Buffer.alloc(16), true)[0], -1, 'never throws into OpenSSL');
   });
+
+  it('gives every ticket a fresh IV, and the key parts as the current key has them', () => {
+    let cur: TicketKey = { activeFrom: 1, key: randomBytes(48) };
+    const h = ticketKeyHandler({ current: () => cur, find: (n) => (keyName(cur).equals(n) ? cur : undefined) });
+    const ivs = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const [r, hmac, aes, name, iv] = h(Buffer.alloc(16), Buffer.alloc(16), true) as [number, Buffer, Buffer, Buffer, Buffer];
+      assert.equal(r, 1);
+      assert.ok(hmac.equals(cur.key.subarray(16, 32)) && aes.equals(cur.key.subarray(32, 48)) && name.equals(keyName(cur)));
+      ivs.add(iv.toString('hex'));
+    }
+    assert.equal(ivs.size, 2000, 'no IV repeats');
+    // A rotation: the parts follow the new current key.
+    cur = { activeFrom: 2, key: randomBytes(48) };
+    const after = h(Buffer.alloc(16), Buffer.alloc(16), true) as Buffer[];
+    assert.ok(after[3]!.equals(keyName(cur)) && after[1]!.equals(cur.key.subarray(16, 32)));
+  });
 });
