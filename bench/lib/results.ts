@@ -14,7 +14,7 @@ export function settingsMarkdown(o: Options, elapsedS: number, sections: Section
     `- **runs per figure**: ${o.rounds}, alternating contenders (A B C A B C …); figures are medians`,
     `- **workloads**: ${[...o.only].join(', ')}; contenders: ${[...o.contenders].join(', ')}`,
     `- **counts**: W1 -s ${c.w1.sessions} -m ${c.w1.messages} -l ${c.w1.size}; W2 -s ${c.w2.sessions} -m ${c.w2.messages} -l ${c.w2.size}; ` +
-      `W3/W4 ${c.tlsWarmupMs} ms warm-up + ${c.tlsWindowMs} ms window, ${o.genProcs} generator processes × ${c.tlsConcurrency}; ` +
+      `W3/W4 one unmeasured ${c.tlsWarmPassMs} ms pass per cell first, then ${c.tlsWarmupMs} ms warm-up + ${c.tlsWindowMs} ms window, ${o.genProcs} generator processes × ${c.tlsConcurrency}; ` +
       `W5 ${c.idlePlain} plain / ${c.idleTls} TLS idle connections; W6 ${c.latencySessions} sessions`,
     `- **per-core tables**: ${o.perCore && perCore.length ? perCore.join(', ') : 'off'}`,
     `- **total run time**: ${(elapsedS / 60).toFixed(1)} min (${elapsedS.toFixed(0)} s)` +
