@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Batcher, type ClusterMessage } from '../../src/server/cluster/messages.js';
-import { RemoteAdmission, send } from '../../src/server/cluster/worker.js';
+import { RELEASE_BATCH_MS, RemoteAdmission, send } from '../../src/server/cluster/worker.js';
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -125,14 +125,16 @@ describe('worker side over a stubbed IPC channel', () => {
     remote.close();
   });
 
-  it('releases alone wait up to 10 ms and go together (one IPC message, not one per session)', async () => {
+  it(`releases alone wait up to RELEASE_BATCH_MS (${RELEASE_BATCH_MS} ms) and go together (one IPC message, not one per session)`, async () => {
     sent.length = 0;
     const remote = new RemoteAdmission();
     remote.release('192.0.2.5');
     await turn();
     assert.deepEqual(sent, [], 'not at the end of the turn');
     remote.release('192.0.2.6');
-    await sleep(40);
+    await sleep(RELEASE_BATCH_MS / 4);
+    assert.deepEqual(sent, [], 'nor before the delay');
+    await sleep(RELEASE_BATCH_MS + 30);
     assert.deepEqual(sent, [{ postern: 'batch', msgs: [{ postern: 'release', ip: '192.0.2.5' }, { postern: 'release', ip: '192.0.2.6' }] }]);
     remote.close();
   });

@@ -102,7 +102,7 @@ function sendNow(m: ClusterMessage): void {
  * primary's cost is per message, not per release: 10 ms cost it 32-57 µs per TLS handshake, 50 ms
  * 15-32 (issue 26).
  */
-const RELEASE_BATCH_MS = 50;
+export const RELEASE_BATCH_MS = 50;
 
 /** Admission traffic to the primary, one IPC message per event-loop turn (releases: see RELEASE_BATCH_MS). */
 const toPrimary = new Batcher<SingleMessage>((msgs) => sendNow(wrap(msgs)));
