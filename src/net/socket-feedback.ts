@@ -1,8 +1,9 @@
 // Warms V8's feedback for net.Socket's constructor before the first connection (issue 26).
 //
 // Node 20's Socket constructor copies its options (`options = { ...options }`) and then sets
-// four properties on the copy (allowHalfOpen, emitClose, autoDestroy, decodeStrings). In V8 11.3, while that copy site has seen only one or two
-// shapes of options, each copy is given a map of its own, and adding a property to it is not
+// four properties on the copy (allowHalfOpen, emitClose, autoDestroy, decodeStrings). In
+// V8 11.3, while that copy site has seen only one or two shapes of options, each copy is
+// given a map of its own, and adding a property to it is not
 // a cached transition: every socket pays a map copy in the runtime per added property, and
 // every inline cache after it (the stream states' reads of the options) misses on a map it
 // will never see again. A server has exactly two shapes at that site: the accepted socket's
