@@ -36,6 +36,7 @@ export function awaitHandshake(
       sock.off(event, onSecure);
       sock.off('error', onError);
       sock.off('close', onClose);
+      sock.off('end', onClose);
     };
     const fail = (reason: string, verify: boolean, cause?: unknown) => {
       cleanup();
@@ -60,5 +61,10 @@ export function awaitHandshake(
     sock.once(event, onSecure);
     sock.on('error', onError);
     sock.once('close', onClose);
+    // The peer's EOF: the handshake can never finish, since both sides' last step needs input.
+    // With allowHalfOpen (Postern's listeners, inherited by the TLS socket) Node would not close on
+    // it, so the socket, its fd and its ~48 KB of TLS state would wait for the timeout. A handshake
+    // that completes with the same read emits `event` first: input is processed before the EOF.
+    sock.once('end', onClose);
   });
 }

@@ -1,6 +1,7 @@
 // Real TLS clients for implicit-TLS SMTP listeners: Node's tls with a saved session, and
 // `openssl s_client` with -sess_out / -sess_in. Each reports whether the session was resumed.
 import { spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
 import tls from 'node:tls';
 
 export interface TlsVisit {
@@ -20,6 +21,8 @@ export interface NodeTlsOptions {
   version: tls.SecureVersion;
   session?: Buffer | null;
   timeoutMs?: number;
+  /** The client's own address (127.0.0.2, ... to be another client). */
+  localAddress?: string;
 }
 
 /**
@@ -42,6 +45,7 @@ export function nodeTlsVisit(o: NodeTlsOptions): Promise<TlsVisit> {
       minVersion: o.version,
       maxVersion: o.version,
       session: o.session ?? undefined,
+      ...(o.localAddress ? { localAddress: o.localAddress } : {}),
     });
     const timer = setTimeout(() => {
       s.destroy();
@@ -70,6 +74,34 @@ export function nodeTlsVisit(o: NodeTlsOptions): Promise<TlsVisit> {
       resolve({ reused, session: latest ?? s.getSession() ?? null, version, localPort });
     });
   });
+}
+
+/** A real ClientHello, as Node's TLS client sends it first, caught by a plain TCP server. */
+export async function realClientHello(servername = 'mx.postern.test'): Promise<Buffer> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    return await new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no ClientHello')), 5000);
+      server.once('connection', (s) => {
+        let got = Buffer.alloc(0);
+        s.on('data', (d: Buffer) => {
+          got = Buffer.concat([got, d]);
+          // The record header says how long the record is: wait for all of it.
+          if (got.length >= 5 && got.length >= 5 + got.readUInt16BE(3)) {
+            clearTimeout(timer);
+            s.destroy();
+            resolve(got);
+          }
+        });
+      });
+      const c = tls.connect({ port, host: '127.0.0.1', servername });
+      c.on('error', () => undefined);
+    });
+  } finally {
+    server.close();
+  }
 }
 
 export const opensslAvailable = (): boolean => spawnSync('openssl', ['version']).status === 0;

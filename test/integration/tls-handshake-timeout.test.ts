@@ -10,36 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { startSink, type Sink } from '../../src/sink/index.js';
 import { makePki, type Leaf, type TestPki } from '../helpers/certs.js';
 import { basicYaml, startPostern, type LogRecord, type TestPostern } from '../helpers/postern.js';
+import { realClientHello } from '../helpers/tls-clients.js';
 
 const HANDSHAKE_MS = 1000;
-
-/** A real ClientHello, as Node's TLS client sends it first, caught by a plain TCP server. */
-async function realClientHello(): Promise<Buffer> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  try {
-    return await new Promise<Buffer>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no ClientHello')), 5000);
-      server.once('connection', (s) => {
-        let got = Buffer.alloc(0);
-        s.on('data', (d: Buffer) => {
-          got = Buffer.concat([got, d]);
-          // The record header says how long the record is: wait for all of it.
-          if (got.length >= 5 && got.length >= 5 + got.readUInt16BE(3)) {
-            clearTimeout(timer);
-            s.destroy();
-            resolve(got);
-          }
-        });
-      });
-      const c = tls.connect({ port, host: '127.0.0.1', servername: 'mx.postern.test' });
-      c.on('error', () => undefined);
-    });
-  } finally {
-    server.close();
-  }
-}
 
 /** Connects from `from`; resolves with the socket and everything it received once it closes. */
 function connect(port: number, from: string): Promise<{ socket: net.Socket; closed: Promise<{ data: string; ms: number }> }> {
