@@ -8,6 +8,7 @@ import type { Logger } from '../observe/logger.js';
 import type { Metrics } from '../observe/metrics.js';
 import { observeAnomaly, observeSession } from '../observe/record-metrics.js';
 import { anomalyRecord, sessionRecord, type AnomalyKind, type CloseReason, type Endpoint, type LimitName } from '../observe/records.js';
+import { LINGER_MS } from './farewell.js';
 
 export interface RefusedSession {
   conn: string;
@@ -29,6 +30,24 @@ export interface RefusalOutput {
   logAnomaly: (kind: AnomalyKind) => boolean;
 }
 
+/** Longest wait for the client's FIN after the refusal (as after a 221: farewell.ts LINGER_MS). */
+export const REFUSED_LINGER_MS = LINGER_MS;
+
+/**
+ * Writes the reply and our FIN, then closes. Listeners allow half-open connections and start
+ * paused, so our FIN alone never closed the socket: nothing read the client's FIN, and every
+ * refusal kept a descriptor for good. What the client still sends is read and dropped (closing
+ * on unread input resets the connection, and the reset can lose the reply); its FIN closes the
+ * socket, and a client that sends none is cut after the linger.
+ */
+function answerAndClose(socket: net.Socket, reply: string): void {
+  socket.end(reply);
+  const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+  socket.once('end', () => socket.destroy());
+  socket.once('close', () => clearTimeout(timer));
+  socket.resume();
+}
+
 /**
  * Answers `reply` and closes (null: closes at once, as for a TLS client that could not read
  * a plaintext reply), then writes the session's record.
@@ -36,7 +55,7 @@ export interface RefusalOutput {
 export function refuseSession(out: RefusalOutput, socket: net.Socket, s: RefusedSession, reply: string | null): void {
   socket.on('error', () => undefined);
   if (reply === null) socket.destroy();
-  else socket.end(reply);
+  else answerAndClose(socket, reply);
   const anomalies: AnomalyKind[] = [];
   if (s.anomaly) {
     anomalies.push(s.anomaly.kind);

@@ -1,0 +1,170 @@
+// A connection refused before its session starts (here: over limits.per_ip.connections) gets its
+// 421 and is closed, and its descriptor goes back (found under issue 26, with smtp-source at
+// -s 50: one socket descriptor kept for every refusal). Listeners allow half-open connections
+// and start paused, so Postern's FIN after the 421 alone never closed the socket: the client's
+// FIN was never read. Real `postern run`, default cluster (workers: 2), per_ip.connections 1.
+import assert from 'node:assert/strict';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startSink, type Sink } from '../../src/sink/index.js';
+import { freePort } from '../helpers/net.js';
+import { childPids, cliBuilt, startPosternProcess, type PosternProcess, type Rec } from '../helpers/postern-process.js';
+
+/** Socket descriptors held by `pid` and its workers. */
+function socketFds(pid: number): number {
+  let n = 0;
+  for (const p of [pid, ...childPids(pid)]) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${p}/fd/${fd}`).startsWith('socket:')) n++;
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+  }
+  return n;
+}
+
+interface Visit {
+  socket: net.Socket;
+  /** What came until the first complete reply line. */
+  first: Promise<string>;
+  /** Resolves when Postern's FIN (or reset) arrived. */
+  ended: Promise<void>;
+}
+
+function visit(port: number, from: string): Promise<Visit> {
+  return new Promise((resolve, reject) => {
+    // allowHalfOpen: our side stays open after Postern's FIN unless the test closes it.
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress: from, allowHalfOpen: true });
+    socket.on('error', () => undefined);
+    let got = '';
+    const first = new Promise<string>((r, j) => {
+      const timer = setTimeout(() => j(new Error(`no reply within 5 s; got ${JSON.stringify(got)}`)), 5_000);
+      socket.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (got.includes('\r\n')) {
+          clearTimeout(timer);
+          r(got);
+        }
+      });
+    });
+    const ended = new Promise<void>((r) => {
+      socket.once('end', r);
+      socket.once('close', r);
+    });
+    socket.once('connect', () => resolve({ socket, first, ended }));
+    socket.once('error', reject);
+  });
+}
+
+function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, j) => (timer = setTimeout(() => j(new Error(what)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+const skip = !cliBuilt() && 'dist/cli.js missing: run `npm run build`';
+
+describe('a refused connection is answered and closed, and its descriptor goes back (workers: 2)', { skip }, () => {
+  let sink: Sink;
+  let dir: string;
+  let proc: PosternProcess;
+  let port: number;
+
+  before(async () => {
+    sink = await startSink({ xclient: true });
+    dir = await mkdtemp(join(tmpdir(), 'postern-refused-'));
+    port = await freePort();
+    const file = join(dir, 'postern.yaml');
+    await writeFile(
+      file,
+      `hostname: mx.refused.test
+workers: 2
+shutdown_grace: 1s
+listeners:
+  - { name: smtp, listen: 127.0.0.1:${port} }
+limits: { per_ip: { connections: 1, rate: 1000000/1m } }
+backends:
+  identity: xclient
+  servers: [ { address: 127.0.0.1:${sink.address().port} } ]
+log: { level: info }
+`,
+    );
+    proc = startPosternProcess(['run', '-c', file]);
+    await proc.waitFor(/workers running/, 30_000);
+  });
+  after(async () => {
+    const code = await proc?.stop();
+    await sink?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    assert.equal(code ?? 0, 0, 'Postern stopped cleanly');
+  });
+
+  it('200 refusals from an address that holds its one connection: each gets 421 and no descriptor stays behind', async () => {
+    const from = '127.0.0.71';
+    const held = await visit(port, from);
+    assert.match(await held.first, /^220 /);
+    const pid = proc.child.pid!;
+    const before = socketFds(pid);
+    // 10 at a time: a per-IP refusal first waits up to 100 ms for a release from another worker.
+    for (let batch = 0; batch < 20; batch++) {
+      await Promise.all(
+        Array.from({ length: 10 }, async (_, i) => {
+          const v = await visit(port, from);
+          assert.match(await v.first, /^421 /);
+          // As mail clients do on a 421: close (our FIN), and wait for Postern's.
+          v.socket.end();
+          await bounded(v.ended, 5_000, `refusal ${batch * 10 + i}: Postern never closed`);
+          v.socket.destroy();
+        }),
+      );
+    }
+    // Postern's side closes once the client's FIN is read: give the last ones a moment.
+    const deadline = Date.now() + 5_000;
+    let after = socketFds(pid);
+    while (after > before + 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = socketFds(pid);
+    }
+    // Before the fix: one more per refusal (+200).
+    assert.ok(after <= before + 2, `socket descriptors ${before} before the refusals, ${after} after`);
+    // Each refusal has its session record (the workers' lines may still be on their way).
+    const refusedHere = (r: Rec) => r.event === 'session' && r.close === 'limit' && (r.client as { address?: string }).address === from;
+    await proc.waitRecord(() => proc.records().filter(refusedHere).length >= 200, 10_000);
+    assert.equal(proc.records().filter(refusedHere).length, 200);
+    held.socket.end('QUIT\r\n');
+    await bounded(held.ended, 5_000, 'the held session did not end after QUIT');
+  });
+
+  it('a refused client that never closes its side is let go by Postern (its FIN, then the close)', async () => {
+    const from = '127.0.0.72';
+    const held = await visit(port, from);
+    assert.match(await held.first, /^220 /);
+    const pid = proc.child.pid!;
+    const before = socketFds(pid);
+    const silent = await Promise.all(Array.from({ length: 5 }, () => visit(port, from)));
+    for (const v of silent) assert.match(await v.first, /^421 /);
+    // Postern's FIN comes with the 421; its socket closes after a linger of at most 2 s.
+    for (const v of silent) await bounded(v.ended, 5_000, 'no FIN after the 421');
+    const deadline = Date.now() + 8_000;
+    let after = socketFds(pid);
+    while (after > before && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = socketFds(pid);
+    }
+    assert.ok(after <= before, `socket descriptors ${before} before, ${after} after 5 refused clients that kept their side open`);
+    for (const v of silent) v.socket.destroy();
+    held.socket.end('QUIT\r\n');
+    await bounded(held.ended, 5_000, 'the held session did not end after QUIT');
+  });
+});
