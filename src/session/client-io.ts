@@ -84,6 +84,10 @@ export class ClientIo {
     s.on('error', this.#listeners.error);
     s.on('close', this.#listeners.close);
     s.on('drain', this.#listeners.drain);
+    // The client's FIN can come before the session does: with a PROXY header, read by
+    // proxy-in.ts while admission was still pending, 'end' went to nobody. Listeners allow
+    // half-open connections, so nothing else would ever close the socket (greeting timeout).
+    if (s.readableEnded) process.nextTick(this.#listeners.end);
   }
 
   #detach(s: net.Socket): void {

@@ -1,8 +1,14 @@
-// A connection refused before its session starts (here: over limits.per_ip.connections) gets its
-// 421 and is closed, and its descriptor goes back (found under issue 26, with smtp-source at
-// -s 50: one socket descriptor kept for every refusal). Listeners allow half-open connections
-// and start paused, so Postern's FIN after the 421 alone never closed the socket: the client's
-// FIN was never read. Real `postern run`, default cluster (workers: 2), per_ip.connections 1.
+// Connections that end before their session properly starts are answered and closed, and
+// their descriptors go back (found under issue 26, with smtp-source and a socket census).
+// Listeners allow half-open connections (a client may send QUIT and shut its side) and start
+// paused, so two paths kept sockets open:
+//  - a refusal (here: over limits.per_ip.connections): Postern's FIN after the 421 alone never
+//    closed the socket, since the client's FIN was never read. One descriptor kept for good
+//    per refusal;
+//  - a PROXY header and the balancer's FIN in one write: the header reader took the FIN before
+//    the session existed (admission pending), so the session greeted and waited for the
+//    greeting timeout (5 of 6 tries).
+// Real `postern run`, default cluster (workers: 2).
 import assert from 'node:assert/strict';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -43,10 +49,12 @@ interface Visit {
   ended: Promise<void>;
 }
 
-function visit(port: number, from: string): Promise<Visit> {
+function visit(port: number, from: string, send?: string | Buffer): Promise<Visit> {
   return new Promise((resolve, reject) => {
     // allowHalfOpen: our side stays open after Postern's FIN unless the test closes it.
     const socket = net.connect({ port, host: '127.0.0.1', localAddress: from, allowHalfOpen: true });
+    // What the client sends and its FIN, in one write.
+    if (send !== undefined) socket.once('connect', () => socket.end(send));
     socket.on('error', () => undefined);
     let got = '';
     const first = new Promise<string>((r, j) => {
@@ -75,16 +83,18 @@ function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 const skip = !cliBuilt() && 'dist/cli.js missing: run `npm run build`';
 
-describe('a refused connection is answered and closed, and its descriptor goes back (workers: 2)', { skip }, () => {
+describe('connections that end before their session starts are closed, and their descriptors go back (workers: 2)', { skip }, () => {
   let sink: Sink;
   let dir: string;
   let proc: PosternProcess;
   let port: number;
+  let proxied: number;
 
   before(async () => {
     sink = await startSink({ xclient: true });
     dir = await mkdtemp(join(tmpdir(), 'postern-refused-'));
     port = await freePort();
+    proxied = await freePort();
     const file = join(dir, 'postern.yaml');
     await writeFile(
       file,
@@ -93,6 +103,7 @@ workers: 2
 shutdown_grace: 1s
 listeners:
   - { name: smtp, listen: 127.0.0.1:${port} }
+  - { name: proxied, listen: 127.0.0.1:${proxied}, proxy_protocol: on, trusted_proxies: [127.0.0.0/8] }
 limits: { per_ip: { connections: 1, rate: 1000000/1m } }
 backends:
   identity: xclient
@@ -166,5 +177,52 @@ log: { level: info }
     for (const v of silent) v.socket.destroy();
     held.socket.end('QUIT\r\n');
     await bounded(held.ended, 5_000, 'the held session did not end after QUIT');
+  });
+
+  /** Session records on `listener` from the balancer at `from`, waiting until there are `n`. */
+  async function proxiedSessions(from: string, n: number): Promise<Rec[]> {
+    const mine = (r: Rec) => r.event === 'session' && r.listener === 'proxied' && r.proxy !== null && String(r.proxy).startsWith(`${from}:`);
+    await proc.waitRecord(() => proc.records().filter(mine).length >= n, 10_000);
+    return proc.records().filter(mine);
+  }
+
+  it("a PROXY header and the balancer's FIN in one write, 40 times: every session sees the FIN and closes", async () => {
+    const from = '127.0.0.73';
+    const pid = proc.child.pid!;
+    const before = socketFds(pid);
+    await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const v = await visit(proxied, from, `PROXY TCP4 192.0.2.${i + 1} 127.0.0.1 40000 25\r\n`);
+        assert.match(await v.first, /^220 /);
+        // Before the fix: no FIN until the greeting timeout.
+        await bounded(v.ended, 5_000, `session ${i}: Postern never closed after the client's FIN`);
+        v.socket.destroy();
+      }),
+    );
+    const sessions = await proxiedSessions(from, 40);
+    assert.equal(sessions.length, 40);
+    for (const s of sessions) {
+      assert.equal(s.close, 'client_closed');
+      assert.match((s.client as { address: string }).address, /^192\.0\.2\.\d+$/, 'the header named the client');
+    }
+    const deadline = Date.now() + 5_000;
+    let after = socketFds(pid);
+    while (after > before && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = socketFds(pid);
+    }
+    assert.ok(after <= before, `socket descriptors ${before} before, ${after} after`);
+  });
+
+  it('a balancer that sends half a PROXY header and its FIN: proxy_header_invalid, and the socket closes, 10 times', async () => {
+    const from = '127.0.0.74';
+    for (let i = 0; i < 10; i++) {
+      const v = await visit(proxied, from, 'PROXY TCP4 192.0.2.1');
+      await bounded(v.ended, 5_000, `try ${i}: Postern never closed after the client's FIN`);
+      v.socket.destroy();
+    }
+    const mine = (r: Rec) => r.event === 'session' && r.listener === 'proxied' && (r.client as { address?: string }).address === from;
+    await proc.waitRecord(() => proc.records().filter(mine).length >= 10, 10_000);
+    for (const s of proc.records().filter(mine)) assert.deepEqual(s.anomalies, ['proxy_header_invalid', 'no_quit']);
   });
 });
