@@ -5,6 +5,7 @@ import type { CertKind } from '../lib/certs.js';
 import type { GeneratorPool } from '../lib/generators.js';
 import type { Managed } from '../lib/procs.js';
 import { treeCpuSeconds } from '../lib/proc-stats.js';
+import { closeWaitOn } from '../lib/sockets.js';
 import { median, ratio } from '../lib/stats.js';
 import { fmt, fmtRatio, markdownTable, type Cell } from '../lib/table.js';
 import type { TimedJob, TlsVersion } from '../loadgen/protocol.js';
@@ -35,9 +36,13 @@ export interface Measurement {
   reusedShare: number;
   errors: number;
   firstError: string | null;
+  /** Server sockets still in CLOSE-WAIT LEFT_OPEN_AFTER_MS after the cell's last client left. */
+  leftOpen: number;
 }
 
 const START_DELAY_MS = 300;
+/** Long enough for any server to close what its clients closed; far below any handshake timeout. */
+const LEFT_OPEN_AFTER_MS = 500;
 
 async function measure(pool: GeneratorPool, job: TimedJob, procs: Managed[]): Promise<Measurement> {
   const roots = procs.map((p) => p.pid);
@@ -49,6 +54,8 @@ async function measure(pool: GeneratorPool, job: TimedJob, procs: Managed[]): Pr
   const results = await pool.timed(job);
   clearTimeout(t0);
   clearTimeout(t1);
+  await new Promise((r) => setTimeout(r, LEFT_OPEN_AFTER_MS));
+  const leftOpen = closeWaitOn(job.port);
   const secs = job.windowMs / 1000;
   const count = results.reduce((a, r) => a + r.count, 0);
   const reused = results.reduce((a, r) => a + r.reused, 0);
@@ -61,6 +68,7 @@ async function measure(pool: GeneratorPool, job: TimedJob, procs: Managed[]): Pr
     reusedShare: count > 0 ? reused / count : Number.NaN,
     errors,
     firstError: results.find((r) => r.firstError)?.firstError ?? null,
+    leftOpen,
   };
 }
 
@@ -148,7 +156,7 @@ export async function runTimedCells(
         ctx.log(
           `${label} round ${round}/${ctx.opts.rounds} ${cell.label} ${ct.name}: ${fmt(m.rate)} ${unit}` +
             ` (gen ${fmt(m.genCpu)}% cpu, proxy ${fmt(m.proxyCpu)}% cpu${cell.resumed ? `, resumed ${fmt(100 * m.reusedShare)}%` : ''}` +
-            `${m.errors ? `, ${m.errors} errors: ${m.firstError ?? ''}` : ''})`,
+            `${m.errors ? `, ${m.errors} errors: ${m.firstError ?? ''}` : ''}${m.leftOpen ? `, ${m.leftOpen} sockets left open` : ''})`,
         );
       }
     }
@@ -183,12 +191,13 @@ export async function runTimedCells(
         fmt(cost),
         cell.resumed ? fmt(100 * median(ms.map((m) => m.reusedShare))) + ' %' : '',
         String(ms.reduce((a, m) => a + m.errors, 0)),
+        String(Math.max(...ms.map((m) => m.leftOpen))),
       ]);
       raw.push(`${label} ${cell.label} ${ct.name}: ${ms.map((m) => fmt(m.rate)).join(', ')} ${unit}`);
     }
   }
   const detail = markdownTable(
-    ['cell', 'contender', `${unit} (median)`, 'runs', 'generator CPU %', 'proxy CPU %', 'proxy CPU µs/op', 'resumed', 'errors'],
+    ['cell', 'contender', `${unit} (median)`, 'runs', 'generator CPU %', 'proxy CPU %', 'proxy CPU µs/op', 'resumed', 'errors', 'left open'],
     detailRows,
   );
   return { rates, costs, unavailable, detail, raw };
