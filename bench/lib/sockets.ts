@@ -2,7 +2,7 @@
 // in CLOSE-WAIT (the peer's FIN read, the server's own close never made), from /proc/net/tcp{,6}.
 // A proxy that leaves them there holds a descriptor, its buffers and any per-connection state
 // until some timeout: W3 found Postern keeping every TLS 1.3 client that closed right after its
-// handshake for the 20 s handshake timeout (issue 26).
+// handshake for the 30 s handshake timeout (issue 26).
 
 import { readFileSync } from 'node:fs';
 

@@ -2,7 +2,7 @@
 // bench). Postern's listeners allow half-open connections (a client may send QUIT and shut its
 // side), and a TLS socket made on such a connection inherits that. So a FIN before the client's
 // Finished left the socket, its descriptor, its ~48 KB of TLS state and its per-IP slot waiting
-// for limits.timeouts.tls_handshake (20 s by default): 2,000 TLS 1.3 clients that closed at
+// for limits.timeouts.tls_handshake (30 s by default): 2,000 TLS 1.3 clients that closed at
 // once left 2,000 sockets in CLOSE-WAIT, and a workers: 1 process grew to 933 MB over a W3
 // sequence. Real `postern run`, default cluster (workers: 2), default handshake timeout,
 // per_ip.connections 4.
@@ -20,7 +20,7 @@ import { cliBuilt, startPosternProcess, type PosternProcess, type Rec } from '..
 import { nodeTlsVisit, realClientHello } from '../helpers/tls-clients.js';
 
 const NAME = 'mx.leave.test';
-/** Longer than a prompt close takes on a loaded machine, well short of the 20 s handshake timeout. */
+/** Longer than a prompt close takes on a loaded machine, well short of the 30 s handshake timeout. */
 const PROMPT_MS = 5_000;
 
 /** Server sockets on `port` in CLOSE-WAIT (the peer's FIN read, ours not sent), from /proc/net/tcp{,6}. */
@@ -66,7 +66,7 @@ function helloThenFin(port: number, from: string, hello: Buffer, before?: (s: ne
         s.end(hello);
         timer = setTimeout(() => {
           s.destroy();
-          reject(new Error(`still open ${PROMPT_MS} ms after the ClientHello and FIN (the handshake timeout is 20 s)`));
+          reject(new Error(`still open ${PROMPT_MS} ms after the ClientHello and FIN (the handshake timeout is 30 s)`));
         }, PROMPT_MS);
       }, reject);
     });
@@ -179,7 +179,7 @@ tls:
     const sessions = await sessionsOf(from, 'smtps', 40);
     assert.equal(sessions.length, 40);
     for (const s of sessions) {
-      // Before the fix the fifth was refused (4 slots held for 20 s): close 'limit'.
+      // Before the fix the fifth was refused (4 slots held for 30 s): close 'limit'.
       assert.equal(s.close, 'error', `session ${String(s.conn)} closed as ${String(s.close)}`);
       assert.equal(anomalyOf(s)?.detail, 'connection closed');
     }
