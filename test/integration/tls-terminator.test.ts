@@ -11,6 +11,7 @@ import type { TlsConfig } from '../../src/config/types.js';
 import { duplexPair } from '../../src/tls/duplex-pair.js';
 import { TlsConfigError, TlsHandshakeError, TlsTerminator, type TlsInfo } from '../../src/tls/index.js';
 import { makePki, type Leaf, type TestPki } from '../helpers/certs.js';
+import { realClientHello } from '../helpers/tls-clients.js';
 
 // ---------- scaffolding ----------
 
@@ -99,7 +100,8 @@ async function startTestServer(term: TlsTerminator, mode: 'starttls' | 'implicit
       (error: TlsHandshakeError) => record({ error }),
     );
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((raw) => {
+  // As Postern's listeners (server/listener.ts): half-open allowed, which the TLS socket inherits.
+  const server = net.createServer({ allowHalfOpen: true }, (raw) => {
     sockets.add(raw);
     raw.on('close', () => sockets.delete(raw));
     raw.on('error', () => undefined);
@@ -546,6 +548,19 @@ describe('TlsTerminator', () => {
       await new Promise((r) => d.once('connect', r));
       d.end();
       assert.equal((await server.outcome(1)).error?.reason, 'connection closed');
+    });
+
+    it('a client that sends its ClientHello and closes its side gets "connection closed" at once, not the timeout (half-open listener)', async () => {
+      // 15 s: before the fix the handshake waited for it (the outcome wait gives up after 10 s).
+      const { server } = await setup(tlsConfig([rsa]), 'implicit', { timeoutMs: 15_000 });
+      const hello = await realClientHello();
+      const c = net.connect(server.port, '127.0.0.1');
+      c.on('error', () => undefined);
+      c.resume();
+      await new Promise((r) => c.once('connect', r));
+      c.end(hello);
+      assert.equal((await server.outcome(0)).error?.reason, 'connection closed');
+      c.destroy();
     });
   });
 
