@@ -78,7 +78,9 @@ export class ClientIo {
 
   attach(): void {
     const s = this.#socket;
-    s.setNoDelay?.(true);
+    // A TLS socket's TCP socket has it already (the listener's noDelay, or this call before
+    // STARTTLS): through the TLS socket it would be one more setsockopt per session.
+    if (!this.secure) s.setNoDelay?.(true);
     s.on('data', this.#listeners.data);
     s.on('end', this.#listeners.end);
     s.on('error', this.#listeners.error);
