@@ -30,9 +30,6 @@ export interface RefusalOutput {
   logAnomaly: (kind: AnomalyKind) => boolean;
 }
 
-/** Longest wait for the client's FIN after the refusal (as after a 221: farewell.ts LINGER_MS). */
-export const REFUSED_LINGER_MS = LINGER_MS;
-
 /**
  * Writes the reply and our FIN, then closes. Listeners allow half-open connections and start
  * paused, so our FIN alone never closed the socket: nothing read the client's FIN, and every
@@ -42,7 +39,8 @@ export const REFUSED_LINGER_MS = LINGER_MS;
  */
 function answerAndClose(socket: net.Socket, reply: string): void {
   socket.end(reply);
-  const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+  // The same linger as after a 221 (farewell.ts).
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
   socket.once('end', () => socket.destroy());
   socket.once('close', () => clearTimeout(timer));
   socket.resume();

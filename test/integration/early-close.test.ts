@@ -41,6 +41,17 @@ function socketFds(pid: number): number {
   return n;
 }
 
+/** Waits (at most `ms`) until `pid`'s tree holds at most `max` socket descriptors; returns how many it holds. */
+async function socketFdsSettle(pid: number, max: number, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  let n = socketFds(pid);
+  while (n > max && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    n = socketFds(pid);
+  }
+  return n;
+}
+
 interface Visit {
   socket: net.Socket;
   /** What came until the first complete reply line. */
@@ -141,12 +152,7 @@ log: { level: info }
       );
     }
     // Postern's side closes once the client's FIN is read: give the last ones a moment.
-    const deadline = Date.now() + 5_000;
-    let after = socketFds(pid);
-    while (after > before + 2 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      after = socketFds(pid);
-    }
+    const after = await socketFdsSettle(pid, before + 2, 5_000);
     // Before the fix: one more per refusal (+200).
     assert.ok(after <= before + 2, `socket descriptors ${before} before the refusals, ${after} after`);
     // Each refusal has its session record (the workers' lines may still be on their way).
@@ -167,12 +173,7 @@ log: { level: info }
     for (const v of silent) assert.match(await v.first, /^421 /);
     // Postern's FIN comes with the 421; its socket closes after a linger of at most 2 s.
     for (const v of silent) await bounded(v.ended, 5_000, 'no FIN after the 421');
-    const deadline = Date.now() + 8_000;
-    let after = socketFds(pid);
-    while (after > before && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-      after = socketFds(pid);
-    }
+    const after = await socketFdsSettle(pid, before, 8_000);
     assert.ok(after <= before, `socket descriptors ${before} before, ${after} after 5 refused clients that kept their side open`);
     for (const v of silent) v.socket.destroy();
     held.socket.end('QUIT\r\n');
@@ -205,12 +206,7 @@ log: { level: info }
       assert.equal(s.close, 'client_closed');
       assert.match((s.client as { address: string }).address, /^192\.0\.2\.\d+$/, 'the header named the client');
     }
-    const deadline = Date.now() + 5_000;
-    let after = socketFds(pid);
-    while (after > before && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
-      after = socketFds(pid);
-    }
+    const after = await socketFdsSettle(pid, before, 5_000);
     assert.ok(after <= before, `socket descriptors ${before} before, ${after} after`);
   });
 

@@ -7,12 +7,14 @@
 // sequence. Real `postern run`, default cluster (workers: 2), default handshake timeout,
 // per_ip.connections 4.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
+// The bench's census of sockets a server kept (W3/W4's "left open").
+import { closeWaitOn } from '../../bench/lib/sockets.js';
 import { startSink, type Sink } from '../../src/sink/index.js';
 import { makePki, type Leaf, type TestPki } from '../helpers/certs.js';
 import { freePort } from '../helpers/net.js';
@@ -23,29 +25,13 @@ const NAME = 'mx.leave.test';
 /** Longer than a prompt close takes on a loaded machine, well short of the 30 s handshake timeout. */
 const PROMPT_MS = 5_000;
 
-/** Server sockets on `port` in CLOSE-WAIT (the peer's FIN read, ours not sent), from /proc/net/tcp{,6}. */
-async function closeWaitOn(port: number): Promise<number> {
-  let n = 0;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    const text = await readFile(file, 'utf8').catch(() => '');
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 4) continue;
-      const localPort = parseInt(f[1]!.split(':')[1] ?? '', 16);
-      // st 08 = TCP_CLOSE_WAIT (include/net/tcp_states.h).
-      if (localPort === port && f[3] === '08') n++;
-    }
-  }
-  return n;
-}
-
 /** Waits (at most PROMPT_MS) until no server socket on `port` is in CLOSE-WAIT; returns how many still are. */
 async function closeWaitDrained(port: number): Promise<number> {
   const deadline = Date.now() + PROMPT_MS;
-  let n = await closeWaitOn(port);
+  let n = closeWaitOn(port);
   while (n > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
-    n = await closeWaitOn(port);
+    n = closeWaitOn(port);
   }
   return n;
 }
